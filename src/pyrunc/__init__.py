@@ -1,0 +1,22 @@
+"""pyrunc: an OCI container runtime, usable as `pyrunc` and as `import pyrunc`.
+
+The library API (Container, load_config, ...) is imported lazily so that the
+command line pays only for what a command uses.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["Container", "load_config", "PyruncError"]
+
+
+def __getattr__(name: str):
+    if name == "Container":
+        from .container.container import Container
+        return Container
+    if name == "load_config":
+        from .spec.config import load_config
+        return load_config
+    if name == "PyruncError":
+        from .errors import PyruncError
+        return PyruncError
+    raise AttributeError(name)

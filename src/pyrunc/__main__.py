@@ -1,0 +1,5 @@
+import sys
+
+from pyrunc.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,173 @@
+"""cgroup managers: one interface, a v1 (cgroupfs per controller) and a v2
+(unified) driver, chosen from the host the way runc chooses.
+
+Paths follow runc's cgroupsPath rules: absolute paths are taken from each
+hierarchy's root, relative ones from pyrunc's own cgroup, and an empty one
+means `<id>` relative to pyrunc's own cgroup.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _mountinfo() -> list[tuple[str, str, str, str]]:
+    """(mount root, mount point, fstype, super options) of every mount."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            a = pre.split()
+            b = post.split()
+            out.append((a[3], a[4].replace("\\040", " "), b[0], b[2] if len(b) > 2 else ""))
+    return out
+
+
+def _own_cgroups() -> dict[str, str]:
+    """controller (or '' for v2, or 'name=x') -> our cgroup path."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for c in ctrls.split(",") if ctrls else [""]:
+                own[c] = path
+    return own
+
+
+def host_mode() -> str:
+    """'unified', 'hybrid' or 'legacy'."""
+    types = {mp: fstype for _, mp, fstype, _ in _mountinfo()}
+    if types.get(CGROUP_ROOT) == "cgroup2":
+        return "unified"
+    return "hybrid" if types.get(CGROUP_ROOT + "/unified") == "cgroup2" else "legacy"
+
+
+def hierarchies() -> dict[str, tuple[str, str]]:
+    """key -> (mount point, mount root); keys are v1 mount option names
+    ('cpu,cpuacct', 'name=systemd') and '' for the unified hierarchy."""
+    out: dict[str, tuple[str, str]] = {}
+    for root, mp, fstype, opts in _mountinfo():
+        if not mp.startswith(CGROUP_ROOT):
+            continue
+        if fstype == "cgroup2":
+            out.setdefault("", (mp, root))
+        elif fstype == "cgroup":
+            ctrls = [o for o in opts.split(",") if o not in ("rw", "ro") and not o.startswith(("release_agent", "clone_children", "noprefix", "xattr"))]
+            out.setdefault(",".join(ctrls), (mp, root))
+    return out
+
+
+def resolve_paths(cgroups_path: str, cid: str) -> dict[str, str]:
+    """Absolute directory of the container's cgroup in every hierarchy."""
+    rel = cgroups_path or cid
+    own = _own_cgroups()
+    paths: dict[str, str] = {}
+    for key, (mp, mroot) in hierarchies().items():
+        if rel.startswith("/"):
+            inner = os.path.normpath(rel)
+        else:
+            base = own.get(key.split(",")[0], "/")
+            inner = os.path.normpath(os.path.join(base, rel))
+        if mroot != "/" and (inner + "/").startswith(mroot.rstrip("/") + "/"):
+            inner = inner[len(mroot.rstrip("/")):] or "/"
+        paths[key] = os.path.join(mp, inner.lstrip("/"))
+    return paths
+
+
+class Manager:
+    """Create, join and destroy one container's cgroup in every hierarchy."""
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self.paths = paths
+
+    @classmethod
+    def for_container(cls, cgroups_path: str, cid: str) -> "Manager":
+        return cls(resolve_paths(cgroups_path, cid))
+
+    def create(self) -> None:
+        for key, path in self.paths.items():
+            if os.path.isdir(path):
+                continue
+            _mkdir_p(path, copy_cpuset="cpuset" in key.split(","))
+
+    def add(self, pid: int) -> None:
+        data = str(pid).encode()
+        for path in self.paths.values():
+            _write(os.path.join(path, "cgroup.procs"), data)
+
+    def pids(self) -> list[int]:
+        """Processes in the container's cgroup (the first hierarchy that answers)."""
+        for key in ("", "pids", "freezer", "memory"):
+            path = self.paths.get(key)
+            if path:
+                try:
+                    return _read_pids(path)
+                except OSError:
+                    continue
+        return []
+
+    def destroy(self) -> None:
+        """Remove the cgroup and any sub-cgroups the container made, retrying
+        while the last processes leave (rmdir fails with EBUSY until then)."""
+        for path in self.paths.values():
+            _rmtree_cgroup(path)
+
+    def apply(self, resources: dict) -> None:
+        from .resources import apply_resources
+        apply_resources(self.paths, resources or {})
+
+
+def _write(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _read_pids(path: str) -> list[int]:
+    pids: list[int] = []
+    for dirpath, _, files in os.walk(path):
+        with open(os.path.join(dirpath, "cgroup.procs")) as f:
+            pids.extend(int(x) for x in f.read().split())
+    return pids
+
+
+def _mkdir_p(path: str, copy_cpuset: bool) -> None:
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        _mkdir_p(parent, copy_cpuset)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return
+    if copy_cpuset:
+        # a new v1 cpuset starts empty, and a task cannot join an empty cpuset
+        for f in ("cpuset.cpus", "cpuset.mems"):
+            try:
+                with open(os.path.join(path, f)) as cur:
+                    if cur.read().strip():
+                        continue
+                with open(os.path.join(parent, f)) as src:
+                    _write(os.path.join(path, f), src.read().strip().encode() or b"\n")
+            except OSError:
+                pass
+
+
+def _rmtree_cgroup(path: str) -> None:
+    if not os.path.isdir(path):
+        return
+    for dirpath, dirs, _ in os.walk(path, topdown=False):
+        for _ in range(100):
+            try:
+                os.rmdir(dirpath)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY:
+                    raise
+                time.sleep(0.01)

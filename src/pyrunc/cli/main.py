@@ -1,0 +1,213 @@
+"""`pyrunc` entry point: global flags, command dispatch, one-line errors.
+
+Parsing is hand-written rather than argparse: it follows urfave/cli as runc
+uses it (flags before positional arguments, `--flag value` or `--flag=value`,
+`--` ends flags) and costs nothing at start-up. Each command lives in its own
+module, imported only when that command runs.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .. import log
+from ..errors import PyruncError
+
+VERSION = "0.1.0"
+SPEC_VERSION = "1.3.0"
+
+# command -> (module, one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "create": ("create", "create a container"),
+    "delete": ("delete", "delete any resources held by the container often used with detached container"),
+    "exec": ("exec", "execute new process inside the container"),
+    "features": ("features", "show the enabled features"),
+    "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
+    "list": ("list", "lists containers started by pyrunc with the given root"),
+    "run": ("run", "create and run a container"),
+    "spec": ("spec", "create a new specification file"),
+    "start": ("start", "executes the user defined process in a created container"),
+    "state": ("state", "output the state of a container"),
+    "version": ("version", "print the version"),
+}
+ALIASES = {"ls": "list"}
+
+GLOBAL_FLAGS: dict[str, tuple[str, object]] = {
+    "debug": ("bool", False),
+    "log": ("str", ""),
+    "log-format": ("str", "text"),
+    "root": ("str", ""),
+    "systemd-cgroup": ("bool", False),
+    "rootless": ("str", "auto"),
+    "help": ("bool", False),
+    "version": ("bool", False),
+}
+GLOBAL_ALIASES = {"h": "help", "v": "version"}
+
+
+class Context:
+    """What every command gets: the global options."""
+
+    def __init__(self, opts: dict) -> None:
+        self.debug: bool = opts["debug"]
+        self.log: str = opts["log"]
+        self.log_format: str = opts["log-format"]
+        self.root: str = opts["root"] or default_root()
+        self.systemd_cgroup: bool = opts["systemd-cgroup"]
+        self.rootless: str = opts["rootless"]
+
+
+def default_root() -> str:
+    if os.geteuid() != 0:
+        xdg = os.environ.get("XDG_RUNTIME_DIR")
+        if xdg:
+            return os.path.join(xdg, "pyrunc")
+    return "/run/pyrunc"
+
+
+def parse_flags(spec: dict[str, tuple[str, object]], aliases: dict[str, str],
+                argv: list[str], stop_at_positional: bool = True) -> tuple[dict, list[str]]:
+    """Parse urfave/cli style flags; returns (values, remaining positional args)."""
+    opts = {k: (list(v) if isinstance(v, list) else v) for k, (_, v) in spec.items()}
+    i = 0
+    rest: list[str] = []
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            rest.extend(argv[i + 1:])
+            break
+        if not a.startswith("-") or a == "-":
+            if stop_at_positional:
+                rest.extend(argv[i:])
+                break
+            rest.append(a)
+            i += 1
+            continue
+        name, eq, val = a.lstrip("-").partition("=")
+        name = aliases.get(name, name)
+        if name not in spec:
+            raise PyruncError(f"flag provided but not defined: -{a.lstrip('-').partition('=')[0]}")
+        kind = spec[name][0]
+        if kind == "bool":
+            if eq:
+                if val.lower() not in ("true", "false", "1", "0", "t", "f"):
+                    raise PyruncError(f"invalid boolean value {val!r} for -{name}")
+                opts[name] = val.lower() in ("true", "1", "t")
+            else:
+                opts[name] = True
+            i += 1
+            continue
+        if not eq:
+            if i + 1 >= len(argv):
+                raise PyruncError(f"flag needs an argument: -{name}")
+            val = argv[i + 1]
+            i += 1
+        i += 1
+        if kind == "int":
+            try:
+                opts[name] = int(val, 0)
+            except ValueError:
+                raise PyruncError(f"invalid value {val!r} for flag -{name}: parse error") from None
+        elif kind == "list":
+            opts[name].append(val)
+        else:
+            opts[name] = val
+    return opts, rest
+
+
+def check_args(cmd: str, args: list[str], n: int, how: str = "exactly") -> None:
+    """runc's checkArgs: the same message when the count is wrong."""
+    ok = {"exactly": len(args) == n, "min": len(args) >= n, "max": len(args) <= n}[how]
+    if not ok:
+        word = {"exactly": "exactly", "min": "at least", "max": "at most"}[how]
+        raise PyruncError(f'pyrunc: "{cmd}" requires {word} {n} argument(s)')
+
+
+def version_text() -> str:
+    return f"pyrunc version {VERSION}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
+
+
+def usage() -> str:
+    lines = [
+        "NAME:", "   pyrunc - Open Container Initiative runtime, in Python", "",
+        "USAGE:", "   pyrunc [global options] command [command options] [arguments...]", "",
+        "VERSION:", f"   {VERSION}", "", "COMMANDS:",
+    ]
+    for name, (_, summary) in COMMANDS.items():
+        lines.append(f"   {name:<11} {summary}")
+    lines += ["", "GLOBAL OPTIONS:",
+              "   --debug             enable debug logging",
+              "   --log value         set the log file to write pyrunc logs to (default is '/dev/stderr')",
+              "   --log-format value  set the log format ('text' (default), or 'json') (default: \"text\")",
+              "   --root value        root directory for storage of container state (default: \"/run/pyrunc\")",
+              "   --systemd-cgroup    enable systemd cgroup support, expects cgroupsPath to be of form \"slice:prefix:name\"",
+              "   --rootless value    ignore cgroup permission errors ('true', 'false', or 'auto') (default: \"auto\")",
+              "   --help, -h          show help",
+              "   --version, -v       print the version", ""]
+    return "\n".join(lines)
+
+
+def command_help(name: str, mod) -> str:
+    text = getattr(mod, "HELP", "").strip("\n")
+    return f"NAME:\n   pyrunc {name} - {COMMANDS[name][1]}\n\n{text}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        gopts, rest = parse_flags(GLOBAL_FLAGS, GLOBAL_ALIASES, argv)
+    except PyruncError as e:
+        sys.stderr.write(f"pyrunc: {e}\n")
+        return 1
+    if gopts["log-format"] not in ("text", "json"):
+        sys.stderr.write(f"pyrunc: invalid log-format: {gopts['log-format']}\n")
+        return 1
+    try:
+        log.setup(gopts["log"], gopts["log-format"], gopts["debug"])
+    except OSError as e:
+        sys.stderr.write(f"pyrunc: cannot open log file {gopts['log']}: {e.strerror}\n")
+        return 1
+    if gopts["version"]:
+        sys.stdout.write(version_text())
+        return 0
+    if gopts["help"] or not rest or rest[0] == "help":
+        if rest[1:2] and rest[0] == "help":
+            rest = [rest[1], "--help"]
+        else:
+            sys.stdout.write(usage())
+            return 0
+    name = ALIASES.get(rest[0], rest[0])
+    if name not in COMMANDS:
+        log.error(f"No help topic for '{name}'")
+        return 3
+    try:
+        import importlib
+        mod = importlib.import_module(f"pyrunc.cli.{COMMANDS[name][0]}")
+        opts, args = parse_flags({**mod.FLAGS, "help": ("bool", False)},
+                                 {**getattr(mod, "ALIASES", {}), "h": "help"}, rest[1:])
+        if opts.pop("help"):
+            sys.stdout.write(command_help(name, mod))
+            return 0
+        ctx = Context(gopts)
+        if ctx.systemd_cgroup:
+            raise PyruncError("systemd cgroup driver requested (--systemd-cgroup), but systemd is not "
+                              "running on this host (no /run/systemd/system)") \
+                if not os.path.isdir("/run/systemd/system") else \
+                PyruncError("the systemd cgroup driver is not implemented yet")
+        return int(mod.run(ctx, opts, args) or 0)
+    except PyruncError as e:
+        log.error(str(e))
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as e:  # never a traceback: one line, and the details in --debug
+        if isinstance(e, SystemExit):
+            raise
+        if gopts["debug"]:
+            import traceback
+            log.debug("".join(traceback.format_exception(e)))
+        msg = e.strerror if isinstance(e, OSError) and e.strerror and e.filename is None else str(e)
+        if isinstance(e, OSError) and e.filename:
+            msg = f"{e.filename}: {e.strerror}"
+        log.error(f"pyrunc {name} failed: {msg or type(e).__name__}")
+        return 1

@@ -1,0 +1,85 @@
+"""pyrunc run: create and start a container, and in the foreground stay with
+it until it exits, returning its exit status."""
+from __future__ import annotations
+
+from .create import FLAGS as _CREATE_FLAGS
+
+FLAGS = {**_CREATE_FLAGS, "detach": ("bool", False), "keep": ("bool", False),
+         "no-subreaper": ("bool", False)}
+ALIASES = {"b": "bundle", "d": "detach"}
+HELP = """USAGE:
+   pyrunc run [command options] <container-id>
+
+DESCRIPTION:
+   The run command creates an instance of a container for a bundle and starts
+it. In the foreground pyrunc forwards signals to the container, proxies its
+terminal, and exits with the container's exit status (128+N when it was killed
+by signal N), deleting the container unless --keep is given.
+
+EXAMPLE:
+   # cd /mycontainer && pyrunc run mycontainer
+   # pyrunc run -d --pid-file /run/my.pid -b /mycontainer mycontainer
+
+OPTIONS:
+   --bundle value, -b value  path to the root of the bundle directory, defaults to the current directory
+   --console-socket value    path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+   --detach, -d              detach from the container's process
+   --keep                    do not delete the container after it exits
+   --pid-file value          specify the file to write the process id to
+   --no-subreaper            disable the use of the subreaper used to reap reparented processes
+   --no-pivot                do not use pivot root to jail process inside rootfs.
+   --no-new-keyring          do not create a new session keyring for the container.
+   --preserve-fds value      Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total) (default: 0)
+"""
+
+
+def run(ctx, opts: dict, args: list[str]) -> int:
+    from .main import check_args
+    check_args("run", args, 1)
+    from ..container.launch import create
+    from .create import options
+    detach = opts["detach"]
+    o = options(opts, "run", detach)
+    if detach:
+        launched = create(ctx.root, args[0], o)
+        launched.ch.send("g")
+        launched.ch.close()
+        _poststart(launched)
+        launched.sd.unlock()
+        return 0
+    from ..container import foreground as F
+    F.become_subreaper()
+    fwd = F.Forwarder()
+    try:
+        launched = create(ctx.root, args[0], o)
+        launched.ch.send("g")
+        launched.ch.close()
+        launched.sd.unlock()
+        _poststart(launched)
+        status = F.wait_foreground(launched.pid, fwd, launched.master)
+    finally:
+        fwd.close()
+    from ..container.ops import destroy
+    from ..container.state import status_of
+    sd = launched.sd
+    sd.lock()
+    if opts["keep"]:
+        from ..container.ops import _signal_all
+        import signal
+        _signal_all(launched.state, signal.SIGKILL)
+        sd.unlock()
+    else:
+        destroy(sd, launched.state, status_of(launched.state, sd.fifo))
+    return status
+
+
+def _poststart(launched) -> None:
+    hooks = (launched.state["config"].get("hooks") or {}).get("poststart") or []
+    if hooks:
+        from .. import hooks as H
+        from .. import log
+        from ..container.state import oci_state
+        try:
+            H.run_hooks("poststart", hooks, oci_state(launched.state, "running"))
+        except Exception as e:  # poststart failures only warn, per the spec
+            log.warn(str(e))

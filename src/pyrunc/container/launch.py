@@ -1,0 +1,238 @@
+"""The runtime parent's half of `create` and `run`.
+
+It validates, takes the state dir, makes the cgroup and the exec fifo, forks
+the stage child and then serves its requests on the sync channel (user
+namespace maps, cgroup join, runtime hooks, the terminal master) until the
+init reports ready. Any failure on either side undoes everything: the init is
+killed and reaped, the cgroup and the state dir removed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+
+from .. import log
+from ..errors import PyruncError
+from ..spec import config as spec_config
+from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nano
+
+
+class CreateOptions:
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
+                 "preserve_fds", "mode", "detach")
+
+    def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
+                 no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
+                 mode: str = "create", detach: bool = True) -> None:
+        self.bundle = bundle
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.mode = mode
+        self.detach = detach
+
+
+class Launched:
+    """The result of a successful create: the init pid, the state, and for a
+    foreground run the channel to release the init and the terminal master."""
+
+    def __init__(self, sd: StateDir, state: dict, ch, master: int | None, cgroup) -> None:
+        self.sd = sd
+        self.state = state
+        self.pid: int = state["pid"]
+        self.ch = ch
+        self.master = master
+        self.cgroup = cgroup
+
+
+def create(root: str, cid: str, o: CreateOptions) -> Launched:
+    bundle = os.path.abspath(o.bundle or ".")
+    spec = spec_config.load_config(bundle)
+    spec_config.validate(spec, bundle)
+    process = spec["process"]
+    terminal = bool(process.get("terminal"))
+    if terminal and o.detach and not o.console_socket:
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if o.console_socket and not terminal:
+        raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
+    if o.console_socket and not os.path.exists(o.console_socket):
+        raise PyruncError(f"console socket {o.console_socket}: no such file or directory")
+    if o.preserve_fds < 0:
+        raise PyruncError("--preserve-fds must not be negative")
+
+    sd = StateDir(root, cid)
+    sd.create()
+    from ..cgroups import Manager
+    cg = None
+    pid_s = init_pid = 0
+    ch = None
+    master = None
+    try:
+        linux = spec.get("linux") or {}
+        cg = Manager.for_container(linux.get("cgroupsPath") or "", cid)
+        cg.create()
+        cg.apply(linux.get("resources") or {})
+        fifo_fd = -1
+        if o.mode == "create":
+            os.mkfifo(sd.fifo, 0o622)
+            fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
+        created = rfc3339nano(time.time_ns())
+        state = {
+            "ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0,
+            "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
+            "owner": "", "annotations": spec.get("annotations") or {},
+        }
+        from ..init.child import InitArgs, stage_main
+        from ..init.sync import Channel
+        args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
+                        no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
+                        preserve_fds=o.preserve_fds, terminal=terminal, cid=cid,
+                        state_json=json.dumps(oci_state({**state, "pid": 0}, "creating")))
+        ps, cs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        import gc
+        gc.freeze()
+        pid_s = os.fork()
+        if pid_s == 0:
+            ps.close()
+            stage_main(Channel(cs), args)
+            os._exit(1)
+        cs.close()
+        if fifo_fd >= 0:
+            os.close(fifo_fd)
+        ch = Channel(ps)
+        nss = spec_config.namespaces(spec)
+        while True:
+            tag, payload, fds = ch.recv()
+            if tag == "U":
+                _write_id_maps(pid_s, linux)
+                ch.send("u")
+            elif tag == "P":
+                init_pid = int(payload)
+                if init_pid != pid_s:
+                    os.waitpid(pid_s, 0)
+                    pid_s = 0
+            elif tag == "J":
+                cg.add(init_pid)
+                ch.send("j")
+            elif tag == "H":
+                from .. import hooks as H
+                st = oci_state({**state, "pid": init_pid}, "creating")
+                hooks = spec.get("hooks") or {}
+                H.run_hooks("prestart", hooks.get("prestart") or [], st)
+                H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
+                ch.send("h")
+            elif tag == "T":
+                master = fds[0] if fds else None
+            elif tag == "R":
+                break
+            elif tag == "E":
+                raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
+            else:
+                raise PyruncError(_creation_error(o.mode, "container init exited unexpectedly"))
+        state["pid"] = init_pid
+        state["init_start"] = proc_start_time(init_pid)
+        state["cgroup_paths"] = cg.paths
+        state["freezer"] = cg.paths.get("freezer") or cg.paths.get("")
+        state["namespaces"] = {t: p or f"/proc/{init_pid}/ns/{_NSFILE[t]}" for t, p in nss.items()}
+        state["config"] = spec
+        state["rootless"] = os.geteuid() != 0
+        sd.save(state)
+        if o.pid_file:
+            _write_pid_file(o.pid_file, init_pid)
+        if master is not None and o.console_socket:
+            from .. import terminal
+            terminal.send_to_console_socket(o.console_socket, master)
+            os.close(master)
+            master = None
+        if o.mode == "create":
+            ch.send("k")
+            ch.close()
+            ch = None
+        return Launched(sd, state, ch, master, cg)
+    except BaseException as e:
+        _undo(sd, cg, init_pid, pid_s, ch, master)
+        if isinstance(e, (PyruncError, KeyboardInterrupt)):
+            raise
+        if isinstance(e, OSError):
+            raise PyruncError(_creation_error(o.mode, e.strerror if not e.filename else
+                                              f"{e.filename}: {e.strerror}")) from None
+        raise
+
+
+_NSFILE = {"user": "user", "pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts",
+           "mount": "mnt", "cgroup": "cgroup", "time": "time"}
+
+
+def _creation_error(mode: str, msg: str) -> str:
+    if msg.startswith("exec:") or msg.startswith("chdir"):
+        msg = "unable to start container process: " + msg
+    return f"pyrunc {mode} failed: {msg}"
+
+
+def _undo(sd: StateDir, cg, init_pid: int, pid_s: int, ch, master) -> None:
+    """Leave nothing behind: processes, cgroup, state dir."""
+    for pid in (init_pid, pid_s):
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    if ch is not None:
+        ch.close()
+    if master is not None:
+        os.close(master)
+    for pid in (pid_s,):
+        if pid:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    if init_pid and init_pid != pid_s:
+        _wait_gone(init_pid)
+    if cg is not None:
+        try:
+            cg.destroy()
+        except OSError as e:
+            log.warn(f"failed to remove cgroup: {e}")
+    sd.remove()
+
+
+def _wait_gone(pid: int, timeout: float = 5.0) -> None:
+    """Wait until a process we cannot reap (not our child) is gone or a zombie."""
+    try:
+        os.waitpid(pid, 0)
+        return
+    except ChildProcessError:
+        pass
+    end = time.monotonic() + timeout
+    while proc_start_time(pid) is not None and time.monotonic() < end:
+        time.sleep(0.002)
+
+
+def _write_id_maps(pid: int, linux: dict) -> None:
+    def fmt(maps: list[dict]) -> bytes:
+        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
+    uid_maps, gid_maps = linux.get("uidMappings") or [], linux.get("gidMappings") or []
+    try:
+        if os.geteuid() != 0:
+            with open(f"/proc/{pid}/setgroups", "wb") as f:
+                f.write(b"deny")
+        with open(f"/proc/{pid}/uid_map", "wb") as f:
+            f.write(fmt(uid_maps))
+        with open(f"/proc/{pid}/gid_map", "wb") as f:
+            f.write(fmt(gid_maps))
+    except OSError as e:
+        raise PyruncError(f"failed to write user namespace mappings: {e.strerror}") from None
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)

@@ -1,0 +1,162 @@
+"""The state store: <root>/<id>/state.json, its lock, and status derivation.
+
+A container's status is never stored: it is derived each time from the live
+init process (guarded against pid reuse by its start time), the exec fifo
+(present until `start`) and the freezer, the way runc derives it.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+
+from ..errors import ContainerNotExist, PyruncError
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+OCI_VERSION = "1.2.0"
+
+
+def validate_id(cid: str) -> None:
+    """runc's rule: [A-Za-z0-9_+.-]+, not . or .., and it must fit a file name."""
+    ok = 0 < len(cid) <= 255 and cid not in (".", "..") and \
+        all(c.isascii() and (c.isalnum() or c in "_+-.") for c in cid)
+    if not ok:
+        raise PyruncError("invalid container ID format")
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat, or None if the process is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def rfc3339nano(ns: int) -> str:
+    """Go's time.RFC3339Nano in UTC, as runc writes `created`."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    s = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    if frac:
+        s += "." + f"{frac:09d}".rstrip("0")
+    return s + "Z"
+
+
+class StateDir:
+    """One container's directory under the root, with an flock held while open."""
+
+    def __init__(self, root: str, cid: str) -> None:
+        validate_id(cid)
+        self.root = root
+        self.id = cid
+        self.path = os.path.join(root, cid)
+        self._lock_fd: int | None = None
+
+    # -- creation and locking -------------------------------------------------
+    def create(self) -> None:
+        """Make the directory exclusively; an existing id is an error."""
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(self.path, 0o711)
+        except FileExistsError:
+            raise PyruncError(f"container with id exists: {self.id}") from None
+        self.lock()
+
+    def exists(self) -> bool:
+        return os.path.exists(os.path.join(self.path, STATE_FILE))
+
+    def lock(self, shared: bool = False) -> None:
+        if self._lock_fd is not None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotExist() from None
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- the state file -------------------------------------------------------
+    def load(self) -> dict:
+        try:
+            with open(os.path.join(self.path, STATE_FILE), "rb") as f:
+                return json.loads(f.read())
+        except FileNotFoundError:
+            raise ContainerNotExist() from None
+        except ValueError:
+            raise PyruncError(f"container {self.id}: corrupt state file") from None
+
+    def save(self, state: dict) -> None:
+        """Atomic replace, so a concurrent reader never sees half a file."""
+        tmp = os.path.join(self.path, f".{STATE_FILE}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(state, separators=(",", ":")).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(self.path, STATE_FILE))
+
+    def remove(self) -> None:
+        import shutil
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.unlock()
+
+    @property
+    def fifo(self) -> str:
+        return os.path.join(self.path, EXEC_FIFO)
+
+
+def status_of(state: dict, fifo_path: str) -> str:
+    """created | running | paused | stopped, from the live system."""
+    pid = state.get("pid", 0)
+    if pid <= 0 or proc_start_time(pid) != state.get("init_start"):
+        return "stopped"
+    freezer = state.get("freezer")
+    if freezer and _frozen(freezer):
+        return "paused"
+    return "created" if os.path.exists(fifo_path) else "running"
+
+
+def _frozen(path: str) -> bool:
+    for name in ("cgroup.freeze", "freezer.state"):
+        try:
+            with open(os.path.join(path, name)) as f:
+                v = f.read().strip()
+            return v in ("1", "FROZEN", "FREEZING")
+        except OSError:
+            continue
+    return False
+
+
+def oci_state(state: dict, status: str) -> dict:
+    """The runtime-spec state document, shaped as runc prints it."""
+    doc = {
+        "ociVersion": state.get("ociVersion", OCI_VERSION),
+        "id": state["id"],
+        "pid": state["pid"] if status != "stopped" else 0,
+        "status": status,
+        "bundle": state["bundle"],
+        "rootfs": state["rootfs"],
+        "created": state["created"],
+        "owner": state.get("owner", ""),
+    }
+    if state.get("annotations"):
+        doc["annotations"] = state["annotations"]
+    return doc
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(root) if os.path.exists(os.path.join(root, n, STATE_FILE)))
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,283 @@
+"""What runs in the forked children: the stage child that enters or creates
+the namespaces, and the container init that prepares the rootfs and, at the
+end, becomes the user's process.
+
+stage (S): joins namespaces given by path (user first, mount last), creates
+the user namespace and waits while the parent writes its maps, unshares the
+rest, forks the init so a new pid namespace takes effect, reports the init's
+pid and exits. When no pid namespace is involved, S is the init itself.
+
+init (I): rootfs, devices, hooks, pivot_root, hostname, sysctl, console,
+masked/read-only paths; then it waits (exec fifo for `create`, a message for
+`run`) and applies the process settings last, right before execve.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from ..errors import PyruncError
+from ..linux import consts as C
+from .sync import Channel
+
+# setns order: user first (it owns the others), mount last (it changes the
+# file system view that the other paths are opened from; they are opened first)
+_JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "time", "cgroup", "mount")
+
+
+class InitArgs:
+    """Everything the children need, prepared by the parent before fork so the
+    children do as little Python work as possible."""
+
+    __slots__ = ("spec", "rootfs", "bundle", "mode", "fifo_fd", "no_pivot", "no_new_keyring",
+                 "preserve_fds", "terminal", "cid", "state_json")
+
+    def __init__(self, **kw) -> None:
+        for k in self.__slots__:
+            setattr(self, k, kw.get(k))
+
+
+def fail(ch: Channel, e: BaseException) -> None:
+    """Report an error to the parent as one line, and end this child."""
+    if isinstance(e, PyruncError):
+        msg = str(e)
+    elif isinstance(e, OSError):
+        msg = e.strerror if e.filename is None else f"{e.filename}: {e.strerror}"
+        msg = msg or str(e)
+    else:
+        msg = f"{type(e).__name__}: {e}"
+    try:
+        ch.send("E", msg)
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def stage_main(ch: Channel, a: InitArgs) -> None:
+    """Entry of the stage child; never returns."""
+    try:
+        from ..linux import sys as L
+        L.prctl(C.PR_SET_DUMPABLE, 0)
+        L.prctl(C.PR_SET_PDEATHSIG, signal.SIGKILL)
+        from ..spec.config import namespaces
+        nss = namespaces(a.spec)
+        fds: dict[str, int] = {}
+        for t, path in nss.items():
+            if path:
+                fds[t] = _open_ns(t, path)
+        userns = "user" in nss
+        if "user" in fds:
+            L.setns(fds.pop("user"), C.CLONE_NEWUSER)
+        elif userns:
+            L.unshare(C.CLONE_NEWUSER)
+            L.prctl(C.PR_SET_DUMPABLE, 0)
+            ch.send("U")
+            ch.expect("u")
+        if userns:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        for t in _JOIN_ORDER:
+            if t in fds:
+                L.setns(fds[t], C.NAMESPACES[t][0])
+                os.close(fds[t])
+        flags = 0
+        for t, path in nss.items():
+            if not path and t not in ("user", "cgroup"):
+                flags |= C.NAMESPACES[t][0]
+        if flags:
+            L.unshare(flags)
+        if "time" in nss and not nss["time"]:
+            _time_offsets(a.spec)
+        if "pid" in nss:
+            pid = os.fork()
+            if pid:
+                ch.send("P", str(pid))
+                os._exit(0)
+        else:
+            ch.send("P", str(os.getpid()))
+        init_main(ch, a, nss)
+    except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the parent
+        fail(ch, e)
+
+
+def _open_ns(t: str, path: str) -> int:
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise PyruncError(f"failed to open {path} for {t} namespace: {e.strerror}") from None
+    try:
+        nstype = fcntl.ioctl(fd, 0xB703)  # NS_GET_NSTYPE
+    except OSError:
+        os.close(fd)
+        raise PyruncError(f"{path} is not a namespace file") from None
+    if nstype != C.NAMESPACES[t][0]:
+        os.close(fd)
+        raise PyruncError(f"{path} is not a {t} namespace")
+    return fd
+
+
+def _time_offsets(spec: dict) -> None:
+    offs = (spec.get("linux") or {}).get("timeOffsets") or {}
+    if not offs:
+        return
+    lines = []
+    for clock, o in offs.items():
+        lines.append(f"{clock} {int(o.get('secs', 0))} {int(o.get('nanosecs', 0))}\n")
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write("".join(lines))
+
+
+def preload(terminal: bool) -> None:
+    """Import everything the init will need before its root changes: after
+    pivot_root an import would read files from the container's rootfs, which
+    the container controls. `seal_imports` then makes any import fail."""
+    import fcntl  # noqa: F401
+    import json  # noqa: F401
+    import resource  # noqa: F401
+    import select  # noqa: F401
+    import time  # noqa: F401
+    from .. import cgroups, hooks, log  # noqa: F401
+    from ..spec import example  # noqa: F401  (hooks serialise state with its escaper)
+    from ..rootfs import setup  # noqa: F401
+    from ..security import process  # noqa: F401
+    from ..spec import capabilities  # noqa: F401
+    if terminal:
+        from .. import terminal as _t  # noqa: F401
+
+
+def seal_imports() -> None:
+    sys.meta_path[:] = []
+    sys.path[:] = []
+    sys.path_hooks[:] = []
+    sys.path_importer_cache.clear()
+
+
+def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
+    """The container init: prepare everything, wait, then exec."""
+    from ..linux import sys as L
+    preload(bool(a.terminal))
+    spec = a.spec
+    process = spec["process"]
+    if a.no_new_keyring is False:
+        try:
+            L.keyctl_join_session_keyring(a.cid)
+        except OSError:
+            pass  # keyrings may be unavailable (e.g. in a user namespace)
+
+    def join_cgroup() -> None:
+        ch.send("J")
+        ch.expect("j")
+
+    def runtime_hooks() -> None:
+        hooks = spec.get("hooks") or {}
+        if hooks.get("prestart") or hooks.get("createRuntime"):
+            ch.send("H")
+            ch.expect("h")
+
+    def container_hooks() -> None:
+        hooks = (spec.get("hooks") or {}).get("createContainer")
+        if hooks:
+            from .. import hooks as H
+            H.run_hooks("createContainer", hooks, _state_for_hooks(a, "created"))
+
+    cgroupns = nss.get("cgroup") == ""
+    if "mount" in nss:
+        from ..rootfs.setup import Rootfs, finalize
+        Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss, cgroupns=cgroupns,
+               join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
+               container_hooks=container_hooks, no_pivot=a.no_pivot).prepare()
+        seal_imports()
+    else:
+        raise PyruncError("a mount namespace is required (add {\"type\": \"mount\"} to linux.namespaces)")
+    if a.terminal:
+        _setup_console(ch, process)
+    if spec.get("hostname"):
+        L.sethostname(spec["hostname"])
+    if spec.get("domainname"):
+        L.setdomainname(spec["domainname"])
+    _sysctl((spec.get("linux") or {}).get("sysctl") or {})
+    finalize(spec)
+    os.umask(0o022)
+    from ..security.process import prepare_exec
+    final = prepare_exec(process)
+    ch.send("R")
+    if a.mode == "create":
+        ch.expect("k")
+        ch.close()
+        fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(a.fifo_fd)
+    else:
+        ch.expect("g")
+        ch.close()
+    hooks = (spec.get("hooks") or {}).get("startContainer")
+    if hooks:
+        from .. import hooks as H
+        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "running"))
+    final.execute(a.preserve_fds or 0)
+
+
+def _state_for_hooks(a: InitArgs, status: str) -> dict:
+    import json
+    st = json.loads(a.state_json)
+    st["status"] = status
+    st["pid"] = os.getpid()
+    return st
+
+
+def _setup_console(ch: Channel, process: dict) -> None:
+    from .. import terminal
+    from ..linux import sys as L
+    master, slave, _ = terminal.open_pty()
+    size = process.get("consoleSize")
+    if size:
+        terminal.set_window_size(slave, size.get("height", 0), size.get("width", 0))
+    from ..rootfs.paths import create_file, fd_path
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        target = create_file(rootfd, "/dev/console", 0o666)
+    finally:
+        os.close(rootfd)
+    try:
+        L.mount(fd_path(slave), fd_path(target), None, C.MS_BIND)
+    finally:
+        os.close(target)
+    ch.send("T", fds=[master])
+    os.close(master)
+    terminal.setup_slave_as_stdio(slave)
+    if slave > 2:
+        os.close(slave)
+
+
+def _sysctl(sysctl: dict) -> None:
+    for key, value in sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as e:
+            raise PyruncError(f"sysctl {key}: {e.strerror}") from None
+        try:
+            os.write(fd, str(value).encode())
+        except OSError as e:
+            raise PyruncError(f"sysctl {key}={value}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and handles SIGINT; the user's process must start
+    with default dispositions and an empty signal mask."""
+    for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGXFSZ, signal.SIGTERM, signal.SIGCHLD,
+              signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
+        try:
+            signal.signal(s, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+if __name__ == "__main__":  # pragma: no cover - not an entry point
+    sys.exit("pyrunc.init.child is not a command")

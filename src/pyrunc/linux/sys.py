@@ -1,0 +1,156 @@
+"""ctypes bindings for the Linux calls Python 3.11 does not expose.
+
+Imported only by commands that set up or enter containers: ctypes costs a few
+milliseconds, which `state` and `list` should not pay.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+from .consts import SYSCALLS
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+
+
+def _check(ret: int, what: str) -> int:
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"{what}: {os.strerror(e)}")
+    return ret
+
+
+def _b(s: str | bytes | None) -> bytes | None:
+    if s is None or isinstance(s, bytes):
+        return s
+    return os.fsencode(s)
+
+
+def sys_call(name: str, *args: object) -> int:
+    """Raw syscall by name; raises OSError naming the call on failure."""
+    nr = SYSCALLS.get(name)
+    if nr is None:
+        raise OSError(38, f"{name}: not supported on {os.uname().machine}")
+    return _check(_syscall(ctypes.c_long(nr), *args), name)
+
+
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
+    if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {source or ''}:{target} (type {fstype or ''}, flags {flags:#x}): {os.strerror(e)}")
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(_b(target), flags), f"umount {target}")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    sys_call("pivot_root", _b(new_root), _b(put_old))
+
+
+def sethostname(name: str) -> None:
+    b = name.encode()
+    _check(_libc.sethostname(b, len(b)), "sethostname")
+
+
+def setdomainname(name: str) -> None:
+    b = name.encode()
+    _check(_libc.setdomainname(b, len(b)), "setdomainname")
+
+
+def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
+    return _check(_libc.prctl(option, a2, a3, a4, a5), f"prctl({option})")
+
+
+def keyctl_join_session_keyring(name: str | None) -> None:
+    sys_call("keyctl", ctypes.c_long(1), _b(name))
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    nr = SYSCALLS["openat2"]
+    ret = _syscall(ctypes.c_long(nr), dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"openat2 {path}: {os.strerror(e)}")
+    return ret
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0,
+                  propagation: int = 0, userns_fd: int = 0) -> None:
+    attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
+    nr = SYSCALLS["mount_setattr"]
+    ret = _syscall(ctypes.c_long(nr), dirfd, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr))
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount_setattr {path}: {os.strerror(e)}")
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    return sys_call("open_tree", dirfd, _b(path), ctypes.c_uint(flags))
+
+
+def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
+    sys_call("move_mount", from_dirfd, _b(from_path), to_dirfd, _b(to_path), ctypes.c_uint(flags))
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+
+
+def capget() -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) of the calling thread as 64-bit masks."""
+    hdr = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    sys_call("capget", ctypes.byref(hdr), data)
+    return tuple((data[1].__getattribute__(f) << 32) | data[0].__getattribute__(f)  # type: ignore[return-value]
+                 for f in ("effective", "permitted", "inheritable"))
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    hdr = _CapHeader(_CAP_V3, 0)
+    data = (_CapData * 2)()
+    m = 0xFFFFFFFF
+    data[0].effective, data[1].effective = effective & m, effective >> 32
+    data[0].permitted, data[1].permitted = permitted & m, permitted >> 32
+    data[0].inheritable, data[1].inheritable = inheritable & m, inheritable >> 32
+    sys_call("capset", ctypes.byref(hdr), data)
+
+
+def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
+    sys_call("close_range", ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))

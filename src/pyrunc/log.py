@@ -1,0 +1,81 @@
+"""runc-compatible logging: logrus text or JSON lines, to --log or stderr.
+
+containerd's shim and conmon read the runtime's log (`--log-format json`) to
+report why a container failed, so the line format must match runc's:
+{"level":"error","msg":"...","time":"2026-01-01T00:00:00Z"}.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_LEVELS = {"debug": 0, "info": 1, "warning": 2, "error": 3}
+_path: str | None = None
+_fmt = "text"
+_min = 1
+_fd: int | None = None
+
+
+def setup(path: str | None, fmt: str = "text", debug: bool = False) -> None:
+    """Where log lines go; called once by the CLI before any command runs."""
+    global _path, _fmt, _min, _fd
+    _path, _fmt, _min = path or None, fmt, 0 if debug else 1
+    _fd = None
+    if _path:
+        _fd = os.open(_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+
+def _timestamp() -> str:
+    t = time.localtime()
+    off = t.tm_gmtoff or 0
+    tz = "Z" if off == 0 else "%+03d:%02d" % (off // 3600, abs(off) % 3600 // 60)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + tz
+
+
+def _quote(s: str) -> str:
+    # logrus quotes a value when it holds anything outside [A-Za-z0-9-._/@^+]
+    if s and all(c.isalnum() or c in "-._/@^+" for c in s):
+        return s
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def format_line(level: str, msg: str) -> str:
+    if _fmt == "json":
+        import json
+        return json.dumps({"level": level, "msg": msg, "time": _timestamp()}, separators=(",", ":")) + "\n"
+    return f"time={_quote(_timestamp())} level={level} msg={_quote(msg)}\n"
+
+
+def log(level: str, msg: str) -> None:
+    if _LEVELS.get(level, 3) < _min:
+        return
+    line = format_line(level, msg).encode()
+    try:
+        os.write(_fd if _fd is not None else 2, line)
+    except OSError:
+        pass
+
+
+def debug(msg: str) -> None:
+    log("debug", msg)
+
+
+def info(msg: str) -> None:
+    log("info", msg)
+
+
+def warn(msg: str) -> None:
+    log("warning", msg)
+
+
+def error(msg: str) -> None:
+    """An error as runc reports it: to the log, and plainly to stderr when the
+    log is a file (so a human running the command still sees one line)."""
+    log("error", msg)
+    if _fd is not None:
+        try:
+            sys.stderr.write(msg + "\n")
+            sys.stderr.flush()
+        except OSError:
+            pass

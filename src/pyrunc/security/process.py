@@ -1,0 +1,176 @@
+"""The last steps of every container process (init and exec): rlimits, user,
+capabilities, no_new_privs, seccomp, cwd, then execve.
+
+`prepare_exec` does the look-ups that can fail (the executable, the user's
+home) before the container reports ready, so `create` fails instead of the
+later `start`; `Exec.execute` then only makes syscalls, in runc's order.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import PyruncError
+from ..linux import consts as C
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+_INF = 0xFFFFFFFFFFFFFFFF
+
+
+def _passwd_home(uid: int) -> str | None:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                p = line.rstrip("\n").split(":")
+                if len(p) >= 6 and p[2] == str(uid):
+                    return p[5]
+    except OSError:
+        pass
+    return None
+
+
+def lookup_path(arg0: str, env: list[str]) -> str:
+    """exec.LookPath as runc uses it: PATH from the process env, runc's messages."""
+    if "/" in arg0:
+        try:
+            st = os.stat(arg0)
+        except OSError as e:
+            raise PyruncError(f'exec: "{arg0}": stat {arg0}: {e.strerror.lower()}') from None
+        if not (st.st_mode & 0o111) or os.path.isdir(arg0):
+            raise PyruncError(f'exec: "{arg0}": permission denied')
+        return arg0
+    path = next((e[5:] for e in env if e.startswith("PATH=")), "")
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", arg0)
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if st.st_mode & 0o111 and not os.path.isdir(cand):
+            return cand
+    raise PyruncError(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def cap_mask(names: list[str] | None) -> int:
+    from ..spec.capabilities import cap_number, last_cap
+    top = last_cap()
+    mask = 0
+    for n in names or []:
+        nr = cap_number(n)
+        if nr is None or nr > top:
+            from .. import log
+            log.warn(f"ignoring unknown or unavailable capability {n!r}")
+            continue
+        mask |= 1 << nr
+    return mask
+
+
+class Exec:
+    """A process ready to be executed: every value computed, only syscalls left."""
+
+    def __init__(self, process: dict, path: str, env: list[str]) -> None:
+        user = process.get("user") or {}
+        self.uid = user.get("uid", 0)
+        self.gid = user.get("gid", 0)
+        self.umask = user.get("umask")
+        self.groups = user.get("additionalGids") or []
+        self.args = process["args"]
+        self.path = path
+        self.env = env
+        self.cwd = process.get("cwd", "/")
+        self.nnp = bool(process.get("noNewPrivileges"))
+        self.rlimits = [(RLIMITS[r["type"]], r.get("soft", 0), r.get("hard", 0)) for r in process.get("rlimits") or []
+                        if r.get("type") in RLIMITS]
+        bad = [r.get("type") for r in process.get("rlimits") or [] if r.get("type") not in RLIMITS]
+        if bad:
+            raise PyruncError(f"invalid rlimit type {bad[0]!r}")
+        caps = process.get("capabilities")
+        self.caps = None if caps is None else {k: cap_mask(caps.get(k)) for k in
+                                               ("bounding", "effective", "permitted", "inheritable", "ambient")}
+        self.oom = process.get("oomScoreAdj")
+        self.setgroups = True
+
+    def execute(self, preserve_fds: int = 0) -> None:
+        import resource
+        from ..linux import sys as L
+        from ..init.child import reset_signals
+        for typ, soft, hard in self.rlimits:
+            try:
+                resource.setrlimit(typ, (soft if soft < _INF else -1, hard if hard < _INF else -1))
+            except (OSError, ValueError) as e:
+                raise PyruncError(f"error setting rlimit type {typ}: {e}") from None
+        if self.oom is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(self.oom))
+        if self.caps is not None:
+            for nr in range(L.capget()[1].bit_length() or 64):
+                if not self.caps["bounding"] >> nr & 1:
+                    try:
+                        L.prctl(C.PR_CAPBSET_DROP, nr)
+                    except OSError:
+                        pass
+        L.prctl(C.PR_SET_KEEPCAPS, 1)
+        try:
+            if self.setgroups:
+                try:
+                    os.setgroups(self.groups)
+                except PermissionError:
+                    if self.groups:
+                        raise
+            os.setresgid(self.gid, self.gid, self.gid)
+            os.setresuid(self.uid, self.uid, self.uid)
+        except OSError as e:
+            raise PyruncError(f"failed to set user {self.uid}:{self.gid}: {e.strerror}") from None
+        try:
+            os.chdir(self.cwd)
+        except OSError as e:
+            raise PyruncError(f'chdir to cwd ("{self.cwd}") set in config.json failed: {e.strerror.lower()}') from None
+        L.prctl(C.PR_SET_KEEPCAPS, 0)
+        if self.caps is not None:
+            c = self.caps
+            L.capset(c["effective"], c["permitted"], c["inheritable"])
+            L.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_CLEAR_ALL)
+            for nr in range(64):
+                if c["ambient"] >> nr & 1:
+                    try:
+                        L.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, nr)
+                    except OSError:
+                        from .. import log
+                        log.warn(f"cannot raise ambient capability {nr}")
+        if self.nnp:
+            L.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
+        if self.umask is not None:
+            os.umask(self.umask)
+        for fd in range(3, 3 + preserve_fds):
+            try:
+                os.set_inheritable(fd, True)
+            except OSError:
+                pass
+        try:
+            L.close_range(3 + preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
+        except OSError:
+            pass
+        reset_signals()
+        try:
+            os.execve(self.path, self.args, dict(_env_pairs(self.env)))
+        except OSError as e:
+            raise PyruncError(f'exec: "{self.args[0]}": {e.strerror.lower()}') from None
+
+
+def _env_pairs(env: list[str]):
+    for e in env:
+        k, _, v = e.partition("=")
+        yield k, v
+
+
+def prepare_exec(process: dict) -> Exec:
+    env = list(process.get("env") or [])
+    user = process.get("user") or {}
+    if not any(e.startswith("HOME=") for e in env):
+        env.append("HOME=" + (_passwd_home(user.get("uid", 0)) or "/"))
+    path = lookup_path(process["args"][0], env)
+    return Exec(process, path, env)

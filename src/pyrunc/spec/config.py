@@ -1,0 +1,138 @@
+"""Loading and validating config.json before anything on the host is touched.
+
+The config stays a plain dict (JSON as the spec defines it): attribute models
+would cost start-up time on every command for no safety a validator does not
+give. Validation here is what must fail before a state dir or cgroup exists.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from ..errors import PyruncError
+
+NS_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+
+def load_config(bundle: str) -> dict:
+    """Read <bundle>/config.json; one clear error for every way it can be wrong."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        if not os.path.isdir(bundle):
+            raise PyruncError(f"bundle {bundle}: no such directory") from None
+        raise PyruncError(f"JSON specification file {path} not found") from None
+    except OSError as e:
+        raise PyruncError(f"{path}: {e.strerror}") from None
+    try:
+        spec = json.loads(data)
+    except ValueError as e:
+        raise PyruncError(f"{path}: invalid JSON: {e}") from None
+    if not isinstance(spec, dict):
+        raise PyruncError("config cannot be null" if spec is None else f"{path}: config must be a JSON object")
+    return spec
+
+
+def _fail(msg: str) -> None:
+    raise PyruncError(msg)
+
+
+def _type(v: object, t: type | tuple, what: str) -> None:
+    if not isinstance(v, t) or (t is int and isinstance(v, bool)):
+        _fail(f"invalid config: {what} has the wrong type")
+
+
+def validate_process(p: object, *, for_exec: bool = False) -> None:
+    """runc's validateProcessSpec plus type checks on the fields pyrunc reads."""
+    if p is None:
+        _fail("process property must not be empty")
+    _type(p, dict, "process")
+    assert isinstance(p, dict)
+    cwd = p.get("cwd", "")
+    if not cwd:
+        _fail("Cwd property must not be empty")
+    _type(cwd, str, "process.cwd")
+    if not cwd.startswith("/"):
+        _fail("Cwd must be an absolute path")
+    args = p.get("args")
+    if not args:
+        _fail("args must not be empty")
+    _type(args, list, "process.args")
+    for a in args:
+        _type(a, str, "process.args")
+    for e in p.get("env") or []:
+        _type(e, str, "process.env")
+    user = p.get("user") or {}
+    _type(user, dict, "process.user")
+    for k in ("uid", "gid", "umask"):
+        if k in user:
+            _type(user[k], int, f"process.user.{k}")
+    for g in user.get("additionalGids") or []:
+        _type(g, int, "process.user.additionalGids")
+    for r in p.get("rlimits") or []:
+        _type(r, dict, "process.rlimits")
+        if not str(r.get("type", "")).startswith("RLIMIT_"):
+            _fail(f"invalid rlimit type {r.get('type')!r}")
+    cs = p.get("consoleSize")
+    if cs is not None:
+        _type(cs, dict, "process.consoleSize")
+
+
+def validate(spec: dict, bundle: str) -> None:
+    """Everything checkable without side effects, so a bad config leaves nothing behind."""
+    root = spec.get("root")
+    if not isinstance(root, dict) or not root.get("path"):
+        _fail("root must be specified")
+    validate_process(spec.get("process"))
+    rootfs = rootfs_path(spec, bundle)
+    if not os.path.isdir(rootfs):
+        _fail(f"rootfs ({rootfs}) does not exist" if not os.path.exists(rootfs)
+              else f"rootfs ({rootfs}) is not a directory")
+    linux = spec.get("linux") or {}
+    _type(linux, dict, "linux")
+    seen = set()
+    for ns in linux.get("namespaces") or []:
+        _type(ns, dict, "linux.namespaces")
+        t = ns.get("type")
+        if t not in NS_TYPES:
+            _fail(f"namespace {t!r} does not exist")
+        if t in seen:
+            _fail(f"malformed spec file: duplicated ns {t!r}")
+        seen.add(t)
+        path = ns.get("path")
+        if path:
+            _type(path, str, f"linux.namespaces[{t}].path")
+            if not os.path.exists(path):
+                _fail(f"namespace path {path} for {t} namespace: no such file or directory")
+    if spec.get("hostname") and "uts" not in seen:
+        _fail("unable to set hostname without a private UTS namespace")
+    if spec.get("domainname") and "uts" not in seen:
+        _fail("unable to set domainname without a private UTS namespace")
+    if ("uidMappings" in linux or "gidMappings" in linux) and "user" not in seen:
+        _fail("user namespace mappings specified, but user namespace isn't enabled in the config")
+    if "user" in seen and not any(n.get("type") == "user" and n.get("path") for n in linux["namespaces"]):
+        if not linux.get("uidMappings") or not linux.get("gidMappings"):
+            _fail("user namespaces enabled, but no uid and gid mappings found")
+    for m in spec.get("mounts") or []:
+        _type(m, dict, "mounts")
+        dest = m.get("destination")
+        if not dest or not isinstance(dest, str):
+            _fail("invalid mount: destination must be specified")
+    for kind, hooks in (spec.get("hooks") or {}).items():
+        _type(hooks, list, f"hooks.{kind}")
+        for h in hooks:
+            _type(h, dict, f"hooks.{kind}")
+            if not str(h.get("path", "")).startswith("/"):
+                _fail(f"invalid {kind} hook: path {h.get('path')!r} is not absolute")
+
+
+def rootfs_path(spec: dict, bundle: str) -> str:
+    p = (spec.get("root") or {}).get("path", "")
+    return os.path.normpath(p if p.startswith("/") else os.path.join(bundle, p))
+
+
+def namespaces(spec: dict) -> dict[str, str]:
+    """type -> path ('' for a new namespace) of the namespaces the config asks for."""
+    return {n["type"]: n.get("path") or "" for n in (spec.get("linux") or {}).get("namespaces") or []}
