@@ -73,11 +73,10 @@ class HookError(PyruncError):
 
 def state_json(state: dict) -> bytes:
     """The state as Go's json.Marshal writes it: compact, UTF-8, HTML-safe."""
-    import json
-
+    from pyrunc.fastjson import dumps
     from pyrunc.spec.example import go_escape
 
-    return go_escape(json.dumps(state, separators=(",", ":"), ensure_ascii=False)).encode()
+    return go_escape(dumps(state, ascii=False)).encode()
 
 
 def validate_hook(hook: object) -> str | None:
@@ -210,7 +209,7 @@ def _spawn(
     path: str, argv: list[str], env: dict[str, str], stdin: int, stdout: int, stderr: int,
     ours: list[int],
 ) -> int:  # fmt: skip
-    import signal
+    import _signal as signal
 
     actions: list[tuple] = [
         (os.POSIX_SPAWN_DUP2, stdin, 0),
@@ -359,7 +358,7 @@ def _status_str(status: int) -> str:
     if os.WIFEXITED(status):
         return f"exit status {os.WEXITSTATUS(status)}"
     if os.WIFSIGNALED(status):
-        import signal
+        import _signal as signal
 
         sig = os.WTERMSIG(status)
         name = signal.strsignal(sig) if sig < 32 else None

@@ -42,8 +42,8 @@ def _quote(s: str) -> str:
 
 def format_line(level: str, msg: str) -> str:
     if _fmt == "json":
-        import json
-        return json.dumps({"level": level, "msg": msg, "time": _timestamp()}, separators=(",", ":")) + "\n"
+        from .fastjson import dumps
+        return dumps({"level": level, "msg": msg, "time": _timestamp()}, ascii=False) + "\n"
     return f"time={_quote(_timestamp())} level={level} msg={_quote(msg)}\n"
 
 

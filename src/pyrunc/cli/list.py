@@ -48,8 +48,8 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         doc["owner"] = _owner(ctx.root, cid)
         docs.append(doc)
     if fmt == "json":
-        import json
-        sys.stdout.write(json.dumps(docs or None, separators=(",", ":")) + "\n")
+        from ..fastjson import dumps
+        sys.stdout.write(dumps(docs or None) + "\n")
         return 0
     rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
     rows += [[d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], d["owner"]] for d in docs]

@@ -65,8 +65,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     sd.lock()
     if opts["keep"]:
         from ..container.ops import _signal_all
-        import signal
-        _signal_all(launched.state, signal.SIGKILL)
+        _signal_all(launched.state, 9)
         sd.unlock()
     else:
         destroy(sd, launched.state, status_of(launched.state, sd.fifo))

@@ -18,8 +18,8 @@ EXAMPLE:
 def run(ctx, opts: dict, args: list[str]) -> int:
     from .main import check_args
     check_args("state", args, 1)
-    import json
     import sys
+    from ..fastjson import dumps
     from ..container.ops import state_doc
-    sys.stdout.write(json.dumps(state_doc(ctx.root, args[0]), indent=2))
+    sys.stdout.write(dumps(state_doc(ctx.root, args[0]), indent=2))
     return 0

@@ -6,9 +6,9 @@ the stage child, has exited) is reparented to us and we can wait for it.
 """
 from __future__ import annotations
 
+import _signal as signal
 import os
 import select
-import signal
 
 # signals that are never forwarded: uncatchable, synchronous faults, and the
 # ones we handle ourselves (SIGCHLD to reap, SIGWINCH for the terminal)

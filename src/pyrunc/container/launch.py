@@ -8,14 +8,12 @@ killed and reaped, the cgroup and the state dir removed.
 """
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import time
 
 from .. import log
 from ..errors import PyruncError
+from ..fastjson import dumps
 from ..spec import config as spec_config
 from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nano
 
@@ -87,13 +85,15 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
             "owner": "", "annotations": spec.get("annotations") or {},
         }
-        from ..init.child import InitArgs, stage_main
+        from ..init.child import InitArgs, preload, stage_main
+        preload(terminal)
         from ..init.sync import Channel
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                         preserve_fds=o.preserve_fds, terminal=terminal, cid=cid,
-                        state_json=json.dumps(oci_state({**state, "pid": 0}, "creating")))
-        ps, cs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                        state_json=dumps(oci_state({**state, "pid": 0}, "creating")))
+        import _socket
+        ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         import gc
         gc.freeze()
         pid_s = os.fork()
@@ -112,13 +112,15 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 _write_id_maps(pid_s, linux)
                 ch.send("u")
             elif tag == "P":
+                # join the cgroup at once: the first cgroup.procs write waits
+                # for an RCU grace period (~10 ms), which the init spends on
+                # its mounts; it waits for "j" only where it needs the cgroup
                 init_pid = int(payload)
+                cg.add(init_pid)
+                ch.send("j")
                 if init_pid != pid_s:
                     os.waitpid(pid_s, 0)
                     pid_s = 0
-            elif tag == "J":
-                cg.add(init_pid)
-                ch.send("j")
             elif tag == "H":
                 from .. import hooks as H
                 st = oci_state({**state, "pid": init_pid}, "creating")
@@ -179,7 +181,7 @@ def _undo(sd: StateDir, cg, init_pid: int, pid_s: int, ch, master) -> None:
     for pid in (init_pid, pid_s):
         if pid:
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, 9)
             except ProcessLookupError:
                 pass
     if ch is not None:

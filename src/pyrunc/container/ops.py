@@ -2,9 +2,9 @@
 and messages."""
 from __future__ import annotations
 
+import _signal
 import os
 import select
-import signal
 import time
 
 from .. import log
@@ -73,8 +73,8 @@ def _release_fifo(path: str, pid: int) -> None:
     os.unlink(path)
 
 
-_SIGNALS = {n: int(getattr(signal, n)) for n in dir(signal)
-            if n.startswith("SIG") and not n.startswith("SIG_") and isinstance(getattr(signal, n), int)}
+_SIGNALS = {n: getattr(_signal, n) for n in dir(_signal)
+            if n.startswith("SIG") and not n.startswith("SIG_") and isinstance(getattr(_signal, n), int)}
 
 
 def parse_signal(s: str) -> int:
@@ -90,7 +90,7 @@ def parse_signal(s: str) -> int:
     if name in _SIGNALS:
         return _SIGNALS[name]
     if name.startswith("SIGRTMIN+") and name[9:].isdigit():
-        return signal.SIGRTMIN + int(name[9:])
+        return _signal.SIGRTMIN + int(name[9:])
     raise PyruncError(f'unknown signal "{s}"')
 
 
@@ -142,7 +142,7 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
     cg = Manager(st.get("cgroup_paths") or {})
     if status != "stopped":
         try:
-            os.kill(st["pid"], signal.SIGKILL)
+            os.kill(st["pid"], _signal.SIGKILL)
         except ProcessLookupError:
             pass
         if status == "paused":
@@ -151,7 +151,7 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
         (st.get("config", {}).get("linux", {}).get("namespaces") and
          any(n.get("type") == "pid" and n.get("path") for n in st["config"]["linux"]["namespaces"]))
     if not pid_ns_owned or status != "stopped":
-        _signal_all(st, signal.SIGKILL)
+        _signal_all(st, _signal.SIGKILL)
     _wait_stopped(st)
     try:
         cg.destroy()

@@ -7,11 +7,11 @@ init process (guarded against pid reuse by its start time), the exec fifo
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import time
 
 from ..errors import ContainerNotExist, PyruncError
+from ..fastjson import dumps, loads
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -90,7 +90,7 @@ class StateDir:
     def load(self) -> dict:
         try:
             with open(os.path.join(self.path, STATE_FILE), "rb") as f:
-                return json.loads(f.read())
+                return loads(f.read())
         except FileNotFoundError:
             raise ContainerNotExist() from None
         except ValueError:
@@ -101,14 +101,19 @@ class StateDir:
         tmp = os.path.join(self.path, f".{STATE_FILE}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, json.dumps(state, separators=(",", ":")).encode())
+            os.write(fd, dumps(state).encode())
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(self.path, STATE_FILE))
 
     def remove(self) -> None:
-        import shutil
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Remove the directory (it holds only files we made)."""
+        try:
+            for name in os.listdir(self.path):
+                os.unlink(os.path.join(self.path, name))
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
         self.unlock()
 
     @property

@@ -13,8 +13,8 @@ masked/read-only paths; then it waits (exec fifo for `create`, a message for
 """
 from __future__ import annotations
 
+import _signal
 import os
-import signal
 import sys
 
 from ..errors import PyruncError
@@ -59,7 +59,7 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
-        L.prctl(C.PR_SET_PDEATHSIG, signal.SIGKILL)
+        L.prctl(C.PR_SET_PDEATHSIG, _signal.SIGKILL)
         from ..spec.config import namespaces
         nss = namespaces(a.spec)
         fds: dict[str, int] = {}
@@ -134,7 +134,7 @@ def preload(terminal: bool) -> None:
     pivot_root an import would read files from the container's rootfs, which
     the container controls. `seal_imports` then makes any import fail."""
     import fcntl  # noqa: F401
-    import json  # noqa: F401
+    from .. import fastjson  # noqa: F401
     import resource  # noqa: F401
     import select  # noqa: F401
     import time  # noqa: F401
@@ -157,7 +157,6 @@ def seal_imports() -> None:
 def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     """The container init: prepare everything, wait, then exec."""
     from ..linux import sys as L
-    preload(bool(a.terminal))
     spec = a.spec
     process = spec["process"]
     if a.no_new_keyring is False:
@@ -167,8 +166,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
             pass  # keyrings may be unavailable (e.g. in a user namespace)
 
     def join_cgroup() -> None:
-        ch.send("J")
-        ch.expect("j")
+        ch.expect("j")  # the parent joins us as soon as it learns our pid
 
     def runtime_hooks() -> None:
         hooks = spec.get("hooks") or {}
@@ -182,15 +180,11 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
             from .. import hooks as H
             H.run_hooks("createContainer", hooks, _state_for_hooks(a, "created"))
 
-    cgroupns = nss.get("cgroup") == ""
-    if "mount" in nss:
-        from ..rootfs.setup import Rootfs, finalize
-        Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss, cgroupns=cgroupns,
-               join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
-               container_hooks=container_hooks, no_pivot=a.no_pivot).prepare()
-        seal_imports()
-    else:
-        raise PyruncError("a mount namespace is required (add {\"type\": \"mount\"} to linux.namespaces)")
+    from ..rootfs.setup import Rootfs, finalize
+    Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss, cgroupns=nss.get("cgroup") == "",
+           join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
+           container_hooks=container_hooks, no_pivot=a.no_pivot).prepare()
+    seal_imports()
     if a.terminal:
         _setup_console(ch, process)
     if spec.get("hostname"):
@@ -221,8 +215,8 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
 
 
 def _state_for_hooks(a: InitArgs, status: str) -> dict:
-    import json
-    st = json.loads(a.state_json)
+    from ..fastjson import loads
+    st = loads(a.state_json)
     st["status"] = status
     st["pid"] = os.getpid()
     return st
@@ -270,13 +264,13 @@ def _sysctl(sysctl: dict) -> None:
 def reset_signals() -> None:
     """Python ignores SIGPIPE and handles SIGINT; the user's process must start
     with default dispositions and an empty signal mask."""
-    for s in (signal.SIGPIPE, signal.SIGINT, signal.SIGXFSZ, signal.SIGTERM, signal.SIGCHLD,
-              signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
+    for s in range(1, _signal.NSIG):
         try:
-            signal.signal(s, signal.SIG_DFL)
+            if _signal.getsignal(s) not in (_signal.SIG_DFL, None):
+                _signal.signal(s, _signal.SIG_DFL)
         except (OSError, ValueError):
             pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
 if __name__ == "__main__":  # pragma: no cover - not an entry point

@@ -4,39 +4,41 @@ One SOCK_SEQPACKET socketpair: every message is one packet, a one-byte tag
 and a payload, optionally carrying fds (SCM_RIGHTS). EOF means the other side
 died, which each side turns into a clean failure instead of a hang.
 
-Tags, child -> parent:  U user ns ready for maps, P init pid, J join cgroup,
+Tags, child -> parent:  U user ns ready for maps, P init pid (the parent then
+joins it to the cgroup and answers j),
 H run runtime hooks, T terminal master (fd), R ready, E error text.
 Parent -> child: u j h acks, k state written (create), g go (run), E error.
 """
 from __future__ import annotations
 
-import array
-import socket
+import _socket
 
 from ..errors import PyruncError
 
 
 class Channel:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock) -> None:
         self.sock = sock
 
     def send(self, tag: str, payload: bytes | str = b"", fds: list[int] | None = None) -> None:
         data = tag.encode() + (payload.encode() if isinstance(payload, str) else payload)
         if fds:
-            self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            raw = b"".join(fd.to_bytes(4, "little", signed=True) for fd in fds)
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, raw)])
         else:
             self.sock.send(data)
 
     def recv(self) -> tuple[str, bytes, list[int]]:
         """(tag, payload, fds); tag '' on EOF."""
-        fds = array.array("i")
-        data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(4 * fds.itemsize))
+        fds: list[int] = []
+        data, anc, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(16))
         for level, typ, cdata in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(cdata[: len(cdata) - (len(cdata) % fds.itemsize)])
+            if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
+                fds += [int.from_bytes(cdata[i:i + 4], "little", signed=True)
+                        for i in range(0, len(cdata) - 3, 4)]
         if not data:
-            return "", b"", list(fds)
-        return chr(data[0]), data[1:], list(fds)
+            return "", b"", fds
+        return chr(data[0]), data[1:], fds
 
     def expect(self, tag: str) -> bytes:
         """Wait for `tag` from the parent; any other answer ends this child."""

@@ -138,9 +138,10 @@ class Exec:
                 if c["ambient"] >> nr & 1:
                     try:
                         L.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, nr)
-                    except OSError:
+                    except OSError as e:  # runc warns and goes on
                         from .. import log
-                        log.warn(f"cannot raise ambient capability {nr}")
+                        from ..spec.capabilities import cap_name
+                        log.warn(f"can't raise ambient capability {cap_name(nr)}: {os.strerror(e.errno).lower()}")
         if self.nnp:
             L.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
         if self.umask is not None:

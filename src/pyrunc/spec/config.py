@@ -6,7 +6,6 @@ give. Validation here is what must fail before a state dir or cgroup exists.
 """
 from __future__ import annotations
 
-import json
 import os
 
 from ..errors import PyruncError
@@ -27,7 +26,8 @@ def load_config(bundle: str) -> dict:
     except OSError as e:
         raise PyruncError(f"{path}: {e.strerror}") from None
     try:
-        spec = json.loads(data)
+        from ..fastjson import loads
+        spec = loads(data)
     except ValueError as e:
         raise PyruncError(f"{path}: invalid JSON: {e}") from None
     if not isinstance(spec, dict):
@@ -106,6 +106,8 @@ def validate(spec: dict, bundle: str) -> None:
             _type(path, str, f"linux.namespaces[{t}].path")
             if not os.path.exists(path):
                 _fail(f"namespace path {path} for {t} namespace: no such file or directory")
+    if "mount" not in seen:
+        _fail("a mount namespace is required: add {\"type\": \"mount\"} to linux.namespaces")
     if spec.get("hostname") and "uts" not in seen:
         _fail("unable to set hostname without a private UTS namespace")
     if spec.get("domainname") and "uts" not in seen:

@@ -1,0 +1,109 @@
+"""JSON through the C accelerator `_json`, without importing `json`.
+
+`import json` pulls in `re` and `enum`, several milliseconds that every
+pyrunc command would pay before doing anything. The C scanner and encoder are
+what `json` itself uses; this module only supplies the small context objects
+they need. Output matches json.dumps for the types pyrunc writes.
+"""
+from __future__ import annotations
+
+import _json
+
+_WS = " \t\n\r"
+
+
+class JSONError(ValueError):
+    """Invalid JSON, with the position, as json.JSONDecodeError words it."""
+
+
+def _constant(name: str) -> float:
+    return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
+
+
+class _Ctx:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = staticmethod(_constant)
+
+    def __init__(self) -> None:
+        self.memo: dict = {}
+
+
+def loads(s: str | bytes) -> object:
+    if isinstance(s, (bytes, bytearray)):
+        s = s.decode("utf-8-sig" if s[:3] == b"\xef\xbb\xbf" else "utf-8")
+    ctx = _Ctx()
+    scan = _json.make_scanner(ctx)
+    n = len(s)
+    i = 0
+    while i < n and s[i] in _WS:
+        i += 1
+    try:
+        obj, end = scan(s, i)
+    except StopIteration as e:
+        raise JSONError(f"Expecting value: {_where(s, e.value)}") from None
+    except ValueError as e:  # the scanner's own JSONDecodeError
+        raise JSONError(str(e)) from None
+    while end < n and s[end] in _WS:
+        end += 1
+    if end != n:
+        raise JSONError(f"Extra data: {_where(s, end)}")
+    return obj
+
+
+def _where(s: str, pos: int) -> str:
+    line = s.count("\n", 0, pos) + 1
+    col = pos - s.rfind("\n", 0, pos)
+    return f"line {line} column {col} (char {pos})"
+
+
+def _default(o: object) -> object:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+_compact = _json.make_encoder(None, _default, _json.encode_basestring_ascii, None,
+                              ":", ",", False, False, True)
+
+
+def dumps(obj: object, indent: int | str | None = None, ascii: bool = True) -> str:
+    """Compact when indent is None (json.dumps(separators=(',', ':'))),
+    otherwise pretty-printed like json.dumps(indent=...)."""
+    if indent is None:
+        if ascii:
+            return "".join(_compact(obj, 0))
+        enc = _json.make_encoder(None, _default, _json.encode_basestring, None, ":", ",", False, False, True)
+        return "".join(enc(obj, 0))
+    pad = indent if isinstance(indent, str) else " " * indent
+    out: list[str] = []
+    _pretty(obj, pad, "", out, _json.encode_basestring_ascii if ascii else _json.encode_basestring)
+    return "".join(out)
+
+
+def _pretty(o: object, pad: str, cur: str, out: list[str], enc) -> None:
+    if isinstance(o, dict):
+        if not o:
+            out.append("{}")
+            return
+        nxt = cur + pad
+        out.append("{")
+        first = True
+        for k, v in o.items():
+            out.append(("\n" if first else ",\n") + nxt + enc(str(k)) + ": ")
+            first = False
+            _pretty(v, pad, nxt, out, enc)
+        out.append("\n" + cur + "}")
+    elif isinstance(o, (list, tuple)):
+        if not o:
+            out.append("[]")
+            return
+        nxt = cur + pad
+        out.append("[")
+        for i, v in enumerate(o):
+            out.append(("\n" if i == 0 else ",\n") + nxt)
+            _pretty(v, pad, nxt, out, enc)
+        out.append("\n" + cur + "]")
+    else:
+        out.append("".join(_compact(o, 0)) if not isinstance(o, str) else enc(o))
