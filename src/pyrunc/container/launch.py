@@ -99,6 +99,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         pid_s = os.fork()
         if pid_s == 0:
             ps.close()
+            sd.unlock()  # close our copy of the lock fd; the parent keeps the lock
             stage_main(Channel(cs), args)
             os._exit(1)
         cs.close()

@@ -1,0 +1,203 @@
+"""`exec`: a new process inside a running container.
+
+The parent forks a child that joins the container's namespaces (user first,
+mount last), is put into its cgroup, and forks again so that the pid
+namespace applies; the grandchild applies the process settings and execs.
+As in runc, the process defaults come from the container's config.json
+process, with the command line's overrides.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import PyruncError
+from ..linux import consts as C
+
+
+def build_process(base: dict, o: dict, args: list[str]) -> dict:
+    """The process to run: -p FILE, or the container's process with args and
+    the flags' overrides (runc's getProcess)."""
+    if o.get("process"):
+        from ..fastjson import loads
+        try:
+            with open(o["process"], "rb") as f:
+                p = loads(f.read())
+        except OSError as e:
+            raise PyruncError(f"{o['process']}: {e.strerror}") from None
+        except ValueError as e:
+            raise PyruncError(f"{o['process']}: invalid JSON: {e}") from None
+        if not isinstance(p, dict):
+            raise PyruncError(f"{o['process']}: process must be a JSON object")
+    else:
+        if not args:
+            raise PyruncError("exec: process args cannot be empty")
+        p = {k: v for k, v in base.items()}
+        p["args"] = list(args)
+        p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
+        p["terminal"] = bool(o.get("tty"))
+        if o.get("cwd"):
+            p["cwd"] = o["cwd"]
+        if o.get("user"):
+            u, _, g = o["user"].partition(":")
+            try:
+                p["user"] = {"uid": int(u), "gid": int(g) if g else 0}
+            except ValueError:
+                raise PyruncError(f"parsing {o['user']!r} as user[:group]: only numeric ids are supported") from None
+        if o.get("additional-gids"):
+            user = dict(p.get("user") or {})
+            try:
+                user["additionalGids"] = [int(x) for x in o["additional-gids"]]
+            except ValueError:
+                raise PyruncError("--additional-gids takes numeric group ids") from None
+            p["user"] = user
+        if o.get("cap"):
+            caps = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
+            for c in o["cap"]:
+                for k in ("bounding", "effective", "permitted", "ambient"):
+                    if c not in caps.setdefault(k, []):
+                        caps[k].append(c)
+            p["capabilities"] = caps
+        if o.get("no-new-privs"):
+            p["noNewPrivileges"] = True
+        if o.get("apparmor"):
+            p["apparmorProfile"] = o["apparmor"]
+        if o.get("process-label"):
+            p["selinuxLabel"] = o["process-label"]
+    from ..spec.config import validate_process
+    p.setdefault("cwd", "/")
+    validate_process(p)
+    return p
+
+
+def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
+    from .ops import load
+    sd, st, status = load(root, cid, shared=True)
+    sd.unlock()
+    if status == "stopped":
+        raise PyruncError("cannot exec in a stopped container")
+    if status == "paused" and not o.get("ignore-paused"):
+        raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
+    config = st.get("config") or {}
+    p = build_process(config.get("process") or {}, o, args)
+    terminal = bool(p.get("terminal"))
+    detach = bool(o.get("detach"))
+    if terminal and detach and not o.get("console-socket"):
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if o.get("console-socket") and not terminal:
+        raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
+    from ..init.child import preload
+    preload(terminal)
+    from . import foreground as F
+    fwd = None
+    if not detach:
+        F.become_subreaper()
+        fwd = F.Forwarder()
+    try:
+        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0)
+        if o.get("pid-file"):
+            from .launch import _write_pid_file
+            _write_pid_file(o["pid-file"], pid)
+        if master is not None and o.get("console-socket"):
+            from .. import terminal as T
+            T.send_to_console_socket(o["console-socket"], master)
+            os.close(master)
+            master = None
+        ch.send("g")
+        ch.close()
+        if detach:
+            return 0
+        return F.wait_foreground(pid, fwd, master)
+    finally:
+        if fwd is not None:
+            fwd.close()
+
+
+def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int):
+    import _socket
+    from ..cgroups import Manager
+    from ..init.sync import Channel
+    ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    nss = {t: p for t, p in (st.get("namespaces") or {}).items()}
+    cg = Manager(st.get("cgroup_paths") or {})
+    pid1 = os.fork()
+    if pid1 == 0:
+        ps.close()
+        _exec_child(Channel(cs), nss, process, terminal, preserve_fds)
+        os._exit(1)
+    cs.close()
+    ch = Channel(ps)
+    pid = 0
+    master = None
+    try:
+        while True:
+            tag, payload, fds = ch.recv()
+            if tag == "P":
+                pid = int(payload)
+                os.waitpid(pid1, 0)
+                pid1 = 0
+                cg.add(pid)
+                ch.send("j")
+            elif tag == "T":
+                master = fds[0] if fds else None
+            elif tag == "R":
+                return pid, master, ch
+            elif tag == "E":
+                raise PyruncError(_exec_error(payload.decode(errors="replace")))
+            else:
+                raise PyruncError("exec failed: the process exited before it was ready")
+    except BaseException:
+        for p in (pid, pid1):
+            if p:
+                try:
+                    os.kill(p, 9)
+                    os.waitpid(p, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        ch.close()
+        raise
+
+
+def _exec_error(msg: str) -> str:
+    if msg.startswith("exec:") or msg.startswith("chdir"):
+        return "exec failed: unable to start container process: " + msg
+    return "exec failed: " + msg
+
+
+def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int) -> None:
+    from ..init.child import _JOIN_ORDER, _open_ns, fail, seal_imports
+    try:
+        from ..linux import sys as L
+        L.prctl(C.PR_SET_DUMPABLE, 0)
+        fds = {t: _open_ns(t, path) for t, path in nss.items() if path}
+        for t in _JOIN_ORDER:
+            if t in fds:
+                L.setns(fds[t], C.NAMESPACES[t][0])
+                os.close(fds[t])
+        seal_imports()  # our root is now the container's: never import from it
+        if "user" in fds:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        pid = os.fork()
+        if pid:
+            ch.send("P", str(pid))
+            os._exit(0)
+        ch.expect("j")
+        if terminal:
+            from .. import terminal as T
+            master, slave, _ = T.open_pty()
+            size = process.get("consoleSize")
+            if size:
+                T.set_window_size(slave, size.get("height", 0), size.get("width", 0))
+            ch.send("T", fds=[master])
+            os.close(master)
+            T.setup_slave_as_stdio(slave)
+            if slave > 2:
+                os.close(slave)
+        from ..security.process import prepare_exec
+        final = prepare_exec(process)
+        ch.send("R")
+        ch.expect("g")
+        ch.close()
+        final.execute(preserve_fds)
+    except BaseException as e:  # noqa: BLE001
+        fail(ch, e)
