@@ -20,5 +20,17 @@ fi
 # compiled files are what makes every command start fast
 env -u PYTHONDONTWRITEBYTECODE "$prefix/bin/pip" install --quiet --disable-pip-version-check \
     --force-reinstall --no-deps "$here"
+# pip's console-script wrapper imports `re` (5 ms) and runs `site`: replace
+# it with a launcher that starts isolated (-I: no PYTHONPATH, no user site;
+# -S: no site) and finds the package by its own path
+site=$("$prefix/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cat > "$prefix/bin/pyrunc" <<LAUNCHER
+#!$prefix/bin/python3 -IS
+import sys
+sys.path.append("$site")
+from pyrunc.cli.main import run_and_exit
+run_and_exit()
+LAUNCHER
+chmod 755 "$prefix/bin/pyrunc"
 ln -sf "$prefix/bin/pyrunc" "$bindir/pyrunc"
 echo "pyrunc installed: $(command -v pyrunc) ($("$bindir/pyrunc" --version | head -1))"

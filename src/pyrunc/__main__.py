@@ -1,5 +1,3 @@
-import sys
+from pyrunc.cli.main import run_and_exit
 
-from pyrunc.cli.main import main
-
-sys.exit(main())
+run_and_exit()

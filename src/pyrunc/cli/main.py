@@ -152,6 +152,26 @@ def command_help(name: str, mod) -> str:
     return f"NAME:\n   pyrunc {name} - {COMMANDS[name][1]}\n\n{text}\n"
 
 
+_children: list[int] = []
+
+
+def run_and_exit() -> None:
+    """The command-line entry: main(), then exit without interpreter
+    teardown (a millisecond per command that nobody needs)."""
+    code = main()
+    for pid in _children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
@@ -189,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(command_help(name, mod))
             return 0
         ctx = Context(gopts)
+        if name in ("run", "create", "exec") and os.geteuid() == 0:
+            from ..cgroups import prearm_migration
+            _children.append(prearm_migration())
         if ctx.systemd_cgroup:
             raise PyruncError("systemd cgroup driver requested (--systemd-cgroup), but systemd is not "
                               "running on this host (no /run/systemd/system)") \

@@ -73,8 +73,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     try:
         linux = spec.get("linux") or {}
         cg = Manager.for_container(linux.get("cgroupsPath") or "", cid)
-        cg.create()
-        cg.apply(linux.get("resources") or {})
         fifo_fd = -1
         if o.mode == "create":
             os.mkfifo(sd.fifo, 0o622)
@@ -85,8 +83,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
             "owner": "", "annotations": spec.get("annotations") or {},
         }
-        from ..init.child import InitArgs, preload, stage_main
-        preload(terminal)
+        from ..init.child import InitArgs, stage_main
         from ..init.sync import Channel
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
@@ -106,6 +103,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if fifo_fd >= 0:
             os.close(fifo_fd)
         ch = Channel(ps)
+        # while the stage child preloads and unshares (on the other core)
+        cg.create()
+        cg.apply(linux.get("resources") or {})
         nss = spec_config.namespaces(spec)
         while True:
             tag, payload, fds = ch.recv()

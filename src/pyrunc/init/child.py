@@ -60,6 +60,9 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
         L.prctl(C.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        # here, not in the init: this child never joins the container's
+        # cgroup, so the memory the imports allocate is not charged to it
+        preload(bool(a.terminal))
         from ..spec.config import namespaces
         nss = namespaces(a.spec)
         fds: dict[str, int] = {}
