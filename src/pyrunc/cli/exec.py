@@ -52,4 +52,8 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     if opts.get("cgroup"):
         raise PyruncError("--cgroup is not supported yet")
     from ..container.exec import execute
-    return execute(ctx.root, args[0], opts, args[1:])
+    try:
+        return execute(ctx.root, args[0], opts, args[1:])
+    except PyruncError as e:
+        e.code = 255  # runc exits 255 when exec itself fails
+        raise

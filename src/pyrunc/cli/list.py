@@ -34,6 +34,9 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     fmt = opts["format"]
     if fmt not in ("table", "json"):
         raise PyruncError(f"invalid format option")
+    import os
+    if ctx.root_set and not os.path.isdir(ctx.root):
+        raise PyruncError(f"open {ctx.root}: no such file or directory")
     ids = list_ids(ctx.root)
     if opts["quiet"]:
         sys.stdout.write("".join(i + "\n" for i in ids))

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("features", "show the enabled features"),
     "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
     "list": ("list", "lists containers started by pyrunc with the given root"),
+    "pause": ("pause", "pause suspends all processes inside the container"),
+    "resume": ("resume", "resumes all processes that have been previously paused"),
     "run": ("run", "create and run a container"),
     "spec": ("spec", "create a new specification file"),
     "start": ("start", "executes the user defined process in a created container"),
@@ -53,6 +55,7 @@ class Context:
         self.log: str = opts["log"]
         self.log_format: str = opts["log-format"]
         self.root: str = opts["root"] or default_root()
+        self.root_set: bool = bool(opts["root"])
         self.systemd_cgroup: bool = opts["systemd-cgroup"]
         self.rootless: str = opts["rootless"]
 

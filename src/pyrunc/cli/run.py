@@ -42,8 +42,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     o = options(opts, "run", detach)
     if detach:
         launched = create(ctx.root, args[0], o)
-        launched.ch.send("g")
-        launched.ch.close()
+        _go(launched)
         _poststart(launched)
         launched.sd.unlock()
         return 0
@@ -52,8 +51,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     fwd = F.Forwarder()
     try:
         launched = create(ctx.root, args[0], o)
-        launched.ch.send("g")
-        launched.ch.close()
+        _go(launched)
         launched.sd.unlock()
         _poststart(launched)
         status = F.wait_foreground(launched.pid, fwd, launched.master)
@@ -70,6 +68,20 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     else:
         destroy(sd, launched.state, status_of(launched.state, sd.fifo))
     return status
+
+
+def _go(launched) -> None:
+    """Release the init and wait until it has exec'd (EOF on the channel);
+    an error before exec (a startContainer hook, say) undoes the container."""
+    ch = launched.ch
+    ch.send("g")
+    tag, payload, _ = ch.recv()
+    ch.close()
+    if tag == "E":
+        from ..container.ops import destroy
+        from ..errors import PyruncError
+        destroy(launched.sd, launched.state, "running")
+        raise PyruncError(f"pyrunc run failed: {payload.decode(errors='replace')}")
 
 
 def _poststart(launched) -> None:

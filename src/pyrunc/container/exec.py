@@ -103,7 +103,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             os.close(master)
             master = None
         ch.send("g")
-        ch.close()
+        _await_exec(ch, pid)
         if detach:
             return 0
         return F.wait_foreground(pid, fwd, master)
@@ -157,6 +157,18 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int):
         raise
 
 
+def _await_exec(ch, pid: int) -> None:
+    """EOF once the process has exec'd; an error message if it failed first."""
+    tag, payload, _ = ch.recv()
+    ch.close()
+    if tag == "E":
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        raise PyruncError(_exec_error(payload.decode(errors="replace")))
+
+
 def _exec_error(msg: str) -> str:
     if msg.startswith("exec:") or msg.startswith("chdir"):
         return "exec failed: unable to start container process: " + msg
@@ -197,7 +209,6 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
         final = prepare_exec(process)
         ch.send("R")
         ch.expect("g")
-        ch.close()
-        final.execute(preserve_fds)
+        final.execute(preserve_fds)  # the channel closes on exec: EOF tells the parent
     except BaseException as e:  # noqa: BLE001
         fail(ch, e)

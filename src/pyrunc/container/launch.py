@@ -234,8 +234,12 @@ def _write_id_maps(pid: int, linux: dict) -> None:
 
 
 def _write_pid_file(path: str, pid: int) -> None:
+    """Write atomically (tmp + rename), as runc does: a reader never sees it empty."""
     path = os.path.abspath(path)
     tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, path)
+    except OSError as e:
+        raise PyruncError(f"pid file {path}: {e.strerror}") from None

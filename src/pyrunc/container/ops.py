@@ -81,7 +81,7 @@ def parse_signal(s: str) -> int:
     """KILL, SIGKILL, kill or 9, as runc accepts them."""
     if s.isdigit():
         n = int(s)
-        if 0 < n < 65:
+        if 0 <= n < 65:
             return n
         raise PyruncError(f"unknown signal {s!r}")
     name = s.upper()
@@ -98,6 +98,9 @@ def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
     sd, st, status = load(root, cid, shared=True)
     try:
         if status == "stopped":
+            if all_procs:  # runc: with --all a stopped container is not an error
+                _signal_all(st, sig)
+                return
             raise PyruncError("container not running")
         if all_procs:
             _signal_all(st, sig)
@@ -189,3 +192,46 @@ def _wait_stopped(st: dict, timeout: float = 10.0) -> None:
             pass
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def _freeze(st: dict, frozen: bool) -> None:
+    """v1 freezer.state or v2 cgroup.freeze, then wait until the kernel agrees."""
+    path = st.get("freezer")
+    if not path:
+        raise PyruncError("cannot pause: no freezer cgroup (the freezer controller is not available)")
+    v1 = os.path.exists(os.path.join(path, "freezer.state"))
+    name = "freezer.state" if v1 else "cgroup.freeze"
+    want = (b"FROZEN" if frozen else b"THAWED") if v1 else (b"1" if frozen else b"0")
+    for _ in range(1000):
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(want)
+        if v1:
+            with open(os.path.join(path, name), "rb") as f:
+                if f.read().strip() == want:
+                    return
+        else:
+            with open(os.path.join(path, "cgroup.events"), "rb") as f:
+                if (b"frozen 1" in f.read()) == frozen:
+                    return
+        time.sleep(0.001)
+    raise PyruncError("timed out waiting for the freezer")
+
+
+def pause(root: str, cid: str) -> None:
+    sd, st, status = load(root, cid)
+    try:
+        if status not in ("running", "created"):
+            raise PyruncError("container not running" if status == "stopped" else f"container {status}")
+        _freeze(st, True)
+    finally:
+        sd.unlock()
+
+
+def resume(root: str, cid: str) -> None:
+    sd, st, status = load(root, cid)
+    try:
+        if status != "paused":
+            raise PyruncError("container not paused")
+        _freeze(st, False)
+    finally:
+        sd.unlock()

@@ -153,10 +153,10 @@ def oci_state(state: dict, status: str) -> dict:
         "bundle": state["bundle"],
         "rootfs": state["rootfs"],
         "created": state["created"],
-        "owner": state.get("owner", ""),
     }
-    if state.get("annotations"):
+    if state.get("annotations"):  # runc's field order: annotations, then owner
         doc["annotations"] = state["annotations"]
+    doc["owner"] = state.get("owner", "")
     return doc
 
 

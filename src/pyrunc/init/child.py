@@ -181,7 +181,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         hooks = (spec.get("hooks") or {}).get("createContainer")
         if hooks:
             from .. import hooks as H
-            H.run_hooks("createContainer", hooks, _state_for_hooks(a, "created"))
+            H.run_hooks("createContainer", hooks, _state_for_hooks(a, "creating"))
 
     from ..rootfs.setup import Rootfs, finalize
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss, cgroupns=nss.get("cgroup") == "",
@@ -208,12 +208,13 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         os.close(fd)
         os.close(a.fifo_fd)
     else:
+        # the channel stays open (close-on-exec): a failure from here to
+        # execve reaches the parent as an error, a successful exec as EOF
         ch.expect("g")
-        ch.close()
     hooks = (spec.get("hooks") or {}).get("startContainer")
     if hooks:
         from .. import hooks as H
-        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "running"))
+        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
     final.execute(a.preserve_fds or 0)
 
 
