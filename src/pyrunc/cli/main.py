@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("list", "lists containers started by pyrunc with the given root"),
     "pause": ("pause", "pause suspends all processes inside the container"),
     "resume": ("resume", "resumes all processes that have been previously paused"),
+    "ps": ("ps", "ps displays the processes running inside a container"),
     "run": ("run", "create and run a container"),
     "spec": ("spec", "create a new specification file"),
     "start": ("start", "executes the user defined process in a created container"),
