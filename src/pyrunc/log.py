@@ -26,6 +26,14 @@ def setup(path: str | None, fmt: str = "text", debug: bool = False) -> None:
         _fd = os.open(_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
 
+def keep_stderr() -> None:
+    """Before the container init makes a pty its stdio: keep writing to the
+    runtime's own stderr (a close-on-exec copy), not into the container."""
+    global _fd
+    if _fd is None:
+        _fd = os.dup(2)  # os.dup makes it non-inheritable
+
+
 def _timestamp() -> str:
     t = time.localtime()
     off = t.tm_gmtoff or 0
@@ -73,7 +81,7 @@ def error(msg: str) -> None:
     """An error as runc reports it: to the log, and plainly to stderr when the
     log is a file (so a human running the command still sees one line)."""
     log("error", msg)
-    if _fd is not None:
+    if _path:
         try:
             sys.stderr.write(msg + "\n")
             sys.stderr.flush()

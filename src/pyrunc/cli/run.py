@@ -51,6 +51,9 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     fwd = F.Forwarder()
     try:
         launched = create(ctx.root, args[0], o)
+        if launched.master is not None:
+            from ..terminal import clear_onlcr
+            clear_onlcr(launched.master)  # as runc: the host terminal does the CR
         _go(launched)
         launched.sd.unlock()
         _poststart(launched)

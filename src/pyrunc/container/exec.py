@@ -102,6 +102,9 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             T.send_to_console_socket(o["console-socket"], master)
             os.close(master)
             master = None
+        if master is not None:
+            from ..terminal import clear_onlcr
+            clear_onlcr(master)
         ch.send("g")
         _await_exec(ch, pid)
         if detach:
@@ -202,6 +205,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
                 T.set_window_size(slave, size.get("height", 0), size.get("width", 0))
             ch.send("T", fds=[master])
             os.close(master)
+            from .. import log
+            log.keep_stderr()
             T.setup_slave_as_stdio(slave)
             if slave > 2:
                 os.close(slave)

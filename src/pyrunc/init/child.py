@@ -245,6 +245,8 @@ def _setup_console(ch: Channel, process: dict) -> None:
         os.close(target)
     ch.send("T", fds=[master])
     os.close(master)
+    from .. import log
+    log.keep_stderr()
     terminal.setup_slave_as_stdio(slave)
     if slave > 2:
         os.close(slave)
