@@ -205,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error(f"No help topic for '{name}'")
         return 3
     try:
-        import importlib
-        mod = importlib.import_module(f"pyrunc.cli.{COMMANDS[name][0]}")
+        mod = __import__(f"pyrunc.cli.{COMMANDS[name][0]}", fromlist=["run"])
         opts, args = parse_flags({**mod.FLAGS, "help": ("bool", False)},
                                  {**getattr(mod, "ALIASES", {}), "h": "help"}, rest[1:])
         if opts.pop("help"):

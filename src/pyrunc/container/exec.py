@@ -86,7 +86,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
     if o.get("console-socket") and not terminal:
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
     from ..init.child import preload
-    preload(terminal)
+    preload(terminal, hooks=False)
     from . import foreground as F
     fwd = None
     if not detach:
@@ -94,14 +94,19 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         fwd = F.Forwarder()
     try:
         pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0)
-        if o.get("pid-file"):
-            from .launch import _write_pid_file
-            _write_pid_file(o["pid-file"], pid)
-        if master is not None and o.get("console-socket"):
-            from .. import terminal as T
-            T.send_to_console_socket(o["console-socket"], master)
-            os.close(master)
-            master = None
+        try:
+            if o.get("pid-file"):
+                from .launch import _write_pid_file
+                _write_pid_file(o["pid-file"], pid)
+            if master is not None and o.get("console-socket"):
+                from .. import terminal as T
+                T.send_to_console_socket(o["console-socket"], master)
+                os.close(master)
+                master = None
+        except BaseException:
+            _kill(pid)  # it must not run, nor report that we went away
+            ch.close()
+            raise
         if master is not None:
             from ..terminal import clear_onlcr
             clear_onlcr(master)
@@ -150,14 +155,18 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int):
                 raise PyruncError("exec failed: the process exited before it was ready")
     except BaseException:
         for p in (pid, pid1):
-            if p:
-                try:
-                    os.kill(p, 9)
-                    os.waitpid(p, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
+            _kill(p)
         ch.close()
         raise
+
+
+def _kill(pid: int) -> None:
+    if pid:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 def _await_exec(ch, pid: int) -> None:

@@ -76,6 +76,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         fifo_fd = -1
         if o.mode == "create":
             os.mkfifo(sd.fifo, 0o622)
+            # as runc: exact bits whatever the umask, owned by the container's
+            # root, which opens it for writing from inside its user namespace
+            os.chmod(sd.fifo, 0o622)
+            os.chown(sd.fifo, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
             fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
         created = rfc3339nano(time.time_ns())
         state = {
@@ -132,6 +136,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             elif tag == "T":
                 master = fds[0] if fds else None
             elif tag == "R":
+                # as runc: rlimits are set from here (prlimit), so a refused
+                # one is a create-time error, not a silent exit after start
+                _set_rlimits(init_pid, process.get("rlimits") or [])
                 break
             elif tag == "E":
                 raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
@@ -215,6 +222,31 @@ def _wait_gone(pid: int, timeout: float = 5.0) -> None:
     end = time.monotonic() + timeout
     while proc_start_time(pid) is not None and time.monotonic() < end:
         time.sleep(0.002)
+
+
+def _set_rlimits(pid: int, rlimits: list[dict]) -> None:
+    if not rlimits:
+        return
+    import resource
+    from ..security.process import RLIMITS
+    for r in rlimits:
+        typ = RLIMITS[r["type"]]
+        # values from 2^63 up (RLIM_INFINITY is 2^64-1 in the spec) mean unlimited
+        soft, hard = (v if v < 2**63 else resource.RLIM_INFINITY for v in (r.get("soft", 0), r.get("hard", 0)))
+        try:
+            resource.prlimit(pid, typ, (soft, hard))
+        except (OSError, ValueError) as e:
+            err = os.strerror(e.errno).lower() if isinstance(e, OSError) and e.errno else str(e)
+            raise PyruncError("unable to start container process: error during container init: "
+                              f"error setting rlimits for ready process: error setting rlimit type {typ}: {err}") from None
+
+
+def _host_id(maps: list[dict] | None) -> int:
+    """The host id that container id 0 maps to (0 without a user namespace)."""
+    for m in maps or []:
+        if m["containerID"] <= 0 < m["containerID"] + m["size"]:
+            return m["hostID"] - m["containerID"]
+    return 0
 
 
 def _write_id_maps(pid: int, linux: dict) -> None:

@@ -50,7 +50,10 @@ def fail(ch: Channel, e: BaseException) -> None:
     try:
         ch.send("E", msg)
     except OSError:
-        pass
+        # the parent is gone (after create returned): the container's stderr
+        # is where an engine will look for it
+        from .. import log
+        log.error(msg)
     os._exit(1)
 
 
@@ -62,7 +65,7 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         L.prctl(C.PR_SET_PDEATHSIG, _signal.SIGKILL)
         # here, not in the init: this child never joins the container's
         # cgroup, so the memory the imports allocate is not charged to it
-        preload(bool(a.terminal))
+        preload(bool(a.terminal), bool(a.spec.get("hooks")))
         from ..spec.config import namespaces
         nss = namespaces(a.spec)
         fds: dict[str, int] = {}
@@ -132,17 +135,17 @@ def _time_offsets(spec: dict) -> None:
         f.write("".join(lines))
 
 
-def preload(terminal: bool) -> None:
+def preload(terminal: bool, hooks: bool = True) -> None:
     """Import everything the init will need before its root changes: after
     pivot_root an import would read files from the container's rootfs, which
     the container controls. `seal_imports` then makes any import fail."""
     import fcntl  # noqa: F401
-    from .. import fastjson  # noqa: F401
-    import resource  # noqa: F401
     import select  # noqa: F401
     import time  # noqa: F401
-    from .. import cgroups, hooks, log  # noqa: F401
-    from ..spec import example  # noqa: F401  (hooks serialise state with its escaper)
+    from .. import cgroups, fastjson, log  # noqa: F401
+    if hooks:
+        from .. import hooks as _h  # noqa: F401
+        from ..spec import example  # noqa: F401  (hooks serialise state with its escaper)
     from ..rootfs import setup  # noqa: F401
     from ..security import process  # noqa: F401
     from ..spec import capabilities  # noqa: F401
@@ -198,7 +201,10 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     finalize(spec)
     os.umask(0o022)
     from ..security.process import prepare_exec
-    final = prepare_exec(process)
+    final = prepare_exec(process, rlimits_set=True)  # the parent sets them (prlimit)
+    # without a new pid namespace the stage child is the init itself and still
+    # carries the set-up's parent-death SIGKILL: `create` is about to exit
+    L.prctl(C.PR_SET_PDEATHSIG, 0)
     ch.send("R")
     if a.mode == "create":
         ch.expect("k")

@@ -152,5 +152,14 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     sys_call("capset", ctypes.byref(hdr), data)
 
 
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit(2) with the spec's full 64-bit values (RLIM_INFINITY included)."""
+    _check(_libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))), "setrlimit")
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     sys_call("close_range", ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))

@@ -18,7 +18,6 @@ RLIMITS = {
     "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
     "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
-_INF = 0xFFFFFFFFFFFFFFFF
 
 
 def _passwd_home(uid: int) -> str | None:
@@ -95,14 +94,13 @@ class Exec:
         self.setgroups = True
 
     def execute(self, preserve_fds: int = 0) -> None:
-        import resource
         from ..linux import sys as L
         from ..init.child import reset_signals
         for typ, soft, hard in self.rlimits:
             try:
-                resource.setrlimit(typ, (soft if soft < _INF else -1, hard if hard < _INF else -1))
-            except (OSError, ValueError) as e:
-                raise PyruncError(f"error setting rlimit type {typ}: {e}") from None
+                L.setrlimit(typ, soft, hard)
+            except OSError as e:
+                raise PyruncError(f"error setting rlimit type {typ}: {os.strerror(e.errno).lower()}") from None
         if self.oom is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(self.oom))
@@ -168,10 +166,13 @@ def _env_pairs(env: list[str]):
         yield k, v
 
 
-def prepare_exec(process: dict) -> Exec:
+def prepare_exec(process: dict, rlimits_set: bool = False) -> Exec:
     env = list(process.get("env") or [])
     user = process.get("user") or {}
     if not any(e.startswith("HOME=") for e in env):
         env.append("HOME=" + (_passwd_home(user.get("uid", 0)) or "/"))
     path = lookup_path(process["args"][0], env)
-    return Exec(process, path, env)
+    ex = Exec(process, path, env)
+    if rlimits_set:
+        ex.rlimits = []
+    return ex
