@@ -20,6 +20,7 @@ SPEC_VERSION = "1.3.0"
 COMMANDS: dict[str, tuple[str, str]] = {
     "create": ("create", "create a container"),
     "delete": ("delete", "delete any resources held by the container often used with detached container"),
+    "events": ("events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
     "exec": ("exec", "execute new process inside the container"),
     "features": ("features", "show the enabled features"),
     "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spec": ("spec", "create a new specification file"),
     "start": ("start", "executes the user defined process in a created container"),
     "state": ("state", "output the state of a container"),
+    "update": ("update", "update container resource constraints"),
     "version": ("version", "print the version"),
 }
 ALIASES = {"ls": "list"}
