@@ -36,10 +36,7 @@ OPTIONS:
 
 def options(opts: dict, mode: str, detach: bool):
     from ..container.launch import CreateOptions
-    if opts.get("pidfd-socket"):
-        from ..errors import PyruncError
-        raise PyruncError("--pidfd-socket is not supported yet")
-    return CreateOptions(bundle=opts["bundle"], pid_file=opts["pid-file"],
+    return CreateOptions(pidfd_socket=opts["pidfd-socket"], bundle=opts["bundle"], pid_file=opts["pid-file"],
                          console_socket=opts["console-socket"], no_pivot=opts["no-pivot"],
                          no_new_keyring=opts["no-new-keyring"], preserve_fds=opts["preserve-fds"],
                          mode=mode, detach=detach)

@@ -98,6 +98,9 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             if o.get("pid-file"):
                 from .launch import _write_pid_file
                 _write_pid_file(o["pid-file"], pid)
+            if o.get("pidfd-socket"):
+                from .launch import send_pidfd
+                send_pidfd(o["pidfd-socket"], pid, "setns")
             if master is not None and o.get("console-socket"):
                 from .. import terminal as T
                 T.send_to_console_socket(o["console-socket"], master)

@@ -20,11 +20,11 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "mode", "detach")
+                 "preserve_fds", "mode", "detach", "pidfd_socket")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 mode: str = "create", detach: bool = True) -> None:
+                 mode: str = "create", detach: bool = True, pidfd_socket: str = "") -> None:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -33,6 +33,7 @@ class CreateOptions:
         self.preserve_fds = preserve_fds
         self.mode = mode
         self.detach = detach
+        self.pidfd_socket = pidfd_socket
 
 
 class Launched:
@@ -58,8 +59,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
     if o.console_socket and not terminal:
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
-    if o.console_socket and not os.path.exists(o.console_socket):
-        raise PyruncError(f"console socket {o.console_socket}: no such file or directory")
+    console = None
+    if o.console_socket:  # connect first: a bad socket fails before anything exists
+        from ..terminal import connect_console_socket
+        console = connect_console_socket(o.console_socket)
     if o.preserve_fds < 0:
         raise PyruncError("--preserve-fds must not be negative")
 
@@ -154,17 +157,21 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         sd.save(state)
         if o.pid_file:
             _write_pid_file(o.pid_file, init_pid)
-        if master is not None and o.console_socket:
+        if master is not None and console is not None:
             from .. import terminal
-            terminal.send_to_console_socket(o.console_socket, master)
+            terminal.send_to_console_socket(console, master)
             os.close(master)
             master = None
+        if o.pidfd_socket:
+            send_pidfd(o.pidfd_socket, init_pid, "standard")
         if o.mode == "create":
             ch.send("k")
             ch.close()
             ch = None
         return Launched(sd, state, ch, master, cg)
     except BaseException as e:
+        if console is not None:
+            console.close()
         _undo(sd, cg, init_pid, pid_s, ch, master)
         if isinstance(e, (PyruncError, KeyboardInterrupt)):
             raise
@@ -222,6 +229,20 @@ def _wait_gone(pid: int, timeout: float = 5.0) -> None:
     end = time.monotonic() + timeout
     while proc_start_time(pid) is not None and time.monotonic() < end:
         time.sleep(0.002)
+
+
+def send_pidfd(path: str, pid: int, kind: str) -> None:
+    """--pidfd-socket: a pidfd of the process, with runc's payload ("standard"
+    for an init, "setns" for an exec'd process)."""
+    from .. import terminal
+    from ..linux import sys as L
+    fd = L.pidfd_open(pid)
+    try:
+        terminal.send_to_console_socket(path, fd, name=kind)
+    except terminal.TerminalError as e:
+        raise PyruncError(str(e).replace("console socket", "pidfd socket")) from None
+    finally:
+        os.close(fd)
 
 
 def _set_rlimits(pid: int, rlimits: list[dict]) -> None:

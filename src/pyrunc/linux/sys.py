@@ -161,5 +161,9 @@ def setrlimit(resource: int, soft: int, hard: int) -> None:
     _check(_libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))), "setrlimit")
 
 
+def pidfd_open(pid: int) -> int:
+    return sys_call("pidfd_open", pid, 0)
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     sys_call("close_range", ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
