@@ -110,6 +110,18 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if fifo_fd >= 0:
             os.close(fifo_fd)
         ch = Channel(ps)
+
+        def reply(tag: str) -> None:
+            """Answer the child; if it already died, its error is what counts."""
+            try:
+                ch.send(tag)
+            except OSError:
+                while True:
+                    t, payload, _ = ch.recv()
+                    if t == "E":
+                        raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace"))) from None
+                    if not t:
+                        raise PyruncError(_creation_error(o.mode, "container init exited unexpectedly")) from None
         # while the stage child preloads and unshares (on the other core)
         cg.create()
         cg.apply(linux.get("resources") or {})
@@ -118,14 +130,14 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             tag, payload, fds = ch.recv()
             if tag == "U":
                 _write_id_maps(pid_s, linux)
-                ch.send("u")
+                reply("u")
             elif tag == "P":
                 # join the cgroup at once: the first cgroup.procs write waits
                 # for an RCU grace period (~10 ms), which the init spends on
                 # its mounts; it waits for "j" only where it needs the cgroup
                 init_pid = int(payload)
                 cg.add(init_pid)
-                ch.send("j")
+                reply("j")
                 if init_pid != pid_s:
                     os.waitpid(pid_s, 0)
                     pid_s = 0
@@ -135,7 +147,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 hooks = spec.get("hooks") or {}
                 H.run_hooks("prestart", hooks.get("prestart") or [], st)
                 H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
-                ch.send("h")
+                reply("h")
             elif tag == "T":
                 master = fds[0] if fds else None
             elif tag == "R":

@@ -95,7 +95,8 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
             L.unshare(flags)
         if "time" in nss and not nss["time"]:
             _time_offsets(a.spec)
-        if "pid" in nss:
+        # a new pid or time namespace applies to children only
+        if "pid" in nss or nss.get("time") == "":
             pid = os.fork()
             if pid:
                 ch.send("P", str(pid))
@@ -259,8 +260,9 @@ def _setup_console(ch: Channel, process: dict) -> None:
 
 
 def _sysctl(sysctl: dict) -> None:
+    from ..spec.config import sysctl_path
     for key, value in sysctl.items():
-        path = "/proc/sys/" + key.replace(".", "/")
+        path = sysctl_path(key)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except OSError as e:

@@ -29,20 +29,66 @@ def fd_path(fd: int) -> str:
 
 
 def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
-    """Create `path` (and its parents) inside the root; returns an O_PATH fd."""
+    """Create `path` (and its parents) inside the root; returns an O_PATH fd.
+
+    Walks one component at a time: a symlink is followed *inside* the root
+    (absolute targets restart from the root, `..` stops at it), a missing
+    directory is created where the link points, as runc's MkdirAllInRoot
+    does. Each step is opened with O_NOFOLLOW, so a component swapped for a
+    symlink after it was checked fails instead of leading out.
+    """
     try:
         return open_in_root(rootfd, path, C.O_PATH | os.O_DIRECTORY)
     except FileNotFoundError:
         pass
-    parent, name = os.path.split(path.rstrip("/"))
-    pfd = mkdir_all(rootfd, parent or "/", mode)
+    parts = [p for p in path.split("/") if p]
+    parts.reverse()
+    stack: list[int] = []
+    cur = os.open(".", C.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rootfd)
+    links = 0
     try:
-        os.mkdir(name, mode, dir_fd=pfd)
-    except FileExistsError:
-        pass
+        while parts:
+            name = parts.pop()
+            if name == ".":
+                continue
+            if name == "..":
+                if stack:
+                    os.close(cur)
+                    cur = stack.pop()
+                continue
+            try:
+                st = os.stat(name, dir_fd=cur, follow_symlinks=False)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(name, mode, dir_fd=cur)
+                except FileExistsError:
+                    pass
+                st = os.stat(name, dir_fd=cur, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > 40:
+                    raise OSError(40, f"{path}: too many levels of symbolic links")
+                target = os.readlink(name, dir_fd=cur)
+                if target.startswith("/"):
+                    for fd in stack:
+                        os.close(fd)
+                    stack.clear()
+                    os.close(cur)
+                    cur = os.open(".", C.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rootfd)
+                parts.extend(reversed([p for p in target.split("/") if p]))
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(20, f"{path}: not a directory")
+            nxt = os.open(name, C.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
+            stack.append(cur)
+            cur = nxt
+        return cur
+    except BaseException:
+        os.close(cur)
+        raise
     finally:
-        os.close(pfd)
-    return open_in_root(rootfd, path, C.O_PATH | os.O_DIRECTORY)
+        for fd in stack:
+            os.close(fd)
 
 
 def create_file(rootfd: int, path: str, mode: int = 0o644) -> int:

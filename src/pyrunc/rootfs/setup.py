@@ -129,9 +129,21 @@ class Rootfs:
             if mtype == "tmpfs" and "tmpcopyup" in opts.extensions:
                 self._tmpcopyup(m, fd, flags, data)
             else:
-                L.mount(m.get("source") or mtype, fd_path(fd), mtype, flags, data)
+                try:
+                    L.mount(m.get("source") or mtype, fd_path(fd), mtype, flags, data)
+                except PermissionError:
+                    if mtype != "sysfs" or not self.userns:
+                        raise
+                    # a user namespace without its own network namespace may
+                    # not mount sysfs: bind the host's, as runc does
+                    os.close(fd)
+                    fd = -1
+                    self._mount_bind({**m, "source": "/sys", "type": "bind"}, dest,
+                                     O.parse(["rbind"] + list(m.get("options") or [])))
+                    return
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         self._after_mount(dest, opts, remount_flags=0)
 
     def _tmpcopyup(self, m: dict, fd: int, flags: int, data: str | None) -> None:

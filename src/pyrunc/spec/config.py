@@ -117,6 +117,8 @@ def validate(spec: dict, bundle: str) -> None:
     if "user" in seen and not any(n.get("type") == "user" and n.get("path") for n in linux["namespaces"]):
         if not linux.get("uidMappings") or not linux.get("gidMappings"):
             _fail("user namespaces enabled, but no uid and gid mappings found")
+    validate_sysctl(linux.get("sysctl") or {}, {n.get("type"): n.get("path") or ""
+                                                for n in linux.get("namespaces") or []})
     for m in spec.get("mounts") or []:
         _type(m, dict, "mounts")
         dest = m.get("destination")
@@ -128,6 +130,59 @@ def validate(spec: dict, bundle: str) -> None:
             _type(h, dict, f"hooks.{kind}")
             if not str(h.get("path", "")).startswith("/"):
                 _fail(f"invalid {kind} hook: path {h.get('path')!r} is not absolute")
+
+
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def sysctl_dots(key: str) -> str:
+    """runc accepts net/ipv4/ip_forward too: a key whose first separator is
+    '/' has its '.' and '/' swapped (so interface names may hold dots)."""
+    i = next((n for n, c in enumerate(key) if c in "./"), -1)
+    if i < 0 or key[i] == ".":
+        return key
+    return key.translate(str.maketrans("./", "/."))
+
+
+def sysctl_path(key: str) -> str:
+    return "/proc/sys/" + sysctl_dots(key).translate(str.maketrans("./", "/."))
+
+
+def validate_sysctl(sysctl: dict, nss: dict[str, str]) -> None:
+    """Only namespaced keys, each in a namespace the container owns (runc's rules)."""
+    for raw, value in sysctl.items():
+        key = sysctl_dots(raw)
+        if not isinstance(value, str):
+            _fail(f"sysctl {key!r}: value must be a string")
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if "ipc" not in nss:
+                _fail(f"sysctl {key!r} is not allowed in the hosts ipc namespace")
+            continue
+        if key.startswith("net."):
+            path = nss.get("network")
+            host = "network" not in nss or (path and _same_file(path, "/proc/self/ns/net"))
+            if host:
+                _fail(f"sysctl {key!r} not allowed in host network namespace")
+            continue
+        if "uts" in nss:
+            if key == "kernel.domainname":
+                continue
+            if key == "kernel.hostname":
+                _fail(f"sysctl {key!r} is not allowed as it conflicts with the OCI \"hostname\" field")
+        if key.startswith("user."):
+            if "user" not in nss:
+                _fail(f"setting ucounts without a user namespace not allowed: {key}")
+            continue
+        _fail(f"sysctl {key!r} is not in a separate kernel namespace")
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError as e:
+        _fail(f"invalid netns path: {e.filename}: {e.strerror}")
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def rootfs_path(spec: dict, bundle: str) -> str:
