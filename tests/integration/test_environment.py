@@ -292,3 +292,53 @@ def test_missing_executable_is_a_create_error(rt, bundle, leakcheck):
     rt.fail("create", "--bundle", bundle.path, cid, match="executable file not found", one_line=True)
     rt.fail("state", cid, match="does not exist")
     leakcheck.assert_clean()
+
+
+# -- idmapped mounts ------------------------------------------------------------------------------
+def _userns(c: dict) -> None:
+    set_ns(c, "user")
+    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup", "/host")]
+    c["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
+                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+
+
+def _reachable(bundle, *paths) -> None:
+    """The container's root (host uid 100000) must be able to reach these."""
+    for p in [bundle.path, *paths]:
+        for parent in [p, *p.parents]:
+            if str(parent) in ("/", "/dev", "/tmp"):
+                break
+            os.chmod(parent, os.stat(parent).st_mode | 0o005)
+
+
+@NEWER(reason="runc 1.1.5 predates idmapped mounts")
+@pytest.mark.parametrize("variant, expect", [("plain", "65534"), ("idmap", "0"), ("own-maps", "1000")])
+def test_idmapped_bind_mount(rt, bundle, tmp_path, variant, expect):
+    data = tmp_path / "idmap-src"
+    data.mkdir()
+    (data / "f").write_text("x")
+    os.chown(data / "f", 0, 0)
+    (bundle.rootfs / "data").mkdir()  # the container's root cannot create it in a host-owned rootfs
+    _reachable(bundle, data)
+
+    def cfg(c):
+        _userns(c)
+        m = {"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind"]}
+        if variant != "plain":
+            m["options"].append("idmap")
+        if variant == "own-maps":  # on-disk 0 becomes host 101000, i.e. 1000 in the container
+            m["uidMappings"] = [{"containerID": 0, "hostID": 101000, "size": 1000}]
+            m["gidMappings"] = [{"containerID": 0, "hostID": 101000, "size": 1000}]
+        c["mounts"].append(m)
+    bundle.update(cfg)
+    assert run_out(rt, bundle, "stat -c %u /data/f").strip() == expect
+
+
+@NEWER(reason="runc 1.1.5 predates idmapped mounts")
+def test_idmap_needs_bind_and_userns(rt, bundle, tmp_path, leakcheck):
+    bundle.update(lambda c: c["mounts"].append(
+        {"destination": "/data", "type": "bind", "source": str(tmp_path), "options": ["rbind", "idmap"]}))
+    rt.fail("run", "--bundle", bundle.path, rt.new_id(), match="user namespace", one_line=True)
+    leakcheck.assert_clean()

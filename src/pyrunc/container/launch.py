@@ -148,6 +148,13 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 H.run_hooks("prestart", hooks.get("prestart") or [], st)
                 H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
                 reply("h")
+            elif tag == "I":  # an idmapped mount, which only the host side can make
+                from ..rootfs.idmap import idmapped_tree
+                tree = idmapped_tree(spec["mounts"][int(payload)], bundle, f"/proc/{init_pid}/ns/user")
+                try:
+                    ch.send("M", fds=[tree])
+                finally:
+                    os.close(tree)
             elif tag == "T":
                 master = fds[0] if fds else None
             elif tag == "R":

@@ -181,6 +181,10 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
             ch.send("H")
             ch.expect("h")
 
+    def idmapped(index: int) -> int:
+        ch.send("I", str(index))
+        return ch.expect_msg("M")[1][0]
+
     def container_hooks() -> None:
         hooks = (spec.get("hooks") or {}).get("createContainer")
         if hooks:
@@ -190,7 +194,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     from ..rootfs.setup import Rootfs, finalize
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss, cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
-           container_hooks=container_hooks, no_pivot=a.no_pivot).prepare()
+           container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped).prepare()
     seal_imports()
     if a.terminal:
         _setup_console(ch, process)

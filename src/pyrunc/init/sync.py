@@ -19,6 +19,7 @@ from ..errors import PyruncError
 class Channel:
     def __init__(self, sock) -> None:
         self.sock = sock
+        self.stash: list[tuple[str, bytes, list[int]]] = []
 
     def send(self, tag: str, payload: bytes | str = b"", fds: list[int] | None = None) -> None:
         data = tag.encode() + (payload.encode() if isinstance(payload, str) else payload)
@@ -41,13 +42,25 @@ class Channel:
         return chr(data[0]), data[1:], fds
 
     def expect(self, tag: str) -> bytes:
-        """Wait for `tag` from the parent; any other answer ends this child."""
-        got, payload, _ = self.recv()
-        if got == tag:
-            return payload
-        if got == "E":
-            raise PyruncError(payload.decode(errors="replace"))
-        raise PyruncError("runtime parent went away" if not got else f"unexpected sync message {got!r}")
+        return self.expect_msg(tag)[0]
+
+    def expect_msg(self, tag: str) -> tuple[bytes, list[int]]:
+        """Wait for `tag` from the parent; any other answer ends this child.
+        The cgroup ack "j" comes unasked, so it is set aside until wanted."""
+        for i, (t, payload, fds) in enumerate(self.stash):
+            if t == tag:
+                del self.stash[i]
+                return payload, fds
+        while True:
+            got, payload, fds = self.recv()
+            if got == tag:
+                return payload, fds
+            if got == "j":
+                self.stash.append((got, payload, fds))
+                continue
+            if got == "E":
+                raise PyruncError(payload.decode(errors="replace"))
+            raise PyruncError("runtime parent went away" if not got else f"unexpected sync message {got!r}")
 
     def close(self) -> None:
         self.sock.close()

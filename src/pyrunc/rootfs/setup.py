@@ -31,7 +31,8 @@ class Rootfs:
 
     def __init__(self, spec: dict, rootfs: str, bundle: str, *, userns: bool, cgroupns: bool,
                  join_cgroup: Callable[[], None], runtime_hooks: Callable[[], None],
-                 container_hooks: Callable[[], None], no_pivot: bool = False) -> None:
+                 container_hooks: Callable[[], None], no_pivot: bool = False,
+                 idmapped: Callable[[int], int] | None = None) -> None:
         self.spec = spec
         self.linux = spec.get("linux") or {}
         self.rootfs = rootfs
@@ -42,6 +43,7 @@ class Rootfs:
         self.runtime_hooks = runtime_hooks
         self.container_hooks = container_hooks
         self.no_pivot = no_pivot
+        self.idmapped = idmapped
         self.rootfd = -1
         self.joined = False
 
@@ -175,7 +177,15 @@ class Rootfs:
                               f"stat {src}: {e.strerror}") from None
         fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
         try:
-            L.mount(src, fd_path(fd), "bind", C.MS_BIND | (opts.flags & C.MS_REC))
+            if opts.extensions & {"idmap", "ridmap"} and self.idmapped is not None:
+                index = next(i for i, x in enumerate(self.spec["mounts"]) if x is m)
+                tree = self.idmapped(index)
+                try:  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+                    L.move_mount(tree, "", fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | 0x40)
+                finally:
+                    os.close(tree)
+            else:
+                L.mount(src, fd_path(fd), "bind", C.MS_BIND | (opts.flags & C.MS_REC))
         finally:
             os.close(fd)
         extra = opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
