@@ -93,7 +93,8 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         F.become_subreaper()
         fwd = F.Forwarder()
     try:
-        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0)
+        keyring = "" if st.get("no_new_keyring") else cid
+        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0, keyring)
         try:
             if o.get("pid-file"):
                 from .launch import _write_pid_file
@@ -123,7 +124,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             fwd.close()
 
 
-def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int):
+def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str):
     import _socket
     from ..cgroups import Manager
     from ..init.sync import Channel
@@ -133,7 +134,7 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int):
     pid1 = os.fork()
     if pid1 == 0:
         ps.close()
-        _exec_child(Channel(cs), nss, process, terminal, preserve_fds)
+        _exec_child(Channel(cs), nss, process, terminal, preserve_fds, keyring)
         os._exit(1)
     cs.close()
     ch = Channel(ps)
@@ -190,8 +191,9 @@ def _exec_error(msg: str) -> str:
     return "exec failed: " + msg
 
 
-def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int) -> None:
-    from ..init.child import _JOIN_ORDER, _open_ns, fail, seal_imports
+def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
+                keyring: str) -> None:
+    from ..init.child import _JOIN_ORDER, _open_ns, fail, join_session_keyring, seal_imports
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
@@ -209,6 +211,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             ch.send("P", str(pid))
             os._exit(0)
         ch.expect("j")
+        if keyring:
+            join_session_keyring(keyring)
         if terminal:
             from .. import terminal as T
             master, slave, _ = T.open_pty()

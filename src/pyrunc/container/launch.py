@@ -173,6 +173,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         state["namespaces"] = {t: p or f"/proc/{init_pid}/ns/{_NSFILE[t]}" for t, p in nss.items()}
         state["config"] = spec
         state["rootless"] = os.geteuid() != 0
+        state["no_new_keyring"] = bool(o.no_new_keyring)
         sd.save(state)
         if o.pid_file:
             _write_pid_file(o.pid_file, init_pid)

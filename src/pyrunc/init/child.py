@@ -166,11 +166,8 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     from ..linux import sys as L
     spec = a.spec
     process = spec["process"]
-    if a.no_new_keyring is False:
-        try:
-            L.keyctl_join_session_keyring(a.cid)
-        except OSError:
-            pass  # keyrings may be unavailable (e.g. in a user namespace)
+    if not a.no_new_keyring:
+        join_session_keyring(a.cid)
 
     def join_cgroup() -> None:
         ch.expect("j")  # the parent joins us as soon as it learns our pid
@@ -227,6 +224,19 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         from .. import hooks as H
         H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
     final.execute(a.preserve_fds or 0)
+
+
+def join_session_keyring(cid: str) -> None:
+    """A fresh session keyring "_ses.<id>", searchable by its user, as runc
+    makes: the container must not share the caller's keys."""
+    from ..linux import sys as L
+    try:
+        key = L.keyctl_join_session_keyring("_ses." + cid)
+    except OSError as e:
+        if e.errno == 38:  # ENOSYS: no keyrings in this kernel, as runc tolerates
+            return
+        raise PyruncError(f"unable to join session keyring: {os.strerror(e.errno)}") from None
+    L.keyctl_add_perm(key, 0x080000)  # KEY_USR_SEARCH
 
 
 def _state_for_hooks(a: InitArgs, status: str) -> dict:

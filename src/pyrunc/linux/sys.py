@@ -80,8 +80,16 @@ def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> in
     return _check(_libc.prctl(option, a2, a3, a4, a5), f"prctl({option})")
 
 
-def keyctl_join_session_keyring(name: str | None) -> None:
-    sys_call("keyctl", ctypes.c_long(1), _b(name))
+def keyctl_join_session_keyring(name: str | None) -> int:
+    return sys_call("keyctl", ctypes.c_long(1), _b(name))
+
+
+def keyctl_add_perm(key: int, add: int) -> None:
+    """Add permission bits to a key (KEYCTL_DESCRIBE, then KEYCTL_SETPERM)."""
+    buf = ctypes.create_string_buffer(512)
+    sys_call("keyctl", ctypes.c_long(6), ctypes.c_long(key), buf, ctypes.c_long(len(buf)))
+    perm = int(buf.value.split(b";")[3], 16)  # type;uid;gid;perm;description
+    sys_call("keyctl", ctypes.c_long(5), ctypes.c_long(key), ctypes.c_long(perm | add))
 
 
 class _OpenHow(ctypes.Structure):
@@ -167,3 +175,55 @@ def pidfd_open(pid: int) -> int:
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     sys_call("close_range", ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+
+
+# --- process attributes (security/attrs.py) --------------------------------
+
+_libc.personality.argtypes = [ctypes.c_ulong]
+_libc.personality.restype = ctypes.c_int
+
+
+def personality(persona: int) -> int:
+    """personality(2); returns the previous persona (0xffffffff only queries)."""
+    return _check(_libc.personality(persona), "set_personality")
+
+
+class _SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
+                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
+                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
+                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64),
+                ("sched_util_min", ctypes.c_uint32), ("sched_util_max", ctypes.c_uint32)]
+
+
+def sched_setattr(pid: int, policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
+                  runtime: int = 0, deadline: int = 0, period: int = 0) -> None:
+    """sched_setattr(2) with struct sched_attr (SCHED_ATTR_SIZE_VER1, 56 bytes)."""
+    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period, 0, 0)
+    sys_call("sched_setattr", pid, ctypes.byref(attr), ctypes.c_uint(0))
+
+
+def sched_getattr(pid: int = 0) -> dict:
+    attr = _SchedAttr()
+    sys_call("sched_getattr", pid, ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)), ctypes.c_uint(0))
+    return {"policy": attr.sched_policy, "flags": attr.sched_flags, "nice": attr.sched_nice,
+            "priority": attr.sched_priority, "runtime": attr.sched_runtime,
+            "deadline": attr.sched_deadline, "period": attr.sched_period}
+
+
+def ioprio_set(which: int, who: int, ioprio: int) -> None:
+    sys_call("ioprio_set", which, who, ioprio)
+
+
+def ioprio_get(which: int, who: int) -> int:
+    return sys_call("ioprio_get", which, who)
+
+
+_libc.sched_setaffinity.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_char_p]
+
+
+def sched_setaffinity_mask(pid: int, mask: bytes) -> None:
+    """sched_setaffinity(2) with a raw little-endian cpumask: a mask longer than
+    the kernel's is clamped by the kernel (so b"\\xff" * 8192 means every
+    possible CPU, as runc's tryResetCPUAffinity) and cpuset-masked."""
+    _check(_libc.sched_setaffinity(pid, len(mask), mask), "sched_setaffinity")
