@@ -75,7 +75,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     master = None
     try:
         linux = spec.get("linux") or {}
+        from ..cgroups import hierarchies
         cg = Manager.for_container(linux.get("cgroupsPath") or "", cid)
+        # the init mounts the cgroup tree from this, without reading /proc again
+        cgroup_mounts = [(key, mp, cg.paths[key]) for key, (mp, _) in hierarchies().items() if key in cg.paths]
         fifo_fd = -1
         if o.mode == "create":
             os.mkfifo(sd.fifo, 0o622)
@@ -94,7 +97,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         from ..init.sync import Channel
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
-                        preserve_fds=o.preserve_fds, terminal=terminal, cid=cid,
+                        preserve_fds=o.preserve_fds, terminal=terminal, cid=cid, cgroup_mounts=cgroup_mounts,
                         state_json=dumps(oci_state({**state, "pid": 0}, "creating")))
         import _socket
         ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)

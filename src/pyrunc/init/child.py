@@ -31,7 +31,7 @@ class InitArgs:
     children do as little Python work as possible."""
 
     __slots__ = ("spec", "rootfs", "bundle", "mode", "fifo_fd", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "terminal", "cid", "state_json")
+                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts")
 
     def __init__(self, **kw) -> None:
         for k in self.__slots__:
@@ -191,7 +191,8 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     from ..rootfs.setup import Rootfs, finalize
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss, cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
-           container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped).prepare()
+           container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped,
+           cgroup_mounts=a.cgroup_mounts).prepare()
     seal_imports()
     if a.terminal:
         _setup_console(ch, process)

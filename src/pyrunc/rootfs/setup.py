@@ -32,7 +32,8 @@ class Rootfs:
     def __init__(self, spec: dict, rootfs: str, bundle: str, *, userns: bool, cgroupns: bool,
                  join_cgroup: Callable[[], None], runtime_hooks: Callable[[], None],
                  container_hooks: Callable[[], None], no_pivot: bool = False,
-                 idmapped: Callable[[int], int] | None = None) -> None:
+                 idmapped: Callable[[int], int] | None = None,
+                 cgroup_mounts: list[tuple[str, str, str]] | None = None) -> None:
         self.spec = spec
         self.linux = spec.get("linux") or {}
         self.rootfs = rootfs
@@ -44,6 +45,8 @@ class Rootfs:
         self.container_hooks = container_hooks
         self.no_pivot = no_pivot
         self.idmapped = idmapped
+        # (hierarchy key, host mount point, the container's cgroup dir there)
+        self.cgroup_mounts = cgroup_mounts or []
         self.rootfd = -1
         self.joined = False
 
@@ -217,26 +220,28 @@ class Rootfs:
             os.close(fd)
 
     def _mount_cgroup(self, m: dict, dest: str, opts: O.MountOptions) -> None:
+        """cgroup2 (or a bind of the container's cgroup) on a unified host; on
+        v1 a tmpfs with one mount per hierarchy, as runc lays it out. The
+        layout comes from the parent: no /proc reads here."""
         if not self.joined:
             self._join()
-        from .. import cgroups
-        mode = cgroups.host_mode()
-        if mode == "unified":
+        unified = next((mp for key, mp, _ in self.cgroup_mounts if key == ""), None)
+        if unified == "/sys/fs/cgroup":
             fd = mkdir_all(self.rootfd, dest)
             try:
                 try:
-                    L.mount("cgroup2", fd_path(fd), "cgroup2", opts.flags, opts.data_str or None)
+                    L.mount("cgroup2", fd_path(fd), "cgroup2", opts.flags & ~C.MS_REMOUNT, opts.data_str or None)
                     return
                 except OSError as e:
                     if e.errno not in (errno.EPERM, errno.EBUSY):
                         raise
-                own = _own_cgroup("")
-                src = os.path.join(cgroups.CGROUP_ROOT, own.lstrip("/")) if self.cgroupns else cgroups.CGROUP_ROOT
-                self._mount_bind({"source": src, "destination": dest}, dest, O.parse(["rbind"] + (m.get("options") or [])))
             finally:
                 os.close(fd)
+            # a user namespace without its own cgroup namespace: bind instead
+            src = next(path for key, _, path in self.cgroup_mounts if key == "") if self.cgroupns else unified
+            self._mount_bind({"source": src, "destination": dest}, dest,
+                             O.parse(["rbind"] + list(m.get("options") or [])))
             return
-        # v1 (legacy or hybrid): a tmpfs, then one mount per hierarchy inside it
         tmpfs = O.parse(["nosuid", "nodev", "noexec", "mode=755"])
         tfd = mkdir_all(self.rootfd, dest)
         try:
@@ -244,7 +249,7 @@ class Rootfs:
         finally:
             os.close(tfd)
         flags = opts.flags & ~C.MS_REMOUNT
-        for key, (mp, _) in cgroups.hierarchies().items():
+        for key, mp, path in self.cgroup_mounts:
             if not key:
                 continue  # runc mounts no unified hierarchy on a hybrid host
             sub = os.path.join(dest, os.path.basename(mp))
@@ -254,20 +259,22 @@ class Rootfs:
                     data = key if not key.startswith("name=") else f"none,{key}"
                     L.mount("cgroup", fd_path(fd), "cgroup", flags, data)
                 else:
-                    own = _own_cgroup(key.split(",")[0])
-                    L.mount(os.path.join(mp, own.lstrip("/")), fd_path(fd), "bind", C.MS_BIND | C.MS_REC)
+                    L.mount(path, fd_path(fd), "bind", C.MS_BIND | C.MS_REC)
             finally:
                 os.close(fd)
             if not self.cgroupns and flags & ~C.MS_BIND:
                 self._after_mount(sub, O.MountOptions(), remount_flags=flags)
-        for key, (mp, _) in cgroups.hierarchies().items():
             name = os.path.basename(mp)
             if "," in name:  # cpu,cpuacct mounted together: link each name to it
-                for ctrl in name.split(","):
-                    try:
-                        os.symlink(name, ctrl, dir_fd=open_in_root(self.rootfd, dest))
-                    except FileExistsError:
-                        pass
+                dfd = open_in_root(self.rootfd, dest)
+                try:
+                    for ctrl in name.split(","):
+                        try:
+                            os.symlink(name, ctrl, dir_fd=dfd)
+                        except FileExistsError:
+                            pass
+                finally:
+                    os.close(dfd)
 
     # -- /dev -------------------------------------------------------------------
     def create_devices(self, defaults: bool = True) -> None:
@@ -427,11 +434,3 @@ def _mask_paths(rootfd: int, paths: list[str]) -> None:
 def _bind(m: dict) -> bool:
     return m.get("type") == "bind" or bool(set(m.get("options") or []) & {"bind", "rbind"})
 
-
-def _own_cgroup(key: str) -> str:
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if (key == "" and ctrls == "") or key in ctrls.split(","):
-                return path
-    return "/"
