@@ -144,6 +144,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 if init_pid != pid_s:
                     os.waitpid(pid_s, 0)
                     pid_s = 0
+                # everything the state records is known now: write it while
+                # the init mounts (a failure later removes the whole dir)
+                _complete_state(state, init_pid, cg, nss, spec, o)
+                sd.save(state)
             elif tag == "H":
                 from .. import hooks as H
                 st = oci_state({**state, "pid": init_pid}, "creating")
@@ -169,15 +173,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
             else:
                 raise PyruncError(_creation_error(o.mode, "container init exited unexpectedly"))
-        state["pid"] = init_pid
-        state["init_start"] = proc_start_time(init_pid)
-        state["cgroup_paths"] = cg.paths
-        state["freezer"] = cg.paths.get("freezer") or cg.paths.get("")
-        state["namespaces"] = {t: p or f"/proc/{init_pid}/ns/{_NSFILE[t]}" for t, p in nss.items()}
-        state["config"] = spec
-        state["rootless"] = os.geteuid() != 0
-        state["no_new_keyring"] = bool(o.no_new_keyring)
-        sd.save(state)
         if o.pid_file:
             _write_pid_file(o.pid_file, init_pid)
         if master is not None and console is not None:
@@ -202,6 +197,17 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             raise PyruncError(_creation_error(o.mode, e.strerror if not e.filename else
                                               f"{e.filename}: {e.strerror}")) from None
         raise
+
+
+def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: CreateOptions) -> None:
+    state["pid"] = init_pid
+    state["init_start"] = proc_start_time(init_pid)
+    state["cgroup_paths"] = cg.paths
+    state["freezer"] = cg.paths.get("freezer") or cg.paths.get("")
+    state["namespaces"] = {t: p or f"/proc/{init_pid}/ns/{_NSFILE[t]}" for t, p in nss.items()}
+    state["config"] = spec
+    state["rootless"] = os.geteuid() != 0
+    state["no_new_keyring"] = bool(o.no_new_keyring)
 
 
 _NSFILE = {"user": "user", "pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts",
