@@ -54,6 +54,12 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     spec = spec_config.load_config(bundle)
     spec_config.validate(spec, bundle)
     process = spec["process"]
+    from ..security import attrs
+    attrs.validate(process, spec.get("linux"))
+    netdevs = (spec.get("linux") or {}).get("netDevices")
+    if netdevs:
+        from . import netdev
+        netdev.validate(spec["linux"], spec_config.namespaces(spec))
     terminal = bool(process.get("terminal"))
     if terminal and o.detach and not o.console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
@@ -141,9 +147,15 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 init_pid = int(payload)
                 cg.add(init_pid)
                 reply("j")
+                attrs.reset_affinity(init_pid)  # runc's tryResetCPUAffinity
                 if init_pid != pid_s:
                     os.waitpid(pid_s, 0)
                     pid_s = 0
+                if netdevs:  # runc: setupNetworkDevices, from the parent
+                    try:
+                        state["netDevices"] = netdev.move_in(netdevs, f"/proc/{init_pid}/ns/net")
+                    except PyruncError as e:
+                        raise PyruncError(_creation_error(o.mode, f"error creating network interfaces: {e}")) from None
                 # everything the state records is known now: write it while
                 # the init mounts (a failure later removes the whole dir)
                 _complete_state(state, init_pid, cg, nss, spec, o)

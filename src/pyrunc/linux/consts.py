@@ -119,3 +119,69 @@ SYSCALLS: dict[str, int] = {
         "close_range": 436,
     },
 }.get(_MACHINE, {})
+
+# --- process attributes (security/attrs.py) and network devices (container/netdev.py)
+
+SYSCALLS.update({
+    "x86_64": {"sched_getattr": 315, "ioprio_get": 252},
+    "aarch64": {"sched_getattr": 275, "ioprio_get": 31},
+}.get(_MACHINE, {}))
+
+# personality(2) execution domains (runtime-spec linux.personality.domain)
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+PERSONALITY_QUERY = 0xFFFFFFFF  # personality(0xffffffff) returns the current persona
+
+# sched_setattr(2) policies and flags (runtime-spec process.scheduler)
+SCHED_POLICIES: dict[str, int] = {
+    "SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+    "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6,
+}
+SCHED_FLAGS: dict[str, int] = {
+    "SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+    "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10,
+    "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20, "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40,
+}
+SCHED_RESET_ON_FORK = 0x40000000  # or-ed into the policy by sched_getscheduler(2)
+
+# ioprio_set(2) (runtime-spec process.ioPriority)
+IOPRIO_CLASSES: dict[str, int] = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+IOPRIO_CLASS_SHIFT = 13
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_WHO_PGRP = 2
+IOPRIO_WHO_USER = 3
+
+# rtnetlink (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h)
+NETLINK_ROUTE = 0
+NLMSG_NOOP = 1
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST = 0x01
+NLM_F_MULTI = 0x02
+NLM_F_ACK = 0x04
+NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP = 0x300
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
+RTM_SETLINK = 19
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+RTM_GETADDR = 22
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_NET_NS_PID = 19
+IFLA_NET_NS_FD = 28
+IFLA_EXT_MASK = 29
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_LABEL = 3
+IFA_BROADCAST = 4
+IFA_FLAGS = 8
+IFA_F_PERMANENT = 0x80
+RT_SCOPE_UNIVERSE = 0
+IFF_UP = 0x1
+IFNAMSIZ = 16

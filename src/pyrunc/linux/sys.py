@@ -169,6 +169,16 @@ def setrlimit(resource: int, soft: int, hard: int) -> None:
     _check(_libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))), "setrlimit")
 
 
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def fstatfs_type(fd: int) -> int:
+    """f_type of the file system holding fd (os.fstatvfs does not give it)."""
+    buf = ctypes.create_string_buffer(120)  # struct statfs; f_type is the first word
+    _check(_libc.fstatfs(fd, buf), "fstatfs")
+    return int.from_bytes(buf.raw[:8], "little")
+
+
 def pidfd_open(pid: int) -> int:
     return sys_call("pidfd_open", pid, 0)
 
