@@ -163,7 +163,12 @@ _children: list[int] = []
 
 def run_and_exit() -> None:
     """The command-line entry: main(), then exit without interpreter
-    teardown (a millisecond per command that nobody needs)."""
+    teardown (a millisecond per command that nobody needs). The cyclic GC is
+    off: commands are short, and a collection during start-up costs time and,
+    in the container's init, dirties pages charged to the container.
+    Long-lived loops (the foreground wait) turn it back on."""
+    import gc
+    gc.disable()
     code = main()
     for pid in _children:
         try:

@@ -66,6 +66,8 @@ class Forwarder:
 
 def wait_foreground(pid: int, fwd: Forwarder, master: int | None = None) -> int:
     """Serve the container until its process `pid` exits; returns 128+N for a signal."""
+    import gc
+    gc.enable()  # this may run for days
     proxy = None
     if master is not None:
         from ..terminal import Proxy
