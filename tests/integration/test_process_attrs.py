@@ -267,7 +267,8 @@ def test_affinity_error_message():
 
 # ============================================================ part 2: through the runtime
 
-wiring = pytest.mark.skip(reason="wiring pending")
+def wiring(test):  # these tests once waited for the runtime wiring; it is done
+    return test
 
 
 def _stat_fields(text: str) -> list[str]:

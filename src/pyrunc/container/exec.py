@@ -63,9 +63,15 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             p["apparmorProfile"] = o["apparmor"]
         if o.get("process-label"):
             p["selinuxLabel"] = o["process-label"]
+    if o.get("process"):  # runc: the container's values unless process.json has its own
+        for k in ("scheduler", "ioPriority", "execCPUAffinity"):
+            if p.get(k) is None and base.get(k) is not None:
+                p[k] = base[k]
     from ..spec.config import validate_process
     p.setdefault("cwd", "/")
     validate_process(p)
+    from ..security import attrs
+    attrs.validate(p, None, warn=False)
     return p
 
 
@@ -85,16 +91,27 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
     if o.get("console-socket") and not terminal:
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
+    sc = None
+    if (config.get("linux") or {}).get("seccomp"):
+        # the container's profile applies to exec'd processes too (runc); built
+        # here, before any process enters the container
+        from ..security.seccomp import prepare
+        sc = prepare(config, cid=cid, bundle=st.get("bundle") or "", status="running",
+                     init_pid=st.get("pid") or 0)
+        if sc is not None:
+            sc.start_build()
+            sc.open_listener(connect=True)
     from ..init.child import preload
     preload(terminal, hooks=False)
     from . import foreground as F
     fwd = None
+    prev_subreaper = 1
     if not detach:
-        F.become_subreaper()
+        prev_subreaper = F.become_subreaper()
         fwd = F.Forwarder()
     try:
         keyring = "" if st.get("no_new_keyring") else cid
-        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0, keyring)
+        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0, keyring, sc)
         try:
             if o.get("pid-file"):
                 from .launch import _write_pid_file
@@ -122,21 +139,27 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
     finally:
         if fwd is not None:
             fwd.close()
+            F.restore_subreaper(prev_subreaper)
 
 
-def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str):
+def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str, sc=None):
     import _socket
     from ..cgroups import Manager
     from ..init.sync import Channel
     ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     nss = {t: p for t, p in (st.get("namespaces") or {}).items()}
     cg = Manager(st.get("cgroup_paths") or {})
-    pid1 = os.fork()
+    from ..security import attrs
+    initial, final_cpus = attrs.exec_affinity(process)
+    pid1 = attrs.fork_with_affinity(initial)  # execCPUAffinity.initial, inherited
     if pid1 == 0:
         ps.close()
-        _exec_child(Channel(cs), nss, process, terminal, preserve_fds, keyring)
+        _exec_child(Channel(cs), nss, process, terminal, preserve_fds, keyring, sc,
+                    (st.get("config") or {}).get("linux"))
         os._exit(1)
     cs.close()
+    if sc is not None:
+        sc.release()  # the child has its own copy of the agent connection
     ch = Channel(ps)
     pid = 0
     master = None
@@ -148,7 +171,8 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
                 os.waitpid(pid1, 0)
                 pid1 = 0
                 cg.add(pid)
-                ch.send("j")
+                attrs.set_final_affinity(pid, initial, final_cpus)
+                ch.send("j", str(pid))
             elif tag == "T":
                 master = fds[0] if fds else None
             elif tag == "R":
@@ -192,7 +216,7 @@ def _exec_error(msg: str) -> str:
 
 
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
-                keyring: str) -> None:
+                keyring: str, sc=None, linux: dict | None = None) -> None:
     from ..init.child import _JOIN_ORDER, _open_ns, fail, join_session_keyring, seal_imports
     try:
         from ..linux import sys as L
@@ -210,7 +234,7 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
         if pid:
             ch.send("P", str(pid))
             os._exit(0)
-        ch.expect("j")
+        host_pid = ch.expect("j")
         if keyring:
             join_session_keyring(keyring)
         if terminal:
@@ -228,6 +252,11 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
                 os.close(slave)
         from ..security.process import prepare_exec
         final = prepare_exec(process)
+        from ..security.attrs import apply_all
+        apply_all(process, linux)
+        if sc is not None:
+            sc.pid = int(host_pid or 0)  # for the notify agent
+            final.seccomp = sc
         ch.send("R")
         ch.expect("g")
         final.execute(preserve_fds)  # the channel closes on exec: EOF tells the parent

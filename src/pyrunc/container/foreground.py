@@ -16,10 +16,24 @@ _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS,
                   signal.SIGFPE, signal.SIGILL, signal.SIGCHLD, signal.SIGWINCH, 32, 33}
 
 
-def become_subreaper() -> None:
+def become_subreaper() -> int:
+    """Make this process the reaper of orphans below it; returns the previous
+    setting, for a library caller to restore (a process that stays a
+    subreaper collects zombies of every container it later creates)."""
+    import ctypes
     from ..linux import consts as C
     from ..linux import sys as L
+    prev = ctypes.c_int(0)
+    L.prctl(37, ctypes.addressof(prev))  # PR_GET_CHILD_SUBREAPER
     L.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
+    return prev.value
+
+
+def restore_subreaper(prev: int) -> None:
+    from ..linux import consts as C
+    from ..linux import sys as L
+    if not prev:
+        L.prctl(C.PR_SET_CHILD_SUBREAPER, 0)
 
 
 def exit_status(status: int) -> int:
@@ -38,11 +52,12 @@ class Forwarder:
         self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.pending: list[int] = []
         self.old_wakeup = signal.set_wakeup_fd(self.w)
+        self.old_handlers: dict[int, object] = {}
         for s in range(1, signal.NSIG):
             if s in _NOT_FORWARDED and s not in (signal.SIGCHLD, signal.SIGWINCH):
                 continue
             try:
-                signal.signal(s, self._handler)
+                self.old_handlers[s] = signal.signal(s, self._handler)
             except (OSError, ValueError, RuntimeError):
                 pass
 
@@ -59,6 +74,13 @@ class Forwarder:
         return out
 
     def close(self) -> None:
+        """Give the process its own signal handling back (it may be a library
+        caller's, not ours)."""
+        for s, old in self.old_handlers.items():
+            try:
+                signal.signal(s, old if old is not None else signal.SIG_DFL)
+            except (OSError, ValueError, RuntimeError):
+                pass
         signal.set_wakeup_fd(self.old_wakeup)
         os.close(self.r)
         os.close(self.w)

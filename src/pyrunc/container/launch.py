@@ -60,6 +60,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     if netdevs:
         from . import netdev
         netdev.validate(spec["linux"], spec_config.namespaces(spec))
+    seccomp = None
+    if (spec.get("linux") or {}).get("seccomp"):  # checked before anything exists
+        from ..security.seccomp import prepare
+        seccomp = prepare(spec, cid=cid, bundle=bundle)
     terminal = bool(process.get("terminal"))
     if terminal and o.detach and not o.console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
@@ -104,6 +108,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                         preserve_fds=o.preserve_fds, terminal=terminal, cid=cid, cgroup_mounts=cgroup_mounts,
+                        seccomp=seccomp,
                         state_json=dumps(oci_state({**state, "pid": 0}, "creating")))
         import _socket
         ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)

@@ -31,11 +31,16 @@ class InitArgs:
     children do as little Python work as possible."""
 
     __slots__ = ("spec", "rootfs", "bundle", "mode", "fifo_fd", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts")
+                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp")
 
     def __init__(self, **kw) -> None:
         for k in self.__slots__:
             setattr(self, k, kw.get(k))
+        if self.seccomp is None and ((self.spec or {}).get("linux") or {}).get("seccomp"):
+            # checked here, in the parent, before anything runs; built by a
+            # process the stage child forks (security/seccomp.py)
+            from ..security.seccomp import prepare
+            self.seccomp = prepare(self.spec, cid=self.cid or "", bundle=self.bundle or "")
 
 
 def fail(ch: Channel, e: BaseException) -> None:
@@ -47,13 +52,16 @@ def fail(ch: Channel, e: BaseException) -> None:
         msg = msg or str(e)
     else:
         msg = f"{type(e).__name__}: {e}"
-    try:
-        ch.send("E", msg)
-    except OSError:
-        # the parent is gone (after create returned): the container's stderr
-        # is where an engine will look for it
+    if ch.detached:
+        # the parent finished create and left: the container's stderr is
+        # where an engine will look for the error
         from .. import log
         log.error(msg)
+    else:
+        try:
+            ch.send("E", msg)
+        except OSError:
+            pass  # the parent failed first and reports its own error
     os._exit(1)
 
 
@@ -63,11 +71,16 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
         L.prctl(C.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        sc = a.seccomp
+        if sc is not None:
+            sc.start_build()  # in a process of its own, while we set up
         # here, not in the init: this child never joins the container's
         # cgroup, so the memory the imports allocate is not charged to it
         preload(bool(a.terminal), bool(a.spec.get("hooks")))
         from ..spec.config import namespaces
         nss = namespaces(a.spec)
+        if sc is not None:  # the notify agent's socket, seen from the host
+            sc.open_listener(connect="user" in nss)
         fds: dict[str, int] = {}
         for t, path in nss.items():
             if path:
@@ -148,7 +161,7 @@ def preload(terminal: bool, hooks: bool = True) -> None:
         from .. import hooks as _h  # noqa: F401
         from ..spec import example  # noqa: F401  (hooks serialise state with its escaper)
     from ..rootfs import setup  # noqa: F401
-    from ..security import process  # noqa: F401
+    from ..security import attrs, process  # noqa: F401
     from ..spec import capabilities  # noqa: F401
     if terminal:
         from .. import terminal as _t  # noqa: F401
@@ -165,7 +178,11 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     """The container init: prepare everything, wait, then exec."""
     from ..linux import sys as L
     spec = a.spec
+    if nss.get("network") == "":
+        loopback_up()
     process = spec["process"]
+    if a.seccomp is not None:
+        a.seccomp.note_pid()  # /proc is still the runtime's
     if not a.no_new_keyring:
         join_session_keyring(a.cid)
 
@@ -205,12 +222,16 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     os.umask(0o022)
     from ..security.process import prepare_exec
     final = prepare_exec(process, rlimits_set=True)  # the parent sets them (prlimit)
+    final.seccomp = a.seccomp
+    from ..security.attrs import apply_all
+    apply_all(process, spec.get("linux"))  # scheduler, ioPriority, personality: runc's order
     # without a new pid namespace the stage child is the init itself and still
     # carries the set-up's parent-death SIGKILL: `create` is about to exit
     L.prctl(C.PR_SET_PDEATHSIG, 0)
     ch.send("R")
     if a.mode == "create":
         ch.expect("k")
+        ch.detached = True
         ch.close()
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
@@ -225,6 +246,22 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         from .. import hooks as H
         H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
     final.execute(a.preserve_fds or 0)
+
+
+def loopback_up() -> None:
+    """A new network namespace starts with `lo` down; runc brings it up."""
+    import _socket
+    import fcntl
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        req = b"lo".ljust(16, b"\0") + bytes(24)
+        flags = int.from_bytes(fcntl.ioctl(s.fileno(), 0x8913, req)[16:18], "little")  # SIOCGIFFLAGS
+        req = b"lo".ljust(16, b"\0") + (flags | 0x1).to_bytes(2, "little") + bytes(22)  # IFF_UP
+        fcntl.ioctl(s.fileno(), 0x8914, req)  # SIOCSIFFLAGS
+    except OSError as e:
+        raise PyruncError(f"unable to bring up the loopback interface: {os.strerror(e.errno)}") from None
+    finally:
+        s.close()
 
 
 def join_session_keyring(cid: str) -> None:
@@ -274,12 +311,23 @@ def _setup_console(ch: Channel, process: dict) -> None:
         os.close(slave)
 
 
+def open_procfs(path: str, flags: int = os.O_WRONLY) -> int:
+    """Open a /proc file for writing only if it really is procfs: a config
+    can mount something else over /proc/sys (CVE-2025-52881's class)."""
+    from ..linux import sys as L
+    fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if L.fstatfs_type(fd) != C.PROC_SUPER_MAGIC:
+        os.close(fd)
+        raise PyruncError(f"{path} is not on procfs: refusing to write to it")
+    return fd
+
+
 def _sysctl(sysctl: dict) -> None:
     from ..spec.config import sysctl_path
     for key, value in sysctl.items():
         path = sysctl_path(key)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            fd = open_procfs(path)
         except OSError as e:
             raise PyruncError(f"sysctl {key}: {e.strerror}") from None
         try:

@@ -20,6 +20,9 @@ class Channel:
     def __init__(self, sock) -> None:
         self.sock = sock
         self.stash: list[tuple[str, bytes, list[int]]] = []
+        # set once the parent has finished with us and left (after create):
+        # from then on nobody reads our errors from this channel
+        self.detached = False
 
     def send(self, tag: str, payload: bytes | str = b"", fds: list[int] | None = None) -> None:
         data = tag.encode() + (payload.encode() if isinstance(payload, str) else payload)

@@ -92,18 +92,30 @@ class Exec:
                                                ("bounding", "effective", "permitted", "inheritable", "ambient")}
         self.oom = process.get("oomScoreAdj")
         self.setgroups = True
+        self.seccomp = None  # security.seccomp.Seccomp, built before the root changed
 
     def execute(self, preserve_fds: int = 0) -> None:
         from ..linux import sys as L
         from ..init.child import reset_signals
+        sc = self.seccomp
+        if sc is not None:
+            sc.ready()  # the program; the notify agent connected while ids and caps are intact
         for typ, soft, hard in self.rlimits:
             try:
                 L.setrlimit(typ, soft, hard)
             except OSError as e:
                 raise PyruncError(f"error setting rlimit type {typ}: {os.strerror(e.errno).lower()}") from None
         if self.oom is not None:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(self.oom))
+            from ..init.child import open_procfs
+            fd = open_procfs("/proc/self/oom_score_adj")
+            try:
+                os.write(fd, str(self.oom).encode())
+            finally:
+                os.close(fd)
+        if sc is not None and not self.nnp:
+            # runc: without no_new_privs loading a filter needs CAP_SYS_ADMIN,
+            # so before capabilities and ids change
+            sc.apply()
         if self.caps is not None:
             for nr in range(L.capget()[1].bit_length() or 64):
                 if not self.caps["bounding"] >> nr & 1:
@@ -154,8 +166,11 @@ class Exec:
         except OSError:
             pass
         reset_signals()
+        env = dict(_env_pairs(self.env))
+        if sc is not None and self.nnp:
+            sc.apply()  # runc: as late as possible, so few syscalls run under it
         try:
-            os.execve(self.path, self.args, dict(_env_pairs(self.env)))
+            os.execve(self.path, self.args, env)
         except OSError as e:
             raise PyruncError(f'exec: "{self.args[0]}": {e.strerror.lower()}') from None
 
