@@ -115,9 +115,34 @@ class Manager:
         for path in self.paths.values():
             _rmtree_cgroup(path)
 
-    def apply(self, resources: dict) -> None:
+    def apply(self, resources: dict, linux_devices: list | None = None) -> None:
+        """Write linux.resources (and the device rules) into the cgroup; pass
+        linux.devices so that a device the config defines replaces runc's
+        default rule for it, as runc does."""
         from .resources import apply_resources
-        apply_resources(self.paths, resources or {})
+        apply_resources(self.paths, resources or {}, linux_devices)
+
+    def check(self, resources: dict, linux_devices: list | None = None) -> None:
+        """Validate linux.resources for this host without touching the
+        cgroup (what apply() would refuse before writing anything)."""
+        from .resources import check
+        check(self.paths, resources or {}, linux_devices)
+
+    def set(self, resources: dict, skip_devices: bool = True) -> None:
+        """Apply resources to a live container (update): device rules are
+        left alone, as runc's update does."""
+        from .resources import apply_resources
+        apply_resources(self.paths, resources or {}, skip_devices=skip_devices)
+
+    def stats(self) -> dict:
+        """runc's `events` stats (types.Stats) of the cgroup."""
+        from .stats import stats
+        return stats(self.paths)
+
+    def oom_notifier(self):
+        """A pollable OOM notifier (cgroups.notify.OOMNotifier) or None."""
+        from .notify import OOMNotifier
+        return OOMNotifier.open(self.paths)
 
 
 def _write(path: str, data: bytes) -> None:
