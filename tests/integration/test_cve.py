@@ -222,3 +222,14 @@ def test_host_interpreter_is_not_writable_from_a_privileged_exec(rt, bundle):
         rt.ok("delete", "--force", cid)
     st = os.stat(os.path.realpath("/proc/self/exe"))
     assert stat.S_ISREG(st.st_mode)
+
+
+# -- LSM labels the host cannot apply are errors, never silence ---------------------------
+@pytest.mark.parametrize("field, match", [("apparmorProfile", "apparmor"), ("selinuxLabel", "selinux")])
+def test_lsm_label_without_lsm_is_an_error(rt, bundle, leakcheck, field, match):
+    if os.path.exists("/sys/fs/selinux/enforce") or os.path.exists("/sys/module/apparmor/parameters/enabled"):
+        pytest.skip("this host has an LSM")
+    bundle.update(lambda c: c["process"].update({field: "some-profile"}))
+    bundle.set_args("true")
+    rt.fail("run", "--bundle", bundle.path, rt.new_id(), match=match, one_line=True)
+    leakcheck.assert_clean()

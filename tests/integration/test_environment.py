@@ -342,3 +342,15 @@ def test_idmap_needs_bind_and_userns(rt, bundle, tmp_path, leakcheck):
         {"destination": "/data", "type": "bind", "source": str(tmp_path), "options": ["rbind", "idmap"]}))
     rt.fail("run", "--bundle", bundle.path, rt.new_id(), match="user namespace", one_line=True)
     leakcheck.assert_clean()
+
+
+@NEWER(reason="runc 1.1.5 does not know tmpcopyup")
+def test_tmpfs_copyup_keeps_image_content(rt, bundle):
+    (bundle.rootfs / "etc" / "seed").mkdir()
+    (bundle.rootfs / "etc" / "seed" / "a").write_text("from image\n")
+    bundle.update(lambda c: c["mounts"].append(
+        {"destination": "/etc/seed", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "size=1m"]}))
+    out = run_out(rt, bundle, "cat /etc/seed/a; grep ' /etc/seed ' /proc/self/mountinfo | grep -c tmpfs; "
+                              "echo new > /etc/seed/b && echo writable")
+    assert out.split() == ["from", "image", "1", "writable"]
+    assert not (bundle.rootfs / "etc" / "seed" / "b").exists()  # the write went to the tmpfs

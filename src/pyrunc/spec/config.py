@@ -78,6 +78,24 @@ def validate_process(p: object, *, for_exec: bool = False) -> None:
     cs = p.get("consoleSize")
     if cs is not None:
         _type(cs, dict, "process.consoleSize")
+    _validate_lsm(p)
+
+
+def _validate_lsm(p: dict) -> None:
+    """LSM labels: runc's errors where the host has no such LSM; where it has
+    one, pyrunc says it cannot apply it yet rather than run unconfined."""
+    if p.get("apparmorProfile"):
+        try:
+            with open("/sys/module/apparmor/parameters/enabled") as f:
+                enabled = f.read().strip() == "Y"
+        except OSError:
+            enabled = False
+        _fail("apparmor: config provided but apparmor not supported" if not enabled else
+              f"apparmor profile {p['apparmorProfile']!r}: applying AppArmor profiles is not implemented yet")
+    if p.get("selinuxLabel"):
+        if not os.path.exists("/sys/fs/selinux/enforce"):
+            _fail("selinux label is specified in config, but selinux is disabled or not supported")
+        _fail("selinux label: applying SELinux labels is not implemented yet")
 
 
 def validate(spec: dict, bundle: str) -> None:
