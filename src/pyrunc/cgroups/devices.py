@@ -331,9 +331,9 @@ def set_v2(path: str, rules: list[tuple]) -> None:
     try:
         ebpf.load_attach_device_filter(prog, lic, dirfd)
     except OSError as e:
-        # as runc (after crun): a user namespace cannot use bpf(2); and a failure
-        # is ignorable when every rule only allows full access
-        if running_in_userns() or all(r[4] and _is_rwm(r[3]) for r in rules):
+        # as runc (after crun): a user namespace or a rootless runtime cannot
+        # use bpf(2); and a failure is ignorable when every rule allows all
+        if running_in_userns() or os.geteuid() != 0 or all(r[4] and _is_rwm(r[3]) for r in rules):
             return
         raise PyruncError(str(e) if e.strerror is None else
                           f"{e.strerror[:1].lower()}{e.strerror[1:]}") from None

@@ -336,7 +336,12 @@ def _apply_v1(paths: dict[str, str], r: dict, rules: list | None) -> None:
             raise PyruncError("the devices cgroup controller is not mounted on this host: "
                               "cannot restrict the container's device access")
         from .devices import set_v1
-        set_v1(d, rules, write)
+        try:
+            set_v1(d, rules, write)
+        except CgroupFileError as e:
+            # as runc: a rootless container's device rules are best effort
+            if os.geteuid() == 0 or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
+                raise
     mem = r.get("memory") or {}
     if mem:
         _v1_memory(paths, mem)

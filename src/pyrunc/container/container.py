@@ -58,6 +58,19 @@ class Container:
     def delete(self, force: bool = False) -> None:
         ops.delete(self.root, self.id, force)
 
+    def update(self, resources: dict) -> None:
+        """Change the container's resources (linux.resources format); kept in
+        its state, as `pyrunc update` does."""
+        from ..cgroups.update import update
+        update(self.root, self.id, resources)
+
+    def stats(self) -> dict:
+        """cgroup statistics, as `pyrunc events --stats` reports them."""
+        from ..cgroups import Manager
+        sd, st, _ = ops.load(self.root, self.id, shared=True)
+        sd.unlock()
+        return Manager(st.get("cgroup_paths") or {}).stats()
+
     def exec(self, args: list[str], *, env: list[str] | None = None, cwd: str = "",
              user: str = "", detach: bool = False, pid_file: str = "") -> int:
         """Run a process inside; returns its exit status (0 when detached)."""

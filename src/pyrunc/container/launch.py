@@ -87,6 +87,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         linux = spec.get("linux") or {}
         from ..cgroups import hierarchies
         cg = Manager.for_container(linux.get("cgroupsPath") or "", cid)
+        cg.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
         # the init mounts the cgroup tree from this, without reading /proc again
         cgroup_mounts = [(key, mp, cg.paths[key]) for key, (mp, _) in hierarchies().items() if key in cg.paths]
         fifo_fd = -1
@@ -138,7 +139,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                         raise PyruncError(_creation_error(o.mode, "container init exited unexpectedly")) from None
         # while the stage child preloads and unshares (on the other core)
         cg.create()
-        cg.apply(linux.get("resources") or {})
+        cg.apply(linux.get("resources") or {}, linux.get("devices"))
         nss = spec_config.namespaces(spec)
         while True:
             tag, payload, fds = ch.recv()
