@@ -47,8 +47,11 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         launched.sd.unlock()
         return 0
     from ..container import foreground as F
-    F.become_subreaper()
-    fwd = F.Forwarder()
+    fwd = F.Forwarder()  # signals are recorded from here on, forwarded once the init runs
+    # becoming the subreaper (ctypes) is done after the fork, while the
+    # children work; the stage child waits for it before it exits, so its
+    # child, the init, is reparented to us
+    o.after_fork = F.become_subreaper
     try:
         launched = create(ctx.root, args[0], o)
         if launched.master is not None:

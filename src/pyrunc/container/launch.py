@@ -20,7 +20,7 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "mode", "detach", "pidfd_socket")
+                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
@@ -34,6 +34,10 @@ class CreateOptions:
         self.mode = mode
         self.detach = detach
         self.pidfd_socket = pidfd_socket
+        # run in the parent right after the stage child is forked (a
+        # foreground run becomes the subreaper there, in parallel with the
+        # child's work); the stage child waits for it before it exits
+        self.after_fork = None
 
 
 class Launched:
@@ -113,12 +117,16 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                         state_json=dumps(oci_state({**state, "pid": 0}, "creating")))
         import _socket
         ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        hold_r, hold_w = os.pipe2(os.O_CLOEXEC) if o.after_fork else (-1, -1)
+        args.hold_fd = hold_r
         import gc
         gc.freeze()
         pid_s = os.fork()
         if pid_s == 0:
             ps.close()
             sd.unlock()  # close our copy of the lock fd; the parent keeps the lock
+            if hold_w >= 0:
+                os.close(hold_w)
             stage_main(Channel(cs), args)
             os._exit(1)
         cs.close()
@@ -140,6 +148,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         # while the stage child preloads and unshares (on the other core)
         cg.create()
         cg.apply(linux.get("resources") or {}, linux.get("devices"))
+        if hold_r >= 0:
+            os.close(hold_r)
+            hold_r = -1
         nss = spec_config.namespaces(spec)
         while True:
             tag, payload, fds = ch.recv()
@@ -153,6 +164,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 init_pid = int(payload)
                 cg.add(init_pid)
                 reply("j")
+                if hold_w >= 0:  # after the join, which the init is waiting for
+                    o.after_fork()
+                    os.close(hold_w)  # EOF: the stage child may exit now
+                    hold_w = -1
                 attrs.reset_affinity(init_pid)  # runc's tryResetCPUAffinity
                 if init_pid != pid_s:
                     os.waitpid(pid_s, 0)

@@ -31,7 +31,7 @@ class InitArgs:
     children do as little Python work as possible."""
 
     __slots__ = ("spec", "rootfs", "bundle", "mode", "fifo_fd", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp")
+                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp", "hold_fd")
 
     def __init__(self, **kw) -> None:
         for k in self.__slots__:
@@ -113,7 +113,11 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
             pid = os.fork()
             if pid:
                 ch.send("P", str(pid))
+                if a.hold_fd is not None and a.hold_fd >= 0:
+                    os.read(a.hold_fd, 1)  # until the parent is the subreaper: EOF
                 os._exit(0)
+            if a.hold_fd is not None and a.hold_fd >= 0:
+                os.close(a.hold_fd)
         else:
             ch.send("P", str(os.getpid()))
         init_main(ch, a, nss)

@@ -35,7 +35,15 @@ class Channel:
     def recv(self) -> tuple[str, bytes, list[int]]:
         """(tag, payload, fds); tag '' on EOF."""
         fds: list[int] = []
-        data, anc, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(16))
+        try:
+            data, anc, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(16))
+        except ConnectionResetError:
+            # the peer died with our last message unread: Linux reports that
+            # once, before the messages it sent us (its error text); read on
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(16))
+            except OSError:
+                return "", b"", fds
         for level, typ, cdata in anc:
             if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
                 fds += [int.from_bytes(cdata[i:i + 4], "little", signed=True)
