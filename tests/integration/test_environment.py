@@ -354,3 +354,14 @@ def test_tmpfs_copyup_keeps_image_content(rt, bundle):
                               "echo new > /etc/seed/b && echo writable")
     assert out.split() == ["from", "image", "1", "writable"]
     assert not (bundle.rootfs / "etc" / "seed" / "b").exists()  # the write went to the tmpfs
+
+
+def test_mount_label_without_selinux_warns(rt, bundle):
+    if os.path.exists("/sys/fs/selinux/enforce"):
+        pytest.skip("SELinux is enabled here")
+    bundle.update(lambda c: c["linux"].update(mountLabel="system_u:object_r:container_file_t:s0"))
+    bundle.set_args("true")
+    res = rt.run_fg(rt.new_id(), bundle)
+    assert res.rc == 0, str(res)
+    if not rt.is_runc:  # runc ignores it silently
+        assert "mountLabel" in res.stderr

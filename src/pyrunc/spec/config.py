@@ -135,6 +135,11 @@ def validate(spec: dict, bundle: str) -> None:
     if "user" in seen and not any(n.get("type") == "user" and n.get("path") for n in linux["namespaces"]):
         if not linux.get("uidMappings") or not linux.get("gidMappings"):
             _fail("user namespaces enabled, but no uid and gid mappings found")
+    if linux.get("mountLabel"):
+        if os.path.exists("/sys/fs/selinux/enforce"):
+            _fail("linux.mountLabel: applying SELinux mount labels is not implemented yet")
+        from .. import log  # runc ignores it without SELinux; say so
+        log.warn("linux.mountLabel is ignored: SELinux is not enabled on this host")
     validate_sysctl(linux.get("sysctl") or {}, {n.get("type"): n.get("path") or ""
                                                 for n in linux.get("namespaces") or []})
     for m in spec.get("mounts") or []:
