@@ -10,7 +10,7 @@ if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
-python3 -m pip install --quiet --disable-pip-version-check pytest hypothesis
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pytest hypothesis
 sh "$here/scripts/install.sh"
 cd "$here"
 exec python3 -m pytest -c tests/pytest.ini tests "$@"
