@@ -284,17 +284,10 @@ def main(argv=None) -> int:
     rts: list[common.Runtime] = []
     t_start = time.perf_counter()
     try:
-        rts, skipped = common.resolve_runtimes(a.runtimes, a.pyrunc, a.hybrid, s.workdir)
-        s.runtimes = rts
-        for name, why in skipped.items():
-            log(f"note: {name} {why}")
-        if not rts:
-            log("no runtime to measure")
+        prepared = common.prepare_runtimes(a, s)
+        if prepared is None:
             return 2
-        for rt in rts:
-            rt.probe_version(s.runner)
-        base, spec_src = common.base_spec(s.runner, rts, s.workdir)
-        rootfs = common.build_rootfs(os.path.join(s.workdir, "rootfs"))
+        rts, skipped, base, spec_src, rootfs = prepared
         b_true = common.write_bundle(os.path.join(s.workdir, "bundle-true"),
                                      base, rootfs, ["/bin/true"])
         b_sleep = common.write_bundle(os.path.join(s.workdir, "bundle-sleep"),

@@ -638,3 +638,20 @@ class Session:
             if os.path.exists(self.workdir):
                 leaks.append(f"could not remove {self.workdir}")
         return leaks
+
+
+def prepare_runtimes(a, s) -> tuple[list, dict, dict, str, str] | None:
+    """The set-up both scripts share: resolve and probe the runtimes, the base
+    config and the busybox rootfs. None when there is nothing to measure."""
+    rts, skipped = resolve_runtimes(a.runtimes, a.pyrunc, a.hybrid, s.workdir)
+    s.runtimes = rts
+    for name, why in skipped.items():
+        log(f"note: {name} {why}")
+    if not rts:
+        log("no runtime to measure")
+        return None
+    for rt in rts:
+        rt.probe_version(s.runner)
+    base, spec_src = base_spec(s.runner, rts, s.workdir)
+    rootfs = build_rootfs(os.path.join(s.workdir, "rootfs"))
+    return rts, skipped, base, spec_src, rootfs

@@ -187,17 +187,10 @@ def main(argv=None) -> int:
         layout = common.cgroup_layout()
         if layout in ("legacy", "hybrid") and not os.path.isdir(MEMCG):
             raise SystemExit("memfloor.py: no cgroup v1 memory controller at " + MEMCG)
-        rts, skipped = common.resolve_runtimes(a.runtimes, a.pyrunc, a.hybrid, s.workdir)
-        s.runtimes = rts
-        for name, why in skipped.items():
-            log(f"note: {name} {why}")
-        if not rts:
-            log("no runtime to measure")
+        prepared = common.prepare_runtimes(a, s)
+        if prepared is None:
             return 2
-        for rt in rts:
-            rt.probe_version(s.runner)
-        base, spec_src = common.base_spec(s.runner, rts, s.workdir)
-        rootfs = common.build_rootfs(os.path.join(s.workdir, "rootfs"))
+        rts, skipped, base, spec_src, rootfs = prepared
         bundle = os.path.join(s.workdir, "bundle-echo")
         log(f"cgroups: {s.ns}")
         log(f"bundle: busybox rootfs, config from `{spec_src}`, echo hi; tag {s.tag}")
