@@ -185,3 +185,18 @@ def test_cgroup_paths_follow_runc(monkeypatch):
     absolute = cgroups.resolve_paths("/machine/ctr", "ignored")
     assert absolute["memory"] == "/sys/fs/cgroup/memory/machine/ctr"
     assert cgroups.resolve_paths("/a/../b", "x")[""] == "/sys/fs/cgroup/unified/b"
+
+
+def test_init_death_names_the_oom_killer(tmp_path):
+    from pyrunc.cgroups import Manager
+    from pyrunc.container.launch import _died
+    (tmp_path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    cg = Manager({"memory": str(tmp_path)})
+    assert _died(cg) == "container init exited unexpectedly"
+    (tmp_path / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    assert "OOM killer" in _died(cg)
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert "OOM killer" in _died(Manager({"": str(v2)}))
+    assert _died(None) == "container init exited unexpectedly"

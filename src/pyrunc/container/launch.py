@@ -144,7 +144,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                     if t == "E":
                         raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace"))) from None
                     if not t:
-                        raise PyruncError(_creation_error(o.mode, "container init exited unexpectedly")) from None
+                        raise PyruncError(_creation_error(o.mode, _died(cg))) from None
         # while the stage child preloads and unshares (on the other core)
         cg.create()
         cg.apply(linux.get("resources") or {}, linux.get("devices"))
@@ -205,7 +205,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             elif tag == "E":
                 raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
             else:
-                raise PyruncError(_creation_error(o.mode, "container init exited unexpectedly"))
+                raise PyruncError(_creation_error(o.mode, _died(cg)))
         if o.pid_file:
             _write_pid_file(o.pid_file, init_pid)
         if master is not None and console is not None:
@@ -245,6 +245,21 @@ def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: Cr
 
 _NSFILE = {"user": "user", "pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts",
            "mount": "mnt", "cgroup": "cgroup", "time": "time"}
+
+
+def _died(cg) -> str:
+    """Why the init vanished without a word: usually the OOM killer (a memory
+    limit below what setting up needs), which the cgroup counts."""
+    for key, name in (("memory", "memory.oom_control"), ("", "memory.events")):
+        path = cg.paths.get(key) if cg is not None else None
+        try:
+            with open(os.path.join(path, name)) as f:
+                kills = next((int(line.split()[1]) for line in f if line.startswith("oom_kill ")), 0)
+        except (OSError, TypeError, ValueError, IndexError):
+            continue
+        if kills:
+            return "container init was killed by the OOM killer: the cgroup memory limit is too low"
+    return "container init exited unexpectedly"
 
 
 def _creation_error(mode: str, msg: str) -> str:
