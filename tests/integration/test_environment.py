@@ -365,3 +365,13 @@ def test_mount_label_without_selinux_warns(rt, bundle):
     assert res.rc == 0, str(res)
     if not rt.is_runc:  # runc ignores it silently
         assert "mountLabel" in res.stderr
+
+
+@pytest.mark.parametrize("field, value", [("intelRdt", {"closID": "x"}), ("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"})])
+def test_unsupported_fields_are_errors(rt, bundle, leakcheck, field, value):
+    if rt.is_runc:
+        pytest.skip("pyrunc's own limits")
+    bundle.update(lambda c: c["linux"].update({field: value}))
+    bundle.set_args("true")
+    rt.fail("run", "--bundle", bundle.path, rt.new_id(), match=field, one_line=True)
+    leakcheck.assert_clean()

@@ -135,6 +135,9 @@ def validate(spec: dict, bundle: str) -> None:
     if "user" in seen and not any(n.get("type") == "user" and n.get("path") for n in linux["namespaces"]):
         if not linux.get("uidMappings") or not linux.get("gidMappings"):
             _fail("user namespaces enabled, but no uid and gid mappings found")
+    for field in ("intelRdt", "memoryPolicy"):
+        if linux.get(field):
+            _fail(f"linux.{field} is not supported by pyrunc yet")
     if linux.get("mountLabel"):
         if os.path.exists("/sys/fs/selinux/enforce"):
             _fail("linux.mountLabel: applying SELinux mount labels is not implemented yet")

@@ -126,21 +126,6 @@ SECCOMP_FLAGS: dict[str, tuple[int, tuple[int, int, int]]] = {
 # libseccomp-golang refuses anything older.
 _LIBSECCOMP_MIN = (2, 3, 1)
 
-MEMORY_POLICY_MODES = (
-    "MPOL_BIND",
-    "MPOL_DEFAULT",
-    "MPOL_INTERLEAVE",
-    "MPOL_LOCAL",
-    "MPOL_PREFERRED",
-    "MPOL_PREFERRED_MANY",
-    "MPOL_WEIGHTED_INTERLEAVE",
-)
-MEMORY_POLICY_FLAGS = (
-    "MPOL_F_NUMA_BALANCING",
-    "MPOL_F_RELATIVE_NODES",
-    "MPOL_F_STATIC_NODES",
-)
-
 # Annotations pyrunc (like runc) may act on; engines should not let
 # untrusted users set them. A trailing "." means a prefix.
 POTENTIALLY_UNSAFE_ANNOTATIONS = ("bundle", "org.systemd.property.", "org.criu.config")
@@ -239,13 +224,11 @@ def features(version: str | None = None) -> dict:
             "rdma": t,
         },
         "seccomp": {"enabled": False},
-        "apparmor": {"enabled": t},
-        "selinux": {"enabled": t},
-        "intelRdt": {"enabled": t, "schemata": t, "monitoring": t},
-        "memoryPolicy": {
-            "modes": list(MEMORY_POLICY_MODES),
-            "flags": list(MEMORY_POLICY_FLAGS),
-        },
+        # claimed only once implemented: labels are refused today, and
+        # intelRdt and memoryPolicy configs get a clear error
+        "apparmor": {"enabled": False},
+        "selinux": {"enabled": False},
+        "intelRdt": {"enabled": False},
         "mountExtensions": {"idmap": {"enabled": t}},
         "netDevices": {"enabled": t},
     }
