@@ -9,6 +9,8 @@ import stat
 
 import pytest
 
+from helpers_userns import make_reachable, userns_config
+
 ALL_CAPS = [f"CAP_{c}" for c in (
     "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
     "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
@@ -21,22 +23,10 @@ ALL_CAPS = [f"CAP_{c}" for c in (
 def _userns_all_caps(c: dict) -> None:
     """A user-namespaced container whose processes hold every capability in
     their namespace: the strongest position an unprivileged attacker gets."""
-    c["linux"]["namespaces"].append({"type": "user"})
-    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup", "/host")]
-    c["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
-                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    userns_config(c)
     for k in ("bounding", "effective", "permitted"):
         c["process"]["capabilities"][k] = list(ALL_CAPS)
     c["process"]["noNewPrivileges"] = False
-
-
-def _reachable(bundle) -> None:
-    for parent in [bundle.path, *bundle.path.parents]:
-        if str(parent) in ("/", "/dev"):
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o005)
 
 
 # -- CVE-2019-5736 / CVE-2016-9962: the runtime's own process seen from inside --------
@@ -49,7 +39,7 @@ def test_waiting_init_is_not_reachable_through_proc(rt, bundle):
     resets it to non-dumpable), so this test also passes with pyrunc's own
     PR_SET_DUMPABLE removed: it guards the process model (nothing may drop
     capabilities early), not the prctl itself."""
-    _reachable(bundle)
+    make_reachable(bundle.path)
     bundle.update(_userns_all_caps)
     bundle.set_args("true")
     cid = rt.new_id()
@@ -68,7 +58,7 @@ def test_waiting_init_is_not_reachable_through_proc(rt, bundle):
 def test_exec_helper_is_not_reachable(rt, bundle):
     """The same during `exec`: the pyrunc child that joins the namespaces is
     non-dumpable before it enters them."""
-    _reachable(bundle)
+    make_reachable(bundle.path)
     bundle.update(_userns_all_caps)
     bundle.sh("while :; do for p in /proc/[0-9]*; do head -c1 $p/exe >/dev/null 2>&1 && "
               "case $(cat $p/comm) in python*) echo leaked >> /tmp/found;; esac; done; done")

@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from helpers_userns import make_reachable, userns_config
+
 NEWER = pytest.mark.runc_ref_differs
 
 
@@ -76,11 +78,7 @@ def test_namespace_path_of_wrong_type_is_refused(rt, bundle, leakcheck):
 
 
 def test_user_namespace_with_several_ranges(rt, bundle):
-    # the container's root (host uid 200000) must be able to reach its rootfs
-    for parent in bundle.path.parents:
-        if str(parent) in ("/", "/dev"):
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    make_reachable(bundle.path)  # the container's root is host uid 200000
 
     def cfg(c):
         set_ns(c, "user")
@@ -295,24 +293,6 @@ def test_missing_executable_is_a_create_error(rt, bundle, leakcheck):
 
 
 # -- idmapped mounts ------------------------------------------------------------------------------
-def _userns(c: dict) -> None:
-    set_ns(c, "user")
-    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup", "/host")]
-    c["mounts"].append({"destination": "/sys", "type": "bind", "source": "/sys",
-                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
-
-
-def _reachable(bundle, *paths) -> None:
-    """The container's root (host uid 100000) must be able to reach these."""
-    for p in [bundle.path, *paths]:
-        for parent in [p, *p.parents]:
-            if str(parent) in ("/", "/dev", "/tmp"):
-                break
-            os.chmod(parent, os.stat(parent).st_mode | 0o005)
-
-
 @NEWER(reason="runc 1.1.5 predates idmapped mounts")
 @pytest.mark.parametrize("variant, expect", [("plain", "65534"), ("idmap", "0"), ("own-maps", "1000")])
 def test_idmapped_bind_mount(rt, bundle, tmp_path, variant, expect):
@@ -321,10 +301,10 @@ def test_idmapped_bind_mount(rt, bundle, tmp_path, variant, expect):
     (data / "f").write_text("x")
     os.chown(data / "f", 0, 0)
     (bundle.rootfs / "data").mkdir()  # the container's root cannot create it in a host-owned rootfs
-    _reachable(bundle, data)
+    make_reachable(bundle.path, data)
 
     def cfg(c):
-        _userns(c)
+        userns_config(c)
         m = {"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind"]}
         if variant != "plain":
             m["options"].append("idmap")

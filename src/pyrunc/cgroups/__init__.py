@@ -37,14 +37,6 @@ def _own_cgroups() -> dict[str, str]:
     return own
 
 
-def host_mode() -> str:
-    """'unified', 'hybrid' or 'legacy'."""
-    types = {mp: fstype for _, mp, fstype, _ in _mountinfo()}
-    if types.get(CGROUP_ROOT) == "cgroup2":
-        return "unified"
-    return "hybrid" if types.get(CGROUP_ROOT + "/unified") == "cgroup2" else "legacy"
-
-
 def hierarchies() -> dict[str, tuple[str, str]]:
     """key -> (mount point, mount root); keys are v1 mount option names
     ('cpu,cpuacct', 'name=systemd') and '' for the unified hierarchy."""

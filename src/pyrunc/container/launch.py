@@ -347,18 +347,21 @@ def _host_id(maps: list[dict] | None) -> int:
     return 0
 
 
+def id_map_text(maps: list[dict]) -> bytes:
+    """uid_map/gid_map contents: one "inside outside count" line per range."""
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
+
+
 def _write_id_maps(pid: int, linux: dict) -> None:
-    def fmt(maps: list[dict]) -> bytes:
-        return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
     uid_maps, gid_maps = linux.get("uidMappings") or [], linux.get("gidMappings") or []
     try:
         if os.geteuid() != 0:
             with open(f"/proc/{pid}/setgroups", "wb") as f:
                 f.write(b"deny")
         with open(f"/proc/{pid}/uid_map", "wb") as f:
-            f.write(fmt(uid_maps))
+            f.write(id_map_text(uid_maps))
         with open(f"/proc/{pid}/gid_map", "wb") as f:
-            f.write(fmt(gid_maps))
+            f.write(id_map_text(gid_maps))
     except OSError as e:
         raise PyruncError(f"failed to write user namespace mappings: {e.strerror}") from None
 

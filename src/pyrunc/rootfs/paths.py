@@ -95,10 +95,7 @@ def create_file(rootfd: int, path: str, mode: int = 0o644) -> int:
     """Create an empty file at `path` inside the root (a bind-mount target for
     a file); returns an O_PATH fd."""
     try:
-        fd = open_in_root(rootfd, path, C.O_PATH)
-        if stat.S_ISDIR(os.fstat(fd).st_mode):
-            return fd
-        return fd
+        return open_in_root(rootfd, path, C.O_PATH)
     except FileNotFoundError:
         pass
     parent, name = os.path.split(path.rstrip("/"))
@@ -111,10 +108,6 @@ def create_file(rootfd: int, path: str, mode: int = 0o644) -> int:
     finally:
         os.close(pfd)
     return open_in_root(rootfd, path, C.O_PATH)
-
-
-def mkdirat_target(rootfd: int, path: str, is_dir: bool) -> int:
-    return mkdir_all(rootfd, path) if is_dir else create_file(rootfd, path)
 
 
 def is_symlink_in_root(rootfd: int, path: str) -> bool:
