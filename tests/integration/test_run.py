@@ -257,3 +257,28 @@ def test_no_new_keyring(rt, bundle):
     assert bundle.wait_host_file("ok") == "ok\n"
     assert rt.state(cid)["status"] == "running"
     assert cid not in _keyrings()
+
+
+# --------------------------------------------------------------------------- large configs
+
+
+@pytest.mark.parametrize("how", ["run", "create"])
+def test_config_larger_than_one_sync_packet(rt, bundle, how):
+    """The stage child gets its arguments in one SEQPACKET message of at most
+    64 KiB, or through a memfd beyond that: a 300 KiB config (big annotations
+    and environment) must arrive whole."""
+    big = "x" * 1000
+    with bundle.edit() as cfg:
+        cfg["annotations"] = {f"org.example.a{i}": big for i in range(150)}
+        cfg["process"]["env"] += [f"BIG{i}={big}" for i in range(150)]
+    bundle.sh('echo "${#BIG149}"; env | grep -c "^BIG"')
+    cid = rt.new_id()
+    if how == "run":
+        res = rt.run_fg(cid, bundle).expect_ok()
+        assert res.stdout.split() == ["1000", "150"]
+    else:
+        rt.ok("create", "--bundle", bundle.path, cid)
+        st = rt.state(cid)
+        assert st["annotations"]["org.example.a149"] == big
+        rt.ok("start", cid)
+        rt.ok("delete", "--force", cid)

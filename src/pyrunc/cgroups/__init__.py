@@ -37,9 +37,21 @@ def _own_cgroups() -> dict[str, str]:
     return own
 
 
+_hierarchies: dict[str, tuple[str, str]] | None = None
+
+
 def hierarchies() -> dict[str, tuple[str, str]]:
     """key -> (mount point, mount root); keys are v1 mount option names
-    ('cpu,cpuacct', 'name=systemd') and '' for the unified hierarchy."""
+    ('cpu,cpuacct', 'name=systemd') and '' for the unified hierarchy.
+    Read once per process: a command asks several times, and the host's
+    cgroup mounts do not change under it."""
+    global _hierarchies
+    if _hierarchies is None:
+        _hierarchies = _read_hierarchies()
+    return _hierarchies
+
+
+def _read_hierarchies() -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for root, mp, fstype, opts in _mountinfo():
         if not mp.startswith(CGROUP_ROOT):
@@ -175,8 +187,14 @@ def _mkdir_p(path: str, copy_cpuset: bool) -> None:
 
 
 def _rmtree_cgroup(path: str) -> None:
-    if not os.path.isdir(path):
+    try:  # the usual case: no sub-cgroups, nobody left
+        os.rmdir(path)
         return
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+            raise
     for dirpath, dirs, _ in os.walk(path, topdown=False):
         for _ in range(100):
             try:

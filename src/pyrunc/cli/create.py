@@ -34,17 +34,19 @@ OPTIONS:
 """
 
 
-def options(opts: dict, mode: str, detach: bool):
+def options(opts: dict, mode: str, detach: bool, stage=None):
     from ..container.launch import CreateOptions
-    return CreateOptions(pidfd_socket=opts["pidfd-socket"], bundle=opts["bundle"], pid_file=opts["pid-file"],
+    o = CreateOptions(pidfd_socket=opts["pidfd-socket"], bundle=opts["bundle"], pid_file=opts["pid-file"],
                          console_socket=opts["console-socket"], no_pivot=opts["no-pivot"],
                          no_new_keyring=opts["no-new-keyring"], preserve_fds=opts["preserve-fds"],
                          mode=mode, detach=detach)
+    o.stage = stage
+    return o
 
 
 def run(ctx, opts: dict, args: list[str]) -> int:
     from .main import check_args
     check_args("create", args, 1)
     from ..container.launch import create
-    create(ctx.root, args[0], options(opts, "create", True)).sd.unlock()
+    create(ctx.root, args[0], options(opts, "create", True, ctx.stage)).sd.unlock()
     return 0

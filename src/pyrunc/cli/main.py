@@ -61,6 +61,8 @@ class Context:
         self.root_set: bool = bool(opts["root"])
         self.systemd_cgroup: bool = opts["systemd-cgroup"]
         self.rootless: str = opts["rootless"]
+        # create/run: the stage child, forked before the command's own work
+        self.stage = None
 
 
 def default_root() -> str:
@@ -159,6 +161,7 @@ def command_help(name: str, mod) -> str:
 
 
 _children: list[int] = []
+_stages: list = []  # stage children the command may not have used
 
 
 def run_and_exit() -> None:
@@ -170,6 +173,8 @@ def run_and_exit() -> None:
     import gc
     gc.disable()
     code = main()
+    for stage in _stages:
+        stage.abandon()
     for pid in _children:
         try:
             os.waitpid(pid, 0)
@@ -208,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(usage())
             return 0
     name = ALIASES.get(rest[0], rest[0])
+    if name in ("run", "create", "exec") and os.geteuid() == 0 and "-h" not in rest and "--help" not in rest:
+        # first of all: the grace period it starts is the longest wait of a start
+        from ..cgroups import prearm_migration
+        _children.append(prearm_migration())
     if name not in COMMANDS:
         log.error(f"No help topic for '{name}'")
         return 3
@@ -219,9 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(command_help(name, mod))
             return 0
         ctx = Context(gopts)
-        if name in ("run", "create", "exec") and os.geteuid() == 0:
-            from ..cgroups import prearm_migration
-            _children.append(prearm_migration())
+        if name in ("run", "create"):
+            from ..init.stage import Stage
+            ctx.stage = Stage.fork()
+            _stages.append(ctx.stage)
         if ctx.systemd_cgroup:
             raise PyruncError("systemd cgroup driver requested (--systemd-cgroup), but systemd is not "
                               "running on this host (no /run/systemd/system)") \

@@ -39,7 +39,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     from ..container.launch import create
     from .create import options
     detach = opts["detach"]
-    o = options(opts, "run", detach)
+    o = options(opts, "run", detach, ctx.stage)
     if detach:
         launched = create(ctx.root, args[0], o)
         _go(launched)
@@ -51,7 +51,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     # becoming the subreaper (ctypes) is done after the fork, while the
     # children work; the stage child waits for it before it exits, so its
     # child, the init, is reparented to us
-    o.after_fork = F.become_subreaper
+    o.after_fork = _while_init_mounts
     try:
         launched = create(ctx.root, args[0], o)
         if launched.master is not None:
@@ -74,6 +74,14 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     else:
         destroy(sd, launched.state, status_of(launched.state, sd.fifo))
     return status
+
+
+def _while_init_mounts() -> None:
+    """In the parent while the init sets up: become the subreaper, and load
+    what the end of the run needs, off the critical path."""
+    from ..container import foreground as F
+    F.become_subreaper()
+    from ..container import ops  # noqa: F401
 
 
 def _go(launched) -> None:

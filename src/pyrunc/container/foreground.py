@@ -20,11 +20,11 @@ def become_subreaper() -> int:
     """Make this process the reaper of orphans below it; returns the previous
     setting, for a library caller to restore (a process that stays a
     subreaper collects zombies of every container it later creates)."""
-    import ctypes
     from ..linux import consts as C
+    from ..linux import ffi
     from ..linux import sys as L
-    prev = ctypes.c_int(0)
-    L.prctl(37, ctypes.addressof(prev))  # PR_GET_CHILD_SUBREAPER
+    prev = ffi.c_int(0)
+    L.prctl(37, ffi.addressof(prev))  # PR_GET_CHILD_SUBREAPER
     L.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
     return prev.value
 

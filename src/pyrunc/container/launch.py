@@ -20,7 +20,7 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork")
+                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork", "stage")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
@@ -34,10 +34,12 @@ class CreateOptions:
         self.mode = mode
         self.detach = detach
         self.pidfd_socket = pidfd_socket
-        # run in the parent right after the stage child is forked (a
+        # run in the parent once the stage child has its arguments (a
         # foreground run becomes the subreaper there, in parallel with the
         # child's work); the stage child waits for it before it exits
         self.after_fork = None
+        # the stage child, if the command line forked it early (init/stage.py)
+        self.stage = None
 
 
 class Launched:
@@ -108,49 +110,62 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
             "owner": "", "annotations": spec.get("annotations") or {},
         }
-        from ..init.child import InitArgs, stage_main
-        from ..init.sync import Channel
+        from ..init.child import InitArgs
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                         preserve_fds=o.preserve_fds, terminal=terminal, cid=cid, cgroup_mounts=cgroup_mounts,
                         seccomp=seccomp,
                         state_json=dumps(oci_state({**state, "pid": 0}, "creating")))
-        import _socket
-        ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         hold_r, hold_w = os.pipe2(os.O_CLOEXEC) if o.after_fork else (-1, -1)
         args.hold_fd = hold_r
-        import gc
-        gc.freeze()
-        pid_s = os.fork()
-        if pid_s == 0:
-            ps.close()
-            sd.unlock()  # close our copy of the lock fd; the parent keeps the lock
-            if hold_w >= 0:
-                os.close(hold_w)
-            stage_main(Channel(cs), args)
-            os._exit(1)
-        cs.close()
-        if fifo_fd >= 0:
-            os.close(fifo_fd)
-        ch = Channel(ps)
+        stage = o.stage
+        if stage is None:  # the library: fork now (the lock and console stay ours)
+            from ..init.stage import Stage
+            stage = Stage.fork(close=tuple(fd for fd in (sd.fd, hold_r, hold_w, console and console.fileno())
+                                           if fd is not None and fd >= 0))
+        pid_s, ch = stage.pid, stage.ch
+
+        def child_died() -> None:
+            """The child is gone: its last word (an error) is what counts."""
+            while True:
+                t, payload, _ = ch.recv()
+                if t == "E":
+                    raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace"))) from None
+                if not t:
+                    raise PyruncError(_creation_error(o.mode, _died(cg))) from None
 
         def reply(tag: str) -> None:
-            """Answer the child; if it already died, its error is what counts."""
             try:
                 ch.send(tag)
             except OSError:
-                while True:
-                    t, payload, _ = ch.recv()
-                    if t == "E":
-                        raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace"))) from None
-                    if not t:
-                        raise PyruncError(_creation_error(o.mode, _died(cg))) from None
-        # while the stage child preloads and unshares (on the other core)
-        cg.create()
-        cg.apply(linux.get("resources") or {}, linux.get("devices"))
+                child_died()
+        try:
+            stage.start(args)
+        except OSError:
+            child_died()
+        if fifo_fd >= 0:
+            os.close(fifo_fd)
+        if hold_w >= 0:  # now: the rest of the parent's work waits on the kernel
+            o.after_fork()
+            os.close(hold_w)  # EOF: the stage child may exit once it has forked the init
+            hold_w = -1
+        applied = False
+
+        def apply_resources() -> None:
+            """As runc: the limits go in once the rootfs is ready (procHooks),
+            before any hook runs and before the process's own settings."""
+            nonlocal applied
+            if not applied:
+                applied = True
+                cg.apply(linux.get("resources") or {}, linux.get("devices"))
         if hold_r >= 0:
             os.close(hold_r)
             hold_r = -1
+        # while the stage child unshares and the init mounts. The first
+        # cgroup.procs write (ours, or the pre-arm child's from the command
+        # line) waits for an RCU grace period holding cgroup_mutex, and
+        # mkdir waits for it too: this is where that wait is hidden
+        cg.create()
         nss = spec_config.namespaces(spec)
         while True:
             tag, payload, fds = ch.recv()
@@ -158,16 +173,11 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 _write_id_maps(pid_s, linux)
                 reply("u")
             elif tag == "P":
-                # join the cgroup at once: the first cgroup.procs write waits
-                # for an RCU grace period (~10 ms), which the init spends on
-                # its mounts; it waits for "j" only where it needs the cgroup
+                # join at once; the init waits for "j" only where it needs
+                # the cgroup (its cgroup mounts, a cgroup namespace)
                 init_pid = int(payload)
                 cg.add(init_pid)
                 reply("j")
-                if hold_w >= 0:  # after the join, which the init is waiting for
-                    o.after_fork()
-                    os.close(hold_w)  # EOF: the stage child may exit now
-                    hold_w = -1
                 attrs.reset_affinity(init_pid)  # runc's tryResetCPUAffinity
                 if init_pid != pid_s:
                     os.waitpid(pid_s, 0)
@@ -181,12 +191,16 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 # the init mounts (a failure later removes the whole dir)
                 _complete_state(state, init_pid, cg, nss, spec, o)
                 sd.save(state)
-            elif tag == "H":
-                from .. import hooks as H
-                st = oci_state({**state, "pid": init_pid}, "creating")
+                if process.get("rlimits"):
+                    import resource  # noqa: F401 - for "R", loaded while the init mounts
+            elif tag == "H":  # runc's procHooks
+                apply_resources()  # before the hooks, which may rely on them (runc)
                 hooks = spec.get("hooks") or {}
-                H.run_hooks("prestart", hooks.get("prestart") or [], st)
-                H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
+                if hooks.get("prestart") or hooks.get("createRuntime"):
+                    from .. import hooks as H
+                    st = oci_state({**state, "pid": init_pid}, "creating")
+                    H.run_hooks("prestart", hooks.get("prestart") or [], st)
+                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
                 reply("h")
             elif tag == "I":  # an idmapped mount, which only the host side can make
                 from ..rootfs.idmap import idmapped_tree
@@ -198,6 +212,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             elif tag == "T":
                 master = fds[0] if fds else None
             elif tag == "R":
+                apply_resources()
                 # as runc: rlimits are set from here (prlimit), so a refused
                 # one is a create-time error, not a silent exit after start
                 _set_rlimits(init_pid, process.get("rlimits") or [])
@@ -326,7 +341,7 @@ def _set_rlimits(pid: int, rlimits: list[dict]) -> None:
     if not rlimits:
         return
     import resource
-    from ..security.process import RLIMITS
+    from ..linux.consts import RLIMITS
     for r in rlimits:
         typ = RLIMITS[r["type"]]
         # values from 2^63 up (RLIM_INFINITY is 2^64-1 in the spec) mean unlimited

@@ -81,6 +81,11 @@ class StateDir:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self._lock_fd = fd
 
+    @property
+    def fd(self) -> int | None:
+        """The lock's fd (a child forked now must close it)."""
+        return self._lock_fd
+
     def unlock(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)

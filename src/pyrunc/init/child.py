@@ -33,6 +33,8 @@ class InitArgs:
     __slots__ = ("spec", "rootfs", "bundle", "mode", "fifo_fd", "no_pivot", "no_new_keyring",
                  "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp", "hold_fd")
 
+    _FDS = ("fifo_fd", "hold_fd")
+
     def __init__(self, **kw) -> None:
         for k in self.__slots__:
             setattr(self, k, kw.get(k))
@@ -41,6 +43,38 @@ class InitArgs:
             # process the stage child forks (security/seccomp.py)
             from ..security.seccomp import prepare
             self.seccomp = prepare(self.spec, cid=self.cid or "", bundle=self.bundle or "")
+
+    def wire(self) -> tuple[bytes, list[int]]:
+        """(marshal payload, fds to pass) for the stage child: plain data
+        only, the fds as indexes into the SCM_RIGHTS list."""
+        import marshal
+        fds: list[int] = []
+        vals = []
+        for k in self.__slots__:
+            v = getattr(self, k)
+            if k in self._FDS:
+                if v is not None and v >= 0:
+                    fds.append(v)
+                    v = len(fds) - 1
+                else:
+                    v = -1
+            elif k == "seccomp" and v is not None:
+                v = v.wire()
+            vals.append(v)
+        return marshal.dumps(tuple(vals)), fds
+
+    @classmethod
+    def from_wire(cls, payload: bytes, fds: list[int]) -> "InitArgs":
+        import marshal
+        a = cls.__new__(cls)
+        for k, v in zip(cls.__slots__, marshal.loads(payload)):
+            if k in cls._FDS:
+                v = fds[v] if v >= 0 else -1
+            elif k == "seccomp" and v is not None:
+                from ..security.seccomp import Seccomp
+                v = Seccomp.from_wire(v)
+            setattr(a, k, v)
+        return a
 
 
 def fail(ch: Channel, e: BaseException) -> None:
@@ -65,18 +99,45 @@ def fail(ch: Channel, e: BaseException) -> None:
     os._exit(1)
 
 
-def stage_main(ch: Channel, a: InitArgs) -> None:
-    """Entry of the stage child; never returns."""
+def stage_entry(ch: Channel) -> None:
+    """Entry of the stage child, forked before the parent reads the config
+    (init/stage.py): it imports what the init will need while the parent
+    validates, then waits for its arguments. EOF instead means the command
+    failed before a container existed: nothing to do. Never returns."""
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
         L.prctl(C.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        # here, not in the init: this child never joins the container's
+        # cgroup, so the memory the imports allocate is not charged to it
+        preload(False, False)
+        tag, payload, fds = ch.recv()
+        if tag != "A":
+            os._exit(0)
+        if not payload and fds:  # too big for one packet: in a memfd
+            payload = _read_all(fds.pop())
+        a = InitArgs.from_wire(payload, fds)
+    except BaseException as e:  # noqa: BLE001 - one line for the parent
+        fail(ch, e)
+    stage_main(ch, a)
+
+
+def _read_all(fd: int) -> bytes:
+    try:
+        size = os.fstat(fd).st_size
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+
+
+def stage_main(ch: Channel, a: InitArgs) -> None:
+    """The stage child's work once it has its arguments; never returns."""
+    try:
+        from ..linux import sys as L
         sc = a.seccomp
         if sc is not None:
             sc.start_build()  # in a process of its own, while we set up
-        # here, not in the init: this child never joins the container's
-        # cgroup, so the memory the imports allocate is not charged to it
-        preload(bool(a.terminal), bool(a.spec.get("hooks")))
+        preload(bool(a.terminal), bool(a.spec.get("hooks")))  # what the base set lacks
         from ..spec.config import namespaces
         nss = namespaces(a.spec)
         if sc is not None:  # the notify agent's socket, seen from the host
@@ -166,7 +227,7 @@ def preload(terminal: bool, hooks: bool = True) -> None:
         from ..spec import example  # noqa: F401  (hooks serialise state with its escaper)
     from ..rootfs import setup  # noqa: F401
     from ..security import attrs, process  # noqa: F401
-    from ..spec import capabilities  # noqa: F401
+    from ..spec import capabilities, config  # noqa: F401
     if terminal:
         from .. import terminal as _t  # noqa: F401
 
@@ -194,10 +255,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         ch.expect("j")  # the parent joins us as soon as it learns our pid
 
     def runtime_hooks() -> None:
-        hooks = spec.get("hooks") or {}
-        if hooks.get("prestart") or hooks.get("createRuntime"):
-            ch.send("H")
-            ch.expect("h")
+        """runc's procHooks: the parent writes the cgroup resources, then runs
+        the prestart/createRuntime hooks. We wait: writing v1 device rules
+        passes through deny-all, and the console and /dev opens that follow
+        must not fall into that window."""
+        ch.send("H")
+        ch.expect("h")
 
     def idmapped(index: int) -> int:
         ch.send("I", str(index))

@@ -6,8 +6,10 @@ died, which each side turns into a clean failure instead of a hang.
 
 Tags, child -> parent:  U user ns ready for maps, P init pid (the parent then
 joins it to the cgroup and answers j),
-H run runtime hooks, T terminal master (fd), R ready, E error text.
-Parent -> child: u j h acks, k state written (create), g go (run), E error.
+H mounts done (runc's procHooks: the parent writes the cgroup resources and
+runs prestart/createRuntime hooks), T terminal master (fd), R ready, E error.
+Parent -> child: A the arguments (init/stage.py), u j h acks, k state
+written (create), g go (run), E error.
 """
 from __future__ import annotations
 

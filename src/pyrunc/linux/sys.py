@@ -1,23 +1,24 @@
-"""ctypes bindings for the Linux calls Python 3.11 does not expose.
+"""Bindings for the Linux calls Python 3.11 does not expose, through
+_ctypes (linux/ffi.py: ctypes itself costs ~2 ms to import).
 
-Imported only by commands that set up or enter containers: ctypes costs a few
-milliseconds, which `state` and `list` should not pay.
+Imported only by commands that set up or enter containers.
 """
 from __future__ import annotations
 
-import ctypes
 import os
+
+from . import ffi
 
 from .consts import SYSCALLS
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = ffi.Library(None)
 _syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = ffi.c_long
 
 
 def _check(ret: int, what: str) -> int:
     if ret < 0:
-        e = ctypes.get_errno()
+        e = ffi.get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}")
     return ret
 
@@ -33,20 +34,20 @@ def sys_call(name: str, *args: object) -> int:
     nr = SYSCALLS.get(name)
     if nr is None:
         raise OSError(38, f"{name}: not supported on {os.uname().machine}")
-    return _check(_syscall(ctypes.c_long(nr), *args), name)
+    return _check(_syscall(ffi.c_long(nr), *args), name)
 
 
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-_libc.unshare.argtypes = [ctypes.c_int]
-_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.mount.argtypes = [ffi.c_char_p, ffi.c_char_p, ffi.c_char_p, ffi.c_ulong, ffi.c_char_p]
+_libc.umount2.argtypes = [ffi.c_char_p, ffi.c_int]
+_libc.unshare.argtypes = [ffi.c_int]
+_libc.sethostname.argtypes = [ffi.c_char_p, ffi.c_size_t]
+_libc.setdomainname.argtypes = [ffi.c_char_p, ffi.c_size_t]
+_libc.prctl.argtypes = [ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong]
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) < 0:
-        e = ctypes.get_errno()
+        e = ffi.get_errno()
         raise OSError(e, f"mount {source or ''}:{target} (type {fstype or ''}, flags {flags:#x}): {os.strerror(e)}")
 
 
@@ -81,61 +82,61 @@ def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> in
 
 
 def keyctl_join_session_keyring(name: str | None) -> int:
-    return sys_call("keyctl", ctypes.c_long(1), _b(name))
+    return sys_call("keyctl", ffi.c_long(1), _b(name))
 
 
 def keyctl_add_perm(key: int, add: int) -> None:
     """Add permission bits to a key (KEYCTL_DESCRIBE, then KEYCTL_SETPERM)."""
-    buf = ctypes.create_string_buffer(512)
-    sys_call("keyctl", ctypes.c_long(6), ctypes.c_long(key), buf, ctypes.c_long(len(buf)))
+    buf = ffi.create_string_buffer(512)
+    sys_call("keyctl", ffi.c_long(6), ffi.c_long(key), buf, ffi.c_long(len(buf)))
     perm = int(buf.value.split(b";")[3], 16)  # type;uid;gid;perm;description
-    sys_call("keyctl", ctypes.c_long(5), ctypes.c_long(key), ctypes.c_long(perm | add))
+    sys_call("keyctl", ffi.c_long(5), ffi.c_long(key), ffi.c_long(perm | add))
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(ffi.Structure):
+    _fields_ = [("flags", ffi.c_uint64), ("mode", ffi.c_uint64), ("resolve", ffi.c_uint64)]
 
 
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
     nr = SYSCALLS["openat2"]
-    ret = _syscall(ctypes.c_long(nr), dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+    ret = _syscall(ffi.c_long(nr), dirfd, _b(path), ffi.byref(how), ffi.sizeof(how))
     if ret < 0:
-        e = ctypes.get_errno()
+        e = ffi.get_errno()
         raise OSError(e, f"openat2 {path}: {os.strerror(e)}")
     return ret
 
 
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+class _MountAttr(ffi.Structure):
+    _fields_ = [("attr_set", ffi.c_uint64), ("attr_clr", ffi.c_uint64),
+                ("propagation", ffi.c_uint64), ("userns_fd", ffi.c_uint64)]
 
 
 def mount_setattr(dirfd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0,
                   propagation: int = 0, userns_fd: int = 0) -> None:
     attr = _MountAttr(attr_set, attr_clr, propagation, userns_fd)
     nr = SYSCALLS["mount_setattr"]
-    ret = _syscall(ctypes.c_long(nr), dirfd, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr))
+    ret = _syscall(ffi.c_long(nr), dirfd, _b(path), flags, ffi.byref(attr), ffi.sizeof(attr))
     if ret < 0:
-        e = ctypes.get_errno()
+        e = ffi.get_errno()
         raise OSError(e, f"mount_setattr {path}: {os.strerror(e)}")
 
 
 def open_tree(dirfd: int, path: str, flags: int) -> int:
-    return sys_call("open_tree", dirfd, _b(path), ctypes.c_uint(flags))
+    return sys_call("open_tree", dirfd, _b(path), ffi.c_uint(flags))
 
 
 def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
-    sys_call("move_mount", from_dirfd, _b(from_path), to_dirfd, _b(to_path), ctypes.c_uint(flags))
+    sys_call("move_mount", from_dirfd, _b(from_path), to_dirfd, _b(to_path), ffi.c_uint(flags))
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(ffi.Structure):
+    _fields_ = [("version", ffi.c_uint32), ("pid", ffi.c_int)]
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _CapData(ffi.Structure):
+    _fields_ = [("effective", ffi.c_uint32), ("permitted", ffi.c_uint32),
+                ("inheritable", ffi.c_uint32)]
 
 
 _CAP_V3 = 0x20080522
@@ -145,7 +146,7 @@ def capget() -> tuple[int, int, int]:
     """(effective, permitted, inheritable) of the calling thread as 64-bit masks."""
     hdr = _CapHeader(_CAP_V3, 0)
     data = (_CapData * 2)()
-    sys_call("capget", ctypes.byref(hdr), data)
+    sys_call("capget", ffi.byref(hdr), data)
     return tuple((data[1].__getattribute__(f) << 32) | data[0].__getattribute__(f)  # type: ignore[return-value]
                  for f in ("effective", "permitted", "inheritable"))
 
@@ -157,24 +158,24 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     data[0].effective, data[1].effective = effective & m, effective >> 32
     data[0].permitted, data[1].permitted = permitted & m, permitted >> 32
     data[0].inheritable, data[1].inheritable = inheritable & m, inheritable >> 32
-    sys_call("capset", ctypes.byref(hdr), data)
+    sys_call("capset", ffi.byref(hdr), data)
 
 
-class _Rlimit(ctypes.Structure):
-    _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
+class _Rlimit(ffi.Structure):
+    _fields_ = [("cur", ffi.c_uint64), ("max", ffi.c_uint64)]
 
 
 def setrlimit(resource: int, soft: int, hard: int) -> None:
     """setrlimit(2) with the spec's full 64-bit values (RLIM_INFINITY included)."""
-    _check(_libc.setrlimit(resource, ctypes.byref(_Rlimit(soft, hard))), "setrlimit")
+    _check(_libc.setrlimit(resource, ffi.byref(_Rlimit(soft, hard))), "setrlimit")
 
 
-_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+_libc.fstatfs.argtypes = [ffi.c_int, ffi.c_void_p]
 
 
 def fstatfs_type(fd: int) -> int:
     """f_type of the file system holding fd (os.fstatvfs does not give it)."""
-    buf = ctypes.create_string_buffer(120)  # struct statfs; f_type is the first word
+    buf = ffi.create_string_buffer(120)  # struct statfs; f_type is the first word
     _check(_libc.fstatfs(fd, buf), "fstatfs")
     return int.from_bytes(buf.raw[:8], "little")
 
@@ -184,13 +185,13 @@ def pidfd_open(pid: int) -> int:
 
 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
-    sys_call("close_range", ctypes.c_uint(first), ctypes.c_uint(last), ctypes.c_uint(flags))
+    sys_call("close_range", ffi.c_uint(first), ffi.c_uint(last), ffi.c_uint(flags))
 
 
 # --- process attributes (security/attrs.py) --------------------------------
 
-_libc.personality.argtypes = [ctypes.c_ulong]
-_libc.personality.restype = ctypes.c_int
+_libc.personality.argtypes = [ffi.c_ulong]
+_libc.personality.restype = ffi.c_int
 
 
 def personality(persona: int) -> int:
@@ -198,24 +199,24 @@ def personality(persona: int) -> int:
     return _check(_libc.personality(persona), "set_personality")
 
 
-class _SchedAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint32), ("sched_policy", ctypes.c_uint32),
-                ("sched_flags", ctypes.c_uint64), ("sched_nice", ctypes.c_int32),
-                ("sched_priority", ctypes.c_uint32), ("sched_runtime", ctypes.c_uint64),
-                ("sched_deadline", ctypes.c_uint64), ("sched_period", ctypes.c_uint64),
-                ("sched_util_min", ctypes.c_uint32), ("sched_util_max", ctypes.c_uint32)]
+class _SchedAttr(ffi.Structure):
+    _fields_ = [("size", ffi.c_uint32), ("sched_policy", ffi.c_uint32),
+                ("sched_flags", ffi.c_uint64), ("sched_nice", ffi.c_int32),
+                ("sched_priority", ffi.c_uint32), ("sched_runtime", ffi.c_uint64),
+                ("sched_deadline", ffi.c_uint64), ("sched_period", ffi.c_uint64),
+                ("sched_util_min", ffi.c_uint32), ("sched_util_max", ffi.c_uint32)]
 
 
 def sched_setattr(pid: int, policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
                   runtime: int = 0, deadline: int = 0, period: int = 0) -> None:
     """sched_setattr(2) with struct sched_attr (SCHED_ATTR_SIZE_VER1, 56 bytes)."""
-    attr = _SchedAttr(ctypes.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period, 0, 0)
-    sys_call("sched_setattr", pid, ctypes.byref(attr), ctypes.c_uint(0))
+    attr = _SchedAttr(ffi.sizeof(_SchedAttr), policy, flags, nice, priority, runtime, deadline, period, 0, 0)
+    sys_call("sched_setattr", pid, ffi.byref(attr), ffi.c_uint(0))
 
 
 def sched_getattr(pid: int = 0) -> dict:
     attr = _SchedAttr()
-    sys_call("sched_getattr", pid, ctypes.byref(attr), ctypes.c_uint(ctypes.sizeof(attr)), ctypes.c_uint(0))
+    sys_call("sched_getattr", pid, ffi.byref(attr), ffi.c_uint(ffi.sizeof(attr)), ffi.c_uint(0))
     return {"policy": attr.sched_policy, "flags": attr.sched_flags, "nice": attr.sched_nice,
             "priority": attr.sched_priority, "runtime": attr.sched_runtime,
             "deadline": attr.sched_deadline, "period": attr.sched_period}
@@ -229,7 +230,7 @@ def ioprio_get(which: int, who: int) -> int:
     return sys_call("ioprio_get", which, who)
 
 
-_libc.sched_setaffinity.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_char_p]
+_libc.sched_setaffinity.argtypes = [ffi.c_int, ffi.c_size_t, ffi.c_char_p]
 
 
 def sched_setaffinity_mask(pid: int, mask: bytes) -> None:

@@ -12,12 +12,6 @@ import os
 from ..errors import PyruncError
 from ..linux import consts as C
 
-RLIMITS = {
-    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
-    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
-    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
-    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
-}
 
 
 def _passwd_home(uid: int) -> str | None:
@@ -82,9 +76,9 @@ class Exec:
         self.env = env
         self.cwd = process.get("cwd", "/")
         self.nnp = bool(process.get("noNewPrivileges"))
-        self.rlimits = [(RLIMITS[r["type"]], r.get("soft", 0), r.get("hard", 0)) for r in process.get("rlimits") or []
-                        if r.get("type") in RLIMITS]
-        bad = [r.get("type") for r in process.get("rlimits") or [] if r.get("type") not in RLIMITS]
+        self.rlimits = [(C.RLIMITS[r["type"]], r.get("soft", 0), r.get("hard", 0)) for r in process.get("rlimits") or []
+                        if r.get("type") in C.RLIMITS]
+        bad = [r.get("type") for r in process.get("rlimits") or [] if r.get("type") not in C.RLIMITS]
         if bad:
             raise PyruncError(f"invalid rlimit type {bad[0]!r}")
         caps = process.get("capabilities")

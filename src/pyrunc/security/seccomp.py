@@ -452,6 +452,24 @@ class Seccomp:
 
     # -- in the parent
 
+    def wire(self) -> tuple:
+        """The checked profile as plain data (marshal), for the stage child,
+        which was forked before the config was read."""
+        p = self.profile
+        return ((p.default, p.default_errno, p.archs, p.flags,
+                 [(r.name, r.action, r.errno, r.args) for r in p.rules],
+                 p.listener_path, p.listener_metadata), self.state, self.nr_seccomp)
+
+    @classmethod
+    def from_wire(cls, w: tuple) -> "Seccomp":
+        pw, state, nr_seccomp = w
+        p = Profile()
+        p.default, p.default_errno, p.archs, p.flags, rules, p.listener_path, p.listener_metadata = pw
+        p.rules = [Rule(*r) for r in rules]
+        sc = cls(p, state)
+        sc.nr_seccomp = nr_seccomp
+        return sc
+
     def check(self) -> None:
         """What needs libseccomp but builds nothing: archs it knows, the API
         level notify and the flags need (runc: SetupSeccomp, InitSeccomp)."""

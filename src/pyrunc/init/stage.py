@@ -1,0 +1,79 @@
+"""The parent's handle on the stage child, forked as early as it can be.
+
+`pyrunc create` and `run` fork the stage child right after parsing the
+command line, before the parent imports its own modules, reads config.json,
+takes the state dir and finds the cgroups. The child spends that time, on the
+other core, importing what the init will need (init/child.py: stage_entry);
+then it waits for its arguments, which the parent sends as plain data
+(marshal) with their fds over the sync channel. Forking at the last moment
+instead left the imports on the critical path of every start.
+
+The library (pyrunc.Container) forks at the last moment; the protocol is the
+same.
+"""
+from __future__ import annotations
+
+import os
+
+from .sync import Channel
+
+# a SEQPACKET packet is read into 64 KiB; bigger arguments go in a memfd
+_INLINE_MAX = 60000
+
+
+class Stage:
+    __slots__ = ("pid", "ch", "sent")
+
+    def __init__(self, pid: int, ch: Channel) -> None:
+        self.pid = pid
+        self.ch = ch
+        self.sent = False
+
+    @classmethod
+    def fork(cls, close: tuple[int, ...] = ()) -> "Stage":
+        """Fork the stage child; `close` are fds of ours it must not keep
+        (the state dir's lock: the waiting init would hold it)."""
+        import gc
+        import _socket
+        ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        gc.freeze()  # no copy-on-write of the objects a collection would touch
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ps.close()
+                for fd in close:
+                    os.close(fd)
+                from .child import stage_entry
+                stage_entry(Channel(cs))
+            finally:
+                os._exit(1)
+        cs.close()
+        return cls(pid, Channel(ps))
+
+    def start(self, args) -> None:
+        """Send the child its InitArgs. OSError if it is gone (it reported
+        why on the channel first)."""
+        payload, fds = args.wire()
+        self.sent = True
+        if len(payload) <= _INLINE_MAX:
+            self.ch.send("A", payload, fds)
+            return
+        mfd = os.memfd_create("pyrunc-args", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(mfd, view):]
+            self.ch.send("A", b"", fds + [mfd])
+        finally:
+            os.close(mfd)
+
+    def abandon(self) -> None:
+        """The command ended before it sent the arguments: EOF tells the child
+        to exit, and it is reaped. Once they are sent, create() owns it."""
+        if self.sent:
+            return
+        self.ch.close()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
