@@ -208,35 +208,38 @@ def _rmtree_cgroup(path: str) -> None:
                 time.sleep(0.01)
 
 
-def prearm_migration() -> int:
-    """Start the kernel's cgroup migration lock warming up, in a child.
+def prearm_migration() -> None:
+    """Start the kernel's cgroup migration lock warming up, in a thread.
 
     The first write to any cgroup.procs takes cgroup_threadgroup_rwsem for
-    writing, which waits for an RCU grace period (5-20 ms here); writes
-    shortly after one another share that wait. A throwaway child moves itself
-    into its own cgroup (a no-op migration) at once, in parallel with our
-    imports, so the container's real join finds the lock warm. Returns the
-    child's pid (0 if the fork failed), to be reaped by the caller.
+    writing, which waits for an RCU grace period (7-10 ms here); writes
+    shortly after one another share that wait. A thread of ours moves this
+    process into the cgroup it is already in (a no-op migration) at once, so
+    the grace period runs while we import and read the config, and the
+    container's real join finds the lock warm. A thread rather than a child:
+    a fork would make every page we touch afterwards a copy-on-write fault.
+    The thread blocks in the kernel without the GIL; os._exit ends it.
     """
+    import _thread
     try:
-        pid = os.fork()
-    except OSError:
-        return 0
-    if pid == 0:
-        try:
-            with open("/proc/self/cgroup") as f:
-                lines = f.read().splitlines()
-            hier = hierarchies()
-            for line in lines:
-                _, ctrls, path = line.split(":", 2)
-                key = next((k for k in hier if k == ctrls or (ctrls and ctrls in k.split(","))), None)
-                if key is None:
-                    continue
-                mp, mroot = hier[key]
-                rel = path[len(mroot.rstrip("/")):] if mroot != "/" else path
-                _write(os.path.join(mp, rel.lstrip("/"), "cgroup.procs"), b"0")
-                break
-        except BaseException:  # noqa: BLE001 - an optimisation only
-            pass
-        os._exit(0)
-    return pid
+        _thread.start_new_thread(_noop_migration, ())
+    except RuntimeError:
+        pass  # an optimisation only
+
+
+def _noop_migration() -> None:
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+        hier = hierarchies()
+        for line in lines:
+            _, ctrls, path = line.split(":", 2)
+            key = next((k for k in hier if k == ctrls or (ctrls and ctrls in k.split(","))), None)
+            if key is None:
+                continue
+            mp, mroot = hier[key]
+            rel = path[len(mroot.rstrip("/")):] if mroot != "/" else path
+            _write(os.path.join(mp, rel.lstrip("/"), "cgroup.procs"), b"0")
+            break
+    except BaseException:  # noqa: BLE001 - an optimisation only
+        pass

@@ -160,7 +160,6 @@ def command_help(name: str, mod) -> str:
     return f"NAME:\n   pyrunc {name} - {COMMANDS[name][1]}\n\n{text}\n"
 
 
-_children: list[int] = []
 _stages: list = []  # stage children the command may not have used
 
 
@@ -175,11 +174,6 @@ def run_and_exit() -> None:
     code = main()
     for stage in _stages:
         stage.abandon()
-    for pid in _children:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
     try:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -216,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if name in ("run", "create", "exec") and os.geteuid() == 0 and "-h" not in rest and "--help" not in rest:
         # first of all: the grace period it starts is the longest wait of a start
         from ..cgroups import prearm_migration
-        _children.append(prearm_migration())
+        prearm_migration()
     if name not in COMMANDS:
         log.error(f"No help topic for '{name}'")
         return 3
