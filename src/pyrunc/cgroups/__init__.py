@@ -84,23 +84,63 @@ def resolve_paths(cgroups_path: str, cid: str) -> dict[str, str]:
 class Manager:
     """Create, join and destroy one container's cgroup in every hierarchy."""
 
-    def __init__(self, paths: dict[str, str]) -> None:
+    def __init__(self, paths: dict[str, str], rootless: bool = False, explicit: bool = False) -> None:
         self.paths = paths
+        # runc's rule for rootless containers (euid != 0, or in a user
+        # namespace): a hierarchy we may not write to is dropped rather than
+        # an error, unless the config names the cgroup (cgroupsPath); a limit
+        # asked for in a dropped hierarchy is an error when it is written
+        self.rootless = rootless
+        self.explicit = explicit
 
     @classmethod
-    def for_container(cls, cgroups_path: str, cid: str) -> "Manager":
-        return cls(resolve_paths(cgroups_path, cid))
+    def for_container(cls, cgroups_path: str, cid: str, rootless: bool = False) -> "Manager":
+        return cls(resolve_paths(cgroups_path, cid), rootless, bool(cgroups_path))
+
+    def _ignorable(self, e: OSError) -> bool:
+        return self.rootless and not self.explicit and e.errno in (errno.EPERM, errno.EACCES, errno.EROFS)
 
     def create(self) -> None:
-        for key, path in self.paths.items():
+        for key, path in list(self.paths.items()):
             if os.path.isdir(path):
                 continue
-            _mkdir_p(path, copy_cpuset="cpuset" in key.split(","))
+            try:
+                _mkdir_p(path, copy_cpuset="cpuset" in key.split(","))
+            except OSError as e:
+                if not self._ignorable(e):
+                    raise
+                del self.paths[key]
 
     def add(self, pid: int) -> None:
         data = str(pid).encode()
-        for path in self.paths.values():
-            _write(os.path.join(path, "cgroup.procs"), data)
+        for key, path in list(self.paths.items()):
+            try:
+                _write(os.path.join(path, "cgroup.procs"), data)
+            except OSError as e:
+                if not self._ignorable(e):
+                    raise
+                del self.paths[key]
+                _rmtree_cgroup(path)
+
+    def mount_sources(self) -> list[tuple[str, str, str]]:
+        """(hierarchy key, mount point, host dir) for the container's cgroup
+        mounts: its own cgroup, or where it could not have one (rootless),
+        the cgroup it stays in, ours (what runc's init binds: its own)."""
+        own = None
+        out = []
+        for key, (mp, mroot) in hierarchies().items():
+            path = self.paths.get(key)
+            if path is None:
+                if own is None:
+                    own = _own_cgroups()
+                rel = own.get(key.split(",")[0])
+                if rel is None:
+                    continue
+                if mroot != "/" and (rel + "/").startswith(mroot.rstrip("/") + "/"):
+                    rel = rel[len(mroot.rstrip("/")):] or "/"
+                path = os.path.join(mp, rel.lstrip("/"))
+            out.append((key, mp, path))
+        return out
 
     def pids(self) -> list[int]:
         """Processes in the container's cgroup (the first hierarchy that answers)."""

@@ -332,16 +332,17 @@ def _apply_v1(paths: dict[str, str], r: dict, rules: list | None) -> None:
             write(d, "cpuset.mems", cpu["mems"])
     if rules is not None:
         d = controller_dir(paths, "devices")
-        if not d:
+        if d:
+            from .devices import set_v1
+            try:
+                set_v1(d, rules, write)
+            except CgroupFileError as e:
+                # as runc: a rootless container's device rules are best effort
+                if os.geteuid() == 0 or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
+                    raise
+        elif os.geteuid() == 0:  # rootless without a devices cgroup: best effort, as runc
             raise PyruncError("the devices cgroup controller is not mounted on this host: "
                               "cannot restrict the container's device access")
-        from .devices import set_v1
-        try:
-            set_v1(d, rules, write)
-        except CgroupFileError as e:
-            # as runc: a rootless container's device rules are best effort
-            if os.geteuid() == 0 or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
-                raise
     mem = r.get("memory") or {}
     if mem:
         _v1_memory(paths, mem)

@@ -34,13 +34,13 @@ OPTIONS:
 """
 
 
-def options(opts: dict, mode: str, detach: bool, stage=None):
+def options(opts: dict, mode: str, detach: bool, ctx=None):
     from ..container.launch import CreateOptions
     o = CreateOptions(pidfd_socket=opts["pidfd-socket"], bundle=opts["bundle"], pid_file=opts["pid-file"],
                          console_socket=opts["console-socket"], no_pivot=opts["no-pivot"],
                          no_new_keyring=opts["no-new-keyring"], preserve_fds=opts["preserve-fds"],
-                         mode=mode, detach=detach)
-    o.stage = stage
+                         mode=mode, detach=detach, rootless=ctx.rootless if ctx else "auto")
+    o.stage = ctx.stage if ctx else None
     return o
 
 
@@ -48,5 +48,5 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     from .main import check_args
     check_args("create", args, 1)
     from ..container.launch import create
-    create(ctx.root, args[0], options(opts, "create", True, ctx.stage)).sd.unlock()
+    create(ctx.root, args[0], options(opts, "create", True, ctx)).sd.unlock()
     return 0

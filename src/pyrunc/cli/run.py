@@ -39,7 +39,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     from ..container.launch import create
     from .create import options
     detach = opts["detach"]
-    o = options(opts, "run", detach, ctx.stage)
+    o = options(opts, "run", detach, ctx)
     if detach:
         launched = create(ctx.root, args[0], o)
         _go(launched)

@@ -20,11 +20,12 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork", "stage")
+                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork", "stage", "rootless")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
-                 mode: str = "create", detach: bool = True, pidfd_socket: str = "") -> None:
+                 mode: str = "create", detach: bool = True, pidfd_socket: str = "",
+                 rootless: str = "auto") -> None:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -34,6 +35,7 @@ class CreateOptions:
         self.mode = mode
         self.detach = detach
         self.pidfd_socket = pidfd_socket
+        self.rootless = rootless  # --rootless: true, false or auto
         # run in the parent once the stage child has its arguments (a
         # foreground run becomes the subreaper there, in parallel with the
         # child's work); the stage child waits for it before it exits
@@ -91,11 +93,13 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     master = None
     try:
         linux = spec.get("linux") or {}
-        from ..cgroups import hierarchies
-        cg = Manager.for_container(linux.get("cgroupsPath") or "", cid)
+        rootless = is_rootless(o.rootless)
+        cg = Manager.for_container(linux.get("cgroupsPath") or "", cid, rootless)
         cg.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
+        if rootless:  # the hierarchies we may use decide what the init mounts
+            cg.create()
         # the init mounts the cgroup tree from this, without reading /proc again
-        cgroup_mounts = [(key, mp, cg.paths[key]) for key, (mp, _) in hierarchies().items() if key in cg.paths]
+        cgroup_mounts = cg.mount_sources()
         fifo_fd = -1
         if o.mode == "create":
             os.mkfifo(sd.fifo, 0o622)
@@ -247,6 +251,15 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         raise
 
 
+def is_rootless(flag: str) -> bool:
+    """runc's --rootless: "auto" means an unprivileged user or a user
+    namespace, where cgroups we may not write to are not an error."""
+    if flag in ("true", "false"):
+        return flag == "true"
+    from ..cgroups.devices import running_in_userns
+    return os.geteuid() != 0 or running_in_userns()
+
+
 def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: CreateOptions) -> None:
     state["pid"] = init_pid
     state["init_start"] = proc_start_time(init_pid)
@@ -254,7 +267,7 @@ def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: Cr
     state["freezer"] = cg.paths.get("freezer") or cg.paths.get("")
     state["namespaces"] = {t: p or f"/proc/{init_pid}/ns/{_NSFILE[t]}" for t, p in nss.items()}
     state["config"] = spec
-    state["rootless"] = os.geteuid() != 0
+    state["rootless"] = cg.rootless
     state["no_new_keyring"] = bool(o.no_new_keyring)
 
 
@@ -369,6 +382,12 @@ def id_map_text(maps: list[dict]) -> bytes:
 
 def _write_id_maps(pid: int, linux: dict) -> None:
     uid_maps, gid_maps = linux.get("uidMappings") or [], linux.get("gidMappings") or []
+    if os.geteuid() != 0 and not (_own_id_only(uid_maps, os.geteuid()) and _own_id_only(gid_maps, os.getegid())):
+        # more than our own id: only the setuid helpers of shadow's uidmap
+        # package may map it, within /etc/subuid and /etc/subgid (as runc)
+        _newidmap("newuidmap", pid, uid_maps)
+        _newidmap("newgidmap", pid, gid_maps)
+        return
     try:
         if os.geteuid() != 0:
             with open(f"/proc/{pid}/setgroups", "wb") as f:
@@ -379,6 +398,25 @@ def _write_id_maps(pid: int, linux: dict) -> None:
             f.write(id_map_text(gid_maps))
     except OSError as e:
         raise PyruncError(f"failed to write user namespace mappings: {e.strerror}") from None
+
+
+def _own_id_only(maps: list[dict], own: int) -> bool:
+    """The one mapping an unprivileged process may write itself."""
+    return len(maps) <= 1 and all(m["hostID"] == own and m["size"] == 1 for m in maps)
+
+
+def _newidmap(tool: str, pid: int, maps: list[dict]) -> None:
+    import shutil
+    import subprocess
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if path is None:
+        raise PyruncError(f"failed to write user namespace mappings: {tool} not found "
+                          "(install the uidmap package to map more than your own id)")
+    argv = [path, str(pid)] + [str(v) for m in maps for v in (m["containerID"], m["hostID"], m["size"])]
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if r.returncode:
+        msg = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+        raise PyruncError(f"failed to write user namespace mappings: {tool}: {msg}")
 
 
 def _write_pid_file(path: str, pid: int) -> None:

@@ -151,9 +151,13 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
             L.setns(fds.pop("user"), C.CLONE_NEWUSER)
         elif userns:
             L.unshare(C.CLONE_NEWUSER)
-            L.prctl(C.PR_SET_DUMPABLE, 0)
+            # an unprivileged parent writes our /proc/<pid>/uid_map only if we
+            # are dumpable (as runc's nsexec); nothing of the container exists
+            # yet to see it, and we are undumpable again before anything does
+            L.prctl(C.PR_SET_DUMPABLE, int(os.geteuid() != 0))
             ch.send("U")
             ch.expect("u")
+            L.prctl(C.PR_SET_DUMPABLE, 0)
         if userns:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
