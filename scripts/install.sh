@@ -31,6 +31,34 @@ fi
 [ "$("$runtime_python" -c 'import sys; print(sys.version_info[:2])')" = \
   "$("$python" -c 'import sys; print(sys.version_info[:2])')" ] || runtime_python=$(command -v "$python")
 
+# The launcher runs a copy of the interpreter made immutable (chattr +i). Every
+# pyrunc process a container can see (the init waiting for `start`, the one
+# `exec` sends in) runs this binary: a container that opens its
+# /proc/<pid>/exe, or execs /proc/self/exe, holds the file, and once no
+# process runs it any more could reopen it for writing and replace the host's
+# Python (CVE-2019-5736, where runc's binary was the target; runc and crun run
+# from a sealed memfd copy instead, which would cost Python a second start-up
+# every time). An immutable file cannot be opened for writing, not even by
+# root; only CAP_LINUX_IMMUTABLE, which no default container has, undoes it.
+# The copy is refreshed by every install: run this again after upgrading the
+# distribution's Python.
+interp_dir="$prefix/libexec"
+interp="$interp_dir/$(basename "$runtime_python")"
+mkdir -p "$interp_dir"
+cp "$runtime_python" "$interp.new"
+chmod 755 "$interp.new"
+if "$interp.new" -IS -c 'import sys, encodings' 2>/dev/null; then
+    [ -e "$interp" ] && chattr -i "$interp" 2>/dev/null || true
+    mv -f "$interp.new" "$interp"
+    if ! chattr +i "$interp" 2>/dev/null; then
+        echo "warning: $interp could not be made immutable (chattr +i): a container could overwrite it (CVE-2019-5736)" >&2
+    fi
+    runtime_python=$interp
+else  # e.g. an interpreter that finds libpython next to itself: use it in place
+    rm -f "$interp.new"
+    echo "warning: $runtime_python does not run from a copy; the launcher uses it in place, unprotected against CVE-2019-5736" >&2
+fi
+
 lib="$prefix/lib"
 rm -rf "$lib.new"
 # PYTHONDONTWRITEBYTECODE would keep pip from compiling the package: the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import pytest
 
@@ -69,6 +70,80 @@ def test_exec_helper_is_not_reachable(rt, bundle):
             rt.ok("exec", cid, "true")
         res = rt.ok("exec", cid, "sh", "-c", "cat /tmp/found 2>/dev/null; true")
         assert "leaked" not in res.stdout
+    finally:
+        rt.ok("delete", "--force", cid)
+
+
+def _with_ptrace(c: dict) -> None:
+    """No user namespace, and CAP_SYS_PTRACE: the capability that opens the
+    /proc entries of a non-dumpable process (a privileged container)."""
+    for k in ("bounding", "effective", "permitted"):
+        c["process"]["capabilities"][k] = sorted(set(c["process"]["capabilities"][k]) | {"CAP_SYS_PTRACE"})
+
+
+def test_runtime_executable_cannot_be_reopened_for_writing(rt, bundle):
+    """The CVE-2019-5736 exploit itself: hold /proc/<pid>/exe of a runtime
+    process open while one is visible (here the init waiting for `start`, PID
+    1, a pyrunc process running the launcher's interpreter), and once it has
+    exec'd the container's process, reopen that fd for writing. Refused by
+    the kernel for a reason that lasts (the interpreter copy is immutable:
+    EPERM), not only while some process still runs the binary (ETXTBSY).
+    Checked: with the launcher on the plain /usr/bin/python3.11 the reopen
+    succeeds here (the test only opens, it never writes)."""
+    bundle.update(_with_ptrace)
+    bundle.update(lambda c: c["root"].update(readonly=False))  # the verdict is read from the host
+    bundle.set_args("sleep", "30")
+    verdict = bundle.rootfs / "tmp" / "verdict"
+    cid = rt.new_id()
+    rt.create(cid, bundle)
+    try:
+        rt.ok("exec", "-d", cid, "sh", "-c",
+              "exec 3</proc/1/exe; "
+              'while [ "$(readlink /proc/1/exe)" != /bin/busybox ]; do sleep 0.05; done; sleep 0.5; '
+              "if (exec 4<>/proc/self/fd/3) 2>/tmp/err; then echo WRITABLE; else echo denied; fi > /tmp/verdict.new; "
+              "cat /tmp/err >> /tmp/verdict.new; mv /tmp/verdict.new /tmp/verdict")
+        time.sleep(0.2)  # the helper has its fd before the init goes
+        rt.ok("start", cid)
+        deadline = time.monotonic() + 10  # no runtime command meanwhile: it would make the file busy
+        while not verdict.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        text = verdict.read_text()
+        assert text.startswith("denied"), text
+        assert "busy" not in text.lower(), text  # ETXTBSY would pass only while a runtime runs
+    finally:
+        rt.ok("delete", "--force", cid)
+
+
+def test_waiting_init_shows_nothing_of_the_caller(rt, bundle):
+    """/proc/1/environ and cmdline of the waiting init, read by a process
+    with CAP_SYS_PTRACE, show neither the environment the runtime was called
+    with (an engine's secrets) nor its command line. Checked: without
+    conceal_command_line the secret and the bundle path are both there."""
+    bundle.update(_with_ptrace)
+    bundle.set_args("true")
+    cid = rt.new_id()
+    rt.create(cid, bundle, env={"PYRUNC_TEST_SECRET": "s3cr3t-value"})
+    try:
+        res = rt.ok("exec", cid, "sh", "-c", "tr '\\0' ' ' < /proc/1/environ; echo; tr '\\0' ' ' < /proc/1/cmdline")
+        assert "s3cr3t-value" not in res.stdout
+        assert str(bundle.path) not in res.stdout and cid not in res.stdout
+    finally:
+        rt.ok("delete", "--force", cid)
+
+
+def test_exec_helper_shows_nothing_of_the_caller(rt, bundle):
+    """The same for the process `exec` sends into the container, caught by a
+    loop in the container while a few execs run."""
+    bundle.update(_with_ptrace)
+    bundle.update(lambda c: c["root"].update(readonly=False))
+    bundle.sh("while :; do for p in /proc/[0-9]*; do cat $p/environ $p/cmdline 2>/dev/null | "
+              "grep -q s3cr3t-valu[e] && echo leaked >> /tmp/found; done; done")
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    try:
+        for _ in range(5):
+            rt.ok("exec", cid, "true", env={"PYRUNC_TEST_SECRET": "s3cr3t-value"})
+        assert not (bundle.rootfs / "tmp" / "found").exists()
     finally:
         rt.ok("delete", "--force", cid)
 

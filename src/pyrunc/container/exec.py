@@ -217,10 +217,11 @@ def _exec_error(msg: str) -> str:
 
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
                 keyring: str, sc=None, linux: dict | None = None) -> None:
-    from ..init.child import _JOIN_ORDER, _open_ns, fail, join_session_keyring, seal_imports
+    from ..init.child import _JOIN_ORDER, _open_ns, conceal_command_line, fail, join_session_keyring, seal_imports
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
+        conceal_command_line()
         fds = {t: _open_ns(t, path) for t, path in nss.items() if path}
         for t in _JOIN_ORDER:
             if t in fds:

@@ -108,6 +108,7 @@ def stage_entry(ch: Channel) -> None:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
         L.prctl(C.PR_SET_PDEATHSIG, _signal.SIGKILL)
+        conceal_command_line()
         # here, not in the init: this child never joins the container's
         # cgroup, so the memory the imports allocate is not charged to it
         preload(False, False)
@@ -120,6 +121,23 @@ def stage_entry(ch: Channel) -> None:
     except BaseException as e:  # noqa: BLE001 - one line for the parent
         fail(ch, e)
     stage_main(ch, a)
+
+
+def conceal_command_line() -> None:
+    """What /proc/<pid>/cmdline and /proc/<pid>/environ show of a pyrunc
+    process the container can see (the waiting init is its PID 1, an exec
+    joins it): the caller's whole environment (an engine's secrets) and
+    command line. A container process with CAP_SYS_PTRACE reads them despite
+    the non-dumpable flag. Both areas are overwritten in place, in our
+    copy-on-write copy: "pyrunc init" and zeroes, as runc's init shows only
+    its own name. Python read them at start-up and never again."""
+    from ..linux import sys as L
+    with open("/proc/self/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    # fields from the state (field 3) on: arg_start..env_end are fields 48-51
+    arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
+    L.overwrite_memory(env_start, env_end - env_start)
+    L.overwrite_memory(arg_start, arg_end - arg_start, b"pyrunc\0init\0")
 
 
 def _read_all(fd: int) -> bytes:

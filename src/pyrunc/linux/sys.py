@@ -238,3 +238,17 @@ def sched_setaffinity_mask(pid: int, mask: bytes) -> None:
     the kernel's is clamped by the kernel (so b"\\xff" * 8192 means every
     possible CPU, as runc's tryResetCPUAffinity) and cpuset-masked."""
     _check(_libc.sched_setaffinity(pid, len(mask), mask), "sched_setaffinity")
+
+
+_libc.memset.argtypes = [ffi.c_void_p, ffi.c_int, ffi.c_size_t]
+_libc.memcpy.argtypes = [ffi.c_void_p, ffi.c_char_p, ffi.c_size_t]
+
+
+def overwrite_memory(addr: int, size: int, data: bytes = b"") -> None:
+    """Write `data` at `addr` and zeroes after it, `size` bytes in all: for
+    the argument and environment areas of this process, which Python copied
+    at start-up and no longer reads."""
+    data = data[:size]
+    _libc.memset(addr, 0, size)
+    if data:
+        _libc.memcpy(addr, data, len(data))
