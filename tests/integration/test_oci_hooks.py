@@ -252,3 +252,20 @@ def test_hook_sees_annotations(rt, bundle):
     bundle.set_args("true")
     rt.run_fg(rt.new_id(), bundle).expect_ok()
     assert hook_state(bundle, "createRuntime").get("annotations") == {"org.test": "yes"}
+
+
+def test_start_container_hook_runs_as_the_container_user(rt, bundle):
+    """As runc: the init takes the process's ids, groups and capabilities
+    before it waits for `start`, so startContainer hooks run as the
+    container's user (and under its no_new_privs), not as root."""
+    script = "id -u > /host/sc.uid; id -G > /host/sc.groups; grep CapEff /proc/self/status > /host/sc.caps; cat > /dev/null"
+    set_hooks(bundle, startContainer=[{"path": "/bin/sh", "args": ["sh", "-c", script], "env": [HOST_PATH]}])
+    with bundle.edit() as cfg:
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [100]}
+        cfg["process"]["capabilities"] = {k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    os.chmod(bundle.hostdir, 0o777)  # the hook writes there as uid 1000
+    bundle.set_args("true")
+    rt.run_fg(rt.new_id(), bundle).expect_ok()
+    assert bundle.host("sc.uid").read_text().split() == ["1000"]
+    assert bundle.host("sc.groups").read_text().split() == ["1000", "100"]
+    assert bundle.host("sc.caps").read_text().split() == ["CapEff:", "0000000000000000"]

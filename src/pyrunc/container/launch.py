@@ -235,7 +235,14 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if o.pidfd_socket:
             send_pidfd(o.pidfd_socket, init_pid, "standard")
         if o.mode == "create":
-            ch.send("k")
+            reply("k")
+            # the init takes the container's ids and capabilities, then
+            # closes the channel (EOF) and waits on the fifo; its error, if not
+            t, payload, _ = ch.recv()
+            if t == "E":
+                raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
+            if t or proc_start_time(init_pid) != state["init_start"]:
+                raise PyruncError(_creation_error(o.mode, _died(cg)))
             ch.close()
             ch = None
         return Launched(sd, state, ch, master, cg)
@@ -291,7 +298,7 @@ def _died(cg) -> str:
 
 
 def _creation_error(mode: str, msg: str) -> str:
-    if msg.startswith("exec:") or msg.startswith("chdir"):
+    if msg.startswith(("exec:", "chdir", "unable to apply caps")):
         msg = "unable to start container process: " + msg
     return f"pyrunc {mode} failed: {msg}"
 

@@ -318,23 +318,25 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     # carries the set-up's parent-death SIGKILL: `create` is about to exit
     L.prctl(C.PR_SET_PDEATHSIG, 0)
     ch.send("R")
+    ch.expect("k" if a.mode == "create" else "g")
+    # as runc: ids, capabilities and no_new_privs first; the wait for `start`
+    # and the startContainer hooks happen as the container's user. A failure
+    # here still reaches the parent, which waits for our EOF.
+    final.become()
     if a.mode == "create":
-        ch.expect("k")
         ch.detached = True
-        ch.close()
+        ch.close()  # EOF: `create` is done
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
         os.close(a.fifo_fd)
-    else:
-        # the channel stays open (close-on-exec): a failure from here to
-        # execve reaches the parent as an error, a successful exec as EOF
-        ch.expect("g")
+    # in `run` the channel stays open (close-on-exec): a failure from here to
+    # execve reaches the parent as an error, a successful exec as EOF
     hooks = (spec.get("hooks") or {}).get("startContainer")
     if hooks:
         from .. import hooks as H
         H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
-    final.execute(a.preserve_fds or 0)
+    final.exec_now(a.preserve_fds or 0)
 
 
 def loopback_up() -> None:

@@ -89,8 +89,17 @@ class Exec:
         self.seccomp = None  # security.seccomp.Seccomp, built before the root changed
 
     def execute(self, preserve_fds: int = 0) -> None:
+        """Become the process and exec it (`exec`: nothing comes between)."""
+        self.become()
+        self.exec_now(preserve_fds)
+
+    def become(self) -> None:
+        """Everything but the exec, in runc's order (finalizeNamespace):
+        rlimits, oom_score_adj, a seccomp filter that needs CAP_SYS_ADMIN,
+        the bounding set, groups and ids, cwd, capabilities, no_new_privs,
+        umask. The init waits for `start` after this, as the container's
+        user, and runs the startContainer hooks so."""
         from ..linux import sys as L
-        from ..init.child import reset_signals
         sc = self.seccomp
         if sc is not None:
             sc.ready()  # the program; the notify agent connected while ids and caps are intact
@@ -136,7 +145,10 @@ class Exec:
         L.prctl(C.PR_SET_KEEPCAPS, 0)
         if self.caps is not None:
             c = self.caps
-            L.capset(c["effective"], c["permitted"], c["inheritable"])
+            try:
+                L.capset(c["effective"], c["permitted"], c["inheritable"])
+            except OSError as e:  # runc's words
+                raise PyruncError(f"unable to apply caps: {os.strerror(e.errno).lower()}") from None
             L.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_CLEAR_ALL)
             for nr in range(64):
                 if c["ambient"] >> nr & 1:
@@ -150,6 +162,12 @@ class Exec:
             L.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
         if self.umask is not None:
             os.umask(self.umask)
+
+    def exec_now(self, preserve_fds: int = 0) -> None:
+        """Only fds, signals and the late seccomp filter are left: exec."""
+        from ..init.child import reset_signals
+        from ..linux import sys as L
+        sc = self.seccomp
         for fd in range(3, 3 + preserve_fds):
             try:
                 os.set_inheritable(fd, True)
