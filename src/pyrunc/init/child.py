@@ -271,7 +271,13 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     if a.seccomp is not None:
         a.seccomp.note_pid()  # /proc is still the runtime's
     if not a.no_new_keyring:
+        label = process.get("selinuxLabel")
+        if label:  # runc: the session keyring carries the process label
+            from ..security import lsm
+            lsm.set_key_label(label)
         join_session_keyring(a.cid)
+        if label:
+            lsm.set_key_label("")
 
     def join_cgroup() -> None:
         ch.expect("j")  # the parent joins us as soon as it learns our pid

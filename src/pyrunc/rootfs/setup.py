@@ -15,6 +15,7 @@ import stat
 from ..errors import PyruncError
 from ..linux import consts as C
 from ..linux import sys as L
+from ..security.lsm import format_mount_label
 from . import options as O
 from .paths import create_file, fd_path, mkdir_all, open_in_root
 
@@ -131,6 +132,8 @@ class Rootfs:
         try:
             flags = opts.flags & ~C.MS_REMOUNT
             data = opts.data_str or None
+            if mtype not in ("proc", "sysfs", "mqueue"):  # the ones runc labels
+                data = format_mount_label(data, self.linux.get("mountLabel"))
             if mtype == "tmpfs" and "tmpcopyup" in opts.extensions:
                 self._tmpcopyup(m, fd, flags, data)
             else:
@@ -378,7 +381,7 @@ def finalize(spec: dict) -> None:
             _readonly_path(rootfd, p)
         masked = linux.get("maskedPaths") or []
         if masked:
-            _mask_paths(rootfd, masked)
+            _mask_paths(rootfd, masked, linux.get("mountLabel"))
         for m in spec.get("mounts") or []:
             if os.path.normpath(m["destination"]) == "/dev" and "ro" in (m.get("options") or []):
                 L.mount(None, "/dev", None, C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY)
@@ -407,7 +410,7 @@ def _readonly_path(rootfd: int, path: str) -> None:
         os.close(fd)
 
 
-def _mask_paths(rootfd: int, paths: list[str]) -> None:
+def _mask_paths(rootfd: int, paths: list[str], mount_label: str | None = None) -> None:
     """Directories get an empty read-only tmpfs, files the container's /dev/null
     — checked to be the real null device first (CVE-2025-31133)."""
     null = os.open("/dev/null", C.O_PATH | os.O_CLOEXEC)
@@ -422,7 +425,7 @@ def _mask_paths(rootfd: int, paths: list[str]) -> None:
                 continue
             try:
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    L.mount("tmpfs", fd_path(fd), "tmpfs", C.MS_RDONLY, None)
+                    L.mount("tmpfs", fd_path(fd), "tmpfs", C.MS_RDONLY, format_mount_label(None, mount_label))
                 else:
                     L.mount(fd_path(null), fd_path(fd), None, C.MS_BIND)
             finally:

@@ -76,6 +76,8 @@ class Exec:
         self.env = env
         self.cwd = process.get("cwd", "/")
         self.nnp = bool(process.get("noNewPrivileges"))
+        self.apparmor = process.get("apparmorProfile") or ""
+        self.selinux_label = process.get("selinuxLabel") or ""
         self.rlimits = [(C.RLIMITS[r["type"]], r.get("soft", 0), r.get("hard", 0)) for r in process.get("rlimits") or []
                         if r.get("type") in C.RLIMITS]
         bad = [r.get("type") for r in process.get("rlimits") or [] if r.get("type") not in C.RLIMITS]
@@ -100,6 +102,10 @@ class Exec:
         umask. The init waits for `start` after this, as the container's
         user, and runs the startContainer hooks so."""
         from ..linux import sys as L
+        if self.apparmor or self.selinux_label:  # at the next execve (runc: after ready)
+            from . import lsm
+            lsm.apply_apparmor(self.apparmor)
+            lsm.set_exec_label(self.selinux_label)
         sc = self.seccomp
         if sc is not None:
             sc.ready()  # the program; the notify agent connected while ids and caps are intact

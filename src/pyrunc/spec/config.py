@@ -82,20 +82,13 @@ def validate_process(p: object, *, for_exec: bool = False) -> None:
 
 
 def _validate_lsm(p: dict) -> None:
-    """LSM labels: runc's errors where the host has no such LSM; where it has
-    one, pyrunc says it cannot apply it yet rather than run unconfined."""
-    if p.get("apparmorProfile"):
-        try:
-            with open("/sys/module/apparmor/parameters/enabled") as f:
-                enabled = f.read().strip() == "Y"
-        except OSError:
-            enabled = False
-        _fail("apparmor: config provided but apparmor not supported" if not enabled else
-              f"apparmor profile {p['apparmorProfile']!r}: applying AppArmor profiles is not implemented yet")
-    if p.get("selinuxLabel"):
-        if not os.path.exists("/sys/fs/selinux/enforce"):
-            _fail("selinux label is specified in config, but selinux is disabled or not supported")
-        _fail("selinux label: applying SELinux labels is not implemented yet")
+    """LSM labels (security/lsm.py applies them): runc's errors where the
+    host has no such LSM, never a silently unconfined process."""
+    from ..security import lsm
+    if p.get("apparmorProfile") and not lsm.apparmor_enabled():
+        _fail("apparmor: config provided but apparmor not supported")
+    if p.get("selinuxLabel") and not lsm.selinux_enabled():
+        _fail("selinux label is specified in config, but selinux is disabled or not supported")
 
 
 def validate(spec: dict, bundle: str) -> None:
@@ -138,9 +131,7 @@ def validate(spec: dict, bundle: str) -> None:
     for field in ("intelRdt", "memoryPolicy"):
         if linux.get(field):
             _fail(f"linux.{field} is not supported by pyrunc yet")
-    if linux.get("mountLabel"):
-        if os.path.exists("/sys/fs/selinux/enforce"):
-            _fail("linux.mountLabel: applying SELinux mount labels is not implemented yet")
+    if linux.get("mountLabel") and not os.path.exists("/sys/fs/selinux/enforce"):
         from .. import log  # runc ignores it without SELinux; say so
         log.warn("linux.mountLabel is ignored: SELinux is not enabled on this host")
     validate_sysctl(linux.get("sysctl") or {}, {n.get("type"): n.get("path") or ""

@@ -224,10 +224,11 @@ def features(version: str | None = None) -> dict:
             "rdma": t,
         },
         "seccomp": {"enabled": False},
-        # claimed only once implemented: labels are refused today, and
-        # intelRdt and memoryPolicy configs get a clear error
-        "apparmor": {"enabled": False},
-        "selinux": {"enabled": False},
+        # as runc: supported by the runtime (security/lsm.py), whether or
+        # not this host runs the LSM; intelRdt and memoryPolicy configs get
+        # a clear error, so they are not claimed
+        "apparmor": {"enabled": t},
+        "selinux": {"enabled": t},
         "intelRdt": {"enabled": False},
         "mountExtensions": {"idmap": {"enabled": t}},
         "netDevices": {"enabled": t},
