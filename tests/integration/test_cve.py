@@ -199,6 +199,21 @@ def test_symlinked_mount_target_stays_in_rootfs(rt, bundle, tmp_path, link):
     assert not os.path.exists("/pwned")
 
 
+@pytest.mark.parametrize("link", ["/", "../../../../.."])
+def test_symlinked_existing_target_resolves_inside(rt, bundle, link):
+    """The same through a path that exists on both sides (/evil/etc): it is
+    opened in one openat2(RESOLVE_IN_ROOT) call, and the mount must land on
+    the container's /etc, not on the host's /etc of the set-up's mount
+    namespace (checked: with the RESOLVE flags dropped /etc inside is not the
+    tmpfs, and the test fails)."""
+    os.symlink(link, bundle.rootfs / "evil")
+    bundle.update(lambda c: c["mounts"].append(
+        {"destination": "/evil/etc", "type": "tmpfs", "source": "tmpfs", "options": ["size=1k"]}))
+    bundle.sh("grep -c ' /etc tmpfs ' /proc/self/mounts")
+    res = rt.run_fg(rt.new_id(), bundle).expect_ok()
+    assert res.stdout.strip() == "1", res
+
+
 @pytest.mark.parametrize("target", ["proc", "sys"])
 def test_proc_and_sys_symlinks_are_refused(rt, bundle, leakcheck, target):
     os.rmdir(bundle.rootfs / target)
