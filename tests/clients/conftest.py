@@ -29,6 +29,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -37,6 +38,10 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+# other client test modules import helpers as `from clients_conftest import ...`
+if __name__ in sys.modules:
+    sys.modules["clients_conftest"] = sys.modules[__name__]
 
 BUSYBOX = Path("/usr/bin/busybox")
 IMAGE = "localhost/pyrunc-test/busybox:latest"
@@ -492,3 +497,47 @@ def leak_check(podman: Podman) -> Iterator[Podman]:
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
 
+
+
+# -- daemons the engine tests start themselves (containerd, dockerd) ----------
+
+def engine_runtime(package: str, *tools: str) -> str:
+    """The runtime under test for an engine test module, or skip: the engine's
+    tools, busybox-static and the runtime must be there."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: {package})")
+    if not BUSYBOX.exists():
+        pytest.skip("busybox-static is not installed")
+    runtime = os.environ.get("PYRUNC_TEST_PODMAN_RUNTIME") or shutil.which("pyrunc")
+    if not runtime:
+        pytest.skip("no runtime under test (pyrunc not on PATH)")
+    return runtime
+
+
+def wait_for_daemon(proc: subprocess.Popen, ready, log: Path, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{what} did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.1)
+
+
+def stop_daemon(proc: subprocess.Popen, base: Path, cgroup_parent: str, timeout: float = 30) -> None:
+    """Stop the daemon, then remove its temp dir and the cgroup parent the
+    tests gave its containers (empty by then)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    subprocess.run(["umount", "-R", str(base)], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+    for ctrl in Path("/sys/fs/cgroup").iterdir():
+        cg = ctrl / cgroup_parent.lstrip("/")
+        if cg.is_dir():
+            for sub in sorted(cg.rglob("*"), reverse=True):
+                if sub.is_dir():
+                    sub.rmdir()
+            cg.rmdir()

@@ -1,0 +1,225 @@
+"""containerd 1.6 driving the runtime under test through its runc shim
+(containerd-shim-runc-v2), with `ctr run --runc-binary`.
+
+The shim calls the runtime the way it calls runc: `create --bundle B
+--pid-file P [--console-socket S] ID` with `--log B/log.json --log-format
+json`, then `start`, `state`, `kill`, `delete`, `exec --process F --detach
+--pid-file P`, `pause`, `resume`, `ps --format json`. A containerd of the
+tests' own runs on a socket under a temp dir (the host's, if any, is not
+touched) with the native snapshotter, and the image is an OCI archive built
+here from the host's busybox-static (`ctr image import`).
+
+    python3 -m pytest -q tests/clients/test_containerd.py
+    PYRUNC_TEST_PODMAN_RUNTIME=/usr/sbin/runc python3 -m pytest -q tests/clients/test_containerd.py
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from clients_conftest import _busybox_tar, engine_runtime, stop_daemon, wait_for_daemon
+
+IMAGE = "docker.io/pyrunc-test/busybox:latest"
+NS = "pyrunc-test"
+
+
+def oci_archive(rootfs_tar: bytes) -> bytes:
+    """An OCI image layout (one gzip layer) as a tar, named IMAGE."""
+    blobs: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> tuple[str, int]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return digest, len(data)
+
+    layer = gzip.compress(rootfs_tar, mtime=0)
+    ldig, lsize = blob(layer)
+    config = {"architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
+              "os": "linux",
+              "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                         "Cmd": ["sh"]},
+              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(rootfs_tar).hexdigest()]}}
+    cdig, csize = blob(json.dumps(config).encode())
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdig, "size": csize},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ldig,
+                            "size": lsize}]}
+    mdig, msize = blob(json.dumps(manifest).encode())
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdig, "size": msize,
+        "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        def add(name: str, data: bytes) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = len(data), 0o644
+            tar.addfile(ti, io.BytesIO(data))
+        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add("index.json", json.dumps(index).encode())
+        for digest, data in blobs.items():
+            add("blobs/sha256/" + digest.split(":", 1)[1], data)
+    return out.getvalue()
+
+
+class Ctr:
+    def __init__(self, base: Path, runtime: str) -> None:
+        self.base = base
+        self.sock = base / "containerd.sock"
+        self.runtime = runtime
+
+    def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
+                              capture_output=True, text=True, timeout=timeout, input=input)
+
+    def run_args(self, cid: str) -> list[str]:
+        return ["--runc-binary", self.runtime, "--cgroup", self.cgroup(cid)]
+
+    @staticmethod
+    def cgroup(cid: str) -> str:
+        return f"/pyrunc-ctr-{os.getpid()}/{cid}"
+
+    def ok(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        r = self(*args, **kw)
+        assert r.returncode == 0, f"ctr {' '.join(args)}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
+        return r
+
+
+@pytest.fixture(scope="module")
+def ctr() -> Iterator[Ctr]:
+    runtime = engine_runtime("containerd", "containerd", "ctr", "containerd-shim-runc-v2")
+    base = Path(tempfile.mkdtemp(prefix="pyrunc-ctr-", dir="/tmp"))
+    (base / "config.toml").write_text(f"""version = 2
+root = "{base}/root"
+state = "{base}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[debug]
+  address = "{base}/debug.sock"
+""")
+    log = open(base / "containerd.log", "w")
+    d = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log, stderr=log,
+                         start_new_session=True)
+    c = Ctr(base, runtime)
+    try:
+        wait_for_daemon(d, lambda: c("version").returncode == 0, base / "containerd.log", "containerd", 30)
+        (base / "image.tar").write_bytes(oci_archive(_busybox_tar()))
+        c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
+        yield c
+    finally:
+        for task in c("task", "ls", "-q").stdout.split():
+            c("task", "kill", "-s", "SIGKILL", task)
+        time.sleep(0.2)
+        for cont in c("container", "ls", "-q").stdout.split():
+            c("task", "delete", "-f", cont)
+            c("container", "delete", cont)
+        log.close()
+        stop_daemon(d, base, f"/pyrunc-ctr-{os.getpid()}")
+
+
+def _run(ctr: Ctr, cid: str, *cmd: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    return ctr("run", "--rm", "--snapshotter", "native", *ctr.run_args(cid), *extra, IMAGE, cid, *cmd)
+
+
+def test_run_with_output(ctr):
+    r = _run(ctr, "c-echo", "sh", "-c", "echo hi; echo $$")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["hi", "1"]
+    assert ctr("container", "ls", "-q").stdout.split() == []
+
+
+@pytest.mark.parametrize("code", [0, 3, 255])
+def test_exit_code(ctr, code):
+    r = _run(ctr, f"c-exit{code}", "sh", "-c", f"exit {code}")
+    assert r.returncode == code, r.stderr
+
+
+def test_missing_executable_is_reported(ctr):
+    r = _run(ctr, "c-missing", "/no/such/binary")
+    assert r.returncode != 0
+    assert "/no/such/binary" in r.stderr and "no such file or directory" in r.stderr.lower(), r.stderr
+    assert "Traceback" not in r.stderr
+    ctr("container", "delete", "c-missing")
+
+
+def test_detached_exec_pause_kill(ctr):
+    cid = "c-bg"
+    r = ctr("run", "-d", "--snapshotter", "native", *ctr.run_args(cid), IMAGE, cid, "sh", "-c",
+            "trap 'exit 0' TERM; while :; do sleep 0.1; done")
+    assert r.returncode == 0, r.stderr
+    try:
+        r = ctr.ok("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo $$; cat /proc/1/cmdline")
+        assert r.stdout.split("\n", 1)[1].startswith("sh\0-c\0trap"), r.stdout
+        procs = ctr.ok("task", "ps", cid).stdout
+        assert len(procs.strip().splitlines()) >= 2  # header and PID 1 (and the sleeps)
+        ctr.ok("task", "pause", cid)
+        assert "PAUSED" in ctr.ok("task", "ls").stdout
+        ctr.ok("task", "resume", cid)
+        assert "RUNNING" in ctr.ok("task", "ls").stdout
+        ctr.ok("task", "kill", cid)  # SIGTERM, trapped: exit 0
+        deadline = time.monotonic() + 10
+        while "STOPPED" not in ctr.ok("task", "ls").stdout and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "STOPPED" in ctr.ok("task", "ls").stdout
+    finally:
+        ctr("task", "kill", "-s", "SIGKILL", cid)
+        time.sleep(0.2)
+        ctr("task", "delete", "-f", cid)
+        ctr("container", "delete", cid)
+    assert ctr("container", "ls", "-q").stdout.split() == []
+
+
+def test_tty(ctr):
+    """-t: the shim gives the runtime a --console-socket; ctr itself needs a
+    terminal, so it runs on a pty of the test's."""
+    import pty
+    master, slave = pty.openpty()
+    argv = ["ctr", "--address", str(ctr.sock), "--namespace", NS, "run", "--rm", "-t", "--snapshotter", "native",
+            *ctr.run_args("c-tty"), IMAGE, "c-tty", "sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the last holder of the slave side is gone
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(10) == 0, out
+    lines = out.decode(errors="replace").replace("\r", "").splitlines()
+    assert lines[0].startswith("/dev/pts/"), lines
+    assert lines[1] == "stdin-is-a-tty", lines
+
+
+def test_memory_limit_lands_in_the_cgroup(ctr):
+    cid = "c-mem"
+    r = ctr("run", "-d", "--snapshotter", "native", "--memory-limit", str(64 << 20), *ctr.run_args(cid),
+            IMAGE, cid, "sleep", "30")
+    assert r.returncode == 0, r.stderr
+    try:
+        limit = Path("/sys/fs/cgroup/memory") / ctr.cgroup(cid).lstrip("/") / "memory.limit_in_bytes"
+        assert limit.read_text().strip() == str(64 << 20)
+    finally:
+        ctr("task", "kill", "-s", "SIGKILL", cid)
+        time.sleep(0.2)
+        ctr("task", "delete", "-f", cid)
+        ctr("container", "delete", cid)
