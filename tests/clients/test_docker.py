@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -123,3 +124,56 @@ def test_detached_logs_exec_pause_stop_restart(docker):
     finally:
         docker("rm", "-f", name)
     assert docker("ps", "-aq").stdout.split() == []
+
+
+def test_stop_kills_after_the_grace_period(docker):
+    name = "pyrunc-docker-stubborn"
+    docker.ok("run", "-d", "--name", name, *docker.run_args(), IMAGE, "sh", "-c",
+              "trap '' TERM; while :; do sleep 0.1; done")
+    try:
+        started = time.monotonic()
+        docker.ok("stop", "-t", "1", name)  # SIGTERM ignored: SIGKILL after 1 s
+        assert time.monotonic() - started >= 1
+        assert docker.ok("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "137"
+    finally:
+        docker("rm", "-f", name)
+
+
+def test_oom_is_reported(docker):
+    name = "pyrunc-docker-oom"
+    r = docker("run", "--name", name, *docker.run_args(), "--memory", "16m", "--memory-swap", "16m", IMAGE,
+               "sh", "-c", "x=a; while :; do x=$x$x; done")
+    try:
+        assert r.returncode == 137, (r.returncode, r.stderr)
+        assert docker.ok("inspect", "-f", "{{.State.OOMKilled}}", name).stdout.strip() == "true"
+    finally:
+        docker("rm", "-f", name)
+
+
+def test_interactive_tty(docker):
+    """-it from a terminal (a pty of the test's): the runtime's console socket
+    path, and input typed at the terminal reaching the container."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen(["docker", "-H", docker.host, "run", "--rm", "-it", *docker.run_args(), IMAGE,
+                          "sh", "-c", "tty; read line; echo got:$line"],
+                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+    sent = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not sent and b"/dev/pts/" in out:
+            os.write(master, b"hello\r")
+            sent = True
+    os.close(master)
+    assert p.wait(30) == 0, out
+    text = out.decode(errors="replace").replace("\r", "")
+    assert "/dev/pts/" in text and "got:hello" in text, text
