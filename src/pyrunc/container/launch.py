@@ -166,7 +166,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             os.close(hold_r)
             hold_r = -1
         # while the stage child unshares and the init mounts. The first
-        # cgroup.procs write (ours, or the pre-arm child's from the command
+        # cgroup.procs write (ours, or the pre-arm thread's from the command
         # line) waits for an RCU grace period holding cgroup_mutex, and
         # mkdir waits for it too: this is where that wait is hidden
         cg.create()
