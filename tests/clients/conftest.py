@@ -541,3 +541,28 @@ def stop_daemon(proc: subprocess.Popen, base: Path, cgroup_parent: str, timeout:
                 if sub.is_dir():
                     sub.rmdir()
             cg.rmdir()
+
+
+def run_on_pty(argv: list[str], answer: bytes = b"", after: bytes = b"/dev/pts/",
+               timeout: float = 60) -> tuple[int, str]:
+    """Run an engine command on a pty of the test's (as from a terminal);
+    type `answer` once `after` shows. Returns (exit status, output)."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the last holder of the slave side is gone
+            break
+        if not chunk:
+            break
+        out += chunk
+        if answer and after in out:
+            os.write(master, answer)
+            answer = b""
+    os.close(master)
+    return p.wait(30), out.decode(errors="replace").replace("\r", "")

@@ -28,7 +28,7 @@ from typing import Iterator
 
 import pytest
 
-from clients_conftest import _busybox_tar, engine_runtime, stop_daemon, wait_for_daemon
+from clients_conftest import _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
 
 IMAGE = "docker.io/pyrunc-test/busybox:latest"
 NS = "pyrunc-test"
@@ -187,25 +187,11 @@ def test_detached_exec_pause_kill(ctr):
 def test_tty(ctr):
     """-t: the shim gives the runtime a --console-socket; ctr itself needs a
     terminal, so it runs on a pty of the test's."""
-    import pty
-    master, slave = pty.openpty()
-    argv = ["ctr", "--address", str(ctr.sock), "--namespace", NS, "run", "--rm", "-t", "--snapshotter", "native",
-            *ctr.run_args("c-tty"), IMAGE, "c-tty", "sh", "-c", "tty; test -t 0 && echo stdin-is-a-tty"]
-    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    out = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the last holder of the slave side is gone
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(master)
-    assert p.wait(10) == 0, out
-    lines = out.decode(errors="replace").replace("\r", "").splitlines()
+    rc, out = run_on_pty(["ctr", "--address", str(ctr.sock), "--namespace", NS, "run", "--rm", "-t",
+                          "--snapshotter", "native", *ctr.run_args("c-tty"), IMAGE, "c-tty", "sh", "-c",
+                          "tty; test -t 0 && echo stdin-is-a-tty"])
+    assert rc == 0, out
+    lines = out.splitlines()
     assert lines[0].startswith("/dev/pts/"), lines
     assert lines[1] == "stdin-is-a-tty", lines
 

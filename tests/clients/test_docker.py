@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-from clients_conftest import _busybox_tar, engine_runtime, stop_daemon, wait_for_daemon
+from clients_conftest import _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
 
 IMAGE = "pyrunc-test/busybox:latest"
 
@@ -153,27 +153,20 @@ def test_oom_is_reported(docker):
 def test_interactive_tty(docker):
     """-it from a terminal (a pty of the test's): the runtime's console socket
     path, and input typed at the terminal reaching the container."""
-    import pty
-    master, slave = pty.openpty()
-    p = subprocess.Popen(["docker", "-H", docker.host, "run", "--rm", "-it", *docker.run_args(), IMAGE,
-                          "sh", "-c", "tty; read line; echo got:$line"],
-                         stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
-    os.close(slave)
-    out = b""
-    sent = False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-        if not sent and b"/dev/pts/" in out:
-            os.write(master, b"hello\r")
-            sent = True
-    os.close(master)
-    assert p.wait(30) == 0, out
-    text = out.decode(errors="replace").replace("\r", "")
+    rc, text = run_on_pty(["docker", "-H", docker.host, "run", "--rm", "-it", *docker.run_args(), IMAGE,
+                           "sh", "-c", "tty; read line; echo got:$line"], answer=b"hello\r")
+    assert rc == 0, text
     assert "/dev/pts/" in text and "got:hello" in text, text
+
+
+def test_exec_with_a_tty(docker):
+    """docker exec -it: `exec --tty --console-socket` of the runtime."""
+    name = "pyrunc-docker-exectty"
+    docker.ok("run", "-d", "--name", name, *docker.run_args(), IMAGE, "sleep", "60")
+    try:
+        rc, text = run_on_pty(["docker", "-H", docker.host, "exec", "-it", name, "sh", "-c",
+                               "tty; read line; echo got:$line"], answer=b"hi\r")
+        assert rc == 0, text
+        assert "/dev/pts/" in text and "got:hi" in text, text
+    finally:
+        docker("rm", "-f", name)
