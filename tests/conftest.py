@@ -35,6 +35,9 @@ SRC_DIR = REPO_DIR / "src"
 # tests/integration/helpers_console.py use pyrunc.terminal when available).
 if SRC_DIR.is_dir() and str(SRC_DIR) not in sys.path:
     sys.path.insert(0, str(SRC_DIR))
+# helpers shared by the integration and client tests (test_user.py)
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
 
 
 @dataclass(frozen=True)

@@ -21,39 +21,16 @@ from pathlib import Path
 import pytest
 
 from integration_conftest import build_busybox_rootfs
+from test_user import SUB_COUNT, SUB_START, USER, ensure_user
 
-USER = "pyrunc-rl"
-SUB_START, SUB_COUNT = 300000, 65536
 CG = Path("/sys/fs/cgroup")
-
-
-def _ensure_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        pass
-    if shutil.which("useradd") is None:
-        pytest.skip("useradd is not available to create the test user")
-    subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/bin/sh", USER],
-                   check=True, capture_output=True)
-    return pwd.getpwnam(USER)
-
-
-def _ensure_subids() -> None:
-    for path in ("/etc/subuid", "/etc/subgid"):
-        lines = Path(path).read_text().splitlines() if os.path.exists(path) else []
-        lines = [ln for ln in lines if not ln.startswith(f"{USER}:")]
-        lines.append(f"{USER}:{SUB_START}:{SUB_COUNT}")
-        Path(path).write_text("\n".join(lines) + "\n")
 
 
 @pytest.fixture(scope="module")
 def user(runtime_under_test) -> pwd.struct_passwd:
     if runtime_under_test is None:
         pytest.skip("no runtime under test")
-    pw = _ensure_user()
-    _ensure_subids()
-    return pw
+    return ensure_user()
 
 
 class AsUser:

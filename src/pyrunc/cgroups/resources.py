@@ -91,6 +91,12 @@ class CgroupFileError(PyruncError):
 
 # -- helpers ----------------------------------------------------------------------
 
+def _rootless() -> bool:
+    """runc's rootless: not root, or root of a user namespace (rootless podman)."""
+    from .devices import running_in_userns
+    return os.geteuid() != 0 or running_in_userns()
+
+
 def is_v2(paths: dict[str, str]) -> bool:
     return bool(paths) and set(paths) == {""}
 
@@ -338,9 +344,9 @@ def _apply_v1(paths: dict[str, str], r: dict, rules: list | None) -> None:
                 set_v1(d, rules, write)
             except CgroupFileError as e:
                 # as runc: a rootless container's device rules are best effort
-                if os.geteuid() == 0 or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
+                if not _rootless() or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
                     raise
-        elif os.geteuid() == 0:  # rootless without a devices cgroup: best effort, as runc
+        elif not _rootless():  # rootless without a devices cgroup: best effort, as runc
             raise PyruncError("the devices cgroup controller is not mounted on this host: "
                               "cannot restrict the container's device access")
     mem = r.get("memory") or {}

@@ -66,9 +66,15 @@ class Context:
 
 
 def default_root() -> str:
-    if os.geteuid() != 0:
-        xdg = os.environ.get("XDG_RUNTIME_DIR")
-        if xdg:
+    """/run/pyrunc, or $XDG_RUNTIME_DIR/pyrunc where runc would honour it
+    (shouldHonorXDGRuntimeDir): an unprivileged user, or root of a user
+    namespace that is not the real root (rootless podman calls us so)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        if os.geteuid() != 0:
+            return os.path.join(xdg, "pyrunc")
+        from ..cgroups.devices import running_in_userns
+        if running_in_userns() and os.environ.get("USER", "") != "root":
             return os.path.join(xdg, "pyrunc")
     return "/run/pyrunc"
 
