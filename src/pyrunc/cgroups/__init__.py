@@ -37,6 +37,25 @@ def _own_cgroups() -> dict[str, str]:
     return own
 
 
+def running_in_userns() -> bool:
+    """Whether this process is in a user namespace other than the host's."""
+    try:
+        with open("/proc/self/uid_map", "rb") as f:
+            fields = f.read().split()
+    except OSError:
+        return False
+    return fields != [b"0", b"0", b"4294967295"]
+
+
+def is_rootless(flag: str = "auto") -> bool:
+    """runc's --rootless: "auto" means an unprivileged user or root of a
+    user namespace (rootless podman), where cgroups we may not write to, and
+    device rules, are best effort."""
+    if flag in ("true", "false"):
+        return flag == "true"
+    return os.geteuid() != 0 or running_in_userns()
+
+
 _hierarchies: dict[str, tuple[str, str]] | None = None
 
 

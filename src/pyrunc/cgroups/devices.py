@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from ..errors import PyruncError
+from . import running_in_userns
 
 WILDCARD = -1
 
@@ -203,15 +204,6 @@ def _meta_str(meta: tuple) -> str:
 
 
 # -- v1 ---------------------------------------------------------------------------
-
-def running_in_userns() -> bool:
-    try:
-        with open("/proc/self/uid_map", "rb") as f:
-            fields = f.read().split()
-    except OSError:
-        return False
-    return fields != [b"0", b"0", b"4294967295"]
-
 
 def set_v1(path: str, rules: list[tuple], write) -> None:
     """Write the transition to the rules into a v1 devices cgroup, then check

@@ -24,6 +24,7 @@ import errno
 import os
 
 from ..errors import PyruncError
+from . import is_rootless
 
 # resource -> v1 controller that carries it (fs.subsystems names)
 _V1_CTRL = {"memory": "memory", "cpu": "cpu", "cpuset": "cpuset", "pids": "pids", "blockIO": "blkio",
@@ -90,12 +91,6 @@ class CgroupFileError(PyruncError):
 
 
 # -- helpers ----------------------------------------------------------------------
-
-def _rootless() -> bool:
-    """runc's rootless: not root, or root of a user namespace (rootless podman)."""
-    from .devices import running_in_userns
-    return os.geteuid() != 0 or running_in_userns()
-
 
 def is_v2(paths: dict[str, str]) -> bool:
     return bool(paths) and set(paths) == {""}
@@ -344,9 +339,9 @@ def _apply_v1(paths: dict[str, str], r: dict, rules: list | None) -> None:
                 set_v1(d, rules, write)
             except CgroupFileError as e:
                 # as runc: a rootless container's device rules are best effort
-                if not _rootless() or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
+                if not is_rootless() or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
                     raise
-        elif not _rootless():  # rootless without a devices cgroup: best effort, as runc
+        elif not is_rootless():  # rootless without a devices cgroup: best effort, as runc
             raise PyruncError("the devices cgroup controller is not mounted on this host: "
                               "cannot restrict the container's device access")
     mem = r.get("memory") or {}

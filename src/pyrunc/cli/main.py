@@ -73,7 +73,7 @@ def default_root() -> str:
     if xdg:
         if os.geteuid() != 0:
             return os.path.join(xdg, "pyrunc")
-        from ..cgroups.devices import running_in_userns
+        from ..cgroups import running_in_userns
         if running_in_userns() and os.environ.get("USER", "") != "root":
             return os.path.join(xdg, "pyrunc")
     return "/run/pyrunc"

@@ -93,6 +93,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     master = None
     try:
         linux = spec.get("linux") or {}
+        from ..cgroups import is_rootless
         rootless = is_rootless(o.rootless)
         cg = Manager.for_container(linux.get("cgroupsPath") or "", cid, rootless)
         cg.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
@@ -256,15 +257,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             raise PyruncError(_creation_error(o.mode, e.strerror if not e.filename else
                                               f"{e.filename}: {e.strerror}")) from None
         raise
-
-
-def is_rootless(flag: str) -> bool:
-    """runc's --rootless: "auto" means an unprivileged user or a user
-    namespace, where cgroups we may not write to are not an error."""
-    if flag in ("true", "false"):
-        return flag == "true"
-    from ..cgroups.devices import running_in_userns
-    return os.geteuid() != 0 or running_in_userns()
 
 
 def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: CreateOptions) -> None:

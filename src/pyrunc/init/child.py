@@ -140,17 +140,6 @@ def conceal_command_line() -> None:
     L.overwrite_memory(arg_start, arg_end - arg_start, b"pyrunc\0init\0")
 
 
-def _in_userns() -> bool:
-    """Whether we run in a user namespace without the config asking (a
-    rootless engine made it, as rootless podman does): mknod is refused there
-    too, and devices are bound from the host instead, as runc does."""
-    try:
-        with open("/proc/self/uid_map", "rb") as f:
-            return f.read().split() != [b"0", b"0", b"4294967295"]
-    except OSError:
-        return False
-
-
 def _read_all(fd: int) -> bytes:
     try:
         size = os.fstat(fd).st_size
@@ -312,7 +301,8 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
             H.run_hooks("createContainer", hooks, _state_for_hooks(a, "creating"))
 
     from ..rootfs.setup import Rootfs, finalize
-    Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss or _in_userns(), cgroupns=nss.get("cgroup") == "",
+    from ..cgroups import running_in_userns  # a rootless engine's namespace too: no mknod there
+    Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss or running_in_userns(), cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
            container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped,
            cgroup_mounts=a.cgroup_mounts).prepare()
