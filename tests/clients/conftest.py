@@ -51,6 +51,9 @@ MAX_HANGS = 2
 # podman's default rlimits for root (NOFILE 1048576, NPROC 4194304) need
 # CAP_SYS_RESOURCE, which root may lack (CI sandboxes do): set modest ones
 ULIMITS = ("nofile=1024:1024", "nproc=1024:1024")
+# a shell that doubles a string up to 128 MiB: over a 16 MiB limit the OOM
+# killer ends it; bounded, so a limit that is missing cannot exhaust the host
+MEMORY_HOG = "x=a; i=0; while [ $i -lt 27 ]; do x=$x$x; i=$((i+1)); done; echo not-killed"
 # host paths podman 4.3 writes whatever its configuration says (see above)
 HOST_PATHS = (
     Path("/var/lib/containers/cache/blob-info-cache-v1.boltdb"),
@@ -120,13 +123,14 @@ class Podman:
     hangs: list[str] = field(default_factory=list)  # every call that timed out
 
     def __call__(self, *args: str, timeout: float | None = None, input: str | None = None,
-                 check: bool = False, hang_ok: bool = False) -> Result:
-        """Run podman; a hang (no exit within the timeout) fails the test, or
-        with hang_ok returns a Result whose returncode is None."""
+                 check: bool = False, hang_ok: bool = False, cwd: str | None = None) -> Result:
+        """Run podman (in `cwd`, if given); a hang (no exit within the
+        timeout) fails the test, or with hang_ok returns a Result whose
+        returncode is None."""
         argv = ["podman", *self.global_args, *args]
         start = time.monotonic()
         try:
-            p = subprocess.run(argv, env=self.env, input=input, capture_output=True, text=True,
+            p = subprocess.run(argv, env=self.env, input=input, capture_output=True, text=True, cwd=cwd,
                                timeout=timeout or DEFAULT_TIMEOUT,
                                stdin=None if input is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired as e:
@@ -183,9 +187,9 @@ class Podman:
             self.kill_session_processes()
             self("rm", "--all", "--force", "--time", "0", timeout=60, hang_ok=True)
 
-    def run_args(self, *args: str) -> list[str]:
+    def run_args(self, *args: str, network: str = "none") -> list[str]:
         """Flags every `podman run`/`create` of these tests takes."""
-        return ["--network", "none", "--cgroup-parent", self.cgroup_parent,
+        return ["--network", network, "--cgroup-parent", self.cgroup_parent,
                 *[a for u in ULIMITS for a in ("--ulimit", u)], *args]
 
     def container_ids(self) -> list[str]:
@@ -330,6 +334,7 @@ image_copy_tmp_dir = "{base}/imgtmp"
 runtime_supports_json = ["crun", "runc", "kata", "runsc", "krun", "{name}"]
 
 [network]
+network_backend = "netavark"
 network_config_dir = "{base}/net"
 """)
     (conf / "storage.conf").write_text(f"""\

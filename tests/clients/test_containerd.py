@@ -28,7 +28,7 @@ from typing import Iterator
 
 import pytest
 
-from clients_conftest import _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
+from clients_conftest import MEMORY_HOG, _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
 
 IMAGE = "docker.io/pyrunc-test/busybox:latest"
 NS = "pyrunc-test"
@@ -204,6 +204,48 @@ def test_memory_limit_lands_in_the_cgroup(ctr):
     try:
         limit = Path("/sys/fs/cgroup/memory") / ctr.cgroup(cid).lstrip("/") / "memory.limit_in_bytes"
         assert limit.read_text().strip() == str(64 << 20)
+    finally:
+        ctr("task", "kill", "-s", "SIGKILL", cid)
+        time.sleep(0.2)
+        ctr("task", "delete", "-f", cid)
+        ctr("container", "delete", cid)
+
+
+def test_oom_is_reported(ctr):
+    """A task over its memory limit: ctr sees exit 137 and containerd
+    publishes /tasks/oom for it (the shim watches the memory cgroup the
+    runtime put the task's init in)."""
+    cid = "c-oom"
+    events = subprocess.Popen(["ctr", "--address", str(ctr.sock), "events"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)  # subscribed before the task starts
+        r = _run(ctr, cid, "sh", "-c", MEMORY_HOG, extra=("--memory-limit", str(16 << 20)))
+        assert r.returncode == 137, (r.returncode, r.stderr)
+        time.sleep(0.5)  # the event stream is asynchronous
+    finally:
+        events.terminate()
+        out = events.communicate(timeout=10)[0]
+    # "<date> <time> +0000 UTC <namespace> <topic> <payload>"
+    events = [line.split(" UTC ", 1)[1].split(None, 2)[1:] for line in out.splitlines()
+              if f'"container_id":"{cid}"' in line]
+    assert ["/tasks/oom", f'{{"container_id":"{cid}"}}'] in events, out
+    exits = [json.loads(payload) for topic, payload in events if topic == "/tasks/exit"]
+    assert [e["exit_status"] for e in exits] == [137], out
+
+
+def test_exec_with_a_tty(ctr):
+    """ctr task exec -t from a terminal: `exec --tty --console-socket` of the
+    runtime; input typed at the terminal reaches the process."""
+    cid = "c-exectty"
+    r = ctr("run", "-d", "--snapshotter", "native", *ctr.run_args(cid), IMAGE, cid, "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    try:
+        rc, out = run_on_pty(["ctr", "--address", str(ctr.sock), "--namespace", NS, "task", "exec", "-t",
+                              "--exec-id", "tty1", cid, "sh", "-c", "tty; read line; echo got:$line"],
+                             answer=b"hello\r")
+        assert rc == 0, out
+        assert out.splitlines()[0].startswith("/dev/pts/"), out
+        assert "got:hello" in out, out
     finally:
         ctr("task", "kill", "-s", "SIGKILL", cid)
         time.sleep(0.2)

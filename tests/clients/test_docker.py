@@ -20,7 +20,7 @@ from typing import Iterator
 
 import pytest
 
-from clients_conftest import _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
+from clients_conftest import MEMORY_HOG, _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
 
 IMAGE = "pyrunc-test/busybox:latest"
 
@@ -142,7 +142,7 @@ def test_stop_kills_after_the_grace_period(docker):
 def test_oom_is_reported(docker):
     name = "pyrunc-docker-oom"
     r = docker("run", "--name", name, *docker.run_args(), "--memory", "16m", "--memory-swap", "16m", IMAGE,
-               "sh", "-c", "x=a; while :; do x=$x$x; done")
+               "sh", "-c", MEMORY_HOG)
     try:
         assert r.returncode == 137, (r.returncode, r.stderr)
         assert docker.ok("inspect", "-f", "{{.State.OOMKilled}}", name).stdout.strip() == "true"

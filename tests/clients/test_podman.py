@@ -13,9 +13,16 @@ session (see conftest.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import ipaddress
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
+from clients_conftest import MEMORY_HOG
 
 if TYPE_CHECKING:  # the fixtures (podman, leak_check) and this helper are in conftest.py
     from conftest import Podman
@@ -219,3 +226,87 @@ def test_pause_unpause(leak_check: Podman) -> None:
     finally:
         res = pm("rm", "--force", "--time", "0", name)
     assert_ok(res, f"{name}\n")
+
+
+def test_oom_is_reported(leak_check: Podman) -> None:
+    """--memory 16m and a shell that doubles a string until the OOM killer
+    ends it: exit 137, and conmon sees the OOM event of the memory cgroup the
+    runtime put the container in, so podman reports State.OOMKilled.
+
+    conmon 2.1.6 writes its `oom` marker into its working directory, which is
+    podman's, while podman 4.3 looks for it in the container's bundle (later
+    podman passes --persist-dir): so `podman start` runs from the bundle, as
+    it must for podman 4.3 to report any OOM kill, whatever the runtime."""
+    pm = leak_check
+    name = "pyrunc-podman-oom"
+    res = pm("create", "--name", name, *pm.run_args("--memory", "16m", "--memory-swap", "16m"),
+             pm.image, "sh", "-c", MEMORY_HOG)
+    assert res.returncode == 0, res.describe()
+    try:
+        bundle = pm("inspect", "--format", "{{.StaticDir}}", name, check=True).stdout.strip()
+        res = pm("start", "--attach", name, cwd=bundle)
+        assert res.returncode == 137, res.describe()
+        res = pm("inspect", "--format", "{{.State.OOMKilled}} {{.State.ExitCode}}", name)
+        assert_ok(res, "true 137\n")
+    finally:
+        res = pm("rm", "--force", "--time", "0", name)
+    assert_ok(res, f"{name}\n")
+
+
+def _netavark_rules(table: str) -> list[str]:
+    out = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if "NETAVARK" in line]
+
+
+@pytest.fixture
+def netavark_host() -> Iterator[None]:
+    """netavark (podman 4.3's network backend) turns on net.ipv4.ip_forward
+    and leaves its iptables chains behind after the last container has gone:
+    put back what was there before (chains only if there were none)."""
+    if shutil.which("iptables") is None:
+        pytest.skip("iptables is not installed (netavark needs it)")
+    forward = Path("/proc/sys/net/ipv4/ip_forward")
+    forward_before = forward.read_text()
+    tables = ("filter", "nat")
+    had_rules = {t: bool(_netavark_rules(t)) for t in tables}
+    yield
+    forward.write_text(forward_before)
+    for table in tables:
+        if had_rules[table]:
+            continue  # another podman's: leave them
+        rules = _netavark_rules(table)
+        iptables = ["iptables", "-w", "-t", table]
+        for rule in rules:  # the jumps into netavark's chains from the built-in ones
+            argv = shlex.split(rule)
+            if argv[0] == "-A" and not argv[1].startswith("NETAVARK"):
+                subprocess.run([*iptables, "-D", *argv[1:]], check=True)
+        chains = [shlex.split(r)[1] for r in rules if r.startswith("-N ")]
+        for chain in chains:
+            subprocess.run([*iptables, "-F", chain], check=True)
+        for chain in chains:
+            subprocess.run([*iptables, "-X", chain], check=True)
+
+
+def test_default_bridge_network(leak_check: Podman, netavark_host: None) -> None:
+    """podman's default network (`podman`, a netavark bridge, what netns
+    "bridge" gives): the runtime makes the network namespace, netavark plugs
+    a veth into it, and the container has an eth0 with an address of the
+    network's subnet and reaches the host side of the bridge (the gateway).
+    Only the bridge is used: nothing leaves the machine."""
+    pm = leak_check
+    res = pm("network", "inspect", "podman")
+    assert_ok(res)
+    net = json.loads(res.stdout)[0]
+    assert net["driver"] == "bridge", res.describe()
+    subnet = ipaddress.ip_network(net["subnets"][0]["subnet"])
+    gateway = net["subnets"][0]["gateway"]
+    bridge = Path("/sys/class/net") / net["network_interface"]
+    bridge_before = bridge.exists()
+    res = pm("run", "--rm", *pm.run_args(network="bridge"), pm.image, "sh", "-c",
+             f"ip -o -4 addr show dev eth0; ping -c 1 -W 5 {gateway}")
+    assert res.returncode == 0, res.describe()
+    addr = res.stdout.split("inet ", 1)[1].split()[0]
+    assert ipaddress.ip_interface(addr).network == subnet, res.describe()
+    assert ipaddress.ip_interface(addr).ip != ipaddress.ip_address(gateway), res.describe()
+    assert "1 packets received" in res.stdout, res.describe()
+    assert bridge.exists() == bridge_before, f"{bridge} left behind"
