@@ -1,5 +1,7 @@
 """containerd 1.6 driving the runtime under test through its runc shim
-(containerd-shim-runc-v2), with `ctr run --runc-binary`.
+(containerd-shim-runc-v2), with `ctr run --runc-binary`, and through the CRI
+plugin, where config.toml registers the runtime with the shim's BinaryName
+(CRI_CONFIG) and the test speaks the CRI API as kubelet does (tests/cri.py).
 
 The shim calls the runtime the way it calls runc: `create --bundle B
 --pid-file P [--console-socket S] ID` with `--log B/log.json --log-format
@@ -14,6 +16,7 @@ here from the host's busybox-static (`ctr image import`).
 """
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
@@ -28,14 +31,37 @@ from typing import Iterator
 
 import pytest
 
+from cri import CriError, call, first, msg, parse
 from clients_conftest import MEMORY_HOG, _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
 
 IMAGE = "docker.io/pyrunc-test/busybox:latest"
 NS = "pyrunc-test"
+# the CRI plugin's: its images and containers live in containerd's k8s.io namespace
+CRI_NS = "k8s.io"
+PAUSE_IMAGE = "docker.io/pyrunc-test/pause:latest"
+# what docs/engines.md shows: the CRI plugin with the runtime `pyrunc`
+# registered through the runc shim's options (BinaryName; Root keeps the
+# runtime's state in the tests' dir), pods' images on the native snapshotter;
+# restrict_oom_score_adj: root may lack CAP_SYS_RESOURCE (this VM's does, as
+# CI sandboxes do), so the sandbox's oom_score_adj -998 could not be set
+CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "docker.io/pyrunc-test/pause:latest"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "{base}/cni"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "pyrunc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
+        BinaryName = "{runtime}"
+        Root = "{base}/runtime-root"
+"""
 
 
-def oci_archive(rootfs_tar: bytes) -> bytes:
-    """An OCI image layout (one gzip layer) as a tar, named IMAGE."""
+def oci_archive(rootfs_tar: bytes, name: str = IMAGE, cmd: tuple[str, ...] = ("sh",)) -> bytes:
+    """An OCI image layout (one gzip layer) as a tar, named `name`."""
     blobs: dict[str, bytes] = {}
 
     def blob(data: bytes) -> tuple[str, int]:
@@ -48,7 +74,7 @@ def oci_archive(rootfs_tar: bytes) -> bytes:
     config = {"architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
               "os": "linux",
               "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                         "Cmd": ["sh"]},
+                         "Cmd": list(cmd)},
               "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(rootfs_tar).hexdigest()]}}
     cdig, csize = blob(json.dumps(config).encode())
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -58,7 +84,7 @@ def oci_archive(rootfs_tar: bytes) -> bytes:
     mdig, msize = blob(json.dumps(manifest).encode())
     index = {"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdig, "size": msize,
-        "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]}
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"}}]}
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         def add(name: str, data: bytes) -> None:
@@ -78,8 +104,9 @@ class Ctr:
         self.sock = base / "containerd.sock"
         self.runtime = runtime
 
-    def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
+    def __call__(self, *args: str, timeout: float = 60, input: str | None = None,
+                 namespace: str = NS) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", namespace, *args],
                               capture_output=True, text=True, timeout=timeout, input=input)
 
     def run_args(self, cid: str) -> list[str]:
@@ -102,7 +129,7 @@ def ctr() -> Iterator[Ctr]:
     (base / "config.toml").write_text(f"""version = 2
 root = "{base}/root"
 state = "{base}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
                     "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
                     "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing"]
 [grpc]
@@ -111,7 +138,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
   address = "{base}/containerd.sock.ttrpc"
 [debug]
   address = "{base}/debug.sock"
-""")
+""" + CRI_CONFIG.format(base=base, runtime=runtime))
     log = open(base / "containerd.log", "w")
     d = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log, stderr=log,
                          start_new_session=True)
@@ -122,12 +149,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
         c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
         yield c
     finally:
-        for task in c("task", "ls", "-q").stdout.split():
-            c("task", "kill", "-s", "SIGKILL", task)
-        time.sleep(0.2)
-        for cont in c("container", "ls", "-q").stdout.split():
-            c("task", "delete", "-f", cont)
-            c("container", "delete", cont)
+        for ns in (NS, CRI_NS):
+            for task in c("task", "ls", "-q", namespace=ns).stdout.split():
+                c("task", "kill", "-s", "SIGKILL", task, namespace=ns)
+            time.sleep(0.2)
+            for cont in c("container", "ls", "-q", namespace=ns).stdout.split():
+                c("task", "delete", "-f", cont, namespace=ns)
+                c("container", "delete", cont, namespace=ns)
         log.close()
         stop_daemon(d, base, f"/pyrunc-ctr-{os.getpid()}")
 
@@ -251,3 +279,89 @@ def test_exec_with_a_tty(ctr):
         time.sleep(0.2)
         ctr("task", "delete", "-f", cid)
         ctr("container", "delete", cid)
+
+
+# CRI: the runtime registered in config.toml (CRI_CONFIG), driven as kubelet drives it
+CONTAINER_RUNNING, CONTAINER_EXITED = 1, 2
+
+
+@pytest.fixture(scope="module")
+def cri(ctr: Ctr) -> None:
+    """The CRI socket (containerd's), with the test image and a pause image
+    (the pod's sandbox: a process that stays) in the k8s.io namespace."""
+    rootfs = _busybox_tar()
+    for name, cmd in ((IMAGE, ("sh",)), (PAUSE_IMAGE, ("sleep", "2147483647"))):
+        tar = ctr.base / "cri-image.tar"
+        tar.write_bytes(oci_archive(rootfs, name, cmd))
+        ctr.ok("image", "import", "--snapshotter", "native", str(tar), namespace=CRI_NS)
+
+
+def _call(ctr: Ctr, method: str, request: bytes) -> dict[int, list]:
+    try:
+        return call(str(ctr.sock), method, request)
+    except CriError as e:  # the error's text is in containerd's log
+        pytest.fail(f"{e}\n--- containerd log\n" + (ctr.base / "containerd.log").read_text()[-3000:])
+
+
+def _binary_name(ctr: Ctr, cid: str) -> bytes:
+    """BinaryName in the runc options containerd keeps with the container."""
+    info = json.loads(ctr.ok("container", "info", cid, namespace=CRI_NS).stdout)
+    assert info["Runtime"]["Name"] == "io.containerd.runc.v2", info["Runtime"]
+    return first(parse(base64.b64decode(info["Runtime"]["Options"]["value"])), 6)
+
+
+def test_cri_runtime_registered_by_binary_name(ctr, cri):
+    """A pod through the CRI API (what kubelet and crictl send) with runtime
+    handler `pyrunc`, the CRI plugin's runtime that config.toml registers with
+    the runc shim's BinaryName: the sandbox and the container run under the
+    runtime under test (their state is in its root, containerd holds its
+    path), output reaches the CRI log, ExecSync returns output and exit
+    codes, the memory limit lands in the cgroup, and stop kills (137)."""
+    cgroup_parent = Ctr.cgroup("cri-pod")
+    logs = ctr.base / "pod-logs"
+    namespaces = msg((1, 2), (2, 1))  # NamespaceOption: network NODE (the host's), pid CONTAINER
+    pod = msg((1, msg((1, "pyrunc-pod"), (2, "pyrunc-pod-uid"), (3, "default"))),  # metadata
+              (3, str(logs)),  # log_directory
+              (8, msg((1, cgroup_parent), (2, msg((1, namespaces))))))  # linux: cgroup_parent, security_context
+    sandbox = first(_call(ctr, "RunPodSandbox", msg((1, pod), (2, "pyrunc"))), 1).decode()
+    try:
+        container = msg((1, msg((1, "work"))),  # metadata
+                        (2, msg((1, IMAGE))),  # image
+                        (3, ["sh", "-c", "echo hello-from-cri; exec sleep 600"]),  # command
+                        (6, [msg((1, "FOO"), (2, "bar"))]),  # envs
+                        (11, "work.log"),  # log_path, under the pod's log_directory
+                        # linux: resources.memory_limit_in_bytes, security_context.namespace_options
+                        (15, msg((1, msg((4, 64 << 20))), (2, msg((3, namespaces))))))
+        cid = first(_call(ctr, "CreateContainer", msg((1, sandbox), (2, container), (3, pod))), 1).decode()
+        _call(ctr, "StartContainer", msg((1, cid)))
+
+        status = parse(first(_call(ctr, "ContainerStatus", msg((1, cid))), 1))
+        assert first(status, 3, 0) == CONTAINER_RUNNING, status
+        for ident in (sandbox, cid):
+            assert _binary_name(ctr, ident) == ctr.runtime.encode()
+            state = subprocess.run([ctr.runtime, "--root", f"{ctr.base}/runtime-root/{CRI_NS}", "state", ident],
+                                   capture_output=True, text=True)
+            assert state.returncode == 0, state.stderr
+            assert json.loads(state.stdout)["status"] == "running", state.stdout
+
+        r = _call(ctr, "ExecSync", msg((1, cid), (2, ["sh", "-c", "echo $FOO; cat /proc/1/cmdline"]), (3, 30)))
+        assert first(r, 1, b"") == b"bar\nsleep\x00600\x00", r  # PID 1: the command, after its exec
+        assert first(r, 3, 0) == 0, r
+        r = _call(ctr, "ExecSync", msg((1, cid), (2, ["sh", "-c", "echo oops >&2; exit 3"]), (3, 30)))
+        assert (first(r, 2), first(r, 3)) == (b"oops\n", 3), r
+
+        limit = Path("/sys/fs/cgroup/memory") / cgroup_parent.lstrip("/") / cid / "memory.limit_in_bytes"
+        assert limit.read_text().strip() == str(64 << 20)
+        deadline = time.monotonic() + 10
+        while "hello-from-cri" not in (log := (logs / "work.log").read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert " stdout F hello-from-cri\n" in log, log
+
+        _call(ctr, "StopContainer", msg((1, cid), (2, 0)))  # timeout 0: SIGKILL
+        status = parse(first(_call(ctr, "ContainerStatus", msg((1, cid))), 1))
+        assert (first(status, 3, 0), first(status, 7, 0)) == (CONTAINER_EXITED, 137), status
+        _call(ctr, "RemoveContainer", msg((1, cid)))
+    finally:
+        _call(ctr, "StopPodSandbox", msg((1, sandbox)))
+        _call(ctr, "RemovePodSandbox", msg((1, sandbox)))
+    assert ctr("container", "ls", "-q", namespace=CRI_NS).stdout.split() == []
