@@ -676,6 +676,9 @@ class LeakCheck:
         self.mounts = read_mounts()
         self.cgroups = read_cgroup_dirs()
         self.own_cgroups = own_cgroup_paths()
+        # trees another manager owns (a test's systemd): only dirs naming
+        # this test's token count there
+        self.foreign_cgroups: list[str] = []
         self.children = descendants(os.getpid())
 
     def watch_dir(self, path: Path) -> None:
@@ -733,7 +736,8 @@ class LeakCheck:
         # cgroups: new dirs naming this test's containers or below our own cgroup
         cg = []
         for d in sorted(read_cgroup_dirs() - self.cgroups):
-            if self.rt.token in d or any(d.startswith(p + "/") for p in self.own_cgroups):
+            if self.rt.token in d or (any(d.startswith(p + "/") for p in self.own_cgroups) and
+                                      not any(d.startswith(f + "/") for f in self.foreign_cgroups)):
                 cg.append(d)
         if cg:
             leaks["cgroups"] = cg

@@ -65,6 +65,8 @@ def test_shape_and_order():
     ]  # fmt: skip
     assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
     assert list(linux["cgroup"]) == ["v1", "v2", "systemd", "systemdUser", "rdma"]
+    # the systemd driver talks to root's systemd; a user's instance is not supported
+    assert linux["cgroup"]["systemd"] is True and linux["cgroup"]["systemdUser"] is False
     assert linux["mountExtensions"] == {"idmap": {"enabled": True}}
     assert doc["annotations"]["org.opencontainers.pyrunc.version"] == "9.9.9"
     assert list(doc["annotations"]) == sorted(doc["annotations"])

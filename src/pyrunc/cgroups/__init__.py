@@ -208,6 +208,23 @@ class Manager:
         return OOMNotifier.open(self.paths)
 
 
+def new_manager(cgroups_path: str, cid: str, rootless: bool = False, systemd: bool = False,
+                annotations: dict | None = None) -> Manager:
+    """The container's Manager: cgroupfs, or with --systemd-cgroup a systemd unit."""
+    if systemd:
+        from .systemd import SystemdManager
+        return SystemdManager.for_container(cgroups_path, cid, rootless, annotations)
+    return Manager.for_container(cgroups_path, cid, rootless)
+
+
+def manager_from_state(st: dict) -> Manager:
+    """The Manager of an existing container, from its state.json."""
+    if st.get("systemd"):
+        from .systemd import SystemdManager
+        return SystemdManager.from_state(st)
+    return Manager(st.get("cgroup_paths") or {})
+
+
 def _write(path: str, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:

@@ -591,14 +591,15 @@ def _read_words(path: str) -> set[str]:
 def enable_controllers(d: str, need: list[str], strict: bool = True) -> None:
     """Enable the controllers in every ancestor's cgroup.subtree_control, from
     the hierarchy root down (runc's fs2 CreateCgroupPath, for what is needed).
-    The root cgroup is the first ancestor without a cgroup.type file."""
+    The root cgroup is the first ancestor without a cgroup.type file; in a
+    cgroup namespace it is the mount point, whose parent is no cgroup."""
     have = _read_words(os.path.join(d, "cgroup.controllers"))
     missing = [c for c in need if c not in have]
     if not missing:
         return
     chain = []
     p = os.path.dirname(d.rstrip("/"))
-    while True:
+    while os.path.exists(os.path.join(p, "cgroup.controllers")):
         chain.append(p)
         if not os.path.exists(os.path.join(p, "cgroup.type")) or p in ("/", ""):
             break

@@ -223,8 +223,8 @@ def update(root: str, cid: str, upd: dict, *, l3_cache_schema: str = "", mem_bw_
             _check_rdt(l3_cache_schema, mem_bw_schema, linux)
         if status == "stopped":
             raise PyruncError("container not running")
-        from . import Manager
-        cg = Manager(st.get("cgroup_paths") or {})
+        from . import manager_from_state
+        cg = manager_from_state(st)
         from .resources import validate, is_v2
         validate(new, is_v2(cg.paths))  # the merged whole must still make sense (e.g. swap >= memory on v2)
         try:

@@ -39,7 +39,8 @@ def options(opts: dict, mode: str, detach: bool, ctx=None):
     o = CreateOptions(pidfd_socket=opts["pidfd-socket"], bundle=opts["bundle"], pid_file=opts["pid-file"],
                          console_socket=opts["console-socket"], no_pivot=opts["no-pivot"],
                          no_new_keyring=opts["no-new-keyring"], preserve_fds=opts["preserve-fds"],
-                         mode=mode, detach=detach, rootless=ctx.rootless if ctx else "auto")
+                         mode=mode, detach=detach, rootless=ctx.rootless if ctx else "auto",
+                         systemd_cgroup=bool(ctx and ctx.systemd_cgroup))
     o.stage = ctx.stage if ctx else None
     return o
 

@@ -232,11 +232,6 @@ def main(argv: list[str] | None = None) -> int:
             from ..init.stage import Stage
             ctx.stage = Stage.fork()
             _stages.append(ctx.stage)
-        if ctx.systemd_cgroup:
-            raise PyruncError("systemd cgroup driver requested (--systemd-cgroup), but systemd is not "
-                              "running on this host (no /run/systemd/system)") \
-                if not os.path.isdir("/run/systemd/system") else \
-                PyruncError("the systemd cgroup driver is not implemented yet")
         return int(mod.run(ctx, opts, args) or 0)
     except PyruncError as e:
         log.error(str(e))

@@ -28,11 +28,13 @@ class Container:
     @classmethod
     def create(cls, cid: str, bundle: str, root: str = "/run/pyrunc", *, pid_file: str = "",
                console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
-               preserve_fds: int = 0) -> "Container":
-        """Set the container up; its init waits for start()."""
+               preserve_fds: int = 0, systemd_cgroup: bool = False) -> "Container":
+        """Set the container up; its init waits for start(). systemd_cgroup:
+        a systemd unit holds its cgroup (the command line's --systemd-cgroup)."""
         o = CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
                           no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                          preserve_fds=preserve_fds, mode="create", detach=True)
+                          preserve_fds=preserve_fds, mode="create", detach=True,
+                          systemd_cgroup=systemd_cgroup)
         create(root, cid, o).sd.unlock()
         return cls(cid, root)
 

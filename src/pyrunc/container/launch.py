@@ -20,12 +20,13 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork", "stage", "rootless")
+                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork", "stage", "rootless",
+                 "systemd_cgroup")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
                  mode: str = "create", detach: bool = True, pidfd_socket: str = "",
-                 rootless: str = "auto") -> None:
+                 rootless: str = "auto", systemd_cgroup: bool = False) -> None:
         self.bundle = bundle
         self.pid_file = pid_file
         self.console_socket = console_socket
@@ -36,6 +37,7 @@ class CreateOptions:
         self.detach = detach
         self.pidfd_socket = pidfd_socket
         self.rootless = rootless  # --rootless: true, false or auto
+        self.systemd_cgroup = systemd_cgroup  # --systemd-cgroup: a systemd unit holds the cgroup
         # run in the parent once the stage child has its arguments (a
         # foreground run becomes the subreaper there, in parallel with the
         # child's work); the stage child waits for it before it exits
@@ -86,16 +88,15 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
 
     sd = StateDir(root, cid)
     sd.create()
-    from ..cgroups import Manager
     cg = None
     pid_s = init_pid = 0
     ch = None
     master = None
     try:
         linux = spec.get("linux") or {}
-        from ..cgroups import is_rootless
+        from ..cgroups import is_rootless, new_manager
         rootless = is_rootless(o.rootless)
-        cg = Manager.for_container(linux.get("cgroupsPath") or "", cid, rootless)
+        cg = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
         cg.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
         if rootless:  # the hierarchies we may use decide what the init mounts
             cg.create()
@@ -267,6 +268,8 @@ def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: Cr
     state["namespaces"] = {t: p or f"/proc/{init_pid}/ns/{_NSFILE[t]}" for t, p in nss.items()}
     state["config"] = spec
     state["rootless"] = cg.rootless
+    if o.systemd_cgroup:
+        state["systemd"] = cg.state()
     state["no_new_keyring"] = bool(o.no_new_keyring)
 
 

@@ -141,8 +141,8 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 
 def destroy(sd: StateDir, st: dict, status: str) -> None:
     """Kill what is left, remove the cgroup, run poststop hooks, drop the state."""
-    from ..cgroups import Manager
-    cg = Manager(st.get("cgroup_paths") or {})
+    from ..cgroups import manager_from_state
+    cg = manager_from_state(st)
     if status != "stopped":
         try:
             os.kill(st["pid"], _signal.SIGKILL)

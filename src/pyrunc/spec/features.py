@@ -13,8 +13,8 @@ Deliberate differences from runc:
 * linux.seccomp comes from the libseccomp found at run time through ctypes
   (runc: compiled in). No libseccomp -> {"enabled": false}. archs are runc's
   list filtered by what that libseccomp resolves.
-* cgroup.systemd / systemdUser are false until the systemd driver lands
-  (flip SYSTEMD_CGROUP below).
+* cgroup.systemd is true (the driver talks to systemd as root);
+  systemdUser is false: a user's systemd instance is not supported.
 * Annotations: pyrunc's own under "org.opencontainers.pyrunc." (version);
   no "org.opencontainers.runc.*" keys, which describe runc itself, and no
   checkpoint annotation (no CRIU support). The libseccomp version uses the
@@ -33,8 +33,9 @@ from pyrunc.spec.capabilities import known_capabilities
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = "1.3.0"
 
-#: Set to True once the systemd cgroup driver exists.
-SYSTEMD_CGROUP = False
+#: The systemd cgroup driver (cgroups/systemd.py), for root's systemd only.
+SYSTEMD_CGROUP = True
+SYSTEMD_USER_CGROUP = False
 
 ANNOTATION_VERSION = "org.opencontainers.pyrunc.version"
 ANNOTATION_LIBSECCOMP_VERSION = "io.github.seccomp.libseccomp.version"
@@ -220,7 +221,7 @@ def features(version: str | None = None) -> dict:
             "v1": t,
             "v2": t,
             "systemd": SYSTEMD_CGROUP,
-            "systemdUser": SYSTEMD_CGROUP,
+            "systemdUser": SYSTEMD_USER_CGROUP,
             "rdma": t,
         },
         "seccomp": {"enabled": False},
