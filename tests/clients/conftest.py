@@ -549,12 +549,12 @@ def stop_daemon(proc: subprocess.Popen, base: Path, cgroup_parent: str, timeout:
 
 
 def run_on_pty(argv: list[str], answer: bytes = b"", after: bytes = b"/dev/pts/",
-               timeout: float = 60) -> tuple[int, str]:
+               timeout: float = 60, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run an engine command on a pty of the test's (as from a terminal);
     type `answer` once `after` shows. Returns (exit status, output)."""
     import pty
     master, slave = pty.openpty()
-    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    p = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=env)
     os.close(slave)
     out = b""
     deadline = time.monotonic() + timeout
@@ -571,3 +571,47 @@ def run_on_pty(argv: list[str], answer: bytes = b"", after: bytes = b"/dev/pts/"
             answer = b""
     os.close(master)
     return p.wait(30), out.decode(errors="replace").replace("\r", "")
+
+
+# -- what the tests of every engine check the same way ------------------------
+
+# A container started with FOO=bar, uid and gid 65534, working dir /tmp, a
+# read-only rootfs, a tmpfs on /scratch, probe_volume()'s dir bound read-only
+# on /vol and no network prints PROBE_EXPECTED (its network namespace has
+# only a loopback interface).
+PROBE = ("echo $FOO; id -u; id -g; pwd; cat /vol/data; "
+         "awk '$2 == \"/\" {root = $4} END {split(root, o, \",\"); print o[1]}' /proc/mounts; "
+         "grep -c ' /scratch tmpfs ' /proc/mounts; "
+         "touch /scratch/f && echo scratch-rw; touch /vol/f 2>/dev/null || echo vol-ro; "
+         "sed -n 's/^ *\\([^:]*\\):.*/\\1/p' /proc/net/dev")
+PROBE_EXPECTED = ["bar", "65534", "65534", "/tmp", "from-host", "ro", "1", "scratch-rw", "vol-ro", "lo"]
+
+
+def probe_flags(volume: Path) -> list[str]:
+    """podman's and Docker's flags for PROBE (no network: the tests' run_args)."""
+    return ["-e", "FOO=bar", "-u", "65534:65534", "-w", "/tmp", "--read-only", "--tmpfs", "/scratch",
+            "-v", f"{volume}:/vol:ro"]
+
+
+def probe_volume(base: Path) -> Path:
+    """A host dir for PROBE's /vol: a file to read, and writable by anyone,
+    so that only a read-only bind keeps uid 65534 from writing there."""
+    vol = base / "vol"
+    vol.mkdir(exist_ok=True)
+    vol.chmod(0o777)
+    (vol / "data").write_text("from-host\n")
+    return vol
+
+
+# podman's and Docker's flags for CGROUP_LIMITS: --cpus 0.5 is a CFS quota of
+# half the period
+LIMIT_FLAGS = ["--memory", "64m", "--pids-limit", "50", "--cpus", "0.5"]
+CGROUP_LIMITS = {"memory.limit_in_bytes": str(64 << 20), "pids.max": "50",
+                 "cpu.cfs_quota_us": "50000", "cpu.cfs_period_us": "100000"}
+
+
+def cgroup_limits(cgroup: str) -> dict[str, str]:
+    """The files of CGROUP_LIMITS in a container's cgroup (a path below each
+    v1 controller's mount)."""
+    return {f: Path("/sys/fs/cgroup", f.split(".")[0], cgroup.lstrip("/"), f).read_text().strip()
+            for f in CGROUP_LIMITS}

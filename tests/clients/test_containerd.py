@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -32,7 +33,8 @@ from typing import Iterator
 import pytest
 
 from cri import CriError, call, first, msg, parse
-from clients_conftest import MEMORY_HOG, _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
+from clients_conftest import (CGROUP_LIMITS, MEMORY_HOG, PROBE, PROBE_EXPECTED, _busybox_tar, cgroup_limits,
+                              engine_runtime, probe_volume, run_on_pty, stop_daemon, wait_for_daemon)
 
 IMAGE = "docker.io/pyrunc-test/busybox:latest"
 NS = "pyrunc-test"
@@ -164,6 +166,46 @@ def _run(ctr: Ctr, cid: str, *cmd: str, extra: tuple[str, ...] = ()) -> subproce
     return ctr("run", "--rm", "--snapshotter", "native", *ctr.run_args(cid), *extra, IMAGE, cid, *cmd)
 
 
+def _run_detached(ctr: Ctr, cid: str, *cmd: str, extra: tuple[str, ...] = ()) -> None:
+    r = ctr("run", "-d", "--snapshotter", "native", *ctr.run_args(cid), *extra, IMAGE, cid, *cmd)
+    assert r.returncode == 0, r.stderr
+
+
+def _remove(ctr: Ctr, cid: str) -> None:
+    """Kill the container's task (if any), delete it and the container."""
+    ctr("task", "kill", "-s", "SIGKILL", cid)
+    time.sleep(0.2)
+    ctr("task", "delete", "-f", cid)
+    ctr("container", "delete", cid)
+
+
+def _task_status(ctr: Ctr, cid: str, want: str, timeout: float = 10) -> str:
+    """The task's status (`ctr task ls`: TASK PID STATUS) once it is `want`,
+    or what it is after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [line.split() for line in ctr.ok("task", "ls").stdout.splitlines()[1:]]
+        status = next((row[2] for row in rows if row[0] == cid), "")
+        if status == want or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
+def _delete_task(ctr: Ctr, cid: str) -> int:
+    """`ctr task delete`: the task's exit status (ctr 1.6 exits 0 and warns
+    "task ID exit with non-zero exit code N")."""
+    r = ctr.ok("task", "delete", cid)
+    code = re.search(r"exit with non-zero exit code (\d+)", r.stderr)
+    return int(code.group(1)) if code else 0
+
+
+def _wait_for_log(log: Path, text: str, count: int = 1, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while (out := log.read_text() if log.exists() else "").count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return out
+
+
 def test_run_with_output(ctr):
     r = _run(ctr, "c-echo", "sh", "-c", "echo hi; echo $$")
     assert r.returncode == 0, r.stderr
@@ -187,56 +229,126 @@ def test_missing_executable_is_reported(ctr):
 
 def test_detached_exec_pause_kill(ctr):
     cid = "c-bg"
-    r = ctr("run", "-d", "--snapshotter", "native", *ctr.run_args(cid), IMAGE, cid, "sh", "-c",
-            "trap 'exit 0' TERM; while :; do sleep 0.1; done")
-    assert r.returncode == 0, r.stderr
+    _run_detached(ctr, cid, "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done")
     try:
         r = ctr.ok("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo $$; cat /proc/1/cmdline")
         assert r.stdout.split("\n", 1)[1].startswith("sh\0-c\0trap"), r.stdout
         procs = ctr.ok("task", "ps", cid).stdout
         assert len(procs.strip().splitlines()) >= 2  # header and PID 1 (and the sleeps)
         ctr.ok("task", "pause", cid)
-        assert "PAUSED" in ctr.ok("task", "ls").stdout
+        assert _task_status(ctr, cid, "PAUSED") == "PAUSED"
         ctr.ok("task", "resume", cid)
-        assert "RUNNING" in ctr.ok("task", "ls").stdout
+        assert _task_status(ctr, cid, "RUNNING") == "RUNNING"
         ctr.ok("task", "kill", cid)  # SIGTERM, trapped: exit 0
-        deadline = time.monotonic() + 10
-        while "STOPPED" not in ctr.ok("task", "ls").stdout and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert "STOPPED" in ctr.ok("task", "ls").stdout
+        assert _task_status(ctr, cid, "STOPPED") == "STOPPED"
+        assert _delete_task(ctr, cid) == 0
     finally:
-        ctr("task", "kill", "-s", "SIGKILL", cid)
-        time.sleep(0.2)
-        ctr("task", "delete", "-f", cid)
-        ctr("container", "delete", cid)
+        _remove(ctr, cid)
     assert ctr("container", "ls", "-q").stdout.split() == []
 
 
 def test_tty(ctr):
     """-t: the shim gives the runtime a --console-socket; ctr itself needs a
-    terminal, so it runs on a pty of the test's."""
+    terminal, so it runs on a pty of the test's, and input typed there reaches
+    the container (ctr's -t is docker's -it)."""
     rc, out = run_on_pty(["ctr", "--address", str(ctr.sock), "--namespace", NS, "run", "--rm", "-t",
                           "--snapshotter", "native", *ctr.run_args("c-tty"), IMAGE, "c-tty", "sh", "-c",
-                          "tty; test -t 0 && echo stdin-is-a-tty"])
+                          "test -t 0 && echo stdin-is-a-tty; tty; read line; echo got:$line"], answer=b"hello\r")
     assert rc == 0, out
     lines = out.splitlines()
-    assert lines[0].startswith("/dev/pts/"), lines
-    assert lines[1] == "stdin-is-a-tty", lines
+    assert lines[0] == "stdin-is-a-tty", lines
+    assert lines[1].startswith("/dev/pts/"), lines
+    assert "got:hello" in lines[2:], lines
 
 
-def test_memory_limit_lands_in_the_cgroup(ctr):
-    cid = "c-mem"
-    r = ctr("run", "-d", "--snapshotter", "native", "--memory-limit", str(64 << 20), *ctr.run_args(cid),
-            IMAGE, cid, "sleep", "30")
+def test_limits_land_in_the_cgroup(ctr):
+    """--memory-limit and --cpus 0.5 (ctr run has no pids flag: see
+    test_config_spec_user_and_pids_limit)."""
+    cid = "c-limits"
+    _run_detached(ctr, cid, "sleep", "30", extra=("--memory-limit", str(64 << 20), "--cpus", "0.5"))
+    try:
+        limits = cgroup_limits(ctr.cgroup(cid))
+        assert {**limits, "pids.max": "50"} == CGROUP_LIMITS and limits["pids.max"] == "max", limits
+    finally:
+        _remove(ctr, cid)
+
+
+def test_config_spec_user_and_pids_limit(ctr):
+    """ctr 1.6's run has no flag for the user or a pids limit: its way is
+    --config, a whole runtime spec (then every other flag but the runtime's is
+    ignored), here ctr's default one (`ctr oci spec`) with a rootfs dir, the
+    user 65534, env, cwd and a pids limit of 50."""
+    cid = "c-config"
+    rootfs = ctr.base / "rootfs"
+    if not rootfs.exists():
+        with tarfile.open(fileobj=io.BytesIO(_busybox_tar())) as tar:
+            tar.extractall(rootfs)
+    spec = json.loads(ctr.ok("oci", "spec").stdout)
+    spec["root"] = {"path": str(rootfs)}
+    spec["process"].update(args=["sh", "-c", "id -u; id -g; echo $FOO; pwd; exec sleep 30"], cwd="/tmp",
+                           user={"uid": 65534, "gid": 65534}, env=["PATH=/bin", "FOO=bar"])
+    spec["linux"]["cgroupsPath"] = ctr.cgroup(cid)
+    spec["linux"]["resources"]["pids"] = {"limit": 50}
+    config = ctr.base / f"{cid}.json"
+    config.write_text(json.dumps(spec))
+    log = ctr.base / f"{cid}.log"
+    r = ctr("run", "-d", "--config", str(config), "--runc-binary", ctr.runtime, "--log-uri", f"file://{log}", cid)
     assert r.returncode == 0, r.stderr
     try:
-        limit = Path("/sys/fs/cgroup/memory") / ctr.cgroup(cid).lstrip("/") / "memory.limit_in_bytes"
-        assert limit.read_text().strip() == str(64 << 20)
+        assert _wait_for_log(log, "/tmp").split() == ["65534", "65534", "bar", "/tmp"]
+        assert cgroup_limits(ctr.cgroup(cid))["pids.max"] == "50"
     finally:
-        ctr("task", "kill", "-s", "SIGKILL", cid)
-        time.sleep(0.2)
-        ctr("task", "delete", "-f", cid)
-        ctr("container", "delete", cid)
+        _remove(ctr, cid)
+
+
+def test_env_user_cwd_readonly_tmpfs_bind_no_network(ctr):
+    """--env, --cwd, --read-only, --mount of a tmpfs and of a read-only bind,
+    and ctr's default network, which is none (a network namespace of the
+    container's own: only lo), as a process of `ctr task exec --user` sees
+    them (conftest.PROBE); --net-host gives the host's interfaces."""
+    cid = "c-probe"
+    vol = probe_volume(ctr.base)
+    _run_detached(ctr, cid, "sleep", "30",
+                  extra=("--env", "FOO=bar", "--cwd", "/tmp", "--read-only",
+                         "--mount", "type=tmpfs,src=tmpfs,dst=/scratch,options=nosuid:nodev",
+                         "--mount", f"type=bind,src={vol},dst=/vol,options=rbind:ro"))
+    try:
+        r = ctr.ok("task", "exec", "--exec-id", "probe", "--user", "65534:65534", cid, "sh", "-c", PROBE)
+        assert r.stdout.split() == PROBE_EXPECTED, r.stdout
+    finally:
+        _remove(ctr, cid)
+    host = sorted(line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:])
+    r = _run(ctr, "c-nethost", "sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1", extra=("--net-host",))
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == host and len(host) > 1, r.stdout
+
+
+def test_log_stop_escalation_restart(ctr):
+    """ctr has no logs, stop or restart; their equivalents: the task's output
+    in the file of --log-uri (the shim writes it, as the runc shim writes the
+    logs of Docker and the CRI); `task kill` SIGTERM, then SIGKILL after a
+    grace period (the task ignores SIGTERM), the task's status 137; a new task
+    of the same container (`task delete`, `task start`) runs the init again,
+    its output appended to the log."""
+    cid = "c-stop"
+    log = ctr.base / f"{cid}.log"
+    _run_detached(ctr, cid, "sh", "-c", "trap '' TERM; echo started; while :; do sleep 0.1; done",
+                  extra=("--log-uri", f"file://{log}"))
+    try:
+        assert _wait_for_log(log, "started") == "started\n"
+        ctr.ok("task", "kill", cid)  # SIGTERM: ignored
+        time.sleep(1)  # the grace period
+        assert _task_status(ctr, cid, "RUNNING", 0) == "RUNNING"
+        ctr.ok("task", "kill", "-s", "SIGKILL", cid)
+        assert _task_status(ctr, cid, "STOPPED") == "STOPPED"
+        assert _delete_task(ctr, cid) == 137
+
+        ctr.ok("task", "start", "-d", "--log-uri", f"file://{log}", cid)
+        assert _task_status(ctr, cid, "RUNNING") == "RUNNING"
+        assert _wait_for_log(log, "started", 2) == "started\nstarted\n"
+    finally:
+        _remove(ctr, cid)
+    assert ctr("container", "ls", "-q").stdout.split() == []
 
 
 def test_oom_is_reported(ctr):
@@ -265,8 +377,7 @@ def test_exec_with_a_tty(ctr):
     """ctr task exec -t from a terminal: `exec --tty --console-socket` of the
     runtime; input typed at the terminal reaches the process."""
     cid = "c-exectty"
-    r = ctr("run", "-d", "--snapshotter", "native", *ctr.run_args(cid), IMAGE, cid, "sleep", "60")
-    assert r.returncode == 0, r.stderr
+    _run_detached(ctr, cid, "sleep", "60")
     try:
         rc, out = run_on_pty(["ctr", "--address", str(ctr.sock), "--namespace", NS, "task", "exec", "-t",
                               "--exec-id", "tty1", cid, "sh", "-c", "tty; read line; echo got:$line"],
@@ -275,10 +386,7 @@ def test_exec_with_a_tty(ctr):
         assert out.splitlines()[0].startswith("/dev/pts/"), out
         assert "got:hello" in out, out
     finally:
-        ctr("task", "kill", "-s", "SIGKILL", cid)
-        time.sleep(0.2)
-        ctr("task", "delete", "-f", cid)
-        ctr("container", "delete", cid)
+        _remove(ctr, cid)
 
 
 # CRI: the runtime registered in config.toml (CRI_CONFIG), driven as kubelet drives it

@@ -20,7 +20,9 @@ from typing import Iterator
 
 import pytest
 
-from clients_conftest import MEMORY_HOG, _busybox_tar, engine_runtime, run_on_pty, stop_daemon, wait_for_daemon
+from clients_conftest import (CGROUP_LIMITS, LIMIT_FLAGS, MEMORY_HOG, PROBE, PROBE_EXPECTED, _busybox_tar,
+                              cgroup_limits, engine_runtime, probe_flags, probe_volume, run_on_pty, stop_daemon,
+                              wait_for_daemon)
 
 IMAGE = "pyrunc-test/busybox:latest"
 
@@ -79,17 +81,12 @@ def test_run_with_output_and_exit_code(docker):
     assert docker("ps", "-aq").stdout.split() == []
 
 
-def test_env_user_workdir_readonly_tmpfs(docker):
-    tmp_path = Path(docker.base) / "vol"  # reachable for uid 65534 (pytest's tmp dirs are 0700)
-    tmp_path.mkdir(mode=0o755)
-    os.chmod(docker.base, 0o755)
-    (tmp_path / "data").write_text("from-host\n")
-    r = docker("run", "--rm", *docker.run_args(), "-e", "FOO=bar", "-u", "65534:65534", "-w", "/tmp",
-               "--read-only", "--tmpfs", "/scratch", "-v", f"{tmp_path}:/vol:ro", IMAGE, "sh", "-c",
-               "echo $FOO; id -u; pwd; cat /vol/data; touch /x 2>/dev/null && echo rw || echo ro; "
-               "grep -c ' /scratch tmpfs ' /proc/mounts")
+def test_env_user_workdir_readonly_tmpfs_bind_no_network(docker):
+    """-e, -u, -w, --read-only, --tmpfs, -v (read-only bind) and --network
+    none, as the container sees them (conftest.PROBE)."""
+    r = docker("run", "--rm", *docker.run_args(), *probe_flags(probe_volume(docker.base)), IMAGE, "sh", "-c", PROBE)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["bar", "65534", "/tmp", "from-host", "ro", "1"]
+    assert r.stdout.split() == PROBE_EXPECTED, r.stdout
 
 
 def test_missing_executable_is_reported(docker):
@@ -101,19 +98,17 @@ def test_missing_executable_is_reported(docker):
 
 def test_detached_logs_exec_pause_stop_restart(docker):
     name = "pyrunc-docker-bg"
-    docker.ok("run", "-d", "--name", name, *docker.run_args(), "--memory", "64m", "--pids-limit", "50",
+    docker.ok("run", "-d", "--name", name, *docker.run_args(), *LIMIT_FLAGS,
               IMAGE, "sh", "-c", "echo started; trap 'echo term; exit 0' TERM; while :; do sleep 0.1; done")
     try:
         assert "started" in docker.ok("logs", name).stdout
         assert docker.ok("exec", name, "sh", "-c", "echo $$ > /dev/null; cat /proc/1/comm").stdout.strip() == "sh"
         cid = docker.ok("inspect", "-f", "{{.Id}}", name).stdout.strip()
-        cg = Path("/sys/fs/cgroup") / docker.cgroup_parent.lstrip("/") / cid
-        assert (Path("/sys/fs/cgroup/memory") / cg.relative_to("/sys/fs/cgroup") /
-                "memory.limit_in_bytes").read_text().strip() == str(64 << 20)
-        assert (Path("/sys/fs/cgroup/pids") / cg.relative_to("/sys/fs/cgroup") / "pids.max").read_text().strip() == "50"
+        assert cgroup_limits(f"{docker.cgroup_parent}/{cid}") == CGROUP_LIMITS
         docker.ok("pause", name)
         assert docker.ok("inspect", "-f", "{{.State.Status}}", name).stdout.strip() == "paused"
         docker.ok("unpause", name)
+        assert docker.ok("inspect", "-f", "{{.State.Status}}", name).stdout.strip() == "running"
         docker.ok("stop", "-t", "5", name)  # SIGTERM, trapped
         assert docker.ok("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "0"
         assert "term" in docker.ok("logs", name).stdout

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import pytest
-from clients_conftest import MEMORY_HOG
+from clients_conftest import (CGROUP_LIMITS, LIMIT_FLAGS, MEMORY_HOG, PROBE, PROBE_EXPECTED, cgroup_limits,
+                              probe_flags, probe_volume, run_on_pty)
 
 if TYPE_CHECKING:  # the fixtures (podman, leak_check) and this helper are in conftest.py
     from conftest import Podman
@@ -64,6 +65,56 @@ def test_tty(leak_check: Podman) -> None:
     assert res.returncode == 0, res.describe()
     lines = res.stdout.replace("\r\n", "\n").splitlines()
     assert lines and lines[0].startswith("/dev/pts/"), res.describe()
+
+
+def test_interactive_tty(leak_check: Podman) -> None:
+    """-it from a terminal (a pty of the test's): input typed there reaches
+    the container through conmon and the runtime's console socket."""
+    pm = leak_check
+    rc, out = run_on_pty(["podman", *pm.global_args, "run", "--rm", "-it", *pm.run_args(), pm.image,
+                          "sh", "-c", "tty; read line; echo got:$line"], answer=b"hello\r", env=pm.env)
+    assert rc == 0, out
+    assert out.splitlines()[0].startswith("/dev/pts/") and "got:hello" in out, out
+
+
+def test_env_user_workdir_readonly_tmpfs_bind_no_network(leak_check: Podman) -> None:
+    """-e, -u, -w, --read-only, --tmpfs, -v (read-only bind) and --network
+    none, as the container sees them (conftest.PROBE)."""
+    pm = leak_check
+    res = pm("run", "--rm", *pm.run_args(*probe_flags(probe_volume(pm.base))), pm.image, "sh", "-c", PROBE)
+    assert_ok(res)
+    assert res.stdout.split() == PROBE_EXPECTED, res.describe()
+
+
+@pytest.mark.slow
+def test_limits_restart_kill(leak_check: Podman) -> None:
+    """--memory, --pids-limit and --cpus land in the container's cgroup, and
+    again after `podman restart` (a new init: its output twice in the logs);
+    `podman kill` ends it with SIGKILL (137)."""
+    pm = leak_check
+    name = "pyrunc-podman-limits"
+    res = pm("run", "-d", "--name", name, *pm.run_args(*LIMIT_FLAGS), pm.image, "sh", "-c",
+             "trap 'exit 0' TERM; echo started; while :; do sleep 0.1; done")
+    assert res.returncode == 0, res.describe()
+    cgroup = f"{pm.cgroup_parent}/libpod-{res.stdout.strip()}"
+    try:
+        assert pm.wait_status(name, "running") == "running"
+        assert cgroup_limits(cgroup) == CGROUP_LIMITS
+        res = pm("restart", "--time", "10", name)
+        assert_ok(res)
+        assert pm.wait_status(name, "running") == "running"
+        assert cgroup_limits(cgroup) == CGROUP_LIMITS
+        res = pm("logs", name)
+        assert_ok(res)
+        assert res.stdout.split() == ["started", "started"], res.describe()
+        res = pm("kill", name)
+        assert_ok(res, f"{name}\n")
+        assert pm.wait_status(name, "exited") == "exited"
+        res = pm("inspect", "--format", "{{.State.ExitCode}}", name)
+        assert_ok(res, "137\n")
+    finally:
+        res = pm("rm", "--force", "--time", "0", name)
+    assert_ok(res, f"{name}\n")
 
 
 @pytest.mark.slow
