@@ -329,10 +329,10 @@ class FakePeer:
     def serve(self):
         f = self.b
         data = self.first_read = f.recv(4096)
+        f.sendall(b"OK 0123456789abcdef0123456789abcdef\r\n")
         while b"BEGIN\r\n" not in data:
             data += f.recv(4096)
         self.auth, _, rest = data.partition(b"BEGIN\r\n")
-        f.sendall(b"OK 0123456789abcdef0123456789abcdef\r\n")
         conn = B.Connection(f)
         conn._buf = rest
         try:
@@ -353,6 +353,7 @@ def test_connection_call_signal_and_error():
                     (B.METHOD_RETURN, "o", ["/job/1"], {})]
         return [(B.ERROR, "s", ["nope"], {4: "org.freedesktop.systemd1.NoSuchUnit"})]
     peer = FakePeer(reply)
+    peer.a.settimeout(10)
     conn = B.Connection(peer.a)
     conn._auth()
     assert peer.auth == b"\0AUTH EXTERNAL " + str(os.geteuid()).encode().hex().encode() + b"\r\n"
