@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import sys
 from pathlib import Path
@@ -280,7 +279,7 @@ def test_bad_cgroups_path(srt, sd_hybrid, bundle, path, msg):
     cid = srt.new_id()
     bundle.config["linux"]["cgroupsPath"] = path
     bundle.save()
-    res = srt.fail("run", "-d", "-b", bundle.path, cid, match=msg, one_line=not srt.is_runc)
+    srt.fail("run", "-d", "-b", bundle.path, cid, match=msg, one_line=not srt.is_runc)
     assert sd_hybrid.dirs_named(cid) == []
 
 

@@ -221,6 +221,7 @@ def test_device_properties_wildcard_major_with_minor_is_skipped():
     ("1.5", Variant("d", 1.5)),
     ("'text'", Variant("s", "text")),
     ('"text"', Variant("s", "text")),
+    ("'caf\u00e9 \\t'", Variant("s", "caf\u00e9 \t")),
     ("['a', 'b']", Variant("as", ["a", "b"])),
     ("@au [1, 2]", Variant("au", [1, 2])),
     ("[]", Variant("as", [])),

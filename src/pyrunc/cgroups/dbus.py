@@ -18,9 +18,9 @@ import socket
 import struct
 import time
 from typing import Any, Callable, NamedTuple
+from urllib.parse import unquote
 
 METHOD_CALL, METHOD_RETURN, ERROR, SIGNAL = 1, 2, 3, 4
-_NO_REPLY_EXPECTED = 0x1
 
 # header field codes
 _PATH, _INTERFACE, _MEMBER, _ERROR_NAME, _REPLY_SERIAL, _DESTINATION, _SENDER, _SIGNATURE = range(1, 9)
@@ -328,21 +328,8 @@ def parse_address(address: str) -> str | None:
             continue
         kv = dict(p.partition("=")[::2] for p in params.split(",") if p)
         if kv.get("path"):
-            return _unescape(kv["path"])
+            return unquote(kv["path"])  # D-Bus escapes bytes as %XX, as URLs do
         if kv.get("abstract"):
-            return "\0" + _unescape(kv["abstract"])
+            return "\0" + unquote(kv["abstract"])
     return None
 
-
-def _unescape(s: str) -> str:
-    out = bytearray()
-    i = 0
-    data = s.encode()
-    while i < len(data):
-        if data[i:i + 1] == b"%" and i + 2 < len(data):
-            out.append(int(data[i + 1:i + 3], 16))
-            i += 3
-        else:
-            out.append(data[i])
-            i += 1
-    return out.decode()

@@ -23,7 +23,7 @@ import os
 from .. import log
 from ..errors import PyruncError
 from . import Manager, hierarchies
-from .dbus import Connection, DBusError, Variant
+from .dbus import Connection, DBusError, Variant, parse_address
 
 SYSTEMD = "org.freedesktop.systemd1"
 OBJECT = "/org/freedesktop/systemd1"
@@ -381,7 +381,9 @@ def _gv_scalar(text: str, sig: str) -> Variant:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         if sig not in ("", "s", "o", "g"):
             raise ValueError(f"a string is not of type {sig}")
-        return Variant(sig or "s", text[1:-1].encode().decode("unicode_escape"))
+        # backslash escapes decoded, other characters (UTF-8 too) kept
+        body = text[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+        return Variant(sig or "s", body)
     if text in ("true", "false"):
         if sig not in ("", "b"):
             raise ValueError(f"a boolean is not of type {sig}")
@@ -411,7 +413,6 @@ def connection() -> Connection:
     if _conn is None:
         errors = []
         candidates = [(PRIVATE_SOCKET, False)] if os.geteuid() == 0 else []
-        from .dbus import parse_address
         bus = parse_address(os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "")) or SYSTEM_BUS
         candidates.append((bus, True))
         for path, hello in candidates:
@@ -456,14 +457,14 @@ def systemd_version() -> int:
     return _version
 
 
-def _wait_job(job: str, unit: str, timeout: float = JOB_TIMEOUT) -> str:
+def _wait_job(job: str, timeout: float = JOB_TIMEOUT) -> str:
     msg = connection().wait_signal(
         lambda m: m.member == "JobRemoved" and m.interface == MANAGER and len(m.body) >= 4 and m.body[1] == job,
         timeout)
     return msg.body[3] if msg else ""
 
 
-def start_unit(unit: str, props: list, ignore_exists: bool = False) -> None:
+def start_unit(unit: str, props: list) -> None:
     """StartTransientUnit and wait for its job ("done"); a leftover failed
     unit of the same name is reset and the start tried once more."""
     for attempt in (1, 2):
@@ -472,13 +473,11 @@ def start_unit(unit: str, props: list, ignore_exists: bool = False) -> None:
         except DBusError as e:
             if "org.freedesktop.systemd1.UnitExists" not in e.name:
                 raise PyruncError(f"unable to start unit \"{unit}\": {e}") from None
-            if ignore_exists:
-                return
             if attempt == 2:
                 raise PyruncError(f"unable to start unit \"{unit}\": {e}") from None
             reset_failed(unit)
             continue
-        result = _wait_job(job, unit)
+        result = _wait_job(job)
         if result != "done":
             reset_failed(unit)
             if not result:
@@ -498,7 +497,7 @@ def stop_unit(unit: str) -> None:
         elif not e.name:
             raise PyruncError(str(e)) from None
     else:
-        result = _wait_job(job, unit)
+        result = _wait_job(job)
         if not result:
             raise PyruncError(f"Timed out while waiting for systemd to remove {unit}")
         if result != "done":
@@ -536,7 +535,6 @@ class SystemdManager(Manager):
         self.parent = parent
         self.name = name
         self.extra_props = extra_props or []
-        self.started = False
         self.pid = 0  # the init, once the unit holds it
 
     @classmethod
@@ -572,7 +570,7 @@ class SystemdManager(Manager):
         """Nothing yet: systemd creates the unit's cgroup once it has the pid."""
 
     def add(self, pid: int) -> None:
-        if self.started:  # a further process (exec): the unit's cgroup exists
+        if self.pid:  # a further process: the unit's cgroup exists
             return super().add(pid)
         self.start(pid)
         self.pid = pid
@@ -595,14 +593,12 @@ class SystemdManager(Manager):
             props.append(("Wants", Variant("as", [self.parent])))
         else:
             props += [("Slice", Variant("s", self.parent)), ("Delegate", Variant("b", True))]
-        if pid != -1:
-            props.append(("PIDs", Variant("au", [pid])))
+        props.append(("PIDs", Variant("au", [pid])))
         props += [("MemoryAccounting", Variant("b", True)), ("CPUAccounting", Variant("b", True)),
                   ("IOAccounting" if self._v2() else "BlockIOAccounting", Variant("b", True)),
                   ("TasksAccounting", Variant("b", True)), ("DefaultDependencies", Variant("b", False))]
         props += self.extra_props
-        start_unit(self.unit, props, ignore_exists=pid == -1)
-        self.started = True
+        start_unit(self.unit, props)
 
     def apply(self, resources: dict, linux_devices: list | None = None) -> None:
         self._set(resources or {}, linux_devices, skip_devices=False)
@@ -611,28 +607,29 @@ class SystemdManager(Manager):
         self._set(resources or {}, None, skip_devices)
 
     def _set(self, r: dict, linux_devices: list | None, skip_devices: bool) -> None:
-        """Unit properties first (what systemd will keep), then the files."""
+        """Unit properties first (what systemd will keep), then the files.
+        A value the files would refuse never reaches systemd: the cgroupfs
+        driver's own checks come first."""
+        from .resources import apply_resources, check_memory_usage, validate
+        v2 = self._v2()
+        validate(r, v2)
         version = systemd_version()
-        if self._v2():
-            if r.get("memory"):
-                from .resources import check_memory_usage
+        if v2:
+            if r.get("memory"):  # before MemoryMax: systemd would OOM-kill the unit
                 check_memory_usage(self.paths[""], r["memory"])
             props, r = v2_properties(r, version)
         else:
-            if r.get("unified"):
-                raise PyruncError("cgroup v2 unified resources are not supported on cgroup v1")
             props, r = v1_properties(r, version)
         if not skip_devices:
             props = device_properties(r, linux_devices, version) + props
         set_unit_properties(self.unit, props)
-        if self.pid and not self._v2():
+        if self.pid and not v2:
             # A v1 controller that a property turns on for the unit (devices,
             # with DevicePolicy) is realized anew, and systemd moves the
             # unit's processes up to the parent slice's cgroup there first:
             # runc 1.1's containers end up in devices:/system.slice, free of
             # their device rules. The init is the only process yet: back in.
             self._join(self.pid)
-        from .resources import apply_resources
         apply_resources(self.paths, r, linux_devices, skip_devices=skip_devices)
 
     def destroy(self) -> None:
