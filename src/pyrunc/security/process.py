@@ -69,7 +69,10 @@ class Exec:
         user = process.get("user") or {}
         self.uid = user.get("uid", 0)
         self.gid = user.get("gid", 0)
-        self.umask = user.get("umask")
+        umask = user.get("umask")
+        # the kernel keeps only the permission bits (umask(2)); os.umask
+        # takes a C int, which a uint32 from the config may not fit
+        self.umask = None if umask is None else umask & 0o777
         self.groups = user.get("additionalGids") or []
         self.args = process["args"]
         self.path = path

@@ -52,6 +52,10 @@ def validate_process(p: object, *, for_exec: bool = False) -> None:
         _fail("Cwd must be an absolute path")
     if not p.get("args"):
         _fail("args must not be empty")
+    for kv in p.get("env") or ():  # runc's prepareEnv
+        i = kv.find("=")
+        if i <= 0:
+            _fail("invalid environment variable: " + ("missing '='" if i < 0 else "name cannot be empty"))
     if p.get("rlimits"):
         from ..linux.consts import RLIMITS
         for r in p["rlimits"]:
@@ -132,12 +136,13 @@ def validate(spec: dict, bundle: str) -> None:
 
 
 def _validate_device(i: int, d: dict) -> None:
-    """runc's stringToDeviceRune; a device number must fit mknod's dev_t halves."""
+    """runc's stringToDeviceRune; the numbers must be ones the kernel's dev_t
+    holds (12 bits of major, 20 of minor), not wrap into another device."""
     if d["type"] not in ("c", "u", "b", "p"):
         _fail(f"invalid device type {_quote(d['type'])}")
-    for k in ("major", "minor"):
-        if not 0 <= d.get(k, 0) <= 0xFFFFFFFF:
-            _fail(f"linux.devices[{i}].{k}: expected an integer from 0 to 4294967295, got {d[k]}")
+    for k, hi in (("major", 0xFFF), ("minor", 0xFFFFF)):
+        if not 0 <= d.get(k, 0) <= hi:
+            _fail(f"linux.devices[{i}].{k}: expected an integer from 0 to {hi}, got {d[k]}")
 
 
 def _quote(s: str) -> str:
