@@ -16,14 +16,20 @@ from ..errors import PyruncError
 from ..linux import consts as C
 
 
+def is_idmapped(m: dict) -> bool:
+    """runc: "idmap"/"ridmap", or a mount's own mappings without either."""
+    return (bool(set(m.get("options") or []) & {"idmap", "ridmap"})
+            or m.get("uidMappings") is not None or m.get("gidMappings") is not None)
+
+
 def validate(m: dict, has_userns: bool) -> None:
     opts = set(m.get("options") or [])
-    if not opts & {"idmap", "ridmap"}:
+    if not is_idmapped(m):
         return
     if not (m.get("type") == "bind" or opts & {"bind", "rbind"}):
         raise PyruncError(f"mount {m.get('destination')}: idmapped mounts are only supported for bind mounts")
     has_maps = bool(m.get("uidMappings")) or bool(m.get("gidMappings"))
-    if has_maps and not (m.get("uidMappings") and m.get("gidMappings")):
+    if (m.get("uidMappings") is not None or m.get("gidMappings") is not None) and not (m.get("uidMappings") and m.get("gidMappings")):
         raise PyruncError(f"mount {m.get('destination')}: idmapped mounts need both uidMappings and gidMappings")
     if not has_maps and not has_userns:
         raise PyruncError(f"mount {m.get('destination')}: idmapped mount without its own uidMappings/gidMappings "

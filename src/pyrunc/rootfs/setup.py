@@ -17,6 +17,7 @@ from ..linux import consts as C
 from ..linux import sys as L
 from ..security.lsm import format_mount_label
 from . import options as O
+from .idmap import is_idmapped
 from .paths import create_file, fd_path, mkdir_all, open_in_root
 
 DEFAULT_DEVICES = [  # path, type, major, minor, mode
@@ -183,7 +184,7 @@ class Rootfs:
                               f"stat {src}: {e.strerror}") from None
         fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
         try:
-            if opts.extensions & {"idmap", "ridmap"} and self.idmapped is not None:
+            if self.idmapped is not None and is_idmapped(m):
                 index = next(i for i, x in enumerate(self.spec["mounts"]) if x is m)
                 tree = self.idmapped(index)
                 try:  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH

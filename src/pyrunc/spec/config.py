@@ -141,8 +141,8 @@ def validate(spec: dict, bundle: str) -> None:
         dest = m.get("destination")
         if not dest or not isinstance(dest, str):
             _fail("invalid mount: destination must be specified")
-        if {"idmap", "ridmap"} & set(m.get("options") or []):
-            from ..rootfs.idmap import validate as validate_idmap
+        if {"idmap", "ridmap"} & set(m.get("options") or []) or "uidMappings" in m or "gidMappings" in m:
+            from ..rootfs.idmap import validate as validate_idmap  # also for mappings alone, as runc
             validate_idmap(m, "user" in seen)
     for kind, hooks in (spec.get("hooks") or {}).items():
         _type(hooks, list, f"hooks.{kind}")
