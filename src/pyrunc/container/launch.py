@@ -208,13 +208,15 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                     H.run_hooks("prestart", hooks.get("prestart") or [], st)
                     H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
                 reply("h")
-            elif tag == "I":  # an idmapped mount, which only the host side can make
-                from ..rootfs.idmap import idmapped_tree
-                tree = idmapped_tree(spec["mounts"][int(payload)], bundle, f"/proc/{init_pid}/ns/user")
+            elif tag == "I":  # a mount source only the host side can open (rootfs/idmap.py)
+                from ..rootfs.idmap import mount_source
+                index, _, kind = payload.decode().partition(" ")
+                src = mount_source(spec["mounts"][int(index)], bundle, init_pid, kind)
                 try:
-                    ch.send("M", fds=[tree])
+                    ch.send("M", fds=[src] if src >= 0 else None)
                 finally:
-                    os.close(tree)
+                    if src >= 0:
+                        os.close(src)
             elif tag == "T":
                 master = fds[0] if fds else None
             elif tag == "R":

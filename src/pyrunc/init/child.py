@@ -290,9 +290,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         ch.send("H")
         ch.expect("h")
 
-    def idmapped(index: int) -> int:
-        ch.send("I", str(index))
-        return ch.expect_msg("M")[1][0]
+    def mount_source(index: int, kind: str) -> int:
+        """An fd for mounts[index]'s source from the parent ("idmap": an
+        idmapped tree, "open": a plain O_PATH fd), or -1."""
+        ch.send("I", f"{index} {kind}")
+        fds = ch.expect_msg("M")[1]
+        return fds[0] if fds else -1
 
     def container_hooks() -> None:
         hooks = (spec.get("hooks") or {}).get("createContainer")
@@ -304,7 +307,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     from ..cgroups import running_in_userns  # a rootless engine's namespace too: no mknod there
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss or running_in_userns(), cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
-           container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped,
+           container_hooks=container_hooks, no_pivot=a.no_pivot, mount_source=mount_source,
            cgroup_mounts=a.cgroup_mounts).prepare()
     seal_imports()
     if a.terminal:

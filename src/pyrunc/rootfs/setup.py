@@ -18,7 +18,7 @@ from ..linux import sys as L
 from ..security.lsm import format_mount_label
 from . import options as O
 from .idmap import is_idmapped
-from .paths import create_file, fd_path, mkdir_all, open_in_root
+from .paths import create_file, fd_path, mkdir_all, open_in_root, strip_root
 
 DEFAULT_DEVICES = [  # path, type, major, minor, mode
     ("/dev/null", "c", 1, 3, 0o666), ("/dev/zero", "c", 1, 5, 0o666),
@@ -34,7 +34,7 @@ class Rootfs:
     def __init__(self, spec: dict, rootfs: str, bundle: str, *, userns: bool, cgroupns: bool,
                  join_cgroup: Callable[[], None], runtime_hooks: Callable[[], None],
                  container_hooks: Callable[[], None], no_pivot: bool = False,
-                 idmapped: Callable[[int], int] | None = None,
+                 mount_source: Callable[[int, str], int] | None = None,
                  cgroup_mounts: list[tuple[str, str, str]] | None = None) -> None:
         self.spec = spec
         self.linux = spec.get("linux") or {}
@@ -46,7 +46,7 @@ class Rootfs:
         self.runtime_hooks = runtime_hooks
         self.container_hooks = container_hooks
         self.no_pivot = no_pivot
-        self.idmapped = idmapped
+        self.mount_source = mount_source
         # (hierarchy key, host mount point, the container's cgroup dir there)
         self.cgroup_mounts = cgroup_mounts or []
         self.rootfd = -1
@@ -99,7 +99,7 @@ class Rootfs:
 
     # -- mounts -------------------------------------------------------------------
     def mount(self, m: dict) -> None:
-        dest = os.path.normpath("/" + m["destination"])
+        dest = strip_root(self.rootfs, m["destination"])
         mtype = m.get("type") or ""
         opts = O.parse(m.get("options"))
         try:
@@ -115,24 +115,36 @@ class Rootfs:
             raise PyruncError(f"error mounting {m.get('source', '')!r} to rootfs at {m['destination']!r}: "
                               f"{e.strerror}") from None
 
-    def _target_dir(self, dest: str, mtype: str) -> int:
+    def _target_dir(self, dest: str, mtype: str, source: str) -> tuple[int, bool]:
+        """(O_PATH fd of the mount's directory, whether it existed before)."""
         if mtype in ("proc", "sysfs"):
             # mounting procfs/sysfs through a symlink is how CVE-2019-19921 escapes
             from .paths import is_symlink_in_root
+            why = f"error mounting {source!r} to rootfs at {dest!r}: filesystem {mtype!r} must be mounted on ordinary directory"
             if is_symlink_in_root(self.rootfd, dest):
-                raise PyruncError(f"{dest} cannot be mounted because it is a symlink (type {mtype})")
+                raise PyruncError(why)
             fd = mkdir_all(self.rootfd, dest)
             if not stat.S_ISDIR(os.fstat(fd).st_mode):
                 os.close(fd)
-                raise PyruncError(f"{dest} cannot be mounted because it is not a directory")
-            return fd
-        return mkdir_all(self.rootfd, dest)
+                raise PyruncError(why)
+            return fd, True
+        try:
+            return open_in_root(self.rootfd, dest, C.O_PATH | os.O_DIRECTORY), True
+        except FileNotFoundError:
+            return mkdir_all(self.rootfd, dest), False
 
     def _mount_fs(self, m: dict, dest: str, mtype: str, opts: O.MountOptions) -> None:
-        fd = self._target_dir(dest, mtype)
+        fd, existed = self._target_dir(dest, mtype, m.get("source") or "")
         try:
             flags = opts.flags & ~C.MS_REMOUNT
+            if _late_ro(m, dest):
+                flags &= ~C.MS_RDONLY  # until finalize()
             data = opts.data_str or None
+            if mtype == "tmpfs" and existed:
+                # runc: a tmpfs takes the mode of the directory it covers (an
+                # explicit mode= comes later in the data, and wins)
+                mode = f"mode={stat.S_IMODE(os.fstat(fd).st_mode):04o}"
+                data = f"{mode},{data}" if data else mode
             if mtype not in ("proc", "sysfs", "mqueue"):  # the ones runc labels
                 data = format_mount_label(data, self.linux.get("mountLabel"))
             if mtype == "tmpfs" and "tmpcopyup" in opts.extensions:
@@ -177,26 +189,48 @@ class Rootfs:
         src = m.get("source") or ""
         if not src.startswith("/"):
             src = os.path.join(self.bundle, src)
+        srcfd = self._source_fd(m, src)
         try:
-            is_dir = stat.S_ISDIR(os.stat(src).st_mode)
-        except OSError as e:
-            raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: "
-                              f"stat {src}: {e.strerror}") from None
-        fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
-        try:
-            if self.idmapped is not None and is_idmapped(m):
-                index = next(i for i, x in enumerate(self.spec["mounts"]) if x is m)
-                tree = self.idmapped(index)
-                try:  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
-                    L.move_mount(tree, "", fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | 0x40)
-                finally:
-                    os.close(tree)
-            else:
-                L.mount(src, fd_path(fd), "bind", C.MS_BIND | (opts.flags & C.MS_REC))
+            try:
+                is_dir = stat.S_ISDIR((os.fstat(srcfd) if srcfd >= 0 else os.stat(src)).st_mode)
+            except OSError as e:
+                raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: "
+                                  f"stat {src}: {e.strerror}") from None
+            fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
+            try:
+                if srcfd >= 0 and is_idmapped(m):  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+                    L.move_mount(srcfd, "", fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | 0x40)
+                else:
+                    L.mount(fd_path(srcfd) if srcfd >= 0 else src, fd_path(fd), "bind",
+                            C.MS_BIND | (opts.flags & C.MS_REC))
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            if srcfd >= 0:
+                os.close(srcfd)
         extra = opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
         self._after_mount(dest, opts, remount_flags=extra)
+
+    def _source_fd(self, m: dict, src: str) -> int:
+        """As runc: the source of an idmapped mount always comes from the
+        parent; a plain bind's only when this process cannot stat it (a user
+        namespace without search permission on its parents). -1: use `src`."""
+        if self.mount_source is None:
+            return -1
+        index = next((i for i, x in enumerate(self.spec.get("mounts") or []) if x is m), None)
+        if index is None:  # a mount of our own making (cgroup, sysfs fallback)
+            return -1
+        if is_idmapped(m):
+            fd = self.mount_source(index, "idmap")
+            if fd < 0:
+                raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: "
+                                  "id-mapped mounts are not supported for rootless containers")
+            return fd
+        try:
+            os.stat(src)
+            return -1
+        except OSError:
+            return self.mount_source(index, "open")
 
     def _after_mount(self, dest: str, opts: O.MountOptions, remount_flags: int) -> None:
         """Flags a bind mount only takes on remount, recursive attributes and
@@ -373,25 +407,43 @@ class Rootfs:
 
 
 def finalize(spec: dict) -> None:
-    """After the pivot: masked and read-only paths, then a read-only root,
-    as runc orders them."""
+    """After the pivot: read-only tmpfs mounts and /dev (mounted read-write
+    until now, so that what lies below them could be made), masked and
+    read-only paths, then a read-only root."""
     linux = spec.get("linux") or {}
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        for m in spec.get("mounts") or []:
+            if "ro" in (m.get("options") or []) and _late_ro(m, os.path.normpath("/" + m["destination"].lstrip("/"))):
+                _remount_ro(rootfd, m)
         for p in linux.get("readonlyPaths") or []:
             _readonly_path(rootfd, p)
         masked = linux.get("maskedPaths") or []
         if masked:
             _mask_paths(rootfd, masked, linux.get("mountLabel"))
-        for m in spec.get("mounts") or []:
-            if os.path.normpath(m["destination"]) == "/dev" and "ro" in (m.get("options") or []):
-                L.mount(None, "/dev", None, C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY)
         if (spec.get("root") or {}).get("readonly"):
             st = os.statvfs("/")
             keep = st.f_flag & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC)
             L.mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | keep)
     finally:
         os.close(rootfd)
+
+
+def _late_ro(m: dict, dest: str) -> bool:
+    """runc mounts a tmpfs, and /dev, read-write first: devpts, devices and
+    copied-up files go below them; "ro" comes in finalize()."""
+    return (m.get("type") == "tmpfs" and not _bind(m)) or dest == "/dev"
+
+
+def _remount_ro(rootfd: int, m: dict) -> None:
+    opts = O.parse(m.get("options"))
+    if not opts.flags & C.MS_RDONLY:
+        return
+    fd = open_in_root(rootfd, m["destination"])
+    try:
+        L.mount(None, fd_path(fd), None, (opts.flags & ~C.MS_BIND) | C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY)
+    finally:
+        os.close(fd)
 
 
 def _readonly_path(rootfd: int, path: str) -> None:

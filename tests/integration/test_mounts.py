@@ -1,0 +1,225 @@
+"""Mounts and paths (issue 11, item 16), after runc 1.5's mounts.bats,
+mounts_sshfs.bats, mounts_recursive.bats, mounts_propagation.bats, mask.bats,
+no_pivot.bats, dev.bats and root.bats: each observed from inside the
+container (stat, /proc/self/mountinfo) or on the host's rootfs afterwards."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from helpers_userns import make_reachable, userns_config
+
+NEWER = pytest.mark.runc_ref_differs
+
+
+def run(rt, b, *args: str):
+    b.set_args(*args)
+    return rt.run_fg(rt.new_id(), b)
+
+
+def out(rt, b, *args: str) -> str:
+    res = run(rt, b, *args)
+    assert res.rc == 0, str(res)
+    return res.stdout
+
+
+def mount_line(text: str, dest: str) -> str:
+    """The /proc/self/mounts line of `dest` (the last, the one on top)."""
+    lines = [ln for ln in text.splitlines() if ln.split()[1:2] == [dest]]
+    assert lines, f"no mount at {dest} in:\n{text}"
+    return lines[-1]
+
+
+def opts_of(text: str, dest: str) -> set[str]:
+    return set(mount_line(text, dest).split()[3].split(","))
+
+
+# -- tmpfs mode= ------------------------------------------------------------------------------------
+@NEWER(reason="runc 1.1.5 does not inherit the target's mode")
+def test_tmpfs_mode_inherited_from_target(rt, bundle):
+    (bundle.rootfs / "tmpfs").mkdir()
+    os.chmod(bundle.rootfs / "tmpfs", 0o710)
+    bundle.config["mounts"].append({"type": "tmpfs", "source": "tmpfs", "destination": "/tmpfs",
+                                    "options": ["rw", "nodev", "nosuid"]})
+    text = out(rt, bundle, "sh", "-c", "stat -c %a /tmpfs; cat /proc/self/mounts")
+    assert text.split()[0] == "710"
+    assert "mode=710" in opts_of(text, "/tmpfs")
+
+
+def test_tmpfs_explicit_mode_wins(rt, bundle):
+    (bundle.rootfs / "tmpfs").mkdir()
+    os.chmod(bundle.rootfs / "tmpfs", 0o710)
+    bundle.config["mounts"].append({"type": "tmpfs", "source": "tmpfs", "destination": "/tmpfs",
+                                    "options": ["rw", "nodev", "nosuid", "mode=1500"]})
+    text = out(rt, bundle, "sh", "-c", "stat -c %a /tmpfs; cat /proc/self/mounts")
+    assert text.split()[0] == "1500"
+    assert "mode=1500" in opts_of(text, "/tmpfs")
+    assert oct(os.stat(bundle.rootfs / "tmpfs").st_mode & 0o7777) == oct(0o710)  # not chmod-ed
+
+
+def test_tmpfs_new_target_keeps_tmpfs_default(rt, bundle):
+    bundle.config["mounts"].append({"type": "tmpfs", "source": "tmpfs", "destination": "/non-existent/foo/bar/baz",
+                                    "options": ["rw", "nodev", "nosuid"]})
+    text = out(rt, bundle, "sh", "-c", "stat -c %a /non-existent/foo/bar/baz; cat /proc/self/mounts")
+    assert text.split()[0] == "1777"
+    assert not [o for o in opts_of(text, "/non-existent/foo/bar/baz") if o.startswith("mode=")]
+    for p in ("non-existent", "non-existent/foo", "non-existent/foo/bar", "non-existent/foo/bar/baz"):
+        assert os.stat(bundle.rootfs / p).st_mode & 0o7777 == 0o755, p
+
+
+@NEWER(reason="runc 1.1.5 gives the copy-up tmpfs the default mode")
+def test_tmpcopyup_keeps_target_mode(rt, bundle):
+    (bundle.rootfs / "dir1" / "dir2").mkdir(parents=True)
+    os.chmod(bundle.rootfs / "dir1" / "dir2", 0o777)
+    bundle.config["mounts"].append({"source": "tmpfs", "destination": "/dir1", "type": "tmpfs",
+                                    "options": ["tmpcopyup"]})
+    assert out(rt, bundle, "ls", "-ld", "/dir1/dir2").startswith("drwxrwxrwx")
+
+
+def test_setgid_inherited_by_created_mountpoints(rt, bundle):
+    (bundle.rootfs / "setgid").mkdir()
+    os.chmod(bundle.rootfs / "setgid", 0o7755)
+    bundle.config["mounts"].append({"type": "tmpfs", "source": "tmpfs", "destination": "/setgid/a/b/c",
+                                    "options": ["ro", "nodev", "nosuid"]})
+    out(rt, bundle, "true")
+    assert os.stat(bundle.rootfs / "setgid").st_mode & 0o7777 == 0o7755
+    for p in ("a", "a/b", "a/b/c"):
+        assert os.stat(bundle.rootfs / "setgid" / p).st_mode & 0o7777 == 0o2755, p
+
+
+def test_ro_tmpfs(rt, bundle):
+    bundle.config["mounts"].append({"source": "tmpfs", "destination": "/mnt", "type": "tmpfs",
+                                    "options": ["ro", "nodev", "nosuid", "mode=755"]})
+    assert "ro" in opts_of(out(rt, bundle, "cat", "/proc/mounts"), "/mnt")
+
+
+def test_tmpfs_under_absolute_symlink(rt, bundle):
+    (bundle.rootfs / "real" / "conf").mkdir(parents=True)
+    os.symlink("/real/conf", bundle.rootfs / "conf")
+    bundle.config["mounts"].append({"type": "tmpfs", "source": "tmpfs", "destination": "/conf/stack",
+                                    "options": ["ro", "nodev", "nosuid"]})
+    out(rt, bundle, "true")
+    assert (bundle.rootfs / "real" / "conf" / "stack").is_dir()
+
+
+# -- mount order: a bind source under an earlier container mount ---------------------------------
+@pytest.fixture
+def order_tree(bundle):
+    """bind-src/{a/x,b/y,c/z} with sym-{a,b,c} links, as mounts.bats'
+    test_mount_order; bind-src itself unreachable for others."""
+    src = bundle.path / "bind-src"
+    for sub in ("a/x", "b/y", "c/z"):
+        (src / sub).mkdir(parents=True)
+        (src / sub / "file").write_text(sub + "\n")
+        top = sub.split("/")[0]
+        os.symlink(top, src / f"sym-{top}")
+    os.chmod(src, 0o750)
+    (bundle.rootfs / "final").mkdir()
+    (bundle.rootfs / "mnt").mkdir()  # a container root in a user namespace cannot create it
+    return src
+
+
+def _order_mounts(bundle, src, idmap: bool) -> list[dict]:
+    root = str(bundle.rootfs)
+
+    def bind(s, d, opts=("rbind",)):
+        m = {"source": str(s), "destination": d, "type": "bind", "options": [*opts, "rprivate"]}
+        if "idmap" in opts:
+            m["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            m["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        return m
+    ctr = ("rbind", "idmap") if idmap else ("rbind",)
+    return [bind(src / "a", "/mnt", ("bind",)), bind(src / "sym-b", "/mnt/x", ("bind",)),
+            bind(src / "c", "/mnt/x/y", ("bind",)), bind(src / "sym-a", "/mnt/x/y/z", ("bind",)),
+            # sources inside the container's tree, named by their host path
+            bind(f"{root}/mnt/x", f"{root}/mnt/x/y/z/x", ctr), bind(f"{root}/mnt/x/y", f"{root}/mnt/x/y/z", ctr),
+            bind(f"{root}/mnt", f"{root}/final", ctr)]
+
+
+@NEWER(reason="runc 1.1.5 resolves the sources differently")
+@pytest.mark.parametrize("variant", ["plain", "userns", "idmap", "userns-idmap"])
+def test_mount_order_container_source(rt, bundle, order_tree, variant):
+    if "idmap" in variant:
+        from test_idmap import _REASON
+        if _REASON:
+            pytest.skip(_REASON)
+
+    def cfg(c):
+        if "userns" in variant:
+            userns_config(c)
+        c["mounts"] += _order_mounts(bundle, order_tree, "idmap" in variant)
+    bundle.update(cfg)
+    if "userns" in variant:
+        make_reachable(bundle.rootfs)
+    assert out(rt, bundle, "cat", "/final/x/y/z/z/x/y/z/x/file").strip() == "a/x"
+
+
+# -- bind targets through dangling symlinks ----------------------------------------------------------
+def _check_target(rt, bundle, src, dest: str, real: str) -> None:
+    saved = list(bundle.config["mounts"])
+    bundle.config["mounts"].append({"source": str(src), "destination": dest, "options": ["bind"]})
+    text = out(rt, bundle, "sh", "-c", f"stat -c '%n %d:%i' -- {real}; cat /proc/self/mounts")
+    first = text.splitlines()[0]
+    assert first.split()[0] == real
+    assert mount_line(text, real)
+    bundle.config["mounts"] = saved
+    bundle.save()
+    # the inode is the source's (device numbers differ inside: compare inodes)
+    assert first.split()[1].split(":")[1] == str(os.stat(src).st_ino)
+
+
+@NEWER(reason="runc 1.1.5 refuses dangling symlinks on the way")
+def test_bind_through_dangling_symlink_component(rt, bundle):
+    (bundle.rootfs / "etc" / "hosts").unlink(missing_ok=True)
+    os.symlink("/tmp/foo/bar", bundle.rootfs / "jump")
+    os.symlink("/jump/baz/hosts", bundle.rootfs / "etc" / "hosts")
+    (bundle.path / "hosts-src").write_text("x\n")
+    _check_target(rt, bundle, bundle.path / "hosts-src", "/etc/hosts", "/tmp/foo/bar/baz/hosts")
+
+
+@NEWER(reason="runc 1.1.5 refuses a trailing dangling symlink")
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_bind_through_trailing_dangling_symlink(rt, bundle, kind):
+    (bundle.rootfs / "etc" / "hosts").unlink(missing_ok=True)
+    os.symlink("/tmp/hosts", bundle.rootfs / "etc" / "hosts")
+    (bundle.path / "hosts-src").write_text("x\n")
+    src = bundle.path / "hosts-src" if kind == "file" else bundle.path
+    _check_target(rt, bundle, src, "/etc/hosts", "/tmp/hosts")
+
+
+# -- /proc, /dev ----------------------------------------------------------------------------------------
+def test_proc_symlink_refused(rt, bundle, leakcheck):
+    os.rmdir(bundle.rootfs / "proc")
+    (bundle.rootfs / "bad-proc").mkdir()
+    os.symlink("/bad-proc", bundle.rootfs / "proc")
+    res = run(rt, bundle, "true")
+    res.expect_fail(match="must be mounted on ordinary directory")
+    leakcheck.assert_clean()
+
+
+@NEWER(reason="runc 1.1.5 leaves /dev writable")
+def test_ro_dev(rt, bundle):
+    for m in bundle.config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"].append("ro")
+    assert "ro" in opts_of(out(rt, bundle, "cat", "/proc/mounts"), "/dev")
+
+
+@NEWER(reason="runc 1.1.5 leaves /sys/fs/cgroup writable")
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_cgroup_mounts_read_only(rt, bundle, cgroupns):
+    def cfg(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "cgroup"]
+        if cgroupns:
+            c["linux"]["namespaces"].append({"type": "cgroup"})
+    bundle.update(cfg)
+    text = out(rt, bundle, "cat", "/proc/mounts")
+    # every hierarchy (v1: each under runc's writable tmpfs; v2: the one mount)
+    cg = {ln.split()[1] for ln in text.splitlines()
+          if ln.split()[1].startswith("/sys/fs/cgroup") and ln.split()[2] in ("cgroup", "cgroup2")}
+    assert cg
+    for mp in cg:
+        assert "ro" in opts_of(text, mp), mount_line(text, mp)
