@@ -223,3 +223,109 @@ def test_cgroup_mounts_read_only(rt, bundle, cgroupns):
     assert cg
     for mp in cg:
         assert "ro" in opts_of(text, mp), mount_line(text, mp)
+
+
+# -- bind flags over a source mount's flags (mounts_sshfs.bats, with a tmpfs) ---------------------
+@pytest.fixture
+def srcmnt(bundle):
+    """A tmpfs on the host standing for mounts_sshfs.bats' fuse mount; set(flags)
+    re-flags it (a bind remount, so nothing sticks to the superblock)."""
+    from pyrunc.linux import consts as C
+    from pyrunc.linux import sys as L
+    from pyrunc.rootfs import options as O
+    d = bundle.path / "fuse-sshfs"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "rw,suid,dev,exec,diratime,strictatime", "tmpfs", str(d)], check=True)
+
+    def set_flags(flags: str) -> None:
+        L.mount(None, str(d), None, C.MS_REMOUNT | C.MS_BIND | C.MS_STRICTATIME)  # diratime,atime,strictatime
+        L.mount(None, str(d), None, C.MS_REMOUNT | C.MS_BIND | O.parse(flags.split(",")).flags)
+    set_flags.path = d
+    yield set_flags
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def _bind_flags(rt, bundle, srcmnt, host: str, bind: str, userns: bool):
+    srcmnt(host)
+
+    def cfg(c):
+        if userns:
+            userns_config(c)
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/mnt"]
+        c["mounts"].append({"source": str(srcmnt.path), "destination": "/mnt", "type": "bind",
+                            "options": bind.split(",")})
+    bundle.update(cfg)
+    (bundle.rootfs / "mnt").mkdir(exist_ok=True)
+    if userns:
+        make_reachable(bundle.rootfs)
+    return run(rt, bundle, "cat", "/proc/self/mounts")
+
+
+def _expect(res, want: str) -> None:
+    """want: "ro,!rw,noexec" — options that must (or, with !, must not) show."""
+    assert res.rc == 0, str(res)
+    got = opts_of(res.stdout, "/mnt")
+    for w in want.split(","):
+        if w.startswith("!"):
+            assert w[1:] not in got, (want, got)
+        else:
+            assert w in got, (want, got)
+
+
+STRICT = "!noatime,!relatime,!nodiratime"
+
+# (host flags, bind options, expected without a user namespace, expected with one; None: refused)
+SSHFS_CASES = [
+    ("ro,noexec,nosymfollow,nodiratime", "bind", "ro,!rw,noexec,nodiratime,nosymfollow",
+     "ro,!rw,noexec,nodiratime,nosymfollow"),
+    ("ro,noexec,nosymfollow,nodiratime", "bind,dev", "!ro,rw,!noexec,!nosymfollow,nodiratime",
+     "ro,!rw,noexec,nodiratime,!nosymfollow"),
+    ("ro", "bind,nosuid,nodev,rprivate", "!ro,rw,nosuid,nodev", "ro,nosuid,nodev"),
+    ("ro", "bind,rw,nosuid,nodev,rprivate", "!ro,rw,nosuid,nodev", None),
+    ("nosuid,nodev,noexec,noatime", "bind,dev,suid,exec,atime", "!ro,rw,!nosuid,!nodev,!noexec,noatime", None),
+    ("rw,nodev,nosuid,noexec,noatime", "bind,ro", "ro,!nosuid,!nodev,!noexec", "ro,nosuid,nodev,noexec"),
+    ("rw,nodev,nosymfollow", "bind,ro,symfollow", "ro,!rw,!nodev,!nosymfollow", "ro,nodev,!nosymfollow"),
+    ("rw,nodev,nosymfollow", "bind,rw", "rw,!nodev,!nosymfollow", "rw,nodev,!nosymfollow"),
+    ("nodev,nosuid,noatime", "bind,ro,exec", "ro,!noexec,!nosuid,!nodev,noatime",
+     "ro,!noexec,nosuid,nodev,noatime"),
+    # atime: kept unless another is asked for; with a user namespace all are locked
+    ("noatime", "bind", "noatime,!relatime", "noatime,!relatime"),
+    ("noatime", "bind,norelatime", "noatime,!relatime", "noatime,!relatime"),
+    ("noatime", "bind,atime", "noatime,!relatime", "noatime,!relatime"),
+    ("noatime", "bind,relatime", "!noatime,relatime", None),
+    ("noatime", "bind,nodiratime", "!noatime,nodiratime,relatime", None),
+    ("noatime", "bind,strictatime", STRICT, None),
+    ("nodiratime", "bind,strictatime", STRICT, None),
+    ("noatime", "bind,nodiratime,strictatime", "!noatime,nodiratime,!relatime", None),
+    ("noatime", "bind,nodiratime,norelatime", "!noatime,nodiratime,relatime", None),
+    ("strictatime", "bind", STRICT, STRICT),
+    ("relatime", "bind", "relatime", "relatime"),
+    ("nodiratime", "bind", "nodiratime", "nodiratime"),
+    ("noatime,nodiratime", "bind", "noatime,nodiratime", "noatime,nodiratime"),
+    ("noatime,nodiratime", "bind,norelatime", "noatime,nodiratime", "noatime,nodiratime"),
+    ("relatime", "bind,strictatime", STRICT, None),
+    ("nodiratime", "bind,noatime", "noatime", None),
+    ("relatime", "bind,noatime", "noatime", None),
+    ("relatime", "bind,nodiratime", "nodiratime", None),
+    ("strictatime", "bind,relatime", "relatime", None),
+    ("strictatime", "bind,noatime", "noatime", None),
+    ("strictatime", "bind,nodiratime", "nodiratime", None),
+    ("strictatime", "bind,nostrictatime", STRICT, STRICT),
+    ("nodiratime", "bind,diratime", "nodiratime", "nodiratime"),
+    ("nodiratime", "bind,norelatime", "nodiratime", "nodiratime"),
+    ("relatime", "bind,norelatime", "relatime", "relatime"),
+    ("noatime,nodiratime", "bind,atime", "noatime,nodiratime", "noatime,nodiratime"),
+]
+
+
+@NEWER(reason="runc 1.1.5 keeps no locked flags and clears none")
+@pytest.mark.parametrize("userns", [False, True], ids=["host", "userns"])
+@pytest.mark.parametrize("host, bind, plain, in_userns", SSHFS_CASES,
+                         ids=[f"{h}->{b}" for h, b, _, _ in SSHFS_CASES])
+def test_bind_flags_over_source_flags(rt, bundle, srcmnt, host, bind, plain, in_userns, userns):
+    want = in_userns if userns else plain
+    res = _bind_flags(rt, bundle, srcmnt, host, bind, userns)
+    if want is None:
+        res.expect_fail(match=r"error mounting.*operation not permitted", one_line=True)
+    else:
+        _expect(res, want)

@@ -165,7 +165,7 @@ class Rootfs:
         finally:
             if fd >= 0:
                 os.close(fd)
-        self._after_mount(dest, opts, remount_flags=0)
+        self._after_mount(dest, opts)
 
     def _tmpcopyup(self, m: dict, fd: int, flags: int, data: str | None) -> None:
         import shutil
@@ -205,11 +205,13 @@ class Rootfs:
                             C.MS_BIND | (opts.flags & C.MS_REC))
             finally:
                 os.close(fd)
+            try:
+                self._after_mount(dest, opts, bind_source=srcfd if srcfd >= 0 else src)
+            except PyruncError as e:
+                raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: {e}") from None
         finally:
             if srcfd >= 0:
                 os.close(srcfd)
-        extra = opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
-        self._after_mount(dest, opts, remount_flags=extra)
 
     def _source_fd(self, m: dict, src: str) -> int:
         """As runc: the source of an idmapped mount always comes from the
@@ -232,24 +234,19 @@ class Rootfs:
         except OSError:
             return self.mount_source(index, "open")
 
-    def _after_mount(self, dest: str, opts: O.MountOptions, remount_flags: int) -> None:
-        """Flags a bind mount only takes on remount, recursive attributes and
-        propagation, each applied to the mount just made (re-resolved in root)."""
-        if not (remount_flags or opts.propagation or opts.attr_set or opts.attr_clr):
+    def _after_mount(self, dest: str, opts: O.MountOptions, bind_source: int | str | None = None) -> None:
+        """What a mount takes after it is made, applied to the mount just
+        made (re-resolved in root): a bind's flags (a remount), recursive
+        attributes, propagation."""
+        remount = bind_source is not None and bool(
+            opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT) or opts.cleared)
+        if not (remount or opts.propagation or opts.attr_set or opts.attr_clr):
             return
         fd = open_in_root(self.rootfd, dest)
         try:
             target = fd_path(fd)
-            if remount_flags:
-                try:
-                    L.mount(None, target, None, C.MS_BIND | C.MS_REMOUNT | remount_flags)
-                except OSError as e:
-                    if e.errno != errno.EPERM:
-                        raise
-                    # a locked mount (user namespace) keeps its nosuid/nodev/noexec
-                    st = os.statvfs(target)
-                    locked = st.f_flag & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC | C.MS_RDONLY)
-                    L.mount(None, target, None, C.MS_BIND | C.MS_REMOUNT | remount_flags | locked)
+            if remount:
+                _remount_bind(target, opts, bind_source)
             if opts.attr_set or opts.attr_clr:
                 L.mount_setattr(fd, "", C.AT_EMPTY_PATH | C.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
             for p in opts.propagation:
@@ -301,7 +298,9 @@ class Rootfs:
             finally:
                 os.close(fd)
             if not self.cgroupns and flags & ~C.MS_BIND:
-                self._after_mount(sub, O.MountOptions(), remount_flags=flags)
+                bind = O.MountOptions()
+                bind.flags = flags | C.MS_BIND
+                self._after_mount(sub, bind, bind_source=path)
             name = os.path.basename(mp)
             if "," in name:  # cpu,cpuacct mounted together: link each name to it
                 dfd = open_in_root(self.rootfd, dest)
@@ -427,6 +426,34 @@ def finalize(spec: dict) -> None:
             L.mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | keep)
     finally:
         os.close(rootfd)
+
+
+def _remount_bind(target: str, opts: O.MountOptions, source: int | str) -> None:
+    """A bind mount takes its flags only on remount. As runc 1.5: first
+    exactly the flags asked for (the others cleared, atime kept unless
+    asked); if the kernel refuses (flags locked on a mount from another
+    user namespace: MNT_LOCK_*), again with the source's lockable flags
+    kept — unless the config asks to clear one, or for another atime."""
+    flags = opts.flags | C.MS_BIND | C.MS_REMOUNT
+    try:
+        L.mount(None, target, None, flags)
+        return
+    except OSError as e:
+        err = e
+    st = os.fstatvfs(source) if isinstance(source, int) else os.statvfs(source)
+    src_flags = O.statfs_to_mount_flags(st.f_flag)
+    why = "failed to set user-requested vfs flags on bind-mount"
+    locked = src_flags & opts.cleared & O.LOCKABLE
+    if locked:
+        raise PyruncError(f"{why}: cannot clear locked flags {O.flag_names(locked)}: {err.strerror}")
+    if flags & O.ATIME_ALL and flags & O.ATIME_ALL != src_flags & O.ATIME_ALL:
+        raise PyruncError(f"{why}: cannot change locked atime flags {O.flag_names(src_flags & O.ATIME_ALL)}: "
+                          f"{err.strerror}")
+    try:
+        L.mount(None, target, None, flags | (src_flags & O.LOCKABLE))
+    except OSError as e:
+        raise PyruncError(f"{why}: remount with locked flags {O.flag_names(src_flags & O.LOCKABLE)} re-applied: "
+                          f"{e.strerror}") from None
 
 
 def _late_ro(m: dict, dest: str) -> bool:
