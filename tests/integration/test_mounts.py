@@ -329,3 +329,111 @@ def test_bind_flags_over_source_flags(rt, bundle, srcmnt, host, bind, plain, in_
         res.expect_fail(match=r"error mounting.*operation not permitted", one_line=True)
     else:
         _expect(res, want)
+
+
+# -- recursive flags (mounts_recursive.bats) ---------------------------------------------------------
+@pytest.fixture
+def volume(bundle):
+    """A host tmpfs with another tmpfs mounted at subvol/ below it."""
+    v = bundle.path / "volume"
+    v.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "none", str(v)], check=True)
+    try:
+        (v / "foo").write_text("foo\n")
+        (v / "subvol").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "none", str(v / "subvol")], check=True)
+        (v / "subvol" / "bar").write_text("bar\n")
+        yield v
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(v)], check=False)
+
+
+@pytest.mark.parametrize("opts, sub_ro", [(["rbind", "ro"], False), (["rbind", "rro"], True),
+                                          (["rbind", "ro", "rro"], True)])
+def test_rbind_ro_and_rro(rt, bundle, volume, opts, sub_ro):
+    bundle.config["mounts"].append({"source": str(volume), "destination": "/mnt", "options": opts})
+    text = out(rt, bundle, "sh", "-c", "touch /mnt/foo 2>&1; touch /mnt/subvol/bar 2>&1; echo done")
+    lines = text.splitlines()
+    assert "Read-only file system" in lines[0]
+    assert ("Read-only file system" in lines[1]) == sub_ro, text
+
+
+@NEWER(reason="runc 1.1.5 refuses ratime & co (EINVAL)")
+def test_rbind_recursive_atime(rt, bundle, volume):
+    want = {"ratime": "relatime", "rnoatime": "noatime", "rstrictatime": None, "rnostrictatime": "relatime",
+            "rrelatime": "relatime", "rnorelatime": "relatime"}
+    for i, opt in enumerate(want, 1):
+        bundle.config["mounts"].append({"source": str(volume), "destination": f"/mnt{i}", "options": ["rbind", opt]})
+    text = out(rt, bundle, "cat", "/proc/self/mounts")
+    for i, (opt, atime) in enumerate(want.items(), 1):
+        for mp in (f"/mnt{i}", f"/mnt{i}/subvol"):
+            got = opts_of(text, mp)
+            assert "rw" in got
+            if atime is None:
+                assert not got & {"relatime", "noatime"}, (opt, mp, got)
+            else:
+                assert atime in got and not got & ({"relatime", "noatime"} - {atime}), (opt, mp, got)
+
+
+# -- rootfsPropagation, --no-pivot -----------------------------------------------------------------
+def test_rootfs_propagation_shared(rt, bundle):
+    bundle.config["linux"]["rootfsPropagation"] = "shared"
+    line = next(ln for ln in out(rt, bundle, "cat", "/proc/self/mountinfo").splitlines() if ln.split()[4] == "/")
+    assert "shared:" in line.split(" - ")[0], line
+
+
+@NEWER(reason="runc 1.1.5 leaves the host's /proc reachable under --no-pivot")
+def test_no_pivot_does_not_expose_bare_proc(rt, bundle):
+    """no_pivot.bats: with the host's full procfs gone from the mount
+    namespace, a fresh procfs cannot be mounted (the kernel wants an unmasked
+    one to exist). Recent kernels (6.18 here) refuse it even when the host's
+    /proc is still there under the moved root: there this test also passes
+    without the unmounting in Rootfs._move_root."""
+    caps = bundle.config["process"]["capabilities"]
+    for k in ("bounding", "permitted", "effective"):
+        caps[k] = sorted(set(caps.get(k, [])) | {"CAP_SETFCAP"})
+    bundle.set_args("unshare", "-mrpf", "sh", "-c", "mount -t proc none /proc && echo h > /proc/sysrq-trigger")
+    res = rt.run_fg(rt.new_id(), bundle, "--no-pivot")
+    assert res.rc == 1, str(res)
+    assert "permission denied" in (res.stdout + res.stderr).lower(), str(res)
+
+
+# -- masked paths (mask.bats) -----------------------------------------------------------------------
+@pytest.fixture
+def masked(bundle):
+    for d in ("testdir", "testdir2", "testdir3"):
+        (bundle.rootfs / d).mkdir()
+    (bundle.rootfs / "testfile").write_text("Forbidden information!\n")
+    bundle.config["linux"]["maskedPaths"] += ["/testdir", "/testfile"]
+    return bundle
+
+
+def test_masked_file_and_directory(rt, masked):
+    text = out(rt, masked, "sh", "-c", "cat /testfile; ls /testdir; echo ---; rm -f /testfile 2>&1; "
+                                       "touch /testdir/foo 2>&1; umount /testfile 2>&1; umount /testdir 2>&1; true")
+    head, _, tail = text.partition("---\n")
+    assert head == ""
+    lines = tail.splitlines()
+    assert "Read-only file system" in lines[0] and "Read-only file system" in lines[1]
+    assert all(("Operation not permitted" in ln or "Permission denied" in ln) for ln in lines[2:4]), text
+
+
+@NEWER(reason="runc 1.1.5 mounts a path listed twice twice")
+def test_masked_paths_listed_twice_are_masked_once(rt, masked):
+    masked.config["linux"]["maskedPaths"] += ["/testdir", "/testfile"]
+    text = out(rt, masked, "cat", "/proc/self/mounts")
+    assert len([ln for ln in text.splitlines() if ln.split()[1] == "/testdir"]) == 1
+    assert len([ln for ln in text.splitlines() if ln.split()[1] == "/testfile"]) == 1
+
+
+@NEWER(reason="runc 1.1.5 gives each masked directory its own tmpfs")
+@pytest.mark.parametrize("readonly_root", [False, True])
+def test_masked_directories_share_one_tmpfs(rt, masked, readonly_root):
+    masked.config["linux"]["maskedPaths"] += ["/testdir2", "/testdir3"]
+    masked.config["root"]["readonly"] = readonly_root
+    text = out(rt, masked, "sh", "-c", "stat -c %d /testdir /testdir2 /testdir3; ls /testdir; "
+                                       "touch /testdir2/foo 2>&1; true")
+    lines = text.splitlines()
+    assert lines[0] == lines[1] == lines[2], text
+    assert "Read-only file system" in lines[3], text
+

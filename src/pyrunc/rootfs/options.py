@@ -96,6 +96,8 @@ def parse(options: list[str] | None) -> MountOptions:
             elif clear:
                 out.attr_clr |= attr
                 out.attr_set &= ~attr
+                if attr & C.MOUNT_ATTR__ATIME == attr:  # "ratime", "rnostrictatime"...: the
+                    out.attr_clr |= C.MOUNT_ATTR__ATIME  # kernel takes the whole field or EINVAL
             else:
                 out.attr_set |= attr
                 out.attr_clr &= ~attr

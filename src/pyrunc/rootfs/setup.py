@@ -77,6 +77,10 @@ class Rootfs:
             self._move_root()
         else:
             self._pivot_root()
+        # runc: rootfsPropagation applies to the new / as well (private it
+        # already is: its parent was made private)
+        if self.linux.get("rootfsPropagation") and not prop & C.MS_PRIVATE:
+            L.mount(None, "/", None, prop)
 
     def _join(self) -> None:
         self.join_cgroup()
@@ -399,10 +403,55 @@ class Rootfs:
             os.close(new)
 
     def _move_root(self) -> None:
+        """--no-pivot: move the rootfs onto / and chroot. The host's procfs
+        and sysfs would stay reachable in this mount namespace, and their
+        full mounts let the container mount a fresh, unmasked procfs: as
+        runc, unmount them first (or cover them with a tmpfs)."""
+        for mp in _full_proc_sys_mounts(self.rootfs):
+            try:
+                L.mount(None, mp, None, C.MS_SLAVE | C.MS_REC)
+            except FileNotFoundError:
+                continue  # under one already gone
+            try:
+                L.umount2(mp, C.MNT_DETACH)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                L.mount("tmpfs", mp, "tmpfs", 0, None)
         os.chdir(self.rootfs)
         L.mount(self.rootfs, "/", None, C.MS_MOVE)
         os.chroot(".")
         os.chdir("/")
+
+
+def _full_proc_sys_mounts(rootfs: str) -> list[str]:
+    """Mount points of whole procfs/sysfs file systems outside the rootfs,
+    from /proc/self/mountinfo (octal escapes decoded)."""
+    found = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index(b"-")
+            fstype, root = fields[sep + 1], fields[3]
+            mp = _mountinfo_unescape(fields[4].decode(errors="surrogateescape"))
+            if root == b"/" and fstype in (b"proc", b"sysfs") and not mp.startswith(rootfs):
+                found.append(mp)
+    return found
+
+
+def _mountinfo_unescape(s: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as \\ooo."""
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
 
 
 def finalize(spec: dict) -> None:
@@ -491,9 +540,13 @@ def _readonly_path(rootfd: int, path: str) -> None:
 
 
 def _mask_paths(rootfd: int, paths: list[str], mount_label: str | None = None) -> None:
-    """Directories get an empty read-only tmpfs, files the container's /dev/null
-    — checked to be the real null device first (CVE-2025-31133)."""
+    """Files get the container's /dev/null — checked to be the real null
+    device first (CVE-2025-31133) — directories an empty read-only tmpfs,
+    one for all of them (the first is bound over the others), as runc 1.5.
+    A path listed twice is masked once."""
     null = os.open("/dev/null", C.O_PATH | os.O_CLOEXEC)
+    shared = -1  # the first masked directory's tmpfs
+    done: set[str] = set()
     try:
         st = os.fstat(null)
         if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != 1 or os.minor(st.st_rdev) != 3:
@@ -504,14 +557,37 @@ def _mask_paths(rootfd: int, paths: list[str], mount_label: str | None = None) -
             except (FileNotFoundError, NotADirectoryError):
                 continue
             try:
-                if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    L.mount("tmpfs", fd_path(fd), "tmpfs", C.MS_RDONLY, format_mount_label(None, mount_label))
-                else:
+                clean = os.path.normpath("/" + p.lstrip("/"))
+                if clean in done:
+                    continue
+                done.add(clean)
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
                     L.mount(fd_path(null), fd_path(fd), None, C.MS_BIND)
+                    continue
+                if shared >= 0:
+                    try:
+                        L.mount(fd_path(shared), fd_path(fd), None, C.MS_BIND)
+                        continue
+                    except OSError:
+                        os.close(shared)  # each directory gets its own, as runc falls back
+                        shared = -2
+                _mask_dir(fd_path(fd), mount_label)
+                if shared == -1:
+                    shared = open_in_root(rootfd, p)  # the tmpfs now on top
             finally:
                 os.close(fd)
     finally:
         os.close(null)
+        if shared >= 0:
+            os.close(shared)
+
+
+def _mask_dir(target: str, mount_label: str | None) -> None:
+    """A read-only tmpfs as small as it gets (some kernels want 2 inodes)."""
+    try:
+        L.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, format_mount_label("nr_blocks=1,nr_inodes=1", mount_label))
+    except OSError:
+        L.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, format_mount_label("nr_blocks=1,nr_inodes=2", mount_label))
 
 
 def _bind(m: dict) -> bool:
