@@ -437,3 +437,11 @@ def test_masked_directories_share_one_tmpfs(rt, masked, readonly_root):
     assert lines[0] == lines[1] == lines[2], text
     assert "Read-only file system" in lines[3], text
 
+
+
+# -- /dev (dev.bats) -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path, minor", [("/dev/tty", 0), ("/dev/ptmx", 2)])
+def test_redundant_default_device(rt, bundle, path, minor):
+    bundle.config["linux"]["devices"] = [{"path": path, "type": "c", "major": 5, "minor": minor}]
+    line = out(rt, bundle, "ls", "-lLn", path).splitlines()[0]
+    assert re.match(rf"crw-rw-rw-\s+1\s+0\s+0\s+5,\s+{minor}\s.*{path}$", line), line
