@@ -445,3 +445,9 @@ def test_redundant_default_device(rt, bundle, path, minor):
     bundle.config["linux"]["devices"] = [{"path": path, "type": "c", "major": 5, "minor": minor}]
     line = out(rt, bundle, "ls", "-lLn", path).splitlines()[0]
     assert re.match(rf"crw-rw-rw-\s+1\s+0\s+0\s+5,\s+{minor}\s.*{path}$", line), line
+
+
+def test_mount_on_top_of_rootfs_refused(rt, bundle, leakcheck):
+    bundle.config["mounts"].append({"source": "tmpfs", "destination": "/", "type": "tmpfs"})
+    run(rt, bundle, "true").expect_fail(match="is on the top of rootfs", one_line=True)
+    leakcheck.assert_clean()

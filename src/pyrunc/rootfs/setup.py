@@ -106,6 +106,9 @@ class Rootfs:
         dest = strip_root(self.rootfs, m["destination"])
         mtype = m.get("type") or ""
         opts = O.parse(m.get("options"))
+        if dest == "/":  # runc: "mountpoint ... is on the top of rootfs ..."
+            raise PyruncError(f"error mounting {m.get('source', '')!r} to rootfs at {m['destination']!r}: "
+                              f"mountpoint {self.rootfs!r} is on the top of rootfs {self.rootfs!r}")
         try:
             if mtype in ("cgroup", "cgroup2"):
                 self._mount_cgroup(m, dest, opts)
