@@ -90,8 +90,10 @@ def test_setgid_inherited_by_created_mountpoints(rt, bundle):
         assert os.stat(bundle.rootfs / "setgid" / p).st_mode & 0o7777 == 0o2755, p
 
 
-def test_ro_tmpfs(rt, bundle):
-    bundle.config["mounts"].append({"source": "tmpfs", "destination": "/mnt", "type": "tmpfs",
+@pytest.mark.parametrize("host_path", [False, True], ids=["dest", "dest-by-host-path"])
+def test_ro_tmpfs(rt, bundle, host_path):
+    dest = f"{bundle.rootfs}/mnt" if host_path else "/mnt"
+    bundle.config["mounts"].append({"source": "tmpfs", "destination": dest, "type": "tmpfs",
                                     "options": ["ro", "nodev", "nosuid", "mode=755"]})
     assert "ro" in opts_of(out(rt, bundle, "cat", "/proc/mounts"), "/mnt")
 

@@ -317,7 +317,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     if spec.get("domainname"):
         L.setdomainname(spec["domainname"])
     _sysctl((spec.get("linux") or {}).get("sysctl") or {})
-    finalize(spec)
+    finalize(spec, a.rootfs)
     os.umask(0o022)
     from ..security.process import prepare_exec
     final = prepare_exec(process, rlimits_set=True)  # the parent sets them (prlimit)

@@ -457,7 +457,7 @@ def _mountinfo_unescape(s: str) -> str:
     return "".join(out)
 
 
-def finalize(spec: dict) -> None:
+def finalize(spec: dict, rootfs: str = "/") -> None:
     """After the pivot: read-only tmpfs mounts and /dev (mounted read-write
     until now, so that what lies below them could be made), masked and
     read-only paths, then a read-only root."""
@@ -465,8 +465,9 @@ def finalize(spec: dict) -> None:
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for m in spec.get("mounts") or []:
-            if "ro" in (m.get("options") or []) and _late_ro(m, os.path.normpath("/" + m["destination"].lstrip("/"))):
-                _remount_ro(rootfd, m)
+            dest = strip_root(rootfs, m["destination"])  # the rootfs' host path, if named, is / now
+            if "ro" in (m.get("options") or []) and _late_ro(m, dest):
+                _remount_ro(rootfd, m, dest)
         for p in linux.get("readonlyPaths") or []:
             _readonly_path(rootfd, p)
         masked = linux.get("maskedPaths") or []
@@ -514,11 +515,11 @@ def _late_ro(m: dict, dest: str) -> bool:
     return (m.get("type") == "tmpfs" and not _bind(m)) or dest == "/dev"
 
 
-def _remount_ro(rootfd: int, m: dict) -> None:
+def _remount_ro(rootfd: int, m: dict, dest: str) -> None:
     opts = O.parse(m.get("options"))
     if not opts.flags & C.MS_RDONLY:
         return
-    fd = open_in_root(rootfd, m["destination"])
+    fd = open_in_root(rootfd, dest)
     try:
         L.mount(None, fd_path(fd), None, (opts.flags & ~C.MS_BIND) | C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY)
     finally:
