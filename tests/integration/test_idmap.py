@@ -326,3 +326,12 @@ def test_mount_tree_implied_mapping_joined_userns(rt, idb, make_bundle):
         assert stat_all(rt, idb, "/tmp/mount-tree/*.txt /tmp/mount-tree/multi[12]/*.txt") == want
     finally:
         rt.delete(tid, force=True)
+
+
+def test_missing_source_is_one_clean_error(rt, idb, leakcheck):
+    add(idb, mount("no-such-source/", "/tmp/mount-1", uids=BASIC[0], gids=BASIC[1]), ns=True)
+    idb.set_args("true")
+    rt.fail("run", "--bundle", idb.path, rt.new_id(), match=r"error mounting .*no-such-source.*No such file",
+            one_line=True)
+    leakcheck.assert_clean()
+

@@ -159,6 +159,22 @@ def test_mount_order_container_source(rt, bundle, order_tree, variant):
     assert out(rt, bundle, "cat", "/final/x/y/z/z/x/y/z/x/file").strip() == "a/x"
 
 
+def test_bind_source_the_user_namespace_cannot_reach(rt, bundle):
+    """runc asks its host side for such a source (an O_PATH fd opened in the
+    container's mount namespace): the container's root may not search it."""
+    secret = bundle.path / "secret"
+    (secret / "inner").mkdir(parents=True)
+    (secret / "inner" / "f").write_text("ok\n")
+    os.chmod(secret, 0o700)
+
+    def cfg(c):
+        userns_config(c)
+        c["mounts"].append({"source": str(secret / "inner"), "destination": "/tmp/inner", "options": ["bind"]})
+    bundle.update(cfg)
+    make_reachable(bundle.rootfs)
+    assert out(rt, bundle, "cat", "/tmp/inner/f") == "ok\n"
+
+
 # -- bind targets through dangling symlinks ----------------------------------------------------------
 def _check_target(rt, bundle, src, dest: str, real: str) -> None:
     saved = list(bundle.config["mounts"])

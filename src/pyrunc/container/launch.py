@@ -211,7 +211,12 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             elif tag == "I":  # a mount source only the host side can open (rootfs/idmap.py)
                 from ..rootfs.idmap import mount_source
                 index, _, kind = payload.decode().partition(" ")
-                src = mount_source(spec["mounts"][int(index)], bundle, init_pid, kind)
+                m = spec["mounts"][int(index)]
+                try:
+                    src = mount_source(m, bundle, init_pid, kind)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, f"error mounting {m.get('source', '')!r} to rootfs "
+                                                              f"at {m.get('destination')!r}: {e}")) from None
                 try:
                     ch.send("M", fds=[src] if src >= 0 else None)
                 finally:
