@@ -102,7 +102,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             sc.start_build()
             sc.open_listener(connect=True)
     from ..init.child import preload
-    preload(terminal, hooks=False)
+    preload(terminal, hooks=False, mempolicy=(config.get("linux") or {}).get("memoryPolicy") is not None)
     from . import foreground as F
     fwd = None
     prev_subreaper = 1

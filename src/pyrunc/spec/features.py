@@ -28,6 +28,7 @@ trailing newline.
 from __future__ import annotations
 
 from pyrunc.hooks import HOOK_NAMES
+from pyrunc.linux.consts import MPOL_FLAGS, MPOL_MODES
 from pyrunc.spec.capabilities import known_capabilities
 
 OCI_VERSION_MIN = "1.0.0"
@@ -226,11 +227,13 @@ def features(version: str | None = None) -> dict:
         },
         "seccomp": {"enabled": False},
         # as runc: supported by the runtime (security/lsm.py), whether or
-        # not this host runs the LSM; intelRdt and memoryPolicy configs get
-        # a clear error, so they are not claimed
+        # not this host runs the LSM; intelRdt configs get a clear error, so
+        # it is not claimed
         "apparmor": {"enabled": t},
         "selinux": {"enabled": t},
         "intelRdt": {"enabled": False},
+        # security/mempolicy.py; sorted, as runc's KnownMemoryPolicyModes/Flags
+        "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
         "mountExtensions": {"idmap": {"enabled": t}},
         "netDevices": {"enabled": t},
     }
