@@ -526,9 +526,8 @@ class Seccomp:
                 try:
                     f.attr_set(attr, 1)
                 except OSError as e:
-                    what = {"SECCOMP_FILTER_FLAG_LOG": "log", "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "SSB"}.get(
-                        name, "WaitKill")
-                    raise PyruncError(f"error adding {what} flag to seccomp filter: {_gostr(e)}") from None
+                    raise PyruncError(f"error adding {_FLAG_WHAT[name]} flag to seccomp filter: "
+                                      f"{_gostr(e)}") from None
                 flags |= kflag
             if len(p.rules) > OPTIMIZE_ABOVE:
                 try:
@@ -739,11 +738,16 @@ def _flag_supported(flag: str, version: tuple[int, int, int], api: int, fail: bo
     _, _, (min_api, min_ver), setter = spec
     if api >= min_api and version >= min_ver:
         return True
-    if fail:
-        raise PyruncError(f"seccomp flag {flag} is not supported: {setter} requires libseccomp >= "
-                          f"{'.'.join(map(str, min_ver))} and API level >= {min_api} (current version: "
-                          f"{'.'.join(map(str, version))}, API level: {api})")
+    if fail:  # runc's text (libseccomp-golang's VersionError): runc's bats skip on it
+        raise PyruncError(f"error adding {_FLAG_WHAT[flag]} flag to seccomp filter: {setter} requires "
+                          f"libseccomp >= {'.'.join(map(str, min_ver))} and API level >= {min_api} "
+                          f"(current version: {'.'.join(map(str, version))}, API level: {api})")
     return False
+
+
+# how runc's setFlag names each flag in its errors
+_FLAG_WHAT = {"SECCOMP_FILTER_FLAG_LOG": "log", "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "SSB",
+              "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": "WaitKill"}
 
 
 def prepare(spec: dict, cid: str = "", bundle: str = "", status: str = "creating",
