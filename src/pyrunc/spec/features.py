@@ -17,7 +17,10 @@ Deliberate differences from runc:
   systemdUser is false: a user's systemd instance is not supported.
 * Annotations: pyrunc's own under "org.opencontainers.pyrunc." (version);
   no "org.opencontainers.runc.*" keys, which describe runc itself, and no
-  checkpoint annotation (no CRIU support). The libseccomp version uses the
+  checkpoint annotation: `checkpoint`/`restore` talk to CRIU as runc does
+  but have not been exercised end to end with a CRIU that works (CRIU 3.17
+  cannot start on the kernel they were written on), so engines are not
+  told to rely on them. The libseccomp version uses the
   shared key "io.github.seccomp.libseccomp.version", as runc and crun do.
 
 Output: `dumps()` matches Go's json.Encoder with SetIndent("", "    ") as
