@@ -2,13 +2,18 @@
 checks (checkpoint.go, restore.go, tests/integration/checkpoint.bats), a
 one-line error when CRIU is missing or cannot work, the container untouched
 by a failed checkpoint and nothing left by a failed restore; the whole cycle
-where CRIU works on this kernel (`criu check`), skipped elsewhere.
+where CRIU works on this kernel (`criu check`), skipped elsewhere; and
+pyrunc's side of the RPC (requests, notifications, state, cgroup, the
+foreground wait) against a stand-in CRIU, fake_criu.py.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +222,104 @@ def test_checkpoint_leave_running_and_pre_dump(rt, running, tmp_path):
     _still_running(rt, running)
     rt.ok("checkpoint", "--leave-running", "--image-path", tmp_path / "img", "--parent-path", "parent", running)
     _still_running(rt, running)
+
+
+# -- pyrunc's side of the RPC, against a stand-in CRIU (fake_criu.py) ------------------------
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def fake_criu(tmp_path):
+    """env for the runtime: a `criu` on PATH that is fake_criu.py."""
+    d = tmp_path / "fakebin"
+    d.mkdir()
+    (d / "criu").write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_criu.py"} "$@"\n')
+    (d / "criu").chmod(0o755)
+    return {"PATH": f"{d}:{os.environ.get('PATH', '/usr/bin:/bin')}", "FAKE_CRIU_SRC": str(HERE.parent.parent / "src")}
+
+
+def _fake_record(img: Path, name: str = "fake-criu.json") -> dict:
+    return json.loads((img / name).read_text())
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the fake CRIU clones with x86_64's syscall number")
+def test_fake_criu_checkpoint_then_restore(rt, bundle, leakcheck, tmp_path, fake_criu):
+    bundle.set_args("sleep", "300")
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    st = rt.state(cid)
+    img = tmp_path / "img"
+    rt.run("checkpoint", "--image-path", img, "--tcp-established", "--manage-cgroups-mode", "full",
+           "--page-server", "127.0.0.1:27", cid, env=fake_criu).expect_ok()
+    rt.fail("state", cid, match="does not exist")  # dumped (CRIU killed it) and deleted
+    rec = _fake_record(img)
+    opts = rec["opts"]
+    assert rec["type"] == "DUMP" and rec["argv"] == ["sleep", "300"]
+    assert opts["pid"] == st["pid"] and opts["root"] == st["rootfs"] and opts["log_file"] == "dump.log"
+    assert opts["tcp_established"] and opts["notify_scripts"] and opts["orphan_pts_master"] and opts["manage_cgroups"]
+    assert opts["manage_cgroups_mode"] == 4 and opts["ps"] == {"address": "127.0.0.1", "port": 27}
+    assert opts["empty_ns"] == 0x40000000 and opts["config_file"] == "/etc/criu/runc.conf"
+    assert {"key": "/dev/null", "val": "/dev/null"} in opts["ext_mnt"]
+    assert len(json.loads((img / "descriptors.json").read_text())) == 3
+
+    pid_file = tmp_path / "pid"
+    rt.run("restore", "-d", "--image-path", img, "-b", bundle.path, "--pid-file", pid_file, cid,
+           env=fake_criu).expect_ok()
+    st2 = rt.state(cid)
+    assert st2["status"] == "running" and int(pid_file.read_text()) == st2["pid"]
+    ropts = _fake_record(img, "fake-criu-restore.json")["opts"]
+    assert ropts["rst_sibling"] and ropts["evasive_devices"] and ropts["root"].endswith("/criu-root")
+    assert ropts["log_file"] == "restore.log" and ropts["cg_root"]
+    assert not any("criu-root" in line for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    with open(f"/proc/{st2['pid']}/cgroup") as f:  # the restored tree is in the container's cgroup
+        assert any(cid in line for line in f)
+    rt.ok("delete", "-f", cid)
+    leakcheck.assert_clean()
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the fake CRIU clones with x86_64's syscall number")
+def test_fake_criu_restore_in_the_foreground(rt, bundle, leakcheck, tmp_path, fake_criu):
+    """restore without -d stays with the restored process and returns its status."""
+    bundle.set_args("sh", "-c", "sleep 0.5; exit 3")
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    img = tmp_path / "img"
+    rt.run("checkpoint", "--image-path", img, "--leave-running", cid, env=fake_criu).expect_ok()
+    _still_running(rt, cid)
+    rt.ok("delete", "-f", cid)
+    res = rt.run("restore", "--image-path", img, "-b", bundle.path, cid, env=fake_criu)
+    assert res.rc == 3, res
+    rt.fail("state", cid, match="does not exist")
+    leakcheck.assert_clean()
+
+
+def test_fake_criu_pre_dump(rt, running, tmp_path, fake_criu):
+    img = tmp_path / "img"
+    (img / "p0").mkdir(parents=True)
+    rt.run("checkpoint", "--pre-dump", "--image-path", img, "--parent-path", "p0", running, env=fake_criu).expect_ok()
+    _still_running(rt, running)
+    rec = _fake_record(img)
+    assert rec["type"] == "PRE_DUMP" and rec["opts"]["parent_img"] == "p0" and rec["opts"]["track_mem"]
+    assert "ext_mnt" not in rec["opts"] and not (img / "descriptors.json").exists()
+
+
+def test_fake_criu_dump_refused(rt, running, tmp_path, fake_criu):
+    img = tmp_path / "img"
+    res = rt.run("checkpoint", "--image-path", img, running,
+                 env={**fake_criu, "FAKE_CRIU_FAIL": "DUMP"}).expect_fail(one_line=True)
+    assert res.error_message == f"criu failed: type DUMP errno 5: fake: refused as asked (log: {img}/dump.log)"
+    _still_running(rt, running)
+
+
+def test_fake_criu_restore_refused_leaves_nothing(rt, running, bundle, leakcheck, tmp_path, fake_criu):
+    img = tmp_path / "img"
+    rt.run("checkpoint", "--image-path", img, "--leave-running", running, env=fake_criu).expect_ok()
+    cid = rt.new_id()
+    res = rt.run("restore", "-d", "--image-path", img, "-b", bundle.path, cid,
+                 env={**fake_criu, "FAKE_CRIU_FAIL": "RESTORE"}).expect_fail(one_line=True)
+    assert res.error_message == f"criu failed: type RESTORE errno 5: fake: refused as asked (log: {img}/restore.log)"
+    rt.fail("state", cid, match="does not exist")
+    _still_running(rt, running)
+    rt.ok("delete", "-f", running)
+    leakcheck.assert_clean()
