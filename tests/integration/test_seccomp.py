@@ -370,6 +370,23 @@ def test_each_flag_loads(rt, bundle, flags):
 
 
 @pytest.mark.runc_ref_differs(reason="runc 1.1.5 refuses every seccomp flag")
+@pytest.mark.parametrize("flags", [None, [], [FLAG_TSYNC], [FLAG_LOG], [FLAG_SPEC_ALLOW, FLAG_LOG, FLAG_TSYNC]])
+def test_debug_log_names_the_flags_value(rt, bundle, flags):
+    """runc's seccomp.bats reads `--debug`'s "seccomp filter flags: N" (the
+    value given to seccomp(2)); no "flags": SPEC_ALLOW where supported."""
+    supported = _features_seccomp(rt).get("supportedFlags", [])
+    if any(f not in supported for f in flags or []):
+        pytest.skip("a flag this libseccomp cannot set")
+    values = {FLAG_TSYNC: 0, FLAG_LOG: 2, FLAG_SPEC_ALLOW: 4}
+    want = (4 if FLAG_SPEC_ALLOW in supported else 0) if flags is None else sum(values[f] for f in flags)
+    kw = {} if flags is None else {"flags": flags}
+    bundle.update(lambda c: seccomp(c, [deny(["mkdir"])], **kw))
+    bundle.set_args("true")
+    res = rt.run_fg(rt.new_id(), bundle, global_args=["--debug"]).expect_ok()
+    assert f"seccomp filter flags: {want}" in res.stderr, res
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5 refuses every seccomp flag")
 def test_spec_allow_keeps_ssb_unmitigated(rt, bundle):
     """SECCOMP_FILTER_FLAG_SPEC_ALLOW, and runc's default without "flags":
     loading the filter does not force the Speculative Store Bypass

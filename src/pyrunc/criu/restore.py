@@ -124,6 +124,8 @@ def _checked_restore(root: str, cid: str, flags: dict, ro: RestoreOptions, o: Cr
     terminal = bool(spec["process"].get("terminal"))
     if terminal and ro.detach and not ro.console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if terminal and not ro.console_socket:  # runc proxies it; pyrunc cannot yet
+        raise PyruncError("restoring a container with a terminal needs --console-socket")
     if ro.console_socket and not terminal:
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
     version = swrk.version()
