@@ -323,3 +323,23 @@ def test_fake_criu_restore_refused_leaves_nothing(rt, running, bundle, leakcheck
     _still_running(rt, running)
     rt.ok("delete", "-f", running)
     leakcheck.assert_clean()
+
+
+def test_fake_criu_checkpoint_of_a_paused_container(rt, running, tmp_path, fake_criu):
+    """runc checkpoints a paused container too: CRIU gets its freezer cgroup."""
+    rt.ok("pause", running)
+    img = tmp_path / "img"
+    rt.run("checkpoint", "--image-path", img, running, env=fake_criu).expect_ok()
+    opts = _fake_record(img)["opts"]
+    assert opts["freeze_cgroup"] and os.path.isabs(opts["freeze_cgroup"])
+    rt.fail("state", running, match="does not exist")
+
+
+def test_restore_terminal_needs_console_socket(rt, bundle, leakcheck, tmp_path, fake_criu):
+    img = tmp_path / "img"
+    img.mkdir()
+    (img / "descriptors.json").write_text('["/dev/null","/dev/null","/dev/null"]')
+    bundle.update(lambda c: c["process"].update(terminal=True))
+    res = rt.run("restore", "--image-path", img, "-b", bundle.path, rt.new_id(), env=fake_criu).expect_fail(one_line=True)
+    assert res.error_message == "restoring a container with a terminal needs --console-socket"
+    leakcheck.assert_clean()
