@@ -47,8 +47,6 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     from .main import check_args
     check_args("exec", args, 1, "min")
     from ..errors import PyruncError
-    if opts.get("cgroup"):
-        raise PyruncError("--cgroup is not supported yet")
     from ..container.exec import execute
     try:
         return execute(ctx.root, args[0], opts, args[1:])
