@@ -241,3 +241,84 @@ def test_emulator_refuses_hole_punching():
 def test_malformed_devices_list():
     with pytest.raises(PyruncError, match="malformed"):
         D.Emulator.from_list("c 1:3\n")
+
+
+# -- v1: re-applying and changing rules on a live cgroup (update.bats "minimal transition") --
+
+class FakeDevicesCgroup:
+    """A v1 devices cgroup: devices.allow/deny change its exceptions as the
+    kernel does, devices.list shows them; every write is kept."""
+
+    def __init__(self, tmp_path, emu: D.Emulator) -> None:
+        self.dir = tmp_path
+        self.emu = emu
+        self.writes: list[tuple[str, str]] = []
+        self._render()
+
+    def _render(self) -> None:
+        if self.emu.is_blacklist():
+            text = "a *:* rwm\n"
+        else:
+            text = "".join(D.cgroup_string((*meta, D._perm_str(p), True)) + "\n"
+                           for meta, p in self.emu._ordered())
+        (self.dir / "devices.list").write_text(text.replace(" -1", " *").replace(":-1", ":*"))
+
+    def write(self, path, name, value) -> None:
+        assert path == str(self.dir)
+        self.writes.append((name, value))
+        t, nums, perms = value.split()
+        major, minor = (-1 if x == "*" else int(x) for x in nums.split(":"))
+        allow = name == "devices.allow"
+        if t == "a":
+            self.emu = D.Emulator(allow)
+        elif allow != self.emu.default_allow:  # the kernel adds an exception...
+            self.emu.rules[(t, major, minor)] = self.emu.rules.get((t, major, minor), 0) | D._perm_set(perms)
+        else:  # ...or takes bits off that very exception, whatever the wildcards
+            left = self.emu.rules.get((t, major, minor), 0) & ~D._perm_set(perms)
+            if left:
+                self.emu.rules[(t, major, minor)] = left
+            else:
+                self.emu.rules.pop((t, major, minor), None)
+        self._render()
+
+
+@pytest.fixture
+def no_userns(monkeypatch):
+    monkeypatch.setattr(D, "running_in_userns", lambda: False)
+
+
+CONFIG_RULES = [("a", -1, -1, "rwm", False), ("c", 1, 11, "rw", False)] + defaults()
+
+
+def test_v1_reapplying_the_same_rules_writes_nothing(tmp_path, no_userns):
+    cg = FakeDevicesCgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    for _ in range(3):
+        D.set_v1(str(tmp_path), CONFIG_RULES, cg.write)
+    assert cg.writes == []
+
+
+def test_v1_changing_rules_never_denies_everything(tmp_path, no_userns):
+    """A white-list stays one: only the rules that differ are written, never
+    "a *:* rwm" in devices.deny (the container would lose /dev/null)."""
+    cg = FakeDevicesCgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    target = [("a", -1, -1, "rwm", False), ("c", 1, 11, "r", True)] + \
+        [r for r in defaults() if r[:3] != ("c", 10, 200)]  # no /dev/net/tun any more
+    D.set_v1(str(tmp_path), target, cg.write)
+    assert cg.writes == [("devices.deny", "c 10:200 rwm"), ("devices.allow", "c 1:11 r")]
+    assert cg.emu == D.Emulator.from_rules(target)
+
+
+def test_v1_first_apply_from_allow_all(tmp_path, no_userns):
+    """A new cgroup allows everything: the one disruptive write is the first
+    (before the container runs anything), then the allows."""
+    cg = FakeDevicesCgroup(tmp_path, D.Emulator(True))
+    D.set_v1(str(tmp_path), CONFIG_RULES, cg.write)
+    assert cg.writes[0] == ("devices.deny", "a *:* rwm")
+    assert all(name == "devices.allow" for name, _ in cg.writes[1:])
+    assert len(cg.writes) == 1 + len(defaults())
+
+
+def test_v1_black_list_target(tmp_path, no_userns):
+    cg = FakeDevicesCgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    D.set_v1(str(tmp_path), [("a", -1, -1, "rwm", True), ("b", 8, 0, "w", False)], cg.write)
+    assert cg.writes == [("devices.allow", "a *:* rwm"), ("devices.deny", "b 8:0 w")]

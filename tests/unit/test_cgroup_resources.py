@@ -441,12 +441,23 @@ def test_v1_devices_default_rules_come_last(v1, fake):
 @pytest.mark.parametrize("rule, msg", [
     ({"allow": False, "access": ""}, "device access at 0 field cannot be empty"),
     ({"allow": False, "type": "x", "access": "rwm"}, 'invalid cgroup device type "x"'),
-    ({"allow": False, "type": "c", "access": "rwx"}, 'invalid device access "rwx"'),
+    ({"allow": False, "type": "c", "access": 7}, "invalid device access 7"),
 ])
 def test_v1_devices_invalid_rules(v1, fake, rule, msg):
     with pytest.raises(PyruncError, match=msg):
         apply(v1, {"devices": [rule]})
     assert fake.writes == []
+
+
+def test_v1_devices_unknown_access_letters_ignored(v1, fake):
+    """runc takes "rwa" (update.bats does) as "rw"; a rule with no r, w or m
+    is a no-op; pyrunc says so."""
+    warned = apply(v1, {"devices": [{"allow": False, "access": "rwm"},
+                                    {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rwa"},
+                                    {"allow": True, "type": "c", "major": 1, "minor": 12, "access": "x"}]})
+    assert ("devices.allow", "c 1:11 rw") in fake.files("devices")
+    assert not any("1:12" in v for _, v in fake.files("devices"))
+    assert len(warned) == 2 and 'access "rwa"' in warned[0]
 
 
 def test_v1_devices_hole_punch_refused(v1, fake):
