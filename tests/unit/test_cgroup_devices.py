@@ -245,41 +245,25 @@ def test_malformed_devices_list():
 
 # -- v1: re-applying and changing rules on a live cgroup (update.bats "minimal transition") --
 
-class FakeDevicesCgroup:
-    """A v1 devices cgroup: devices.allow/deny change its exceptions as the
-    kernel does, devices.list shows them; every write is kept."""
+def _devices_cgroup(tmp_path, emu: D.Emulator):
+    """A v1 devices cgroup with the kernel's semantics (test_cgroup_resources'
+    fake), in the state `emu` describes."""
+    import sys
+    here = str(__import__("pathlib").Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)  # --import-mode=importlib puts no test dir there
+    from test_cgroup_resources import FakeFS, render_list
+    fs = FakeFS(tmp_path)
+    d = fs.make("devices", "ctr", {"devices.allow": "", "devices.deny": "", "devices.list": render_list(emu)})
+    return fs, d
 
-    def __init__(self, tmp_path, emu: D.Emulator) -> None:
-        self.dir = tmp_path
-        self.emu = emu
-        self.writes: list[tuple[str, str]] = []
-        self._render()
 
-    def _render(self) -> None:
-        if self.emu.is_blacklist():
-            text = "a *:* rwm\n"
-        else:
-            text = "".join(D.cgroup_string((*meta, D._perm_str(p), True)) + "\n"
-                           for meta, p in self.emu._ordered())
-        (self.dir / "devices.list").write_text(text.replace(" -1", " *").replace(":-1", ":*"))
+def _writes(fs):
+    return fs.files("devices")
 
-    def write(self, path, name, value) -> None:
-        assert path == str(self.dir)
-        self.writes.append((name, value))
-        t, nums, perms = value.split()
-        major, minor = (-1 if x == "*" else int(x) for x in nums.split(":"))
-        allow = name == "devices.allow"
-        if t == "a":
-            self.emu = D.Emulator(allow)
-        elif allow != self.emu.default_allow:  # the kernel adds an exception...
-            self.emu.rules[(t, major, minor)] = self.emu.rules.get((t, major, minor), 0) | D._perm_set(perms)
-        else:  # ...or takes bits off that very exception, whatever the wildcards
-            left = self.emu.rules.get((t, major, minor), 0) & ~D._perm_set(perms)
-            if left:
-                self.emu.rules[(t, major, minor)] = left
-            else:
-                self.emu.rules.pop((t, major, minor), None)
-        self._render()
+
+def _state(d):
+    return D.Emulator.from_list(open(d + "/devices.list").read())
 
 
 @pytest.fixture
@@ -291,34 +275,34 @@ CONFIG_RULES = [("a", -1, -1, "rwm", False), ("c", 1, 11, "rw", False)] + defaul
 
 
 def test_v1_reapplying_the_same_rules_writes_nothing(tmp_path, no_userns):
-    cg = FakeDevicesCgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    fs, d = _devices_cgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
     for _ in range(3):
-        D.set_v1(str(tmp_path), CONFIG_RULES, cg.write)
-    assert cg.writes == []
+        D.set_v1(d, CONFIG_RULES, fs.write)
+    assert _writes(fs) == []
 
 
 def test_v1_changing_rules_never_denies_everything(tmp_path, no_userns):
     """A white-list stays one: only the rules that differ are written, never
     "a *:* rwm" in devices.deny (the container would lose /dev/null)."""
-    cg = FakeDevicesCgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    fs, d = _devices_cgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
     target = [("a", -1, -1, "rwm", False), ("c", 1, 11, "r", True)] + \
         [r for r in defaults() if r[:3] != ("c", 10, 200)]  # no /dev/net/tun any more
-    D.set_v1(str(tmp_path), target, cg.write)
-    assert cg.writes == [("devices.deny", "c 10:200 rwm"), ("devices.allow", "c 1:11 r")]
-    assert cg.emu == D.Emulator.from_rules(target)
+    D.set_v1(d, target, fs.write)
+    assert _writes(fs) == [("devices.deny", "c 10:200 rwm"), ("devices.allow", "c 1:11 r")]
+    assert _state(d) == D.Emulator.from_rules(target)
 
 
 def test_v1_first_apply_from_allow_all(tmp_path, no_userns):
     """A new cgroup allows everything: the one disruptive write is the first
     (before the container runs anything), then the allows."""
-    cg = FakeDevicesCgroup(tmp_path, D.Emulator(True))
-    D.set_v1(str(tmp_path), CONFIG_RULES, cg.write)
-    assert cg.writes[0] == ("devices.deny", "a *:* rwm")
-    assert all(name == "devices.allow" for name, _ in cg.writes[1:])
-    assert len(cg.writes) == 1 + len(defaults())
+    fs, d = _devices_cgroup(tmp_path, D.Emulator(True))
+    D.set_v1(d, CONFIG_RULES, fs.write)
+    assert _writes(fs)[0] == ("devices.deny", "a *:* rwm")
+    assert all(name == "devices.allow" for name, _ in _writes(fs)[1:])
+    assert len(_writes(fs)) == 1 + len(defaults())
 
 
 def test_v1_black_list_target(tmp_path, no_userns):
-    cg = FakeDevicesCgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
-    D.set_v1(str(tmp_path), [("a", -1, -1, "rwm", True), ("b", 8, 0, "w", False)], cg.write)
-    assert cg.writes == [("devices.allow", "a *:* rwm"), ("devices.deny", "b 8:0 w")]
+    fs, d = _devices_cgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    D.set_v1(d, [("a", -1, -1, "rwm", True), ("b", 8, 0, "w", False)], fs.write)
+    assert _writes(fs) == [("devices.allow", "a *:* rwm"), ("devices.deny", "b 8:0 w")]
