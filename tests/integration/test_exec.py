@@ -179,8 +179,13 @@ def test_exec_into_stopped_container(rt, bundle):
     rt.run_d(cid, bundle)
     rt.kill(cid, "KILL")
     rt.wait_status(cid, "stopped")
-    # runc: "cannot exec in a stopped container"
-    rt.fail("exec", cid, "true", rc=255, match="stopped|not running", one_line=True)
+    # runc: "exec failed: cannot exec in a stopped container"
+    rt.fail("exec", cid, "true", rc=255, match="^[^\n]*exec failed: .*(stopped|not running)", one_line=True)
+
+
+def test_exec_errors_say_exec_failed_first(rt):
+    """runc wraps every exec error: fatalWithCode("exec failed: %w", 255)."""
+    rt.fail("exec", "no-such-ctr", "true", rc=255, match="exec failed: container does not exist", one_line=True)
 
 
 def test_exec_cap(rt, ctr):

@@ -51,5 +51,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     try:
         return execute(ctx.root, args[0], opts, args[1:])
     except PyruncError as e:
-        e.code = 255  # runc exits 255 when exec itself fails
+        e.code = 255  # runc exits 255 when exec itself fails, and says so first
+        if not str(e).startswith("exec failed: "):
+            e.args = (f"exec failed: {e}",)
         raise
