@@ -333,3 +333,16 @@ def test_missing_executable_is_the_runtime_error(rt, bundle):
     rt.fail("run", "-b", bundle.path, rt.new_id(), rc=1, one_line=True,
             match=r'run failed: unable to start container process: exec: \\?"/no/such\\?": stat /no/such: '
                   r"no such file or directory")
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5's run needs the caller's own terminal")
+@pytest.mark.parametrize("uid, gid, want", [(0, 0, "0:5"), (1000, 100, "1000:5")])
+def test_run_tty_owner(rt, bundle, uid, gid, want):
+    """tty.bats "runc run [tty owner]": the init's console is its user's."""
+    with bundle.edit() as cfg:
+        cfg["process"]["terminal"] = True
+        cfg["process"]["user"] = {"uid": uid, "gid": gid}
+        cfg["process"]["args"] = ["sh", "-c", "stat -c %u:%g $(tty)"]
+    res = rt.run_fg(rt.new_id(), bundle)
+    assert res.rc == 0, res
+    assert res.stdout.strip() == want
