@@ -86,10 +86,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
     subs = None
     if o.get("cgroup"):
         from ..cgroups.join import parse_sub_cgroups
-        try:
-            subs = parse_sub_cgroups(o["cgroup"])
-        except PyruncError as e:
-            raise PyruncError(f"exec failed: {e}") from None
+        subs = parse_sub_cgroups(o["cgroup"])
     config = st.get("config") or {}
     p = build_process(config.get("process") or {}, o, args)
     terminal = bool(p.get("terminal"))
@@ -181,7 +178,7 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
                 try:
                     join_exec(cg_paths, pid, subs, st.get("pid") or 0)
                 except PyruncError as e:
-                    raise PyruncError(f"exec failed: unable to start container process: {e}") from None
+                    raise PyruncError(f"unable to start container process: {e}") from None
                 attrs.set_final_affinity(pid, initial, final_cpus)
                 ch.send("j", str(pid))
             elif tag == "T":
