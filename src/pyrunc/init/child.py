@@ -17,7 +17,7 @@ import _signal
 import os
 import sys
 
-from ..errors import PyruncError
+from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 from .sync import Channel
 
@@ -79,6 +79,14 @@ class InitArgs:
 
 def fail(ch: Channel, e: BaseException) -> None:
     """Report an error to the parent as one line, and end this child."""
+    if isinstance(e, ExecveError):
+        # the process's own failure (runc 1.5): its stderr, status 255; the
+        # parent sees our end of the channel close, as after an exec
+        try:
+            os.write(2, f"{e}\n".encode())
+        except OSError:
+            pass
+        os._exit(255)
     if isinstance(e, PyruncError):
         msg = str(e)
     elif isinstance(e, OSError):
