@@ -33,7 +33,8 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             raise PyruncError("exec: process args cannot be empty")
         p = {k: v for k, v in base.items()}
         p["args"] = list(args)
-        p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
+        if base.get("env") is not None or o.get("env"):  # none at all: no HOME either (runc)
+            p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
         p["terminal"] = bool(o.get("tty"))
         if o.get("cwd"):
             p["cwd"] = o["cwd"]

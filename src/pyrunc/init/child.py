@@ -341,8 +341,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     # execve reaches the parent as an error, a successful exec as EOF
     hooks = (spec.get("hooks") or {}).get("startContainer")
     if hooks:
+        # as runc: the hooks run under the container's seccomp filter (with
+        # no_new_privs it is otherwise loaded last, right before execve) and,
+        # without an env of their own, with the process's environment
+        final.seccomp_now()
         from .. import hooks as H
-        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
+        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"), default_env=final.env)
     final.exec_now(a.preserve_fds or 0)
 
 
