@@ -155,8 +155,11 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
     pid1 = attrs.fork_with_affinity(initial)  # execCPUAffinity.initial, inherited
     if pid1 == 0:
         ps.close()
+        # no mount namespace to join (the container shares the host's): the
+        # init's root instead, where runc would leave us in the host's
+        root = "" if "mount" in nss else f"/proc/{st['pid']}/root"
         _exec_child(Channel(cs), nss, process, terminal, preserve_fds, keyring, sc,
-                    (st.get("config") or {}).get("linux"))
+                    (st.get("config") or {}).get("linux"), root)
         os._exit(1)
     cs.close()
     if sc is not None:
@@ -217,7 +220,7 @@ def _exec_error(msg: str) -> str:
 
 
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
-                keyring: str, sc=None, linux: dict | None = None) -> None:
+                keyring: str, sc=None, linux: dict | None = None, root: str = "") -> None:
     from ..init.child import _JOIN_ORDER, _open_ns, conceal_command_line, fail, join_session_keyring, seal_imports
     try:
         from ..linux import sys as L
@@ -228,6 +231,9 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             if t in fds:
                 L.setns(fds[t], C.NAMESPACES[t][0])
                 os.close(fds[t])
+        if root:
+            os.chroot(root)
+            os.chdir("/")
         seal_imports()  # our root is now the container's: never import from it
         if "user" in fds:
             os.setresgid(0, 0, 0)

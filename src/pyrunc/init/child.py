@@ -305,7 +305,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss or running_in_userns(), cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
            container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped,
-           cgroup_mounts=a.cgroup_mounts).prepare()
+           cgroup_mounts=a.cgroup_mounts, hostns="mount" not in nss).prepare()
     seal_imports()
     if a.terminal:
         _setup_console(ch, process)
