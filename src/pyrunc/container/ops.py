@@ -176,6 +176,9 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
     if not pid_ns_owned or status != "stopped":
         _signal_all(st, _signal.SIGKILL)
     _wait_stopped(st)
+    if st.get("host_mount"):  # no mount namespace: the container's mounts are the host's
+        from ..rootfs import hostns
+        hostns.release(st["rootfs"], st["host_mount"])
     try:
         cg.destroy()
     except OSError as e:
