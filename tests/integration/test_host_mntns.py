@@ -160,3 +160,15 @@ def _propagation():
         for line in f:
             fields = line.split()
             yield fields[4], " ".join(fields[6:fields.index("-")])
+
+
+def test_host_mntns_with_user_namespace_fails_cleanly(rt, bundle, leakcheck):
+    """A user namespace may not mount in the host's mount namespace: one
+    line, and neither the bind nor anything else left behind."""
+    from helpers_userns import make_reachable, userns_config
+    make_reachable(bundle.path)
+    bundle.update(lambda c: (userns_config(c), host_mntns(c)))
+    rt.fail("run", "--bundle", bundle.path, rt.new_id(), one_line=True, match="operation not permitted")
+    cleanup_like_runc_bats(rt, bundle)
+    assert mounts_under(bundle.rootfs) == []
+    leakcheck.assert_clean()
