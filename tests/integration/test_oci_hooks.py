@@ -352,3 +352,29 @@ def test_start_container_hook_inherits_process_environment(rt, bundle):
     assert bundle.host("home").read_text() == "HOME=/root\n"
     own_env = bundle.host("own.env").read_text().split()
     assert "ONLY=this" in own_env and "ONE=two" not in own_env
+
+
+def test_hooks_working_directory(rt, bundle):
+    """As runc: prestart, createRuntime and poststart hooks run from the
+    bundle directory (runc chdirs there for create and run), createContainer
+    hooks from the rootfs, startContainer hooks from the process's cwd; here
+    the runtime is called from elsewhere with --bundle."""
+    d = str(bundle.hostdir)
+
+    def pwd(name: str, where: str = d) -> dict:
+        return {"path": "/bin/sh", "args": ["sh", "-c", f"pwd > {where}/{name}.pwd; cat > /dev/null"],
+                "env": [HOST_PATH]}
+    set_hooks(bundle, prestart=[pwd("prestart")], createRuntime=[pwd("createRuntime")],
+              createContainer=[pwd("createContainer")], startContainer=[pwd("startContainer", "/host")],
+              poststart=[pwd("poststart")])
+    with bundle.edit() as cfg:
+        cfg["process"]["cwd"] = "/tmp"
+    bundle.set_args("true")
+    cid = rt.new_id()
+    assert os.getcwd() != str(bundle.path)
+    rt.create(cid, bundle)
+    rt.start(cid)
+    for name in ("prestart", "createRuntime", "poststart"):
+        assert bundle.host(f"{name}.pwd").read_text() == f"{bundle.path}\n", name
+    assert bundle.host("createContainer.pwd").read_text() == f"{bundle.rootfs}\n"
+    assert bundle.host("startContainer.pwd").read_text() == "/tmp\n"

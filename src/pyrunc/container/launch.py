@@ -209,8 +209,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 if hooks.get("prestart") or hooks.get("createRuntime"):
                     from .. import hooks as H
                     st = oci_state({**state, "pid": init_pid}, "creating")
-                    H.run_hooks("prestart", hooks.get("prestart") or [], st)
-                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
+                    H.run_hooks("prestart", hooks.get("prestart") or [], st, cwd=bundle)
+                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st, cwd=bundle)
                 reply("h")
             elif tag == "I":  # an idmapped mount, which only the host side can make
                 from ..rootfs.idmap import idmapped_tree

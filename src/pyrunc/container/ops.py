@@ -53,7 +53,7 @@ def run_poststart(st: dict) -> None:
         return
     from .. import hooks as H
     try:
-        H.run_hooks("poststart", hooks, oci_state(st, "running"))
+        H.run_hooks("poststart", hooks, oci_state(st, "running"), cwd=st.get("bundle"))
     except PyruncError:
         stop(st)
         raise

@@ -76,6 +76,7 @@ class Rootfs:
             self.create_devices(defaults=False)
         self._mkdir_cwd()
         self.runtime_hooks()
+        os.fchdir(self.rootfd)  # runc: the createContainer hooks run from the rootfs
         self.container_hooks()
         if self.hostns:  # runc: chroot, pivot_root needs a mount namespace of ours
             os.fchdir(self.rootfd)
