@@ -347,7 +347,7 @@ def test_mount_label_without_selinux_warns(rt, bundle):
         assert "mountLabel" in res.stderr
 
 
-@pytest.mark.parametrize("field, value", [("intelRdt", {"closID": "x"}), ("memoryPolicy", {"mode": "MPOL_BIND", "nodes": "0"})])
+@pytest.mark.parametrize("field, value", [("intelRdt", {"closID": "x"})])
 def test_unsupported_fields_are_errors(rt, bundle, leakcheck, field, value):
     if rt.is_runc:
         pytest.skip("pyrunc's own limits")

@@ -84,6 +84,10 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         raise PyruncError("cannot exec in a stopped container")
     if status == "paused" and not o.get("ignore-paused"):
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
+    subs = None
+    if o.get("cgroup"):
+        from ..cgroups.join import parse_sub_cgroups
+        subs = parse_sub_cgroups(o["cgroup"])
     config = st.get("config") or {}
     p = build_process(config.get("process") or {}, o, args)
     terminal = bool(p.get("terminal"))
@@ -103,7 +107,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             sc.start_build()
             sc.open_listener(connect=True)
     from ..init.child import preload
-    preload(terminal, hooks=False)
+    preload(terminal, hooks=False, mempolicy=(config.get("linux") or {}).get("memoryPolicy") is not None)
     from . import foreground as F
     fwd = None
     prev_subreaper = 1
@@ -112,7 +116,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         fwd = F.Forwarder()
     try:
         keyring = "" if st.get("no_new_keyring") else cid
-        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0, keyring, sc)
+        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0, keyring, sc, subs)
         try:
             if o.get("pid-file"):
                 from .launch import _write_pid_file
@@ -143,13 +147,14 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             F.restore_subreaper(prev_subreaper)
 
 
-def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str, sc=None):
+def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str, sc=None,
+           subs: dict[str, str] | None = None):
     import _socket
-    from ..cgroups import Manager
+    from ..cgroups.join import join_exec
     from ..init.sync import Channel
     ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     nss = {t: p for t, p in (st.get("namespaces") or {}).items()}
-    cg = Manager(st.get("cgroup_paths") or {})
+    cg_paths = st.get("cgroup_paths") or {}
     from ..security import attrs
     initial, final_cpus = attrs.exec_affinity(process)
     pid1 = attrs.fork_with_affinity(initial)  # execCPUAffinity.initial, inherited
@@ -174,7 +179,10 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
                 pid = int(payload)
                 os.waitpid(pid1, 0)
                 pid1 = 0
-                cg.add(pid)
+                try:
+                    join_exec(cg_paths, pid, subs, st.get("pid") or 0)
+                except PyruncError as e:
+                    raise PyruncError(f"unable to start container process: {e}") from None
                 attrs.set_final_affinity(pid, initial, final_cpus)
                 ch.send("j", str(pid))
             elif tag == "T":

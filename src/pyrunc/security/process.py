@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ..errors import PyruncError
+from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 
 
@@ -180,6 +180,7 @@ class Exec:
                     except OSError:
                         pass
         L.prctl(C.PR_SET_KEEPCAPS, 1)
+        fix_stdio_permissions(self.uid)
         try:
             if self.setgroups:
                 try:
@@ -252,7 +253,29 @@ class Exec:
         try:
             os.execve(self.path, self.args, env)
         except OSError as e:
-            raise PyruncError(f'exec: "{self.args[0]}": {e.strerror.lower()}') from None
+            raise ExecveError(f"exec {self.path}: {os.strerror(e.errno).lower()}") from None
+
+
+def fix_stdio_permissions(uid: int) -> None:
+    """runc's fixStdioPermissions: stdio not owned by the process's user (the
+    console the runtime made, a pipe from the caller) is given to it, so it
+    can reopen /dev/stdout or /proc/self/fd/N; /dev/null is left alone and so
+    is the group (the devpts mount's gid=5). Only the uid changes."""
+    for fd, name in ((0, "/dev/stdin"), (1, "/dev/stdout"), (2, "/dev/stderr")):
+        try:
+            st = os.fstat(fd)
+        except OSError as e:
+            if e.errno == 9:  # EBADF: a closed stdio has nothing to fix
+                continue
+            raise PyruncError(f"fstat {name}: {os.strerror(e.errno).lower()}") from None
+        if st.st_uid == uid or (st.st_mode & 0o170000 == 0o020000 and st.st_rdev == os.makedev(1, 3)):
+            continue
+        try:
+            os.fchown(fd, uid, -1)
+        except OSError as e:
+            if e.errno in (1, 30):  # EPERM (owner not mapped here), EROFS: leave it, as runc
+                continue
+            raise PyruncError(f"chown {name}: {os.strerror(e.errno).lower()}") from None
 
 
 def _env_pairs(env: list[str]):

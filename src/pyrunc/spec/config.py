@@ -128,9 +128,11 @@ def validate(spec: dict, bundle: str) -> None:
     if "user" in seen and not any(n.get("type") == "user" and n.get("path") for n in linux["namespaces"]):
         if not linux.get("uidMappings") or not linux.get("gidMappings"):
             _fail("user namespaces enabled, but no uid and gid mappings found")
-    for field in ("intelRdt", "memoryPolicy"):
-        if linux.get(field):
-            _fail(f"linux.{field} is not supported by pyrunc yet")
+    if linux.get("intelRdt"):
+        _fail("linux.intelRdt is not supported by pyrunc yet")
+    if linux.get("memoryPolicy") is not None:  # runc: {} is an invalid mode
+        from ..security.mempolicy import parse
+        parse(linux["memoryPolicy"])
     if linux.get("mountLabel") and not os.path.exists("/sys/fs/selinux/enforce"):
         from .. import log  # runc ignores it without SELinux; say so
         log.warn("linux.mountLabel is ignored: SELinux is not enabled on this host")
