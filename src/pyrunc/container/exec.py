@@ -33,7 +33,8 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             raise PyruncError("exec: process args cannot be empty")
         p = {k: v for k, v in base.items()}
         p["args"] = list(args)
-        p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
+        if base.get("env") is not None or o.get("env"):  # none at all: no HOME either (runc)
+            p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
         p["terminal"] = bool(o.get("tty"))
         if o.get("cwd"):
             p["cwd"] = o["cwd"]
@@ -159,8 +160,11 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
     pid1 = attrs.fork_with_affinity(initial)  # execCPUAffinity.initial, inherited
     if pid1 == 0:
         ps.close()
+        # no mount namespace to join (the container shares the host's): the
+        # init's root instead, where runc would leave us in the host's
+        root = "" if "mount" in nss else f"/proc/{st['pid']}/root"
         _exec_child(Channel(cs), nss, process, terminal, preserve_fds, keyring, sc,
-                    (st.get("config") or {}).get("linux"))
+                    (st.get("config") or {}).get("linux"), root)
         os._exit(1)
     cs.close()
     if sc is not None:
@@ -224,7 +228,7 @@ def _exec_error(msg: str) -> str:
 
 
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
-                keyring: str, sc=None, linux: dict | None = None) -> None:
+                keyring: str, sc=None, linux: dict | None = None, root: str = "") -> None:
     from ..init.child import _JOIN_ORDER, _open_ns, conceal_command_line, fail, join_session_keyring, seal_imports
     try:
         from ..linux import sys as L
@@ -235,6 +239,9 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             if t in fds:
                 L.setns(fds[t], C.NAMESPACES[t][0])
                 os.close(fds[t])
+        if root:
+            os.chroot(root)
+            os.chdir("/")
         seal_imports()  # our root is now the container's: never import from it
         if "user" in fds:
             os.setresgid(0, 0, 0)

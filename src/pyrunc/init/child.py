@@ -319,7 +319,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss or running_in_userns(), cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
            container_hooks=container_hooks, no_pivot=a.no_pivot, mount_source=mount_source,
-           cgroup_mounts=a.cgroup_mounts).prepare()
+           cgroup_mounts=a.cgroup_mounts, hostns="mount" not in nss).prepare()
     seal_imports()
     if a.terminal:
         _setup_console(ch, process)
@@ -355,8 +355,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     # execve reaches the parent as an error, a successful exec as EOF
     hooks = (spec.get("hooks") or {}).get("startContainer")
     if hooks:
+        # as runc: the hooks run under the container's seccomp filter (with
+        # no_new_privs it is otherwise loaded last, right before execve) and,
+        # without an env of their own, with the process's environment
+        final.seccomp_now()
         from .. import hooks as H
-        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
+        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"), default_env=final.env)
     final.exec_now(a.preserve_fds or 0)
 
 

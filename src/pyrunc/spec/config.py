@@ -117,8 +117,8 @@ def validate(spec: dict, bundle: str) -> None:
             _type(path, str, f"linux.namespaces[{t}].path")
             if not os.path.exists(path):
                 _fail(f"namespace path {path} for {t} namespace: no such file or directory")
-    if "mount" not in seen:
-        _fail("a mount namespace is required: add {\"type\": \"mount\"} to linux.namespaces")
+    if "mount" not in seen and (linux.get("maskedPaths") or linux.get("readonlyPaths")):
+        _fail("unable to restrict sys entries without a private MNT namespace")
     if spec.get("hostname") and "uts" not in seen:
         _fail("unable to set hostname without a private UTS namespace")
     if spec.get("domainname") and "uts" not in seen:
