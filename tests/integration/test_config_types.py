@@ -140,7 +140,7 @@ def test_exec_process_json_types(rt, running, tmp_path, proc, msg):
     pj = tmp_path / "process.json"
     pj.write_text(json.dumps(proc))
     res = rt.fail("exec", "-p", pj, running, rc=255, one_line=True)
-    assert res.error_message == msg
+    assert res.error_message == f"exec failed: {msg}"  # runc's prefix for exec's errors
     assert rt.exec_(running, "true").rc == 0  # the container is unharmed
 
 
@@ -148,7 +148,7 @@ def test_exec_user_flag_out_of_range(rt, running):
     if rt.is_runc:
         pytest.skip("pyrunc's messages")
     res = rt.fail("exec", "-u", "4294967296", running, "id", rc=255, one_line=True)
-    assert res.error_message == "process.user.uid: expected an integer from 0 to 4294967295, got 4294967296"
+    assert res.error_message == "exec failed: process.user.uid: expected an integer from 0 to 4294967295, got 4294967296"
 
 
 @pytest.mark.parametrize("res_json, msg", [

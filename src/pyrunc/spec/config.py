@@ -52,10 +52,6 @@ def validate_process(p: object, *, for_exec: bool = False) -> None:
         _fail("Cwd must be an absolute path")
     if not p.get("args"):
         _fail("args must not be empty")
-    for kv in p.get("env") or ():  # runc's prepareEnv
-        i = kv.find("=")
-        if i <= 0:
-            _fail("invalid environment variable: " + ("missing '='" if i < 0 else "name cannot be empty"))
     if p.get("rlimits"):
         from ..linux.consts import RLIMITS
         for r in p["rlimits"]:
