@@ -34,7 +34,8 @@ class _Ctx:
 
 def loads(s: str | bytes) -> object:
     if isinstance(s, (bytes, bytearray)):
-        s = s.decode("utf-8-sig" if s[:3] == b"\xef\xbb\xbf" else "utf-8")
+        # invalid UTF-8 becomes U+FFFD, as Go's decoder does (not a codec error)
+        s = s.decode("utf-8-sig" if s[:3] == b"\xef\xbb\xbf" else "utf-8", "replace")
     ctx = _Ctx()
     scan = _json.make_scanner(ctx)
     n = len(s)

@@ -346,3 +346,15 @@ def test_fuzz_mutated_configs(rt, bundle, leakcheck):
         leakcheck.assert_clean()
 
     one()
+
+
+@pytest.mark.parametrize("text", ['{"ociVersion": "1.0.2", "process": {"a" 1}}', '{"ociVersion": "1.0.2",}',
+                                  '{"process": {"user": {"uid": 1' + "0" * 5000 + '}}}'],
+                         ids=["missing-colon", "trailing-comma", "5001-digit-number"])
+def test_malformed_json_is_one_plain_line(rt, bundle, leakcheck, text):
+    """No Python internals (the JSON scanner's SystemError, the int digit limit)."""
+    bundle.config_path.write_text(text)
+    res = rt.fail("run", "--bundle", bundle.path, rt.new_id(), one_line=True)
+    assert not _PY_TEXT.search(res.stderr) and "Scanner" not in res.stderr and "sys.set_int" not in res.stderr, res
+    assert rt.container_dirs() == []
+    leakcheck.assert_clean()

@@ -475,3 +475,27 @@ def test_big_config_is_fast():
     n = 100
     per = timeit.timeit(lambda: S.check(d), number=n) / n
     assert per < 1e-3, f"{per * 1e6:.0f} us per check"
+
+
+# --- decoding config.json (fastjson), before the walk -----------------------------------------
+
+@pytest.mark.parametrize("text, msg", [
+    ('{"a": 1,}', "Expecting property name enclosed in double quotes: line 1 column 9 (char 8)"),
+    ('{"a" 1}', "Expecting ':' delimiter: line 1 column 6 (char 5)"),
+    ('{"a": tru}', "Expecting value: line 1 column 7 (char 6)"),
+    ('{"a": "\\x"}', "Invalid \\escape: line 1 column 8 (char 7)"),
+    ('{}}', "Extra data: line 1 column 3 (char 2)"),
+    ('{"a": ' + "1" * 5000 + "}", f"a number has more than {sys.get_int_max_str_digits()} digits"),
+])
+def test_json_errors_are_worded_not_python_internals(text, msg):
+    """The C scanner reports through json.decoder, which pyrunc does not
+    import: without help a syntax error surfaced as SystemError's text."""
+    from pyrunc.fastjson import JSONError, loads
+    with pytest.raises(JSONError) as e:
+        loads(text)
+    assert str(e.value) == msg
+
+
+def test_invalid_utf8_is_replaced_as_go_does():
+    from pyrunc.fastjson import loads
+    assert loads(b'{"a": "x\xffy"}') == {"a": "x\ufffdy"}
