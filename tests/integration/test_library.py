@@ -116,3 +116,21 @@ def test_create_with_a_non_json_config(rt, bundle, tmp_path):
     with pytest.raises(pyrunc.PyruncError, match="^config: expected a Spec or a dict, got list"):
         pyrunc.Container.create("lib-x", bundle=str(bundle.path), root=root, config=[])
     assert pyrunc.Container.list(root) == []
+
+
+def test_update_takes_model_resources(rt, bundle, tmp_path):
+    from pyrunc.spec.model import Pids, Resources
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        c.update(Resources(pids=Pids(limit=57)))
+        import json
+        with open(os.path.join(root, c.id, "state.json")) as f:
+            assert json.load(f)["config"]["linux"]["resources"]["pids"]["limit"] == 57
+        upd = {"pids": {"limit": "max"}, "memory": None}
+        with pytest.raises(pyrunc.PyruncError, match=r"^resources\.pids\.limit: expected an integer, got a string$"):
+            c.update(upd)
+        assert upd == {"pids": {"limit": "max"}, "memory": None}  # the caller's dict is not touched
+    finally:
+        c.delete(force=True)

@@ -19,20 +19,22 @@ from .launch import CreateOptions, create
 
 
 if TYPE_CHECKING:
-    from ..spec.model import Spec
+    from ..spec.model import Resources, Spec
 
 
-def _config_dict(config: "Spec | dict") -> dict:
-    """A private JSON copy of the caller's config (the state keeps it as JSON)."""
+def _config_dict(config: "Spec | Resources | dict", what: str = "config") -> dict:
+    """A private JSON copy of the caller's object (the state keeps it as JSON,
+    and the type check drops its nulls)."""
     from ..errors import PyruncError
     from ..fastjson import dumps, loads
     d = config.to_dict() if hasattr(config, "to_dict") else config
     if not isinstance(d, dict):
-        raise PyruncError(f"config: expected a Spec or a dict, got {type(d).__name__}")
+        kind = "a Spec" if what == "config" else "Resources"
+        raise PyruncError(f"{what}: expected {kind} or a dict, got {type(d).__name__}")
     try:
         return loads(dumps(d))
     except (TypeError, ValueError) as e:
-        raise PyruncError(f"config: not representable as JSON: {e}") from None
+        raise PyruncError(f"{what}: not representable as JSON: {e}") from None
 
 
 class Container:
@@ -85,11 +87,11 @@ class Container:
     def delete(self, force: bool = False) -> None:
         ops.delete(self.root, self.id, force)
 
-    def update(self, resources: dict) -> None:
-        """Change the container's resources (linux.resources format); kept in
-        its state, as `pyrunc update` does."""
+    def update(self, resources: "Resources | dict") -> None:
+        """Change the container's resources (linux.resources format, or a
+        pyrunc.spec.model.Resources); kept in its state, as `pyrunc update` does."""
         from ..cgroups.update import update
-        update(self.root, self.id, resources)
+        update(self.root, self.id, _config_dict(resources, "resources"))
 
     def stats(self) -> dict:
         """cgroup statistics, as `pyrunc events --stats` reports them."""
