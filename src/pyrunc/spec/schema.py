@@ -17,7 +17,9 @@ runc accepts passes; the spec's JSON schema adds where it is stricter only
 program's config is refused. As in Go: unknown fields are ignored, and null
 in an object field means absent (the key is dropped, so later code sees the
 same dict as if it had not been written). Beyond Go: a string holding a NUL
-character is refused (the kernel, and Python's os functions, cannot take it).
+character or a lone UTF-16 surrogate ("\\ud800") is refused: the kernel
+cannot take the one, UTF-8 has no form for the other, and either would reach
+the user later as a Python exception's text.
 
 Errors name the field: `process.capabilities.bounding: expected an array of
 strings, got a string`; `mounts[2].options[0]: ...`; map keys are quoted,
@@ -289,7 +291,7 @@ def _walk(v: object, t: tuple) -> None:
         vt = t[1]
         for key, val in v.items():
             try:
-                if "\x00" in key or not key.isascii():
+                if type(key) is not str or "\x00" in key or not key.isascii():
                     _text(key, "key ")
                 _walk(val, vt)
             except _Bad as e:
@@ -300,6 +302,8 @@ def _walk(v: object, t: tuple) -> None:
 def _text(v: str, what: str = "") -> None:
     """What the kernel and Python's os functions can take: no NUL, and no
     lone UTF-16 surrogate (JSON's "\\ud800", which has no UTF-8 form)."""
+    if type(v) is not str:  # a map key, from a library caller's dict
+        raise _Bad(STR, v, f"{what}must be a string")
     if "\x00" in v:
         raise _Bad(STR, v, f"{what}must not contain a NUL character")
     try:
