@@ -34,6 +34,7 @@ class Rootfs:
                  join_cgroup: Callable[[], None], runtime_hooks: Callable[[], None],
                  container_hooks: Callable[[], None], no_pivot: bool = False,
                  idmapped: Callable[[int], int] | None = None,
+                 bind_source: Callable[[int], int | None] | None = None,
                  cgroup_mounts: list[tuple[str, str, str]] | None = None) -> None:
         self.spec = spec
         self.linux = spec.get("linux") or {}
@@ -46,6 +47,7 @@ class Rootfs:
         self.container_hooks = container_hooks
         self.no_pivot = no_pivot
         self.idmapped = idmapped
+        self.bind_source = bind_source
         # (hierarchy key, host mount point, the container's cgroup dir there)
         self.cgroup_mounts = cgroup_mounts or []
         self.rootfd = -1
@@ -176,14 +178,29 @@ class Rootfs:
         src = m.get("source") or ""
         if not src.startswith("/"):
             src = os.path.join(self.bundle, src)
+        tree = None
         try:
             is_dir = stat.S_ISDIR(os.stat(src).st_mode)
         except OSError as e:
-            raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: "
-                              f"stat {src}: {e.strerror}") from None
-        fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
+            tree = self._source_from_host(m, e)
+            if tree is None:
+                raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: "
+                                  f"stat {src}: {e.strerror}") from None
+            is_dir = stat.S_ISDIR(os.fstat(tree).st_mode)
         try:
-            if opts.extensions & {"idmap", "ridmap"} and self.idmapped is not None:
+            fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
+        except BaseException:
+            if tree is not None:
+                os.close(tree)
+            raise
+        try:
+            if tree is not None:  # rootfs/bindsrc.py
+                from .bindsrc import attach
+                try:
+                    attach(tree, fd)
+                finally:
+                    os.close(tree)
+            elif opts.extensions & {"idmap", "ridmap"} and self.idmapped is not None:
                 index = next(i for i, x in enumerate(self.spec["mounts"]) if x is m)
                 tree = self.idmapped(index)
                 try:  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
@@ -196,6 +213,17 @@ class Rootfs:
             os.close(fd)
         extra = opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
         self._after_mount(dest, opts, remount_flags=extra)
+
+    def _source_from_host(self, m: dict, e: OSError) -> int | None:
+        """A source our user namespace's root may not reach, cloned by the
+        runtime parent (rootfs/bindsrc.py); None where that cannot help."""
+        from .bindsrc import REFUSED
+        if not self.userns or self.bind_source is None or e.errno not in REFUSED:
+            return None
+        if {"idmap", "ridmap"} & set(m.get("options") or []):
+            return None  # the parent clones those anyway
+        index = next(i for i, x in enumerate(self.spec["mounts"]) if x is m)
+        return self.bind_source(index)
 
     def _after_mount(self, dest: str, opts: O.MountOptions, remount_flags: int) -> None:
         """Flags a bind mount only takes on remount, recursive attributes and
