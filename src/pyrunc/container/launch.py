@@ -182,7 +182,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 _write_id_maps(pid_s, linux)
                 reply("u")
             elif tag == "O":
-                _write_time_offsets(pid_s, linux)
+                try:
+                    _write_time_offsets(pid_s, linux)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, str(e))) from None
                 reply("o")
             elif tag == "P":
                 # join at once; the init waits for "j" only where it needs
