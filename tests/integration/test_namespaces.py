@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import wait_until
+from integration_conftest import wait_until
 from helpers_userns import HOST_ROOT, make_reachable, userns_config
 
 NEWER = pytest.mark.runc_ref_differs
