@@ -26,9 +26,12 @@ def read_userns_maps(path: str) -> tuple[list[dict], list[dict]]:
     m = _PROC_USERNS.fullmatch(path)
     if m:
         try:
-            return tuple(_read(f"/proc/{m.group(1)}/{n}") for n in ("uid_map", "gid_map"))  # type: ignore[return-value]
+            return _read(f"/proc/{m.group(1)}/uid_map"), _read(f"/proc/{m.group(1)}/gid_map")
         except OSError:
             pass  # the slow path says why
+    st, own = os.stat(path), os.stat("/proc/self/ns/user")
+    if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):  # setns into it would fail
+        return _read("/proc/self/uid_map"), _read("/proc/self/gid_map")
     return _read_by_joining(path)
 
 
