@@ -97,6 +97,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     pid_s = init_pid = 0
     ch = None
     master = None
+    host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
     try:
         from ..cgroups import is_rootless, new_manager
         rootless = is_rootless(o.rootless)
@@ -120,6 +121,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
             "owner": "", "annotations": spec.get("annotations") or {},
         }
+        if "mount" not in spec_config.namespaces(spec):  # the host's: the mounts land there
+            from ..rootfs import hostns
+            host_bind = state["host_mount"] = hostns.bind_rootfs(state["rootfs"], linux.get("rootfsPropagation"))
         from ..init.child import InitArgs
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
@@ -214,8 +218,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 if hooks.get("prestart") or hooks.get("createRuntime"):
                     from .. import hooks as H
                     st = oci_state({**state, "pid": init_pid}, "creating")
-                    H.run_hooks("prestart", hooks.get("prestart") or [], st)
-                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
+                    H.run_hooks("prestart", hooks.get("prestart") or [], st, cwd=bundle)
+                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st, cwd=bundle)
                 reply("h")
             elif tag == "I":  # an idmapped mount, which only the host side can make
                 from ..rootfs.idmap import idmapped_tree
@@ -269,6 +273,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if console is not None:
             console.close()
         _undo(sd, cg, init_pid, pid_s, ch, master)
+        if host_bind:
+            hostns.release(state["rootfs"], host_bind)
         if isinstance(e, (PyruncError, KeyboardInterrupt)):
             raise
         if isinstance(e, OSError):

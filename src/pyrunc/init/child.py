@@ -17,7 +17,7 @@ import _signal
 import os
 import sys
 
-from ..errors import PyruncError
+from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 from .sync import Channel
 
@@ -79,6 +79,14 @@ class InitArgs:
 
 def fail(ch: Channel, e: BaseException) -> None:
     """Report an error to the parent as one line, and end this child."""
+    if isinstance(e, ExecveError):
+        # the process's own failure (runc 1.5): its stderr, status 255; the
+        # parent sees our end of the channel close, as after an exec
+        try:
+            os.write(2, f"{e}\n".encode())
+        except OSError:
+            pass
+        os._exit(255)
     if isinstance(e, PyruncError):
         msg = str(e)
     elif isinstance(e, OSError):
@@ -155,7 +163,8 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         sc = a.seccomp
         if sc is not None:
             sc.start_build()  # in a process of its own, while we set up
-        preload(bool(a.terminal), bool(a.spec.get("hooks")))  # what the base set lacks
+        preload(bool(a.terminal), bool(a.spec.get("hooks")),  # what the base set lacks
+                (a.spec.get("linux") or {}).get("memoryPolicy") is not None)
         from ..spec.config import namespaces
         nss = namespaces(a.spec)
         if sc is not None:  # the notify agent's socket, seen from the host
@@ -270,7 +279,7 @@ def time_offsets_text(linux: dict) -> bytes:
                    for clock, o in offs.items()).encode()
 
 
-def preload(terminal: bool, hooks: bool = True) -> None:
+def preload(terminal: bool, hooks: bool = True, mempolicy: bool = False) -> None:
     """Import everything the init will need before its root changes: after
     pivot_root an import would read files from the container's rootfs, which
     the container controls. `seal_imports` then makes any import fail."""
@@ -286,6 +295,8 @@ def preload(terminal: bool, hooks: bool = True) -> None:
     from ..spec import capabilities, config  # noqa: F401
     if terminal:
         from .. import terminal as _t  # noqa: F401
+    if mempolicy:
+        from ..security import mempolicy as _m  # noqa: F401
 
 
 def seal_imports() -> None:
@@ -344,7 +355,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss or running_in_userns(), cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
            container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped, bind_source=bind_source,
-           cgroup_mounts=a.cgroup_mounts).prepare()
+           cgroup_mounts=a.cgroup_mounts, hostns="mount" not in nss).prepare()
     seal_imports()
     if a.terminal:
         _setup_console(ch, process)
@@ -380,8 +391,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     # execve reaches the parent as an error, a successful exec as EOF
     hooks = (spec.get("hooks") or {}).get("startContainer")
     if hooks:
+        # as runc: the hooks run under the container's seccomp filter (with
+        # no_new_privs it is otherwise loaded last, right before execve) and,
+        # without an env of their own, with the process's environment
+        final.seccomp_now()
         from .. import hooks as H
-        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
+        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"), default_env=final.env)
     final.exec_now(a.preserve_fds or 0)
 
 

@@ -5,6 +5,8 @@ The order follows runc's prepareRootfs: propagation of /, the rootfs bound
 onto itself, the config's mounts, devices and /dev symlinks, the
 createRuntime/createContainer hook points, then pivot_root (or move+chroot).
 Masked and read-only paths are applied after the pivot (see finalize()).
+Without a mount namespace the runtime has bound the rootfs onto itself in
+the host's (hostns.py) and the init chroots instead of pivoting.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ class Rootfs:
                  container_hooks: Callable[[], None], no_pivot: bool = False,
                  idmapped: Callable[[int], int] | None = None,
                  bind_source: Callable[[int], int | None] | None = None,
-                 cgroup_mounts: list[tuple[str, str, str]] | None = None) -> None:
+                 cgroup_mounts: list[tuple[str, str, str]] | None = None, hostns: bool = False) -> None:
         self.spec = spec
         self.linux = spec.get("linux") or {}
         self.rootfs = rootfs
@@ -50,15 +52,19 @@ class Rootfs:
         self.bind_source = bind_source
         # (hierarchy key, host mount point, the container's cgroup dir there)
         self.cgroup_mounts = cgroup_mounts or []
+        # no mount namespace: the runtime bound the rootfs onto itself in the
+        # host's (rootfs/hostns.py); we mount under it and chroot
+        self.hostns = hostns
         self.rootfd = -1
         self.joined = False
 
     # -- the whole sequence -----------------------------------------------------
     def prepare(self) -> None:
-        prop = O.PROPAGATION.get(self.linux.get("rootfsPropagation", ""), C.MS_SLAVE | C.MS_REC)
-        L.mount(None, "/", None, prop | C.MS_REC if prop & C.MS_REC else prop)
-        self._make_parent_private()
-        L.mount(self.rootfs, self.rootfs, "bind", C.MS_BIND | C.MS_REC)
+        if not self.hostns:
+            prop = O.PROPAGATION.get(self.linux.get("rootfsPropagation", ""), C.MS_SLAVE | C.MS_REC)
+            L.mount(None, "/", None, prop | C.MS_REC if prop & C.MS_REC else prop)
+            self._make_parent_private()
+            L.mount(self.rootfs, self.rootfs, "bind", C.MS_BIND | C.MS_REC)
         self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         mounts = self.spec.get("mounts") or []
         for m in mounts:
@@ -72,7 +78,14 @@ class Rootfs:
             self.create_devices(defaults=False)
         self._mkdir_cwd()
         self.runtime_hooks()
+        os.fchdir(self.rootfd)  # runc: the createContainer hooks run from the rootfs
         self.container_hooks()
+        if self.hostns:  # runc: chroot, pivot_root needs a mount namespace of ours
+            os.fchdir(self.rootfd)
+            os.close(self.rootfd)
+            os.chroot(".")
+            os.chdir("/")
+            return
         os.close(self.rootfd)
         if self.no_pivot:
             self._move_root()
