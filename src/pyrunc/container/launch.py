@@ -65,6 +65,11 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     bundle = os.path.abspath(o.bundle or ".")
     spec = spec_config.load_config(bundle) if o.config is None else o.config
     spec_config.validate(spec, bundle)
+    linux = spec.get("linux") or {}
+    nss = spec_config.namespaces(spec)
+    if "time" in nss or "timeOffsets" in linux or nss.get("user"):
+        from ..spec import nsrules
+        nsrules.validate(linux, nss)
     process = spec["process"]
     from ..security import attrs
     attrs.validate(process, spec.get("linux"))
@@ -96,7 +101,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     master = None
     host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
     try:
-        linux = spec.get("linux") or {}
         from ..cgroups import is_rootless, new_manager
         rootless = is_rootless(o.rootless)
         cg = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
@@ -178,12 +182,17 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         # line) waits for an RCU grace period holding cgroup_mutex, and
         # mkdir waits for it too: this is where that wait is hidden
         cg.create()
-        nss = spec_config.namespaces(spec)
         while True:
             tag, payload, fds = ch.recv()
             if tag == "U":
                 _write_id_maps(pid_s, linux)
                 reply("u")
+            elif tag == "O":
+                try:
+                    _write_time_offsets(pid_s, linux)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, str(e))) from None
+                reply("o")
             elif tag == "P":
                 # join at once; the init waits for "j" only where it needs
                 # the cgroup (its cgroup mounts, a cgroup namespace)
@@ -415,6 +424,18 @@ def _write_id_maps(pid: int, linux: dict) -> None:
             f.write(id_map_text(gid_maps))
     except OSError as e:
         raise PyruncError(f"failed to write user namespace mappings: {e.strerror}") from None
+
+
+def _write_time_offsets(pid: int, linux: dict) -> None:
+    """The new time namespace's offsets, written before any process is in it
+    (the stage child unshared it; its children will enter it)."""
+    from ..init.child import time_offsets_text
+    path = f"/proc/{pid}/timens_offsets"
+    try:
+        with open(path, "wb") as f:
+            f.write(time_offsets_text(linux))
+    except OSError as e:
+        raise PyruncError(f"failed to update {path}: {e.strerror}") from None
 
 
 def _own_id_only(maps: list[dict], own: int) -> bool:
