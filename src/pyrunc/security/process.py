@@ -240,13 +240,16 @@ class Exec:
         from ..init.child import reset_signals
         from ..linux import sys as L
         sc = self.seccomp
-        for fd in range(3, 3 + preserve_fds):
+        # no fd lies past the file table's limit (fs.nr_open, 2^20 by
+        # default): a huge --preserve-fds must not loop for hours
+        end = min(3 + max(preserve_fds, 0), max(os.sysconf("SC_OPEN_MAX"), 1 << 20))
+        for fd in range(3, end):
             try:
                 os.set_inheritable(fd, True)
             except OSError:
                 pass
         try:
-            L.close_range(3 + preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
+            L.close_range(end, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
         except OSError:
             pass
         reset_signals()
