@@ -499,3 +499,31 @@ def test_json_errors_are_worded_not_python_internals(text, msg):
 def test_invalid_utf8_is_replaced_as_go_does():
     from pyrunc.fastjson import loads
     assert loads(b'{"a": "x\xffy"}') == {"a": "x\ufffdy"}
+
+
+# -- Go's case-insensitive field names -----------------------------------------
+
+def test_keys_match_fields_case_insensitively():
+    """runc's decoder (Go's encoding/json) takes "pagesize" for pageSize; runc's
+    own cgroups.bats writes hugepageLimits that way."""
+    doc = {"linux": {"resources": {"hugepageLimits": [{"pagesize": "2MB", "LIMIT": 1 << 21}]}},
+           "Process": {"Args": ["sh"], "cwd": "/"}}
+    S.check(doc)
+    assert doc["linux"]["resources"]["hugepageLimits"] == [{"pageSize": "2MB", "limit": 1 << 21}]
+    assert doc["process"] == {"args": ["sh"], "cwd": "/"} and "Process" not in doc
+
+
+def test_folded_key_is_type_checked_under_its_field():
+    with pytest.raises(PyruncError, match=r"^process\.user\.UID: expected an integer"):  # the key as written
+        S.check({"process": {"user": {"UID": "0"}}})
+
+
+@pytest.mark.parametrize("doc, want", [
+    ({"pageSize": "1GB", "pagesize": "2MB"}, "2MB"),  # the later one wins, as in Go
+    ({"pagesize": "2MB", "pageSize": "1GB"}, "1GB"),
+    ({"pagesize": None, "pageSize": "1GB"}, "1GB"),
+])
+def test_folded_and_exact_key_later_wins(doc, want):
+    d = {"linux": {"resources": {"hugepageLimits": [dict(doc, limit=1)]}}}
+    S.check(d)
+    assert d["linux"]["resources"]["hugepageLimits"][0] == {"pageSize": want, "limit": 1}

@@ -239,11 +239,17 @@ def _walk(v: object, t: tuple) -> None:
         if type(v) is not dict:
             raise _Bad(t, v)
         fields = t[1]
-        nulls = None
+        nulls = renames = None
         for key, val in v.items():
             ft = fields.get(key)
             if ft is None:
-                continue  # unknown: ignored, as Go's decoder does
+                # Go's decoder matches a key case-insensitively when no field
+                # has it exactly ("pagesize" is pageSize): renamed after the loop
+                canon = _folded(fields).get(key.lower()) if type(key) is str else None
+                if canon is None:
+                    continue  # unknown: ignored, as Go's decoder does
+                renames = (renames or []) + [(key, canon)]
+                ft = fields[canon]
             if val is None:
                 nulls = (nulls or []) + [key]
                 continue
@@ -255,6 +261,8 @@ def _walk(v: object, t: tuple) -> None:
         if nulls:
             for key in nulls:
                 del v[key]
+        if renames:
+            _rename(v, renames)
         for key in t[2]:
             if key not in v:
                 e = _Bad(fields[key], None, "required field is missing")
@@ -297,6 +305,30 @@ def _walk(v: object, t: tuple) -> None:
             except _Bad as e:
                 e.path.append((key,))
                 raise
+
+
+_FOLDED: dict[int, dict[str, str]] = {}
+
+
+def _folded(fields: dict) -> dict[str, str]:
+    """lower-cased field name -> the field's name, per object type."""
+    f = _FOLDED.get(id(fields))
+    if f is None:
+        f = _FOLDED[id(fields)] = {k.lower(): k for k in fields}
+    return f
+
+
+def _rename(v: dict, renames: list[tuple[str, str]]) -> None:
+    """Give case-folded keys their field's name; as in Go, of two keys for
+    one field the later in the document wins."""
+    order = {k: i for i, k in enumerate(v)}
+    for key, canon in renames:
+        if key not in v:  # dropped as null
+            continue
+        if canon in v and order.get(canon, -1) > order[key]:
+            del v[key]
+        else:
+            v[canon] = v.pop(key)
 
 
 def _text(v: str, what: str = "") -> None:
