@@ -319,16 +319,19 @@ def _folded(fields: dict) -> dict[str, str]:
 
 
 def _rename(v: dict, renames: list[tuple[str, str]]) -> None:
-    """Give case-folded keys their field's name; as in Go, of two keys for
-    one field the later in the document wins."""
+    """Give case-folded keys their field's name. As in Go, of two keys for
+    one field the later in the document wins, and two objects for one field
+    decode into the same struct: {"CPU": {"cpus": "1"}, "cpu": {"quota": 5}}
+    is cpu {cpus, quota}."""
     order = {k: i for i, k in enumerate(v)}
     for key, canon in renames:
         if key not in v:  # dropped as null
             continue
-        if canon in v and order.get(canon, -1) > order[key]:
-            del v[key]
-        else:
-            v[canon] = v.pop(key)
+        val = v.pop(key)
+        if canon in v:
+            first, later = (val, v[canon]) if order.get(canon, -1) > order[key] else (v[canon], val)
+            val = {**first, **later} if type(first) is dict and type(later) is dict else later
+        v[canon] = val
 
 
 def _text(v: str, what: str = "") -> None:
