@@ -128,7 +128,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if stage is None:  # the library: fork now (the lock and console stay ours)
             from ..init.stage import Stage
             stage = Stage.fork(close=tuple(fd for fd in (sd.fd, hold_r, hold_w, console and console.fileno())
-                                           if fd is not None and fd >= 0))
+                                           if fd is not None and fd >= 0), preserve_fds=o.preserve_fds)
         pid_s, ch = stage.pid, stage.ch
 
         def child_died() -> None:

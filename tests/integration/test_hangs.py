@@ -1,0 +1,118 @@
+"""Issue 11, items 1-5: hangs, leaks and interrupted work.
+
+1. the init waiting for `start` holds only its stdio (or console), the exec
+   fifo and the preserved fds: no other descriptor of its caller;
+2. a cgroup frozen before create is refused (runc's "container's cgroup
+   unexpectedly frozen") instead of hanging;
+3. a cgroup that already holds processes is refused ("container's cgroup is
+   not empty");
+4. `create` killed with SIGKILL at any moment: `delete -f` leaves nothing;
+5. a container without its own pid namespace: SIGKILL, `delete` and
+   `delete -f` kill every process of its cgroup.
+"""
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+
+import pytest
+
+from integration_conftest import wait_until
+
+# --------------------------------------------------------------------------- 1. descriptors
+
+
+def _init_fds(pid: int) -> dict[int, str]:
+    out = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            pass
+    return out
+
+
+def _eof_within(fd: int, timeout: float) -> bool:
+    """Whether the pipe read end `fd` reaches EOF (no writer left) in time."""
+    end = time.monotonic() + timeout
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        r, _, _ = select.select([fd], [], [], left)
+        if r and os.read(fd, 4096) == b"":
+            return True
+
+
+def _runtime_with_pipe(rt, args: list[str]) -> int:
+    """Run the runtime holding the write end of a pipe (as an engine's or a
+    shell's descriptor would be); returns the read end."""
+    r, w = os.pipe()
+    try:
+        p = subprocess.Popen(rt.argv(args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, cwd=rt.cwd, env=rt._env(None), pass_fds=(w,))
+    finally:
+        os.close(w)
+    assert p.wait(timeout=30) == 0
+    return r
+
+
+@pytest.mark.parametrize("mode", [["create"], ["run", "-d"]])
+def test_waiting_init_holds_none_of_the_callers_fds(rt, bundle, mode):
+    """An engine's pipe given to `create` (not one of the preserved fds) is
+    closed once create returns: nothing of the container holds it."""
+    cid = rt.new_id()
+    r = _runtime_with_pipe(rt, [*mode, "--bundle", bundle.path, cid])
+    try:
+        assert _eof_within(r, 5), "the container's init still holds the caller's pipe"
+    finally:
+        os.close(r)
+    pid = rt.state(cid)["pid"]
+    fds = _init_fds(pid)
+    if mode == ["create"]:
+        # stdio, the exec fifo; nothing else
+        assert sorted(fds) == [0, 1, 2, 3], fds
+        assert fds[3].endswith("/exec.fifo"), fds
+
+
+def test_waiting_init_keeps_preserved_fds(rt, bundle, tmp_path):
+    """--preserve-fds: the caller's fds 3.. are the container's and stay."""
+    marker = tmp_path / "preserved"
+    marker.write_text("x")
+    cid = rt.new_id()
+    argv = rt.argv(["create", "--preserve-fds", "2", "--bundle", bundle.path, cid])
+    subprocess.run(["/bin/sh", "-c", f'exec "$@" 3<"{marker}" 4<"{marker}" 5<"{marker}"', "sh", *argv],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, cwd=rt.cwd, env=rt._env(None),
+                   check=True, timeout=30)
+    fds = _init_fds(rt.state(cid)["pid"])
+    held = sorted(n for n, t in fds.items() if t == str(marker))
+    assert held == [3, 4], fds
+
+
+def test_command_substitution_of_create_with_a_console_returns(rt, bundle, sock_path_short):
+    """`out=$(pyrunc create --console-socket S ... 2>&1)` returns: the init's
+    stdio is the console, and it keeps no copy of the runtime's stderr."""
+    from helpers_console import ConsoleReceiver
+    with bundle.edit() as cfg:
+        cfg["process"]["terminal"] = True
+    cid = rt.new_id()
+    argv = rt.argv(["create", "--console-socket", sock_path_short, "--bundle", bundle.path, cid])
+    with ConsoleReceiver(sock_path_short):
+        try:
+            res = subprocess.run(["/bin/sh", "-c", 'out=$("$@" 2>&1); echo "rc=$? out=$out"', "sh", *argv],
+                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10,
+                                 cwd=rt.cwd, env=rt._env(None))
+        except subprocess.TimeoutExpired:
+            pytest.fail("$(create) did not return: the waiting init holds the caller's stdout or stderr")
+    assert res.stdout == "rc=0 out=\n", res
+    assert rt.state(cid)["status"] == "created"
+
+
+@pytest.fixture
+def sock_path_short(tmp_path):
+    p = tmp_path / "console.sock"
+    if len(str(p).encode()) >= 108:
+        p = tmp_path.parent / f"c{os.getpid()}.sock"
+    return p
