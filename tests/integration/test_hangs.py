@@ -116,3 +116,65 @@ def sock_path_short(tmp_path):
     if len(str(p).encode()) >= 108:
         p = tmp_path.parent / f"c{os.getpid()}.sock"
     return p
+
+
+# --------------------------------------------------------------------------- 2, 3. a cgroup in use
+
+
+def _with_cgroups_path(bundle, path: str):
+    with bundle.edit() as cfg:
+        cfg.setdefault("linux", {})["cgroupsPath"] = path
+    return bundle
+
+
+def test_cgroup_with_processes_is_refused(rt, make_bundle):
+    """runc 1.2+: a second container may not join the first one's cgroup."""
+    path = f"/pyrunc-it-{rt.token}-shared"
+    first = rt.new_id()
+    rt.run_d(first, _with_cgroups_path(make_bundle(), path))
+    b2 = _with_cgroups_path(make_bundle(), path)
+    for mode in (["create"], ["run", "-d"]):
+        cid = rt.new_id()
+        rt.fail(*mode, "--bundle", b2.path, cid, one_line=True,
+                match=rf"{mode[0]} failed: container's cgroup is not empty: 1 process\(es\) found")
+        assert cid not in rt.container_dirs()
+    assert rt.status(first) == "running"
+    assert rt.container_dirs() == [first]
+
+
+def _frozen_cgroup(kind: str, rel: str) -> tuple[str, str, bytes, bytes]:
+    """(dir, control file, freeze value, thaw value) of a cgroup to freeze."""
+    from test_cgroups_common import cgroup_mounts
+    mounts = cgroup_mounts()
+    if kind == "v1":
+        if "freezer" not in mounts:
+            pytest.skip("no cgroup v1 freezer hierarchy on this host")
+        return os.path.join(mounts["freezer"], rel), "freezer.state", b"FROZEN", b"THAWED"
+    if "" not in mounts:
+        pytest.skip("no cgroup2 hierarchy on this host")
+    return os.path.join(mounts[""], rel), "cgroup.freeze", b"1", b"0"
+
+
+@pytest.mark.parametrize("kind", ["v1", "v2"])
+def test_frozen_cgroup_is_refused(rt, bundle, kind):
+    """A cgroup frozen before create: refused at once (the init would freeze
+    on joining it and create would hang)."""
+    rel = f"pyrunc-it-{rt.token}-frozen"
+    d, name, freeze, thaw = _frozen_cgroup(kind, rel)
+    os.mkdir(d)
+    try:
+        if not os.path.exists(os.path.join(d, name)):
+            pytest.skip(f"{d} has no {name}")
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(freeze)
+        _with_cgroups_path(bundle, "/" + rel)
+        for mode in (["run", "-d"], ["create"]):
+            cid = rt.new_id()
+            rt.run(*mode, "--bundle", bundle.path, cid, timeout=15).expect_fail(
+                one_line=True, match=rf"{mode[0]} failed: container's cgroup unexpectedly frozen")
+            assert cid not in rt.container_dirs()
+        assert os.path.isdir(d), "the frozen cgroup was not the runtime's to remove"
+    finally:
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(thaw)
+        os.rmdir(d)

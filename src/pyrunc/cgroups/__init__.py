@@ -172,6 +172,18 @@ class Manager:
                     continue
         return []
 
+    def check_unused(self) -> None:
+        """runc 1.2+'s refusal of a cgroup that exists already but is not
+        fresh: one holding processes (another container's), or a frozen one
+        (the init would freeze on joining it, and create hang). A failed open
+        is all it costs where the cgroup does not exist yet."""
+        from ..errors import PyruncError
+        n = len(self.pids())
+        if n:
+            raise PyruncError(f"container's cgroup is not empty: {n} process(es) found")
+        if is_frozen(self.paths):
+            raise PyruncError("container's cgroup unexpectedly frozen")
+
     def destroy(self) -> None:
         """Remove the cgroup and any sub-cgroups the container made, retrying
         while the last processes leave (rmdir fails with EBUSY until then)."""
@@ -223,6 +235,32 @@ def manager_from_state(st: dict) -> Manager:
         from .systemd import SystemdManager
         return SystemdManager.from_state(st)
     return Manager(st.get("cgroup_paths") or {})
+
+
+def is_frozen(paths: dict[str, str]) -> bool:
+    """Whether the cgroup itself is frozen, as runc's GetFreezerState tells
+    it: v1 FROZEN by its own freezer.self_freezing (not an ancestor's), v2
+    cgroup.freeze 1. On a hybrid host the unified cgroup.freeze counts too:
+    it freezes what joins it just as well. Missing files: not frozen."""
+    path = paths.get("freezer")
+    if path:
+        for _ in range(1000):
+            state = _read_or_none(os.path.join(path, "freezer.state"))
+            if state != "FREEZING":
+                break
+            time.sleep(0.001)  # runc waits for a stable state too
+        if state == "FROZEN":
+            return _read_or_none(os.path.join(path, "freezer.self_freezing")) != "0"
+    path = paths.get("")
+    return bool(path) and _read_or_none(os.path.join(path, "cgroup.freeze")) == "1"
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def _write(path: str, data: bytes) -> None:

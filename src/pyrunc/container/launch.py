@@ -96,8 +96,13 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         linux = spec.get("linux") or {}
         from ..cgroups import is_rootless, new_manager
         rootless = is_rootless(o.rootless)
-        cg = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
-        cg.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
+        mgr = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
+        mgr.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
+        try:
+            mgr.check_unused()
+        except PyruncError as e:
+            raise PyruncError(_creation_error(o.mode, str(e))) from None
+        cg = mgr  # from here on a failure removes it: not one that was in use
         if rootless:  # the hierarchies we may use decide what the init mounts
             cg.create()
         # the init mounts the cgroup tree from this, without reading /proc again
