@@ -64,3 +64,48 @@ def test_hybrid_unified_freeze_counts(tmp_path):
              "": mk(tmp_path / "unified", {"cgroup.procs": "", "cgroup.freeze": "1\n"})}
     with pytest.raises(PyruncError, match=r"^container's cgroup unexpectedly frozen$"):
         Manager(paths).check_unused()
+
+
+# -- killing every process of a cgroup (runc's signalAllProcesses) ------------
+
+def test_kill_all_of_a_missing_cgroup(tmp_path):
+    assert Manager({"": str(tmp_path / "nope")}).kill_all() is False
+
+
+def test_kill_all_uses_cgroup_kill(tmp_path):
+    import subprocess
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        top = mk(tmp_path / "v2", {"cgroup.procs": f"{p.pid}\n", "cgroup.kill": ""})
+        assert Manager({"": top}).kill_all() is True
+        assert (tmp_path / "v2" / "cgroup.kill").read_text() == "1"
+        assert p.poll() is None  # the kernel's job here, not a kill of each pid
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_kill_all_without_cgroup_kill_freezes_kills_and_thaws(tmp_path):
+    import subprocess
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        paths = {"freezer": mk(tmp_path / "freezer", {"cgroup.procs": f"{p.pid}\n", "freezer.state": "THAWED\n"}),
+                 "": mk(tmp_path / "unified", {"cgroup.procs": f"{p.pid}\n"})}  # an old kernel: no cgroup.kill
+        writes = []
+        import pyrunc.cgroups as cg
+        real = cg._write
+
+        def spy(path, data):
+            writes.append((path.rsplit("/", 1)[1], data))
+            real(path, data)
+        cg._write = spy
+        try:
+            assert Manager(paths).kill_all() is True
+        finally:
+            cg._write = real
+        assert p.wait(timeout=5) == -9
+        assert ("freezer.state", b"FROZEN") in writes and writes[-1] == ("freezer.state", b"THAWED")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
