@@ -103,7 +103,14 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         except PyruncError as e:
             raise PyruncError(_creation_error(o.mode, str(e))) from None
         cg = mgr  # from here on a failure removes it: not one that was in use
+        created = rfc3339nano(time.time_ns())
+        state = {
+            "ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0,
+            "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
+            "owner": "", "annotations": spec.get("annotations") or {},
+        }
         if rootless:  # the hierarchies we may use decide what the init mounts
+            _record_plan(sd, state, cg, o)
             cg.create()
         # the init mounts the cgroup tree from this, without reading /proc again
         cgroup_mounts = cg.mount_sources()
@@ -115,12 +122,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             os.chmod(sd.fifo, 0o622)
             os.chown(sd.fifo, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
             fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
-        created = rfc3339nano(time.time_ns())
-        state = {
-            "ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0,
-            "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
-            "owner": "", "annotations": spec.get("annotations") or {},
-        }
         from ..init.child import InitArgs
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
@@ -176,7 +177,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         # cgroup.procs write (ours, or the pre-arm thread's from the command
         # line) waits for an RCU grace period holding cgroup_mutex, and
         # mkdir waits for it too: this is where that wait is hidden
-        cg.create()
+        if not rootless:
+            _record_plan(sd, state, cg, o)
+            cg.create()
         nss = spec_config.namespaces(spec)
         while True:
             tag, payload, fds = ch.recv()
@@ -263,6 +266,19 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             raise PyruncError(_creation_error(o.mode, e.strerror if not e.filename else
                                               f"{e.filename}: {e.strerror}")) from None
         raise
+
+
+def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:
+    """Write what create is about to make (the cgroup in every hierarchy, a
+    systemd unit) into the state before making it. A create killed from here
+    on (SIGKILL: no undo runs) leaves a state that reads as a stopped
+    container without config or init, and `delete` removes all it names:
+    the processes of its cgroup, the cgroup, the state dir."""
+    state["cgroup_paths"] = cg.paths
+    state["rootless"] = cg.rootless
+    if o.systemd_cgroup:
+        state["systemd"] = cg.state()
+    sd.save(state)
 
 
 def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: CreateOptions) -> None:
