@@ -21,6 +21,7 @@ import time
 import pytest
 
 from integration_conftest import wait_until
+from test_console_socket import sock_path  # noqa: F401 - a fixture
 
 # --------------------------------------------------------------------------- 1. descriptors
 
@@ -93,15 +94,15 @@ def test_waiting_init_keeps_preserved_fds(rt, bundle, tmp_path):
     assert held == [3, 4], fds
 
 
-def test_command_substitution_of_create_with_a_console_returns(rt, bundle, sock_path_short):
+def test_command_substitution_of_create_with_a_console_returns(rt, bundle, sock_path):
     """`out=$(pyrunc create --console-socket S ... 2>&1)` returns: the init's
     stdio is the console, and it keeps no copy of the runtime's stderr."""
     from helpers_console import ConsoleReceiver
     with bundle.edit() as cfg:
         cfg["process"]["terminal"] = True
     cid = rt.new_id()
-    argv = rt.argv(["create", "--console-socket", sock_path_short, "--bundle", bundle.path, cid])
-    with ConsoleReceiver(sock_path_short):
+    argv = rt.argv(["create", "--console-socket", sock_path, "--bundle", bundle.path, cid])
+    with ConsoleReceiver(sock_path):
         try:
             res = subprocess.run(["/bin/sh", "-c", 'out=$("$@" 2>&1); echo "rc=$? out=$out"', "sh", *argv],
                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10,
@@ -110,14 +111,6 @@ def test_command_substitution_of_create_with_a_console_returns(rt, bundle, sock_
             pytest.fail("$(create) did not return: the waiting init holds the caller's stdout or stderr")
         assert res.stdout == "rc=0 out=\n", res
         assert rt.state(cid)["status"] == "created"
-
-
-@pytest.fixture
-def sock_path_short(tmp_path):
-    p = tmp_path / "console.sock"
-    if len(str(p).encode()) >= 108:
-        p = tmp_path.parent / f"c{os.getpid()}.sock"
-    return p
 
 
 # --------------------------------------------------------------------------- 2, 3. a cgroup in use
