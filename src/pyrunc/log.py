@@ -84,6 +84,11 @@ def log(level: str, msg: str) -> None:
         pass
 
 
+def debug_enabled() -> bool:
+    """--debug: for messages that cost something to compose."""
+    return _min == 0
+
+
 def debug(msg: str) -> None:
     log("debug", msg)
 

@@ -92,6 +92,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     pid_s = init_pid = 0
     ch = None
     master = None
+    host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
     try:
         linux = spec.get("linux") or {}
         from ..cgroups import is_rootless, new_manager
@@ -109,6 +110,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
             "owner": "", "annotations": spec.get("annotations") or {},
         }
+        if "mount" not in spec_config.namespaces(spec):  # the host's: the mounts land there
+            from ..rootfs import hostns
+            host_bind = state["host_mount"] = hostns.bind_rootfs(state["rootfs"], linux.get("rootfsPropagation"))
         if rootless:  # the hierarchies we may use decide what the init mounts
             _record_plan(sd, state, cg, o)
             cg.create()
@@ -213,16 +217,23 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 if hooks.get("prestart") or hooks.get("createRuntime"):
                     from .. import hooks as H
                     st = oci_state({**state, "pid": init_pid}, "creating")
-                    H.run_hooks("prestart", hooks.get("prestart") or [], st)
-                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
+                    H.run_hooks("prestart", hooks.get("prestart") or [], st, cwd=bundle)
+                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st, cwd=bundle)
                 reply("h")
-            elif tag == "I":  # an idmapped mount, which only the host side can make
-                from ..rootfs.idmap import idmapped_tree
-                tree = idmapped_tree(spec["mounts"][int(payload)], bundle, f"/proc/{init_pid}/ns/user")
+            elif tag == "I":  # a mount source only the host side can open (rootfs/idmap.py)
+                from ..rootfs.idmap import mount_source
+                index, _, kind = payload.decode().partition(" ")
+                m = spec["mounts"][int(index)]
                 try:
-                    ch.send("M", fds=[tree])
+                    src = mount_source(m, bundle, init_pid, kind)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, f"error mounting {m.get('source', '')!r} to rootfs "
+                                                              f"at {m.get('destination')!r}: {e}")) from None
+                try:
+                    ch.send("M", fds=[src] if src >= 0 else None)
                 finally:
-                    os.close(tree)
+                    if src >= 0:
+                        os.close(src)
             elif tag == "T":
                 master = fds[0] if fds else None
             elif tag == "R":
@@ -260,6 +271,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if console is not None:
             console.close()
         _undo(sd, cg, init_pid, pid_s, ch, master)
+        if host_bind:
+            hostns.release(state["rootfs"], host_bind)
         if isinstance(e, (PyruncError, KeyboardInterrupt)):
             raise
         if isinstance(e, OSError):
@@ -273,7 +286,8 @@ def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:
     systemd unit) into the state before making it. A create killed from here
     on (SIGKILL: no undo runs) leaves a state that reads as a stopped
     container without config or init, and `delete` removes all it names:
-    the processes of its cgroup, the cgroup, the state dir."""
+    the processes of its cgroup, the cgroup, the rootfs bind of a container
+    without a mount namespace (made just before), the state dir."""
     state["cgroup_paths"] = cg.paths
     state["rootless"] = cg.rootless
     if o.systemd_cgroup:

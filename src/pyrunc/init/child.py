@@ -17,7 +17,7 @@ import _signal
 import os
 import sys
 
-from ..errors import PyruncError
+from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 from .sync import Channel
 
@@ -79,6 +79,14 @@ class InitArgs:
 
 def fail(ch: Channel, e: BaseException) -> None:
     """Report an error to the parent as one line, and end this child."""
+    if isinstance(e, ExecveError):
+        # the process's own failure (runc 1.5): its stderr, status 255; the
+        # parent sees our end of the channel close, as after an exec
+        try:
+            os.write(2, f"{e}\n".encode())
+        except OSError:
+            pass
+        os._exit(255)
     if isinstance(e, PyruncError):
         msg = str(e)
     elif isinstance(e, OSError):
@@ -155,7 +163,8 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         sc = a.seccomp
         if sc is not None:
             sc.start_build()  # in a process of its own, while we set up
-        preload(bool(a.terminal), bool(a.spec.get("hooks")))  # what the base set lacks
+        preload(bool(a.terminal), bool(a.spec.get("hooks")),  # what the base set lacks
+                (a.spec.get("linux") or {}).get("memoryPolicy") is not None)
         from ..spec.config import namespaces
         nss = namespaces(a.spec)
         if sc is not None:  # the notify agent's socket, seen from the host
@@ -236,7 +245,7 @@ def _time_offsets(spec: dict) -> None:
         f.write("".join(lines))
 
 
-def preload(terminal: bool, hooks: bool = True) -> None:
+def preload(terminal: bool, hooks: bool = True, mempolicy: bool = False) -> None:
     """Import everything the init will need before its root changes: after
     pivot_root an import would read files from the container's rootfs, which
     the container controls. `seal_imports` then makes any import fail."""
@@ -252,6 +261,8 @@ def preload(terminal: bool, hooks: bool = True) -> None:
     from ..spec import capabilities, config  # noqa: F401
     if terminal:
         from .. import terminal as _t  # noqa: F401
+    if mempolicy:
+        from ..security import mempolicy as _m  # noqa: F401
 
 
 def seal_imports() -> None:
@@ -290,9 +301,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         ch.send("H")
         ch.expect("h")
 
-    def idmapped(index: int) -> int:
-        ch.send("I", str(index))
-        return ch.expect_msg("M")[1][0]
+    def mount_source(index: int, kind: str) -> int:
+        """An fd for mounts[index]'s source from the parent ("idmap": an
+        idmapped tree, "open": a plain O_PATH fd), or -1."""
+        ch.send("I", f"{index} {kind}")
+        fds = ch.expect_msg("M")[1]
+        return fds[0] if fds else -1
 
     def container_hooks() -> None:
         hooks = (spec.get("hooks") or {}).get("createContainer")
@@ -304,8 +318,8 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     from ..cgroups import running_in_userns  # a rootless engine's namespace too: no mknod there
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss or running_in_userns(), cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
-           container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped,
-           cgroup_mounts=a.cgroup_mounts).prepare()
+           container_hooks=container_hooks, no_pivot=a.no_pivot, mount_source=mount_source,
+           cgroup_mounts=a.cgroup_mounts, hostns="mount" not in nss).prepare()
     seal_imports()
     if a.terminal:
         _setup_console(ch, process)
@@ -314,7 +328,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     if spec.get("domainname"):
         L.setdomainname(spec["domainname"])
     _sysctl((spec.get("linux") or {}).get("sysctl") or {})
-    finalize(spec)
+    finalize(spec, a.rootfs)
     os.umask(0o022)
     from ..security.process import prepare_exec
     final = prepare_exec(process, rlimits_set=True)  # the parent sets them (prlimit)
@@ -343,8 +357,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     # execve reaches the parent as an error, a successful exec as EOF
     hooks = (spec.get("hooks") or {}).get("startContainer")
     if hooks:
+        # as runc: the hooks run under the container's seccomp filter (with
+        # no_new_privs it is otherwise loaded last, right before execve) and,
+        # without an env of their own, with the process's environment
+        final.seccomp_now()
         from .. import hooks as H
-        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
+        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"), default_env=final.env)
     final.exec_now(a.preserve_fds or 0)
 
 
