@@ -113,6 +113,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if "mount" not in spec_config.namespaces(spec):  # the host's: the mounts land there
             from ..rootfs import hostns
             host_bind = state["host_mount"] = hostns.bind_rootfs(state["rootfs"], linux.get("rootfsPropagation"))
+            _record_plan(sd, state, cg, o)  # a mount on the host: recorded at once
         if rootless:  # the hierarchies we may use decide what the init mounts
             _record_plan(sd, state, cg, o)
             cg.create()
