@@ -311,3 +311,16 @@ def test_state_of_a_create_killed_before_its_init(rt, bundle):
     assert (st["status"], st["pid"]) == ("stopped", 0)
     assert [c["id"] for c in rt.list_json()] == [cid]
     rt.delete(cid)
+
+
+def test_delete_of_a_state_dir_without_state(rt):
+    """A create killed before it wrote any state leaves only its directory:
+    delete removes it and says the container does not exist (runc), and
+    delete -f removes it quietly."""
+    cid = rt.new_id()
+    (rt.root / cid).mkdir()
+    rt.fail("delete", cid, match="container does not exist", one_line=True)
+    assert not (rt.root / cid).exists()
+    (rt.root / cid).mkdir()
+    rt.ok("delete", "--force", cid)
+    assert not (rt.root / cid).exists()

@@ -169,9 +169,13 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     sd.lock()
     try:
         st = sd.load()
-    except PyruncError:
-        if force:  # a half-written container: remove what is there
+    except PyruncError as e:
+        # a create killed before it wrote anything (runc removes the
+        # directory even without --force), or a corrupt state
+        from ..errors import ContainerNotExist
+        if force or isinstance(e, ContainerNotExist):
             sd.remove()
+        if force:
             return
         raise
     status = status_of(st, sd.fifo)
