@@ -1,7 +1,7 @@
 """`exec`: a new process inside a running container.
 
-The parent forks a child that joins the container's namespaces (user first,
-mount last), is put into its cgroup, and forks again so that the pid
+The parent forks a child that joins the container's namespaces (in runc's
+order: init/child.py join_namespaces), is put into its cgroup, and forks again so that the pid
 namespace applies; the grandchild applies the process settings and execs.
 As in runc, the process defaults come from the container's config.json
 process, with the command line's overrides.
@@ -229,23 +229,17 @@ def _exec_error(msg: str) -> str:
 
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
                 keyring: str, sc=None, linux: dict | None = None, root: str = "") -> None:
-    from ..init.child import _JOIN_ORDER, _open_ns, conceal_command_line, fail, join_session_keyring, seal_imports
+    from ..init.child import _open_ns, conceal_command_line, fail, join_namespaces, join_session_keyring, seal_imports
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
         conceal_command_line()
         fds = {t: _open_ns(t, path) for t, path in nss.items() if path}
-        for t in _JOIN_ORDER:
-            if t in fds:
-                L.setns(fds[t], C.NAMESPACES[t][0])
-                os.close(fds[t])
+        join_namespaces(fds)  # as root of the container's user namespace if it has one
         if root:
             os.chroot(root)
             os.chdir("/")
         seal_imports()  # our root is now the container's: never import from it
-        if "user" in fds:
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
         pid = os.fork()
         if pid:
             ch.send("P", str(pid))

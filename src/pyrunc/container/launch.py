@@ -63,6 +63,11 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     bundle = os.path.abspath(o.bundle or ".")
     spec = spec_config.load_config(bundle)
     spec_config.validate(spec, bundle)
+    linux = spec.get("linux") or {}
+    nss = spec_config.namespaces(spec)
+    if "time" in nss or "timeOffsets" in linux or nss.get("user"):
+        from ..spec import nsrules
+        nsrules.validate(linux, nss)
     process = spec["process"]
     from ..security import attrs
     attrs.validate(process, spec.get("linux"))
@@ -94,7 +99,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     master = None
     host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
     try:
-        linux = spec.get("linux") or {}
         from ..cgroups import is_rootless, new_manager
         rootless = is_rootless(o.rootless)
         mgr = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
@@ -110,7 +114,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
             "owner": "", "annotations": spec.get("annotations") or {},
         }
-        if "mount" not in spec_config.namespaces(spec):  # the host's: the mounts land there
+        if "mount" not in nss:  # the host's: the mounts land there
             from ..rootfs import hostns
             host_bind = state["host_mount"] = hostns.bind_rootfs(state["rootfs"], linux.get("rootfsPropagation"))
             _record_plan(sd, state, cg, o)  # a mount on the host: recorded at once
@@ -185,12 +189,17 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if not rootless:
             _record_plan(sd, state, cg, o)
             cg.create()
-        nss = spec_config.namespaces(spec)
         while True:
             tag, payload, fds = ch.recv()
             if tag == "U":
                 _write_id_maps(pid_s, linux)
                 reply("u")
+            elif tag == "O":
+                try:
+                    _write_time_offsets(pid_s, linux)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, str(e))) from None
+                reply("o")
             elif tag == "P":
                 # join at once; the init waits for "j" only where it needs
                 # the cgroup (its cgroup mounts, a cgroup namespace)
@@ -436,6 +445,18 @@ def _write_id_maps(pid: int, linux: dict) -> None:
             f.write(id_map_text(gid_maps))
     except OSError as e:
         raise PyruncError(f"failed to write user namespace mappings: {e.strerror}") from None
+
+
+def _write_time_offsets(pid: int, linux: dict) -> None:
+    """The new time namespace's offsets, written before any process is in it
+    (the stage child unshared it; its children will enter it)."""
+    from ..init.child import time_offsets_text
+    path = f"/proc/{pid}/timens_offsets"
+    try:
+        with open(path, "wb") as f:
+            f.write(time_offsets_text(linux))
+    except OSError as e:
+        raise PyruncError(f"failed to update {path}: {e.strerror}") from None
 
 
 def _own_id_only(maps: list[dict], own: int) -> bool:
