@@ -294,23 +294,74 @@ def test_delete_force_after_create_killed_at_any_moment(rt, bundle, leakcheck, m
         leakcheck.assert_clean()
 
 
-def test_state_of_a_create_killed_before_its_init(rt, bundle):
-    """What a killed create leaves before it knew its init (the cgroup it
-    planned) reads as a stopped container, which a plain delete removes."""
-    cid = rt.new_id()
+def _planned_only(rt, cid: str) -> bool:
+    """Whether a killed create left its plan but no state yet."""
+    d = rt.root / cid
+    if not d.is_dir() or (d / "state.json").exists():
+        return False
+    try:
+        return bool(os.getxattr(d, "user.pyrunc.plan"))
+    except OSError:
+        return (d / "plan.json").exists()
+
+
+def test_create_killed_before_its_state(rt, bundle):
+    """What a create killed after its plan but before its state leaves is
+    no container to `state` or `list` (as runc: no state.json), and a plain
+    `delete` removes all of it, saying the container does not exist (runc
+    removes such a directory the same way)."""
+    if rt.is_runc:
+        pytest.skip("pyrunc's plan record")
     for attempt in range(200):
         cid = rt.new_id()
         _killed_after(rt, ["create", "--bundle", bundle.path, cid], 0.002 * (attempt % 40))
-        path = rt.root / cid / "state.json"
-        if path.exists() and json.loads(path.read_text()).get("pid") == 0:
+        if _planned_only(rt, cid):
             break
         rt.run("delete", "--force", cid).expect_ok()
     else:
-        pytest.skip("no kill landed between the plan and the init")
-    st = rt.state(cid)
-    assert (st["status"], st["pid"]) == ("stopped", 0)
-    assert [c["id"] for c in rt.list_json()] == [cid]
-    rt.delete(cid)
+        pytest.skip("no kill landed between the plan and the state")
+    rt.fail("state", cid, match="container does not exist")
+    assert rt.list_json() == []
+    rt.fail("delete", cid, match="container does not exist", one_line=True)
+    assert cid not in rt.container_dirs()
+
+
+def test_delete_removes_what_a_plan_names(rt, tmp_path):
+    """The plan alone (a create killed right after making its cgroup and
+    putting its init there): delete -f kills the cgroup's processes and
+    removes the cgroup in every hierarchy."""
+    if rt.is_runc:
+        pytest.skip("pyrunc's plan record")
+    from test_cgroups_common import cgroup_mounts
+    mounts = cgroup_mounts()
+    cid = rt.new_id()
+    keys = [k for k in ("", "pids", "freezer") if k in mounts]
+    paths = {k: os.path.join(mounts[k], f"pyrunc-it-{cid}") for k in keys}
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        for p in paths.values():
+            os.mkdir(p)
+            with open(os.path.join(p, "cgroup.procs"), "w") as f:
+                f.write(str(sleeper.pid))
+        d = rt.root / cid
+        d.mkdir()
+        plan = {"id": cid, "bundle": str(tmp_path), "rootfs": str(tmp_path), "created": "2026-01-01T00:00:00Z",
+                "pid": 0, "cgroup_paths": paths}
+        try:
+            os.setxattr(d, "user.pyrunc.plan", json.dumps(plan).encode())
+        except OSError:
+            (d / "plan.json").write_text(json.dumps(plan))
+        rt.ok("delete", "--force", cid)
+        assert sleeper.wait(timeout=5) == -9
+        assert [p for p in paths.values() if os.path.exists(p)] == []
+        assert cid not in rt.container_dirs()
+    finally:
+        if sleeper.poll() is None:
+            sleeper.kill()
+            sleeper.wait()
+        for p in paths.values():
+            if os.path.exists(p):
+                os.rmdir(p)
 
 
 def test_delete_of_a_state_dir_without_state(rt):

@@ -292,17 +292,18 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
 
 
 def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:
-    """Write what create is about to make (the cgroup in every hierarchy, a
-    systemd unit) into the state before making it. A create killed from here
-    on (SIGKILL: no undo runs) leaves a state that reads as a stopped
-    container without config or init, and `delete` removes all it names:
-    the processes of its cgroup, the cgroup, the rootfs bind of a container
-    without a mount namespace (made just before), the state dir."""
-    state["cgroup_paths"] = cg.paths
-    state["rootless"] = cg.rootless
+    """Record what create is about to make (the cgroup in every hierarchy, a
+    systemd unit, the rootfs bind of a container without a mount namespace,
+    made just before) before making it. A create killed from here on, before
+    its state exists (SIGKILL: no undo runs), is removed by `delete` from
+    this: the processes of its cgroup, the cgroup, the bind, the state dir."""
+    plan = {k: state[k] for k in ("id", "bundle", "rootfs", "created", "pid") if k in state}
+    plan["cgroup_paths"] = cg.paths
     if o.systemd_cgroup:
-        state["systemd"] = cg.state()
-    sd.save(state)
+        plan["systemd"] = cg.state()
+    if state.get("host_mount"):
+        plan["host_mount"] = state["host_mount"]
+    sd.record_plan(plan)
 
 
 def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: CreateOptions) -> None:

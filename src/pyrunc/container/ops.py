@@ -170,11 +170,16 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     try:
         st = sd.load()
     except PyruncError as e:
-        # a create killed before it wrote anything (runc removes the
-        # directory even without --force), or a corrupt state
+        # a create killed before its state existed (runc removes the
+        # directory even without --force), or a corrupt state: what the
+        # create planned to make, if it said, goes too
         from ..errors import ContainerNotExist
         if force or isinstance(e, ContainerNotExist):
-            sd.remove()
+            plan = sd.load_plan()
+            if plan:
+                destroy(sd, plan, "stopped")
+            else:
+                sd.remove()
         if force:
             return
         raise
