@@ -116,8 +116,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         }
         if "mount" not in nss:  # the host's: the mounts land there
             from ..rootfs import hostns
-            host_bind = state["host_mount"] = hostns.bind_rootfs(state["rootfs"], linux.get("rootfsPropagation"))
-            _record_plan(sd, state, cg, o)  # a mount on the host: recorded at once
+            host_bind = state["host_mount"] = hostns.bind_rootfs(
+                state["rootfs"], linux.get("rootfsPropagation"),
+                record=lambda mnt_id: _record_plan(sd, {**state, "host_mount": mnt_id}, cg, o))
         if rootless:  # the hierarchies we may use decide what the init mounts
             _record_plan(sd, state, cg, o)
             cg.create()
