@@ -294,10 +294,11 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
 
 def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:
     """Record what create is about to make (the cgroup in every hierarchy, a
-    systemd unit, the rootfs bind of a container without a mount namespace,
-    made just before) before making it. A create killed from here on, before
-    its state exists (SIGKILL: no undo runs), is removed by `delete` from
-    this: the processes of its cgroup, the cgroup, the bind, the state dir."""
+    systemd unit, the rootfs bind of a container without a mount namespace)
+    before making it (the bind: before attaching it). A create killed from
+    here on, before its state exists (SIGKILL: no undo runs), is removed by
+    `delete` from this: the processes of its cgroup, the cgroup, the bind,
+    the state dir."""
     plan = {k: state[k] for k in ("id", "bundle", "rootfs", "created", "pid") if k in state}
     plan["cgroup_paths"] = cg.paths
     if o.systemd_cgroup:
