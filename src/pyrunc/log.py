@@ -32,24 +32,25 @@ def fd() -> int | None:
     return _fd
 
 
+def detach() -> None:
+    """A container init left waiting for `start`: from now on it writes to
+    its own stderr (the container's), and holds neither the --log file nor
+    the runtime's stderr, which belong to the command that has returned."""
+    global _fd, _path
+    if _fd is not None:
+        try:
+            os.close(_fd)
+        except OSError:
+            pass
+    _fd = _path = None
+
+
 def keep_stderr() -> None:
     """Before the container init makes a pty its stdio: keep writing to the
     runtime's own stderr (a close-on-exec copy), not into the container."""
     global _fd
     if _fd is None:
         _fd = os.dup(2)  # os.dup makes it non-inheritable
-
-
-def release_stderr() -> None:
-    """The created init, once `create` has returned: let go of the copy of
-    create's stderr that keep_stderr() made. A caller that reads create's
-    output to its end (`out=$(pyrunc create ...)`, bats) would otherwise wait
-    for the container to exit. Later lines are dropped, as runc's init drops
-    them once its log pipe is closed; a --log file is kept."""
-    global _fd
-    if _fd is not None and not _path:
-        os.close(_fd)
-        _fd = -1
 
 
 def _timestamp() -> str:
@@ -75,8 +76,6 @@ def format_line(level: str, msg: str) -> str:
 
 def log(level: str, msg: str) -> None:
     if _LEVELS.get(level, 3) < _min:
-        return
-    if _fd == -1:
         return
     line = format_line(level, msg).encode()
     try:
