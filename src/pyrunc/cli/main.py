@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(gopts)
         if name in ("run", "create"):
             from ..init.stage import Stage
-            ctx.stage = Stage.fork()
+            ctx.stage = Stage.fork(preserve_fds=opts.get("preserve-fds") or 0)
             _stages.append(ctx.stage)
         return int(mod.run(ctx, opts, args) or 0)
     except PyruncError as e:

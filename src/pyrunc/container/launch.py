@@ -103,9 +103,26 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     try:
         from ..cgroups import is_rootless, new_manager
         rootless = is_rootless(o.rootless)
-        cg = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
-        cg.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
+        mgr = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
+        mgr.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
+        try:
+            mgr.check_unused()
+        except PyruncError as e:
+            raise PyruncError(_creation_error(o.mode, str(e))) from None
+        cg = mgr  # from here on a failure removes it: not one that was in use
+        created = rfc3339nano(time.time_ns())
+        state = {
+            "ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0,
+            "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
+            "owner": "", "annotations": spec.get("annotations") or {},
+        }
+        if "mount" not in nss:  # the host's: the mounts land there
+            from ..rootfs import hostns
+            host_bind = state["host_mount"] = hostns.bind_rootfs(
+                state["rootfs"], linux.get("rootfsPropagation"),
+                record=lambda mnt_id: _record_plan(sd, {**state, "host_mount": mnt_id}, cg, o))
         if rootless:  # the hierarchies we may use decide what the init mounts
+            _record_plan(sd, state, cg, o)
             cg.create()
         # the init mounts the cgroup tree from this, without reading /proc again
         cgroup_mounts = cg.mount_sources()
@@ -117,15 +134,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             os.chmod(sd.fifo, 0o622)
             os.chown(sd.fifo, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
             fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
-        created = rfc3339nano(time.time_ns())
-        state = {
-            "ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0,
-            "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
-            "owner": "", "annotations": spec.get("annotations") or {},
-        }
-        if "mount" not in spec_config.namespaces(spec):  # the host's: the mounts land there
-            from ..rootfs import hostns
-            host_bind = state["host_mount"] = hostns.bind_rootfs(state["rootfs"], linux.get("rootfsPropagation"))
         from ..init.child import InitArgs
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
@@ -138,7 +146,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if stage is None:  # the library: fork now (the lock and console stay ours)
             from ..init.stage import Stage
             stage = Stage.fork(close=tuple(fd for fd in (sd.fd, hold_r, hold_w, console and console.fileno())
-                                           if fd is not None and fd >= 0))
+                                           if fd is not None and fd >= 0), preserve_fds=o.preserve_fds)
         pid_s, ch = stage.pid, stage.ch
 
         def child_died() -> None:
@@ -181,7 +189,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         # cgroup.procs write (ours, or the pre-arm thread's from the command
         # line) waits for an RCU grace period holding cgroup_mutex, and
         # mkdir waits for it too: this is where that wait is hidden
-        cg.create()
+        if not rootless:
+            _record_plan(sd, state, cg, o)
+            cg.create()
         while True:
             tag, payload, fds = ch.recv()
             if tag == "U":
@@ -282,6 +292,22 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             raise PyruncError(_creation_error(o.mode, e.strerror if not e.filename else
                                               f"{e.filename}: {e.strerror}")) from None
         raise
+
+
+def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:
+    """Record what create is about to make (the cgroup in every hierarchy, a
+    systemd unit, the rootfs bind of a container without a mount namespace)
+    before making it (the bind: before attaching it). A create killed from
+    here on, before its state exists (SIGKILL: no undo runs), is removed by
+    `delete` from this: the processes of its cgroup, the cgroup, the bind,
+    the state dir."""
+    plan = {k: state[k] for k in ("id", "bundle", "rootfs", "created", "pid") if k in state}
+    plan["cgroup_paths"] = cg.paths
+    if o.systemd_cgroup:
+        plan["systemd"] = cg.state()
+    if state.get("host_mount"):
+        plan["host_mount"] = state["host_mount"]
+    sd.record_plan(plan)
 
 
 def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: CreateOptions) -> None:

@@ -381,6 +381,8 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     if a.mode == "create":
         ch.detached = True
         ch.close()  # EOF: `create` is done
+        from .. import log
+        log.detach()  # the --log file and the runtime's stderr are the caller's
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
