@@ -34,6 +34,18 @@ def keep_stderr() -> None:
         _fd = os.dup(2)  # os.dup makes it non-inheritable
 
 
+def release_stderr() -> None:
+    """The created init, once `create` has returned: let go of the copy of
+    create's stderr that keep_stderr() made. A caller that reads create's
+    output to its end (`out=$(pyrunc create ...)`, bats) would otherwise wait
+    for the container to exit. Later lines are dropped, as runc's init drops
+    them once its log pipe is closed; a --log file is kept."""
+    global _fd
+    if _fd is not None and not _path:
+        os.close(_fd)
+        _fd = -1
+
+
 def _timestamp() -> str:
     t = time.localtime()
     off = t.tm_gmtoff or 0
@@ -57,6 +69,8 @@ def format_line(level: str, msg: str) -> str:
 
 def log(level: str, msg: str) -> None:
     if _LEVELS.get(level, 3) < _min:
+        return
+    if _fd == -1:
         return
     line = format_line(level, msg).encode()
     try:

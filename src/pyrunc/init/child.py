@@ -333,6 +333,9 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     if a.mode == "create":
         ch.detached = True
         ch.close()  # EOF: `create` is done
+        if a.terminal:
+            from .. import log
+            log.release_stderr()
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
