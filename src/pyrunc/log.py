@@ -15,12 +15,16 @@ _path: str | None = None
 _fmt = "text"
 _min = 1
 _fd: int | None = None
+# --debug: call sites test this before building a message, so debug lines
+# cost one attribute read when it is off
+debug_on = False
 
 
 def setup(path: str | None, fmt: str = "text", debug: bool = False) -> None:
     """Where log lines go; called once by the CLI before any command runs."""
-    global _path, _fmt, _min, _fd
+    global _path, _fmt, _min, _fd, debug_on
     _path, _fmt, _min = path or None, fmt, 0 if debug else 1
+    debug_on = debug
     _fd = None
     if _path:
         _fd = os.open(_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -38,12 +42,13 @@ def release_stderr() -> None:
     """The created init, once `create` has returned: let go of the copy of
     create's stderr that keep_stderr() made. A caller that reads create's
     output to its end (`out=$(pyrunc create ...)`, bats) would otherwise wait
-    for the container to exit. Later lines are dropped, as runc's init drops
-    them once its log pipe is closed; a --log file is kept."""
+    for the container to exit. Later lines (a failure after `start`) go to
+    the container's stderr, its terminal, where the engine reads its output;
+    a --log file is kept."""
     global _fd
     if _fd is not None and not _path:
         os.close(_fd)
-        _fd = -1
+        _fd = None
 
 
 def _timestamp() -> str:
@@ -69,8 +74,6 @@ def format_line(level: str, msg: str) -> str:
 
 def log(level: str, msg: str) -> None:
     if _LEVELS.get(level, 3) < _min:
-        return
-    if _fd == -1:
         return
     line = format_line(level, msg).encode()
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from .. import log
 from ..errors import PyruncError
 from ..linux import consts as C
 
@@ -133,6 +134,8 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             clear_onlcr(master)
         ch.send("g")
         _await_exec(ch, pid)
+        if log.debug_on:
+            log.debug(f"exec: process {pid} started in container {cid}")
         if detach:
             return 0
         return F.wait_foreground(pid, fwd, master)

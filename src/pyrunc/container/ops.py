@@ -39,6 +39,8 @@ def start(root: str, cid: str) -> None:
         if status == "paused":
             raise PyruncError("cannot start a paused container")
         _release_fifo(sd.fifo, st["pid"])
+        if log.debug_on:
+            log.debug(f"start: container {cid} started, init pid {st['pid']}")
         hooks = (st.get("config", {}).get("hooks") or {}).get("poststart") or []
         if hooks:
             from .. import hooks as H
@@ -168,6 +170,8 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
         except PyruncError as e:
             log.warn(str(e))
     sd.remove()
+    if log.debug_on:
+        log.debug(f"delete: container {st.get('id')} removed (it was {status})")
 
 
 def _thaw(st: dict) -> None:

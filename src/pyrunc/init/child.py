@@ -17,6 +17,7 @@ import _signal
 import os
 import sys
 
+from .. import log
 from ..errors import PyruncError
 from ..linux import consts as C
 from .sync import Channel
@@ -89,7 +90,6 @@ def fail(ch: Channel, e: BaseException) -> None:
     if ch.detached:
         # the parent finished create and left: the container's stderr is
         # where an engine will look for the error
-        from .. import log
         log.error(msg)
     else:
         try:
@@ -150,6 +150,10 @@ def _read_all(fd: int) -> bytes:
 
 def stage_main(ch: Channel, a: InitArgs) -> None:
     """The stage child's work once it has its arguments; never returns."""
+    # the debug lines of the set-up carry runc's words (nsexec, init) where
+    # the step is the same, for the tools and tests that look for them
+    if log.debug_on:
+        log.debug("=> nsexec container setup")
     try:
         from ..linux import sys as L
         sc = a.seccomp
@@ -191,6 +195,8 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
             L.unshare(flags)
         if "time" in nss and not nss["time"]:
             _time_offsets(a.spec)
+        if log.debug_on:
+            log.debug(f"<= nsexec container setup (namespaces: {' '.join(nss) or 'none new'})")
         # a new pid or time namespace applies to children only
         if "pid" in nss or nss.get("time") == "":
             pid = os.fork()
@@ -263,6 +269,8 @@ def seal_imports() -> None:
 
 def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     """The container init: prepare everything, wait, then exec."""
+    if log.debug_on:
+        log.debug("child process in init()")
     from ..linux import sys as L
     spec = a.spec
     if nss.get("network") == "":
@@ -330,11 +338,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     # and the startContainer hooks happen as the container's user. A failure
     # here still reaches the parent, which waits for our EOF.
     final.become()
+    if log.debug_on:
+        log.debug("init: closing the pipe to signal completion")
     if a.mode == "create":
         ch.detached = True
         ch.close()  # EOF: `create` is done
         if a.terminal:
-            from .. import log
             log.release_stderr()
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
@@ -405,7 +414,6 @@ def _setup_console(ch: Channel, process: dict) -> None:
         os.close(target)
     ch.send("T", fds=[master])
     os.close(master)
-    from .. import log
     log.keep_stderr()
     terminal.setup_slave_as_stdio(slave)
     if slave > 2:
