@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -164,7 +165,14 @@ def test_debug_lines_of_each_step(rt, bundle, tmp_path):
     cid = rt.new_id()
     rt.ok("create", "--bundle", bundle.path, cid, global_args=g)
     rt.ok("start", cid, global_args=g)
+    n = len(_json_lines(log))
     rt.exec_(cid, "true", global_args=g).expect_ok()
+    exec_msgs = [e["msg"] for e in _json_lines(log)[n:]]
+    # runc's exec debug words (exec.bats, cpu_affinity.bats: "nsexec...: affinity: 0x<mask>")
+    mask = sum(1 << c for c in os.sched_getaffinity(0) if c < 64)
+    for want in ("nsexec container setup", "child process in init()", "setns_init: about to exec",
+                 f"nsexec: affinity: {mask:#x}"):
+        assert any(want in m for m in exec_msgs), exec_msgs
     rt.ok("delete", "--force", cid, global_args=g)
     msgs = [e["msg"] for e in _json_lines(log) if e["level"] == "debug"]
     for want in (f"create: container {cid} created", f"start: container {cid} started",
