@@ -38,19 +38,6 @@ def keep_stderr() -> None:
         _fd = os.dup(2)  # os.dup makes it non-inheritable
 
 
-def release_stderr() -> None:
-    """The created init, once `create` has returned: let go of the copy of
-    create's stderr that keep_stderr() made. A caller that reads create's
-    output to its end (`out=$(pyrunc create ...)`, bats) would otherwise wait
-    for the container to exit. Later lines (a failure after `start`) go to
-    the container's stderr, its terminal, where the engine reads its output;
-    a --log file is kept."""
-    global _fd
-    if _fd is not None and not _path:
-        os.close(_fd)
-        _fd = None
-
-
 def _timestamp() -> str:
     t = time.localtime()
     off = t.tm_gmtoff or 0

@@ -178,30 +178,3 @@ def test_debug_lines_of_each_step(rt, bundle, tmp_path):
     for want in (f"create: container {cid} created", f"start: container {cid} started",
                  f"exec: process ", f"delete: container {cid} removed"):
         assert any(m.startswith(want) for m in msgs), msgs
-
-
-def test_created_tty_container_releases_create_output(rt, bundle, tmp_path):
-    """`out=$(pyrunc create --console-socket ...)` (bats' `run`) reads create's
-    output to its end: the created init must not keep create's stderr open,
-    or that read waits for the container to exit."""
-    import subprocess
-
-    from helpers_console import ConsoleReceiver
-
-    bundle.update(lambda c: c["process"].update(terminal=True))
-    cid = rt.new_id()
-    with ConsoleReceiver(tmp_path / "console.sock") as rx:
-        argv = rt.argv(["--debug", "create", "--bundle", bundle.path, "--console-socket", rx.path, cid])
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        rx.accept()
-        try:
-            out, _ = p.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            rt.run("delete", "--force", cid)  # the pipe's last holder
-            p.kill()
-            p.communicate(timeout=10)
-            raise AssertionError("create's output did not end while the container was created")
-        assert p.returncode == 0, out
-        assert b"child process in init()" in out, out  # the init's lines before it let go
-        assert rt.status(cid) == "created"
-        rt.ok("delete", "--force", cid)

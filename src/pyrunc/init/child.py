@@ -90,6 +90,7 @@ def fail(ch: Channel, e: BaseException) -> None:
     if ch.detached:
         # the parent finished create and left: the container's stderr is
         # where an engine will look for the error
+        from .. import log
         log.error(msg)
     else:
         try:
@@ -343,8 +344,6 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     if a.mode == "create":
         ch.detached = True
         ch.close()  # EOF: `create` is done
-        if a.terminal:
-            log.release_stderr()
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
@@ -414,6 +413,7 @@ def _setup_console(ch: Channel, process: dict) -> None:
         os.close(target)
     ch.send("T", fds=[master])
     os.close(master)
+    from .. import log
     log.keep_stderr()
     terminal.setup_slave_as_stdio(slave)
     if slave > 2:
