@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from .. import log
+from .. import log as _log  # not `log`: functions here import it locally too
 from ..errors import PyruncError
 from ..linux import consts as C
 
@@ -134,8 +134,8 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             clear_onlcr(master)
         ch.send("g")
         _await_exec(ch, pid)
-        if log.debug_on:
-            log.debug(f"exec: process {pid} started in container {cid}")
+        if _log.debug_on:
+            _log.debug(f"exec: process {pid} started in container {cid}")
         if detach:
             return 0
         return F.wait_foreground(pid, fwd, master)
@@ -221,10 +221,10 @@ def _exec_error(msg: str) -> str:
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
                 keyring: str, sc=None, linux: dict | None = None) -> None:
     from ..init.child import _JOIN_ORDER, _open_ns, conceal_command_line, fail, join_session_keyring, seal_imports
-    if log.debug_on:  # runc's words (nsexec, setns_init), which its exec tests look for
-        log.debug("=> nsexec container setup")
+    if _log.debug_on:  # runc's words (nsexec, setns_init), which its exec tests look for
+        _log.debug("=> nsexec container setup")
         cpus = os.sched_getaffinity(0)  # execCPUAffinity.initial, set before the fork
-        log.debug("nsexec: affinity: 0x%x" % sum(1 << c for c in cpus if c < 64))
+        _log.debug("nsexec: affinity: 0x%x" % sum(1 << c for c in cpus if c < 64))
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
@@ -234,8 +234,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             if t in fds:
                 L.setns(fds[t], C.NAMESPACES[t][0])
                 os.close(fds[t])
-        if log.debug_on:
-            log.debug("<= nsexec container setup")
+        if _log.debug_on:
+            _log.debug("<= nsexec container setup")
         seal_imports()  # our root is now the container's: never import from it
         if "user" in fds:
             os.setresgid(0, 0, 0)
@@ -245,8 +245,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             ch.send("P", str(pid))
             os._exit(0)
         host_pid = ch.expect("j")
-        if log.debug_on:
-            log.debug("child process in init()")
+        if _log.debug_on:
+            _log.debug("child process in init()")
         if keyring:
             join_session_keyring(keyring)
         if terminal:
@@ -257,6 +257,7 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
                 T.set_window_size(slave, size.get("height", 0), size.get("width", 0))
             ch.send("T", fds=[master])
             os.close(master)
+            from .. import log
             log.keep_stderr()
             T.setup_slave_as_stdio(slave)
             if slave > 2:
@@ -270,8 +271,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             final.seccomp = sc
         ch.send("R")
         ch.expect("g")
-        if log.debug_on:
-            log.debug("setns_init: about to exec")
+        if _log.debug_on:
+            _log.debug("setns_init: about to exec")
         final.execute(preserve_fds)  # the channel closes on exec: EOF tells the parent
     except BaseException as e:  # noqa: BLE001
         fail(ch, e)
