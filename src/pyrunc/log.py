@@ -15,16 +15,12 @@ _path: str | None = None
 _fmt = "text"
 _min = 1
 _fd: int | None = None
-# --debug: call sites test this before building a message, so debug lines
-# cost one attribute read when it is off
-debug_on = False
 
 
 def setup(path: str | None, fmt: str = "text", debug: bool = False) -> None:
     """Where log lines go; called once by the CLI before any command runs."""
-    global _path, _fmt, _min, _fd, debug_on
+    global _path, _fmt, _min, _fd
     _path, _fmt, _min = path or None, fmt, 0 if debug else 1
-    debug_on = debug
     _fd = None
     if _path:
         _fd = os.open(_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -67,6 +63,11 @@ def log(level: str, msg: str) -> None:
         os.write(_fd if _fd is not None else 2, line)
     except OSError:
         pass
+
+
+def debug_enabled() -> bool:
+    """--debug: for messages that cost something to compose."""
+    return _min == 0
 
 
 def debug(msg: str) -> None:

@@ -179,8 +179,13 @@ def test_exec_into_stopped_container(rt, bundle):
     rt.run_d(cid, bundle)
     rt.kill(cid, "KILL")
     rt.wait_status(cid, "stopped")
-    # runc: "cannot exec in a stopped container"
-    rt.fail("exec", cid, "true", rc=255, match="stopped|not running", one_line=True)
+    # runc: "exec failed: cannot exec in a stopped container"
+    rt.fail("exec", cid, "true", rc=255, match="^[^\n]*exec failed: .*(stopped|not running)", one_line=True)
+
+
+def test_exec_errors_say_exec_failed_first(rt):
+    """runc wraps every exec error: fatalWithCode("exec failed: %w", 255)."""
+    rt.fail("exec", "no-such-ctr", "true", rc=255, match="exec failed: container does not exist", one_line=True)
 
 
 def test_exec_cap(rt, ctr):
@@ -215,3 +220,129 @@ def test_exec_concurrent(rt, ctr):
     procs = [rt.popen("exec", ctr, "sh", "-c", f"sleep 0.2; echo {i}") for i in range(4)]
     outs = [p.finish().expect_ok().stdout for p in procs]
     assert outs == [f"{i}\n" for i in range(4)]
+
+
+# -- exec --cgroup (runc 1.1+; exec.bats "runc exec --cgroup sub-cgroups") ------------------
+
+def _cgroup_lines(out: str) -> dict[str, str]:
+    """/proc/self/cgroup as controller (each of "cpu,cpuacct"; "" for v2) -> path."""
+    got: dict[str, str] = {}
+    for line in out.splitlines():
+        _, ctrls, path = line.split(":", 2)
+        for c in ctrls.split(",") if ctrls else [""]:
+            got[c] = path
+    return got
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5's texts: '.. is not a sub cgroup path'")
+def test_exec_cgroup_v1_sub_cgroups(rt, ctr):
+    from test_cgroups_common import cgroup_dir, unified_host
+    if unified_host():
+        pytest.skip("cgroup v1 host needed")
+    init = rt.state(ctr)["pid"]
+    own = _cgroup_lines(rt.exec_(ctr, "cat", "/proc/self/cgroup").expect_ok().stdout)
+    want = _cgroup_lines(open(f"/proc/{init}/cgroup").read())
+    assert own == want  # the implicit join: the init's cgroup everywhere
+    rt.fail("exec", "--cgroup", "..", ctr, "true", rc=255, match="bad sub cgroup path", one_line=True)
+    rt.fail("exec", "--cgroup", "nonexistent", ctr, "true", rc=255,
+            match=r"error adding pid \d+ to cgroups: .*nonexistent/cgroup.procs: no such file or directory",
+            one_line=True)
+    rt.fail("exec", "--cgroup", "cpu:nonexistent", ctr, "true", rc=255,
+            match=r" adding pid .*no such file or directory", one_line=True)
+    rt.fail("exec", "--cgroup", "whaaat:/", ctr, "true", rc=255, match="unknown controller whaaat", one_line=True)
+    for args, msg in ((["memory:a", "memory:b"], "controller memory specified multiple times"),
+                      (["memory:a", "b"], r"invalid --cgroup argument: b \(missing <controller>: prefix\)"),
+                      ([":a"], "empty <controller> prefix")):
+        flags = [x for a in args for x in ("--cgroup", a)]
+        rt.fail("exec", *flags, ctr, "true", rc=255, match=msg, one_line=True)
+    explicit = _cgroup_lines(rt.exec_(ctr, "cat", "/proc/self/cgroup", flags=["--cgroup", "/"]).expect_ok().stdout)
+    assert explicit == want
+    # sub-cgroups the container's owner made: one controller, or two mounted apart
+    (cgroup_dir(init, "memory") / "submem").mkdir()
+    for c in ("cpu", "cpuacct"):
+        (cgroup_dir(init, c) / "subcpu").mkdir(exist_ok=True)
+    got = _cgroup_lines(rt.exec_(ctr, "cat", "/proc/self/cgroup",
+                                 flags=["--cgroup", "memory:submem", "--cgroup", "cpu,cpuacct:subcpu"]).expect_ok().stdout)
+    assert got["memory"] == want["memory"].rstrip("/") + "/submem"
+    assert got["cpu"] == want["cpu"].rstrip("/") + "/subcpu"
+    assert got["cpuacct"] == want["cpuacct"].rstrip("/") + "/subcpu"
+    assert got["pids"] == want["pids"]  # the others stay in the container's cgroup
+    # one path for every controller needs it in every hierarchy
+    rt.fail("exec", "--cgroup", "submem", ctr, "true", rc=255, match="no such file or directory", one_line=True)
+
+
+def test_exec_cgroup_does_not_leave_the_process(rt, ctr):
+    """A refused --cgroup kills the process before it runs: nothing runs on."""
+    before = set(descendants(rt.state(ctr)["pid"]))
+    rt.fail("exec", "--cgroup", "whaaat:/", ctr, "sleep", "77", rc=255, one_line=True)
+    assert set(descendants(rt.state(ctr)["pid"])) == before
+    assert not processes_mentioning("sleep 77")
+
+
+# -- -t: the console belongs to the process's user (tty.bats "runc exec [tty owner]") ------
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5's exec -t needs the caller's own terminal")
+@pytest.mark.parametrize("user, want", [(None, "0:5"), ("1000:100", "1000:5")])
+def test_exec_tty_owner(rt, ctr, user, want):
+    flags = ["-t"] + (["--user", user] if user else [])
+    res = rt.exec_(ctr, "sh", "-c", "stat -c %u:%g $(tty)", flags=flags).expect_ok()
+    assert res.stdout.strip() == want  # the uid changes, the group stays devpts' gid=5
+
+
+def test_exec_user_can_reopen_its_stdout(rt, ctr):
+    """runc's fixStdioPermissions: a pipe from the caller is given to the user
+    too, so /dev/stdout can be reopened (nginx-style logging)."""
+    res = rt.exec_(ctr, "sh", "-c", "echo via-dev-stdout > /dev/stdout", flags=["--user", "1000:1000"]).expect_ok()
+    assert res.stdout == "via-dev-stdout\n"
+
+
+# -- execve failing after the executable was found (exec.bats/run.bats "[execve error]") ----
+
+def _bad_interpreter(bundle) -> None:
+    script = bundle.rootfs / "run.sh"
+    script.write_text("#!/mmnnttbb foo bar\nsh\n")
+    script.chmod(0o755)
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.5 (#4171): the process reports it, no runtime error")
+def test_exec_execve_error_is_one_line(rt, bundle):
+    _bad_interpreter(bundle)
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    res = rt.exec_(cid, "/run.sh")
+    assert res.rc == 255
+    assert (res.stdout + res.stderr).splitlines() == ["exec /run.sh: no such file or directory"]
+    res = rt.exec_(cid, "/run.sh", flags=["-t"])
+    assert res.rc == 255
+    assert [ln.rstrip("\r") for ln in (res.stdout + res.stderr).splitlines()] == \
+        ["exec /run.sh: no such file or directory"]
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.5 (#4171): the process reports it, no runtime error")
+def test_run_execve_error_is_one_line(rt, bundle):
+    _bad_interpreter(bundle)
+    bundle.set_args("/run.sh")
+    res = rt.run_fg(rt.new_id(), bundle)
+    assert res.rc == 255
+    assert (res.stdout + res.stderr).splitlines() == ["exec /run.sh: no such file or directory"]
+
+
+def test_missing_executable_is_the_runtime_error(rt, bundle):
+    """Not found at all: the runtime's own error, before the process runs."""
+    bundle.set_args("/no/such")
+    rt.fail("run", "-b", bundle.path, rt.new_id(), rc=1, one_line=True,
+            match=r'run failed: unable to start container process: exec: \\?"/no/such\\?": stat /no/such: '
+                  r"no such file or directory")
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5's run needs the caller's own terminal")
+@pytest.mark.parametrize("uid, gid, want", [(0, 0, "0:5"), (1000, 100, "1000:5")])
+def test_run_tty_owner(rt, bundle, uid, gid, want):
+    """tty.bats "runc run [tty owner]": the init's console is its user's."""
+    with bundle.edit() as cfg:
+        cfg["process"]["terminal"] = True
+        cfg["process"]["user"] = {"uid": uid, "gid": gid}
+        cfg["process"]["args"] = ["sh", "-c", "stat -c %u:%g $(tty)"]
+    res = rt.run_fg(rt.new_id(), bundle)
+    assert res.rc == 0, res
+    assert res.stdout.strip() == want

@@ -71,3 +71,35 @@ def test_bad_pidfd_socket_leaves_nothing(rt, bundle, tmp_path, leakcheck):
             match="pidfd socket", one_line=True)
     rt.fail("state", cid, match="does not exist")
     leakcheck.assert_clean()
+
+
+def test_exec_pidfd_into_sub_cgroup(rt, bundle, tmp_path):
+    """pidfd-socket.bats "runc exec [ --pidfd-socket ] [cgroups_v1/v2]": an
+    exec'd process in a sub-cgroup (--cgroup), killed through the pidfd."""
+    import time
+    from test_cgroups_common import cgroup_dir, unified_host
+    bundle.set_args("sleep", "3600")
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    sub = cgroup_dir(rt.state(cid)["pid"], "pids") / "exec_pidfd"
+    sub.mkdir()
+    recv, t, got = _receive(tmp_path / "pidfd.sock")
+    pidfile = tmp_path / "exec.pid"
+    where = "exec_pidfd" if unified_host() else "pids:exec_pidfd"
+    rt.ok("exec", "-d", "--cgroup", where, "--pid-file", pidfile, "--pidfd-socket", recv.path, cid, "sleep", "3600")
+    t.join(10)
+    try:
+        pid = int(pidfile.read_text())
+        assert (sub / "cgroup.procs").read_text().split() == [str(pid)]
+        _pidfd_send_signal(got["fd"], 9)
+    finally:
+        recv.close()
+    for _ in range(100):  # the process is gone once its sub-cgroup can go
+        try:
+            sub.rmdir()
+            break
+        except OSError:
+            time.sleep(0.05)
+    assert not sub.exists()
+    assert rt.status(cid) == "running"
+    rt.ok("delete", "--force", cid)

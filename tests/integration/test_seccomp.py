@@ -307,12 +307,127 @@ def test_invalid_profile_fails_cleanly(rt, bundle, sc, match, cmd):
 
 
 @pytest.mark.runc_ref_differs(reason="runc 1.1.5 knows no seccomp flags")
-def test_unsupported_flag_fails_cleanly(rt, bundle):
-    bundle.update(lambda c: seccomp(c, [], flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
-    res = rt.run_fg(rt.new_id(), bundle)
-    if res.rc == 0:
+def test_unsupported_flag_fails_cleanly(rt, bundle, leakcheck):
+    """WAIT_KILLABLE_RECV needs libseccomp >= 2.6 (API level 7) in runc;
+    older: runc's message, which runc's seccomp-notify.bats skips on."""
+    flag = "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+    if flag in _features_seccomp(rt).get("supportedFlags", []):
         pytest.skip("this libseccomp supports SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
-    res.expect_fail(one_line=True, match="SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+    bundle.update(lambda c: seccomp(c, [], flags=[flag]))
+    res = rt.run_fg(rt.new_id(), bundle).expect_fail(one_line=True)
+    assert res.error_message.startswith("error adding WaitKill flag to seccomp filter: SetWaitKill requires "
+                                        "libseccomp >= 2.6.0 and API level >= 7 (current version: "), res
+    leakcheck.assert_clean()
+
+
+def _features_seccomp(rt) -> dict:
+    return json.loads(rt.ok("features").stdout)["linux"].get("seccomp") or {}
+
+
+SSB = "Speculation_Store_Bypass"
+FLAG_LOG, FLAG_SPEC_ALLOW, FLAG_TSYNC = ("SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                                         "SECCOMP_FILTER_FLAG_TSYNC")
+
+
+def _filter_log_bit(pid: int) -> bool | None:
+    """The LOG bit of the process's (last) filter, read by ptrace's
+    PTRACE_SECCOMP_GET_METADATA (the only flag the kernel reports); None
+    where the kernel cannot say (no CONFIG_CHECKPOINT_RESTORE)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.restype = ctypes.c_long
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    if libc.ptrace(16, pid, None, None) != 0:  # PTRACE_ATTACH
+        return None
+    try:
+        os.waitpid(pid, 0x40000000)  # __WALL: the attach stop
+        meta = (ctypes.c_uint64 * 2)(0, 0)  # struct seccomp_metadata {filter_off, flags}
+        if libc.ptrace(0x420D, pid, ctypes.c_void_p(16), ctypes.addressof(meta)) < 0:
+            return None
+        return bool(meta[1] & 2)  # SECCOMP_FILTER_FLAG_LOG
+    finally:
+        libc.ptrace(17, pid, None, None)  # PTRACE_DETACH
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5 refuses every seccomp flag")
+@pytest.mark.parametrize("flags", [None, [], [FLAG_TSYNC], [FLAG_LOG], [FLAG_SPEC_ALLOW],
+                                   [FLAG_TSYNC, FLAG_LOG, FLAG_SPEC_ALLOW]])
+def test_each_flag_loads(rt, bundle, flags):
+    """runc 1.5's flags, one by one and together: the filter is loaded and
+    works in the container; the LOG flag reaches the kernel (read back from
+    the running container's process), TSYNC is accepted and ignored."""
+    kw = {} if flags is None else {"flags": flags}
+    bundle.update(lambda c: (seccomp(c, [deny(["mkdir", "mkdirat"])], **kw), tmpfs_tmp(c)))
+    bundle.sh("grep '^Seccomp:' /proc/self/status; mkdir /tmp/x 2>&1; exec sleep 60")
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    out = rt.exec_(cid, "cat", "/proc/1/status").expect_ok().stdout
+    assert "\nSeccomp:\t2\n" in out
+    log_bit = _filter_log_bit(rt.state(cid)["pid"])
+    if log_bit is not None:
+        assert log_bit == (FLAG_LOG in (flags or []))
+    rt.ok("kill", cid, "KILL")
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5 refuses every seccomp flag")
+@pytest.mark.parametrize("flags", [None, [], [FLAG_TSYNC], [FLAG_LOG], [FLAG_SPEC_ALLOW, FLAG_LOG, FLAG_TSYNC]])
+def test_debug_log_names_the_flags_value(rt, bundle, flags):
+    """runc's seccomp.bats reads `--debug`'s "seccomp filter flags: N" (the
+    value given to seccomp(2)); no "flags": SPEC_ALLOW where supported."""
+    supported = _features_seccomp(rt).get("supportedFlags", [])
+    if any(f not in supported for f in flags or []):
+        pytest.skip("a flag this libseccomp cannot set")
+    values = {FLAG_TSYNC: 0, FLAG_LOG: 2, FLAG_SPEC_ALLOW: 4}
+    want = (4 if FLAG_SPEC_ALLOW in supported else 0) if flags is None else sum(values[f] for f in flags)
+    kw = {} if flags is None else {"flags": flags}
+    bundle.update(lambda c: seccomp(c, [deny(["mkdir"])], **kw))
+    bundle.set_args("true")
+    res = rt.run_fg(rt.new_id(), bundle, global_args=["--debug"]).expect_ok()
+    assert f"seccomp filter flags: {want}" in res.stderr, res
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5 refuses every seccomp flag")
+def test_spec_allow_keeps_ssb_unmitigated(rt, bundle):
+    """SECCOMP_FILTER_FLAG_SPEC_ALLOW, and runc's default without "flags":
+    loading the filter does not force the Speculative Store Bypass
+    mitigation on the container; "flags": [] does (where the kernel's
+    spec_store_bypass_disable mode is seccomp)."""
+    def ssb(flags) -> str:
+        kw = {} if flags is None else {"flags": flags}
+        bundle.update(lambda c: seccomp(c, [deny(["mkdir"])], **kw))
+        res = run(rt, bundle, f"grep '^{SSB}:' /proc/self/status").expect_ok()
+        return res.stdout.split(":", 1)[1].strip()
+
+    if _FLAG_SPEC_ALLOW_UNSUPPORTED(rt):
+        pytest.skip("SECCOMP_FILTER_FLAG_SPEC_ALLOW is not supported by this libseccomp")
+    forced = ssb([])
+    if forced != "thread force mitigated":
+        pytest.skip(f"loading a filter does not force the SSB mitigation on this machine ({SSB}: {forced})")
+    assert ssb([FLAG_SPEC_ALLOW]) != "thread force mitigated"
+    assert ssb(None) != "thread force mitigated"
+
+
+def _FLAG_SPEC_ALLOW_UNSUPPORTED(rt) -> bool:
+    return FLAG_SPEC_ALLOW not in _features_seccomp(rt).get("supportedFlags", [])
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5 knows no seccomp flags")
+def test_unknown_flag_is_refused(rt, bundle, leakcheck):
+    bundle.update(lambda c: seccomp(c, [], flags=["SECCOMP_FILTER_FLAG_NEW_LISTENER"]))
+    res = rt.run_fg(rt.new_id(), bundle).expect_fail(one_line=True)
+    assert "seccomp flag SECCOMP_FILTER_FLAG_NEW_LISTENER is not known to" in res.error_message, res
+    leakcheck.assert_clean()
+
+
+def test_features_flags_as_runc(rt):
+    """knownFlags: runc 1.5's list in its order; supportedFlags: those this
+    libseccomp can set (runc: FlagSupported), TSYNC always."""
+    sc = _features_seccomp(rt)
+    if not sc.get("enabled"):
+        pytest.skip("no libseccomp")
+    assert sc["knownFlags"] == [FLAG_TSYNC, FLAG_SPEC_ALLOW, FLAG_LOG, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+    assert sc["supportedFlags"][0] == FLAG_TSYNC
+    assert [f for f in sc["knownFlags"] if f in sc["supportedFlags"]] == sc["supportedFlags"]
 
 
 def test_missing_agent_fails_cleanly(rt, bundle, tmp_path):
@@ -518,3 +633,28 @@ def test_notify_exec(rt, bundle, agent_factory):
     rt.kill(cid, "KILL")
     rt.wait_status(cid, "stopped")
     rt.delete(cid)
+
+
+# --------------------------------------------------------------------------- startContainer hooks
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_start_container_hooks_run_under_the_filter(rt, bundle, nnp):
+    """As runc 1.5 (standard_init_linux.go): the filter is loaded before the
+    startContainer hooks, with or without no_new_privs, so they run under it;
+    and the process gets it too."""
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "grep '^Seccomp:' /proc/self/status > /host/hook; "
+                                                    "mkdir /tmp/by-hook 2>/dev/null; ls /tmp > /host/ls; cat >/dev/null"],
+            "env": ["PATH=/bin"]}
+
+    def cfg(c):
+        seccomp(c, [deny(["mkdir", "mkdirat"])])
+        tmpfs_tmp(c)
+        c["process"]["noNewPrivileges"] = nnp
+        c["hooks"] = {"startContainer": [hook]}
+    bundle.update(cfg)
+    res = run(rt, bundle, "grep '^Seccomp:' /proc/self/status; mkdir /tmp/x || echo refused").expect_ok()
+    assert res.stdout.split()[:2] == ["Seccomp:", "2"]
+    assert "refused" in res.stdout
+    assert bundle.host("hook").read_text().split() == ["Seccomp:", "2"]
+    assert bundle.host("ls").read_text() == ""

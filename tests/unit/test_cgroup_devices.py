@@ -241,3 +241,68 @@ def test_emulator_refuses_hole_punching():
 def test_malformed_devices_list():
     with pytest.raises(PyruncError, match="malformed"):
         D.Emulator.from_list("c 1:3\n")
+
+
+# -- v1: re-applying and changing rules on a live cgroup (update.bats "minimal transition") --
+
+def _devices_cgroup(tmp_path, emu: D.Emulator):
+    """A v1 devices cgroup with the kernel's semantics (test_cgroup_resources'
+    fake), in the state `emu` describes."""
+    import sys
+    here = str(__import__("pathlib").Path(__file__).parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)  # --import-mode=importlib puts no test dir there
+    from test_cgroup_resources import FakeFS, render_list
+    fs = FakeFS(tmp_path)
+    d = fs.make("devices", "ctr", {"devices.allow": "", "devices.deny": "", "devices.list": render_list(emu)})
+    return fs, d
+
+
+def _writes(fs):
+    return fs.files("devices")
+
+
+def _state(d):
+    return D.Emulator.from_list(open(d + "/devices.list").read())
+
+
+@pytest.fixture
+def no_userns(monkeypatch):
+    monkeypatch.setattr(D, "running_in_userns", lambda: False)
+
+
+CONFIG_RULES = [("a", -1, -1, "rwm", False), ("c", 1, 11, "rw", False)] + defaults()
+
+
+def test_v1_reapplying_the_same_rules_writes_nothing(tmp_path, no_userns):
+    fs, d = _devices_cgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    for _ in range(3):
+        D.set_v1(d, CONFIG_RULES, fs.write)
+    assert _writes(fs) == []
+
+
+def test_v1_changing_rules_never_denies_everything(tmp_path, no_userns):
+    """A white-list stays one: only the rules that differ are written, never
+    "a *:* rwm" in devices.deny (the container would lose /dev/null)."""
+    fs, d = _devices_cgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    target = [("a", -1, -1, "rwm", False), ("c", 1, 11, "r", True)] + \
+        [r for r in defaults() if r[:3] != ("c", 10, 200)]  # no /dev/net/tun any more
+    D.set_v1(d, target, fs.write)
+    assert _writes(fs) == [("devices.deny", "c 10:200 rwm"), ("devices.allow", "c 1:11 r")]
+    assert _state(d) == D.Emulator.from_rules(target)
+
+
+def test_v1_first_apply_from_allow_all(tmp_path, no_userns):
+    """A new cgroup allows everything: the one disruptive write is the first
+    (before the container runs anything), then the allows."""
+    fs, d = _devices_cgroup(tmp_path, D.Emulator(True))
+    D.set_v1(d, CONFIG_RULES, fs.write)
+    assert _writes(fs)[0] == ("devices.deny", "a *:* rwm")
+    assert all(name == "devices.allow" for name, _ in _writes(fs)[1:])
+    assert len(_writes(fs)) == 1 + len(defaults())
+
+
+def test_v1_black_list_target(tmp_path, no_userns):
+    fs, d = _devices_cgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
+    D.set_v1(d, [("a", -1, -1, "rwm", True), ("b", 8, 0, "w", False)], fs.write)
+    assert _writes(fs) == [("devices.allow", "a *:* rwm"), ("devices.deny", "b 8:0 w")]

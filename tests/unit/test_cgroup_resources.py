@@ -441,12 +441,23 @@ def test_v1_devices_default_rules_come_last(v1, fake):
 @pytest.mark.parametrize("rule, msg", [
     ({"allow": False, "access": ""}, "device access at 0 field cannot be empty"),
     ({"allow": False, "type": "x", "access": "rwm"}, 'invalid cgroup device type "x"'),
-    ({"allow": False, "type": "c", "access": "rwx"}, 'invalid device access "rwx"'),
+    ({"allow": False, "type": "c", "access": 7}, "invalid device access 7"),
 ])
 def test_v1_devices_invalid_rules(v1, fake, rule, msg):
     with pytest.raises(PyruncError, match=msg):
         apply(v1, {"devices": [rule]})
     assert fake.writes == []
+
+
+def test_v1_devices_unknown_access_letters_ignored(v1, fake):
+    """runc takes "rwa" (update.bats does) as "rw"; a rule with no r, w or m
+    is a no-op; pyrunc says so."""
+    warned = apply(v1, {"devices": [{"allow": False, "access": "rwm"},
+                                    {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "rwa"},
+                                    {"allow": True, "type": "c", "major": 1, "minor": 12, "access": "x"}]})
+    assert ("devices.allow", "c 1:11 rw") in fake.files("devices")
+    assert not any("1:12" in v for _, v in fake.files("devices"))
+    assert len(warned) == 2 and 'access "rwa"' in warned[0]
 
 
 def test_v1_devices_hole_punch_refused(v1, fake):
@@ -627,3 +638,39 @@ def test_invalid_values(v1, fake, res):
     with pytest.raises(PyruncError, match="invalid config"):
         apply(v1, res, skip_devices=True)
     assert fake.writes == []
+
+
+# -- update on v2: update.bats' sequences, flags -> merge -> files ------------------------------
+
+def test_v2_update_bats_sequences(v2, fake, no_bpf):
+    """update.bats "common limits" and "cpu limits", v2 branch: each update
+    writes what runc's would, from the container's stored resources."""
+    from pyrunc.cgroups.update import merge_update
+    from pyrunc.cli import update as U
+    stored = {"memory": {"limit": 32 << 20, "reservation": 24 << 20},
+              "cpu": {"shares": 100, "quota": 500000, "period": 1000000}, "pids": {"limit": 20}}
+    apply(v2, stored)
+
+    def upd(**flags):
+        nonlocal stored
+        o = {k: v for k, (_, v) in U.FLAGS.items()}
+        o.update({k.replace("_", "-"): v for k, v in flags.items()})
+        stored, now, _ = merge_update(stored, U.resources_from_flags(o))
+        fake.writes.clear()
+        apply(v2, now)
+        return dict((f, v) for _, f, v in fake.writes)
+
+    assert upd(memory="50M") == {"memory.max": str(50 << 20)}
+    assert upd(memory="52428800", memory_swap="96468992") == \
+        {"memory.swap.max": str(96468992 - 52428800), "memory.max": "52428800"}  # swap excludes memory
+    assert upd(memory="-1") == {"memory.swap.max": "max", "memory.max": "max"}
+    assert upd(memory_reservation="33554432") == {"memory.low": "33554432"}
+    assert upd(pids_limit="-1") == {"pids.max": "max"}
+    assert upd(cpu_period="900000") == {"cpu.max": "500000 900000"}
+    assert upd(cpu_quota="600000") == {"cpu.max": "600000 900000"}
+    assert upd(cpu_quota="-1") == {"cpu.max": "max 900000"}
+    assert upd(cpu_share="200") == {"cpu.weight": str(R.convert_cpu_shares_to_weight(200))}
+    assert upd(cpu_idle="1") == {"cpu.idle": "1"}  # and no cpu.weight (runc: shares 0 with idle)
+    assert upd(cpu_period="900000", cpu_burst="500000") == {"cpu.max.burst": "500000", "cpu.max": "max 900000"}
+    assert upd(memory="100M") == {"memory.max": str(100 << 20)}  # burst untouched
+    assert stored["cpu"]["burst"] == 500000 and stored["pids"]["limit"] == -1

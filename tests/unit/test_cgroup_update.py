@@ -63,6 +63,39 @@ def test_flag_errors(kw, msg):
         U.resources_from_flags(opts(**kw))
 
 
+def test_kernel_memory_flags_map_to_the_ignored_fields():
+    r = U.resources_from_flags(opts(kernel_memory="10m", kernel_memory_tcp="-1"))
+    assert r["memory"] == {"kernel": 10 << 20, "kernelTCP": -1}
+
+
+def test_every_runc_flag_is_known():
+    """runc 1.5's update flags (update.go), all of them."""
+    runc = {"resources", "blkio-weight", "cpu-period", "cpu-quota", "cpu-burst", "cpu-share", "cpu-rt-period",
+            "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems", "kernel-memory", "kernel-memory-tcp", "memory",
+            "cpu-idle", "memory-reservation", "memory-swap", "pids-limit", "l3-cache-schema", "mem-bw-schema"}
+    assert runc <= set(U.FLAGS) and U.ALIASES["r"] == "resources"
+
+
+def test_fold_keys_as_go_json():
+    got = U.fold_keys({"CPU": {"Cpus": "1", "MEMS": "0"}, "cpu": {"quota": 5},
+                       "Unified": {"CPU.Max": "max"}, "blockio": {"ThrottleReadBpsDevice": [{"Major": 8, "RATE": 2}]},
+                       "memory": {"CheckBeforeUpdate": True}, "mystery": {"X": 1}}, U._RESOURCES)
+    assert got == {"cpu": {"cpus": "1", "mems": "0", "quota": 5}, "unified": {"CPU.Max": "max"},
+                   "blockIO": {"throttleReadBpsDevice": [{"major": 8, "rate": 2}]},
+                   "memory": {"checkBeforeUpdate": True}, "mystery": {"X": 1}}
+
+
+def test_read_resources_folds_and_reports(tmp_path):
+    f = tmp_path / "r.json"
+    f.write_text('{"Pids": {"Limit": 3}}')
+    assert U.read_resources(str(f)) == {"pids": {"limit": 3}}
+    with pytest.raises(PyruncError, match="^open .*missing.json: no such file or directory$"):
+        U.read_resources(str(tmp_path / "missing.json"))
+    f.write_text("[1]")
+    with pytest.raises(PyruncError, match="must be an object"):
+        U.read_resources(str(f))
+
+
 # -- merge ---------------------------------------------------------------------------------
 
 OLD = {"devices": [{"allow": False, "access": "rwm"}],

@@ -61,8 +61,14 @@ def test_shape_and_order():
     linux = doc["linux"]
     assert list(linux) == [
         "namespaces", "capabilities", "cgroup", "seccomp", "apparmor", "selinux",
-        "intelRdt", "mountExtensions", "netDevices",
+        "intelRdt", "memoryPolicy", "mountExtensions", "netDevices",
     ]  # fmt: skip
+    # runc 1.5's KnownMemoryPolicyModes / KnownMemoryPolicyFlags (sorted)
+    assert linux["memoryPolicy"] == {
+        "modes": ["MPOL_BIND", "MPOL_DEFAULT", "MPOL_INTERLEAVE", "MPOL_LOCAL", "MPOL_PREFERRED",
+                  "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"],
+        "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"],
+    }
     assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
     assert list(linux["cgroup"]) == ["v1", "v2", "systemd", "systemdUser", "rdma"]
     # the systemd driver talks to root's systemd; a user's instance is not supported

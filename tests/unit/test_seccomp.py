@@ -380,8 +380,9 @@ def test_prepare_checks_with_libseccomp():
         with pytest.raises(PyruncError, match="error adding architecture to seccomp filter: loongarch64"):
             S.prepare({"linux": {"seccomp": profile(architectures=["SCMP_ARCH_LOONGARCH64"])}})
     if L.api_level() < 7:
-        with pytest.raises(PyruncError, match=r"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV is not supported: "
-                                              r"SetWaitKill requires libseccomp >= 2\.6\.0"):
+        with pytest.raises(PyruncError, match=r"^error adding WaitKill flag to seccomp filter: "
+                                              r"SetWaitKill requires libseccomp >= 2\.6\.0 and API level >= 7 "
+                                              r"\(current version: \d+\.\d+\.\d+, API level: \d+\)$"):
             S.prepare({"linux": {"seccomp": profile(flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])}})
     with pytest.raises(PyruncError, match="failed to connect with seccomp agent specified in the seccomp "
                                           "profile: dial unix /nonexistent.sock: connect: no such file or directory"):
@@ -658,3 +659,49 @@ def test_load_without_nnp_or_cap_fails_clearly():
     res = in_child(child)
     assert res["err"].startswith("PyruncError: error loading seccomp filter into kernel: "
                                  "error loading seccomp filter: permission denied"), res
+
+
+# runc's seccomp.bats flags_value(): what each spec flag adds to seccomp(2)'s flags
+_FLAG_VALUES = {"SECCOMP_FILTER_FLAG_TSYNC": 0, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+
+
+def test_flag_table_matches_the_kernel_and_libseccomp():
+    """Spec name -> (libseccomp attribute, seccomp(2) flag): SCMP_FLTATR_CTL_LOG
+    = 6, _CTL_SSB = 7, _CTL_WAITKILL = 10 (seccomp.h); the kernel's
+    SECCOMP_FILTER_FLAG_LOG = 2, SPEC_ALLOW = 4, WAIT_KILLABLE_RECV = 32,
+    NEW_LISTENER = 8; TSYNC is accepted and ignored (None)."""
+    assert S.FLAGS["SECCOMP_FILTER_FLAG_TSYNC"] is None
+    assert {k: v[:2] for k, v in S.FLAGS.items() if v} == {
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW": (7, 4), "SECCOMP_FILTER_FLAG_LOG": (6, 2),
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": (10, 32)}
+    assert S.FILTER_FLAG_NEW_LISTENER == 8
+    # runc's KnownFlags, in its order
+    assert list(S.FLAGS) == ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                             "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+
+
+@needs_lib
+@pytest.mark.parametrize("flags", [None, []] + [
+    [f for i, f in enumerate(_FLAG_VALUES) if n >> i & 1] for n in range(1, 8)])
+def test_flags_value_of_every_combination(flags, tmp_path):
+    """runc's seccomp.bats "SECCOMP_FILTER_FLAG_*": the value passed to
+    seccomp(2) for every combination; no "flags" at all means SPEC_ALLOW
+    where supported."""
+    from pyrunc.linux import seccomp as L
+    ssb_ok = S._flag_supported("SECCOMP_FILTER_FLAG_SPEC_ALLOW", L.version(), L.api_level())
+    log_ok = S._flag_supported("SECCOMP_FILTER_FLAG_LOG", L.version(), L.api_level())
+    if flags and (("SECCOMP_FILTER_FLAG_SPEC_ALLOW" in flags and not ssb_ok)
+                  or ("SECCOMP_FILTER_FLAG_LOG" in flags and not log_ok)):
+        pytest.skip("this libseccomp cannot set one of the flags")
+    sc = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    if flags is not None:
+        sc["flags"] = flags
+    want = (4 if ssb_ok else 0) if flags is None else sum(_FLAG_VALUES[f] for f in flags)
+    assert built(sc).flags == want
+    # with a notify rule the listener flag joins them
+    import socket
+    with socket.socket(socket.AF_UNIX) as agent:
+        agent.bind(str(tmp_path / "agent.sock"))
+        sc["listenerPath"] = str(tmp_path / "agent.sock")
+        sc["syscalls"].append({"names": ["mknod"], "action": "SCMP_ACT_NOTIFY"})
+        assert built(sc).flags == want | 8

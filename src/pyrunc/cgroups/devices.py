@@ -71,9 +71,12 @@ def spec_rules(resources: dict, linux_devices: list | None = None) -> list[tuple
         for v, what in ((major, "major"), (minor, "minor")):
             if isinstance(v, bool) or not isinstance(v, int) or v < -1 or v > 0xFFFFFFFF:
                 raise PyruncError(f"invalid device {what} number {v!r} at linux.resources.devices[{i}]")
-        if not isinstance(access, str) or any(c not in "rwm" for c in access):
-            raise PyruncError(f'invalid device access "{access}" at linux.resources.devices[{i}] (allowed: r, w, m)')
-        rules.append((t, major, minor, _perm_str(_perm_set(access)), bool(d.get("allow"))))
+        if not isinstance(access, str):
+            raise PyruncError(f"invalid device access {access!r} at linux.resources.devices[{i}] (a string of r, w, m)")
+        perms = _perm_str(_perm_set(access))  # as runc: other letters mean nothing (validate warns)
+        if not perms and t != "a":
+            continue
+        rules.append((t, major, minor, perms, bool(d.get("allow"))))
     spec_paths = {d.get("path") for d in linux_devices or [] if isinstance(d, dict)}
     for rule, path in DEFAULT_ALLOWED:
         if path and path in spec_paths:

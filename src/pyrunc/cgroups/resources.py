@@ -275,6 +275,11 @@ def validate(r: dict, v2: bool, warn=None) -> list[str]:
         for k in ("hcaHandles", "hcaObjects"):
             if lim.get(k) is not None:
                 _int(lim[k], f"rdma.{dev}.{k}", *U32)
+    for i, d in enumerate(r.get("devices") or []):
+        access = d.get("access") if isinstance(d, dict) else None
+        if isinstance(access, str) and any(c not in "rwm" for c in access):
+            warnings.append(f'linux.resources.devices[{i}]: access "{access}" has letters other than r, w, m: '
+                            "they are ignored (as runc)")
     uni = r.get("unified")
     if uni:
         if not v2:

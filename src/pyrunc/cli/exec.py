@@ -47,11 +47,11 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     from .main import check_args
     check_args("exec", args, 1, "min")
     from ..errors import PyruncError
-    if opts.get("cgroup"):
-        raise PyruncError("--cgroup is not supported yet")
     from ..container.exec import execute
     try:
         return execute(ctx.root, args[0], opts, args[1:])
     except PyruncError as e:
-        e.code = 255  # runc exits 255 when exec itself fails
+        e.code = 255  # runc exits 255 when exec itself fails, and says so first
+        if not str(e).startswith("exec failed: "):
+            e.args = (f"exec failed: {e}",)
         raise

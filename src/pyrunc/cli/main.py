@@ -21,6 +21,7 @@ SPEC_VERSION = "1.3.0"
 
 # command -> (module, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "checkpoint": ("checkpoint", "checkpoint a running container"),
     "create": ("create", "create a container"),
     "delete": ("delete", "delete any resources held by the container often used with detached container"),
     "events": ("events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
@@ -29,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
     "list": ("list", "lists containers started by pyrunc with the given root"),
     "pause": ("pause", "pause suspends all processes inside the container"),
+    "restore": ("restore", "restore a container from a previous checkpoint"),
     "resume": ("resume", "resumes all processes that have been previously paused"),
     "ps": ("ps", "ps displays the processes running inside a container"),
     "run": ("run", "create and run a container"),

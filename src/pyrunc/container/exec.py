@@ -1,7 +1,7 @@
 """`exec`: a new process inside a running container.
 
-The parent forks a child that joins the container's namespaces (user first,
-mount last), is put into its cgroup, and forks again so that the pid
+The parent forks a child that joins the container's namespaces (in runc's
+order: init/child.py join_namespaces), is put into its cgroup, and forks again so that the pid
 namespace applies; the grandchild applies the process settings and execs.
 As in runc, the process defaults come from the container's config.json
 process, with the command line's overrides.
@@ -34,7 +34,8 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             raise PyruncError("exec: process args cannot be empty")
         p = {k: v for k, v in base.items()}
         p["args"] = list(args)
-        p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
+        if base.get("env") is not None or o.get("env"):  # none at all: no HOME either (runc)
+            p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
         p["terminal"] = bool(o.get("tty"))
         if o.get("cwd"):
             p["cwd"] = o["cwd"]
@@ -84,6 +85,10 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         raise PyruncError("cannot exec in a stopped container")
     if status == "paused" and not o.get("ignore-paused"):
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
+    subs = None
+    if o.get("cgroup"):
+        from ..cgroups.join import parse_sub_cgroups
+        subs = parse_sub_cgroups(o["cgroup"])
     config = st.get("config") or {}
     p = build_process(config.get("process") or {}, o, args)
     terminal = bool(p.get("terminal"))
@@ -103,7 +108,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             sc.start_build()
             sc.open_listener(connect=True)
     from ..init.child import preload
-    preload(terminal, hooks=False)
+    preload(terminal, hooks=False, mempolicy=(config.get("linux") or {}).get("memoryPolicy") is not None)
     from . import foreground as F
     fwd = None
     prev_subreaper = 1
@@ -112,7 +117,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         fwd = F.Forwarder()
     try:
         keyring = "" if st.get("no_new_keyring") else cid
-        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0, keyring, sc)
+        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0, keyring, sc, subs)
         try:
             if o.get("pid-file"):
                 from .launch import _write_pid_file
@@ -134,7 +139,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             clear_onlcr(master)
         ch.send("g")
         _await_exec(ch, pid)
-        if _log.debug_on:
+        if _log.debug_enabled():
             _log.debug(f"exec: process {pid} started in container {cid}")
         if detach:
             return 0
@@ -145,20 +150,24 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             F.restore_subreaper(prev_subreaper)
 
 
-def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str, sc=None):
+def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str, sc=None,
+           subs: dict[str, str] | None = None):
     import _socket
-    from ..cgroups import Manager
+    from ..cgroups.join import join_exec
     from ..init.sync import Channel
     ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     nss = {t: p for t, p in (st.get("namespaces") or {}).items()}
-    cg = Manager(st.get("cgroup_paths") or {})
+    cg_paths = st.get("cgroup_paths") or {}
     from ..security import attrs
     initial, final_cpus = attrs.exec_affinity(process)
     pid1 = attrs.fork_with_affinity(initial)  # execCPUAffinity.initial, inherited
     if pid1 == 0:
         ps.close()
+        # no mount namespace to join (the container shares the host's): the
+        # init's root instead, where runc would leave us in the host's
+        root = "" if "mount" in nss else f"/proc/{st['pid']}/root"
         _exec_child(Channel(cs), nss, process, terminal, preserve_fds, keyring, sc,
-                    (st.get("config") or {}).get("linux"))
+                    (st.get("config") or {}).get("linux"), root)
         os._exit(1)
     cs.close()
     if sc is not None:
@@ -173,7 +182,10 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
                 pid = int(payload)
                 os.waitpid(pid1, 0)
                 pid1 = 0
-                cg.add(pid)
+                try:
+                    join_exec(cg_paths, pid, subs, st.get("pid") or 0)
+                except PyruncError as e:
+                    raise PyruncError(f"unable to start container process: {e}") from None
                 attrs.set_final_affinity(pid, initial, final_cpus)
                 ch.send("j", str(pid))
             elif tag == "T":
@@ -219,9 +231,9 @@ def _exec_error(msg: str) -> str:
 
 
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
-                keyring: str, sc=None, linux: dict | None = None) -> None:
-    from ..init.child import _JOIN_ORDER, _open_ns, conceal_command_line, fail, join_session_keyring, seal_imports
-    if _log.debug_on:  # runc's words (nsexec, setns_init), which its exec tests look for
+                keyring: str, sc=None, linux: dict | None = None, root: str = "") -> None:
+    from ..init.child import _open_ns, conceal_command_line, fail, join_namespaces, join_session_keyring, seal_imports
+    if _log.debug_enabled():  # runc's words (nsexec, setns_init), which its exec tests look for
         _log.debug("=> nsexec container setup")
         cpus = os.sched_getaffinity(0)  # execCPUAffinity.initial, set before the fork
         _log.debug("nsexec: affinity: 0x%x" % sum(1 << c for c in cpus if c < 64))
@@ -230,22 +242,19 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
         L.prctl(C.PR_SET_DUMPABLE, 0)
         conceal_command_line()
         fds = {t: _open_ns(t, path) for t, path in nss.items() if path}
-        for t in _JOIN_ORDER:
-            if t in fds:
-                L.setns(fds[t], C.NAMESPACES[t][0])
-                os.close(fds[t])
-        if _log.debug_on:
+        join_namespaces(fds)  # as root of the container's user namespace if it has one
+        if root:
+            os.chroot(root)
+            os.chdir("/")
+        if _log.debug_enabled():
             _log.debug("<= nsexec container setup")
         seal_imports()  # our root is now the container's: never import from it
-        if "user" in fds:
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
         pid = os.fork()
         if pid:
             ch.send("P", str(pid))
             os._exit(0)
         host_pid = ch.expect("j")
-        if _log.debug_on:
+        if _log.debug_enabled():
             _log.debug("child process in init()")
         if keyring:
             join_session_keyring(keyring)
@@ -271,7 +280,7 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             final.seccomp = sc
         ch.send("R")
         ch.expect("g")
-        if _log.debug_on:
+        if _log.debug_enabled():
             _log.debug("setns_init: about to exec")
         final.execute(preserve_fds)  # the channel closes on exec: EOF tells the parent
     except BaseException as e:  # noqa: BLE001

@@ -70,6 +70,7 @@ AT_SYMLINK_NOFOLLOW = 0x100
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = os.O_CLOEXEC
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 
 # openat2(2) resolve flags
 RESOLVE_NO_XDEV = 0x01
@@ -123,9 +124,18 @@ SYSCALLS: dict[str, int] = {
 # --- process attributes (security/attrs.py) and network devices (container/netdev.py)
 
 SYSCALLS.update({
-    "x86_64": {"sched_getattr": 315, "ioprio_get": 252},
-    "aarch64": {"sched_getattr": 275, "ioprio_get": 31},
+    "x86_64": {"sched_getattr": 315, "ioprio_get": 252, "set_mempolicy": 238, "get_mempolicy": 239},
+    "aarch64": {"sched_getattr": 275, "ioprio_get": 31, "set_mempolicy": 237, "get_mempolicy": 236},
 }.get(_MACHINE, {}))
+
+# set_mempolicy(2) modes and mode flags (runtime-spec linux.memoryPolicy)
+MPOL_MODES: dict[str, int] = {
+    "MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+    "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6,
+}
+MPOL_FLAGS: dict[str, int] = {
+    "MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14, "MPOL_F_STATIC_NODES": 1 << 15,
+}
 
 # personality(2) execution domains (runtime-spec linux.personality.domain)
 PER_LINUX = 0x0000

@@ -230,6 +230,23 @@ def ioprio_get(which: int, who: int) -> int:
     return sys_call("ioprio_get", which, who)
 
 
+def set_mempolicy(mode: int, nodes: bytes | None) -> None:
+    """set_mempolicy(2) for the calling thread; `nodes` is a little-endian
+    nodemask (None: no mask). maxnode is the mask's bit count plus one: the
+    kernel reads maxnode - 1 bits."""
+    if nodes is None:
+        sys_call("set_mempolicy", mode, None, ffi.c_ulong(0))
+    else:
+        sys_call("set_mempolicy", mode, nodes, ffi.c_ulong(len(nodes) * 8 + 1))
+
+
+def get_mempolicy() -> int:
+    """The calling thread's mode (with its mode flags), for tests."""
+    mode = ffi.c_int(0)
+    sys_call("get_mempolicy", ffi.byref(mode), None, ffi.c_ulong(0), None, ffi.c_ulong(0))
+    return mode.value
+
+
 _libc.sched_setaffinity.argtypes = [ffi.c_int, ffi.c_size_t, ffi.c_char_p]
 
 

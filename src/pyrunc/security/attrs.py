@@ -28,7 +28,7 @@ import os
 from ..errors import PyruncError
 from ..linux import consts as C
 
-MAX_CPU = 64 * 1024  # runc's configs.MaxCPU: highest CPU id a cpu list may name
+MAX_CPU = 1023  # runc 1.5's ToCPUSet: a unix.CPUSet holds 1024 CPUs
 _INT32 = (-(1 << 31), (1 << 31) - 1)
 _UINT64 = (0, (1 << 64) - 1)
 
@@ -54,22 +54,22 @@ def _int(v: object, what: str, lo_hi: tuple[int, int]) -> int:
     return v
 
 
-def _parse_uint(v: str) -> int:
-    """strconv.ParseUint(v, 10, 32) with runc's MaxCPU bound, and Go's messages."""
+def _parse_uint(v: str, max_id: int = MAX_CPU) -> int:
+    """strconv.ParseUint(v, 10, 32) with runc's bound, and Go's messages."""
     if not v or any(c not in "0123456789" for c in v):
         raise PyruncError(f"strconv.ParseUint: parsing {_goq(v)}: invalid syntax")
     n = int(v)
     if n > 0xFFFFFFFF:
         raise PyruncError(f"strconv.ParseUint: parsing {_goq(v)}: value out of range")
-    if n > MAX_CPU:
-        raise PyruncError(f"values larger than {MAX_CPU} are not supported")
+    if n > max_id:
+        raise PyruncError(f"values larger than {max_id} are not supported")
     return n
 
 
-def cpu_list(s: str) -> set[int]:
+def cpu_list(s: str, max_id: int = MAX_CPU) -> set[int]:
     """A cpu list ("0-3,7") as a set of CPU ids; "" is the empty set (unset).
     runc's ToCPUSet: elements are trimmed, empty elements are allowed, a range
-    must not run backwards, ids above 65536 are refused."""
+    must not run backwards, ids above `max_id` are refused."""
     out: set[int] = set()
     if not s:
         return out
@@ -79,8 +79,8 @@ def cpu_list(s: str) -> set[int]:
         if not r:
             continue
         start, dash, end = r.partition("-")
-        a = _parse_uint(start)
-        b = _parse_uint(end) if dash else a
+        a = _parse_uint(start, max_id)
+        b = _parse_uint(end, max_id) if dash else a
         if a > b:
             raise PyruncError("invalid range: " + r)
         out.update(range(a, b + 1))
@@ -236,7 +236,8 @@ def apply_io_priority(io: dict) -> None:
 
 
 def apply_all(process: dict, linux: dict | None) -> None:
-    """scheduler, ioPriority, personality: in runc's order, for the caller."""
+    """scheduler, ioPriority, personality, memoryPolicy: in runc's order, for
+    the caller."""
     linux = linux or {}
     if process.get("scheduler") is not None:
         cpuset = ((linux.get("resources") or {}).get("cpu") or {}).get("cpus") or ""
@@ -245,6 +246,9 @@ def apply_all(process: dict, linux: dict | None) -> None:
         apply_io_priority(process["ioPriority"])
     if linux.get("personality") is not None:
         apply_personality(linux["personality"])
+    if linux.get("memoryPolicy") is not None:  # runc: right after personality
+        from .mempolicy import apply
+        apply(linux["memoryPolicy"])
 
 
 def apply_affinity(cpus: set[int], pid: int = 0, what: str = "final") -> None:

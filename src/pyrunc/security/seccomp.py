@@ -485,6 +485,9 @@ class Seccomp:
                                   f"{arch} is not known to libseccomp {'.'.join(map(str, version))}")
         for f in self.profile.flags or ():
             _flag_supported(f, version, api, fail=True)
+        from .. import log
+        if log.debug_enabled():  # runc's debug line (its seccomp.bats reads it)
+            log.debug(f"seccomp filter flags: {filter_flags(self.profile, version, api)}")
         if self.profile.notify and api < 6:
             raise PyruncError(f"seccomp notify unsupported: API level: got {api}, want at least 6. "
                               "Please try with libseccomp >= 2.5.0 and Linux >= 5.7")
@@ -512,24 +515,17 @@ class Seccomp:
                     f.arch_add(L.arch_resolve(arch))
                 except OSError as e:
                     raise PyruncError(f"error adding architecture to seccomp filter: {_gostr(e)}") from None
-            flags = 0
-            wanted = p.flags
-            if wanted is None:  # not given: SPEC_ALLOW where supported (runc)
-                wanted = [f_ for f_ in ("SECCOMP_FILTER_FLAG_SPEC_ALLOW",)
-                          if _flag_supported(f_, version, api)]
-            for name in wanted:
+            for name in wanted_flags(p, version, api):
                 spec = FLAGS[name]
                 if spec is None:
                     continue  # TSYNC
-                attr, kflag, _, _ = spec
                 _flag_supported(name, version, api, fail=True)
                 try:
-                    f.attr_set(attr, 1)
+                    f.attr_set(spec[0], 1)
                 except OSError as e:
-                    what = {"SECCOMP_FILTER_FLAG_LOG": "log", "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "SSB"}.get(
-                        name, "WaitKill")
-                    raise PyruncError(f"error adding {what} flag to seccomp filter: {_gostr(e)}") from None
-                flags |= kflag
+                    raise PyruncError(f"error adding {_FLAG_WHAT[name]} flag to seccomp filter: "
+                                      f"{_gostr(e)}") from None
+            flags = filter_flags(p, version, api)
             if len(p.rules) > OPTIMIZE_ABOVE:
                 try:
                     f.attr_set(L.ATTR_CTL_OPTIMIZE, 2)
@@ -553,8 +549,6 @@ class Seccomp:
                 code = assemble(enosys_stub(last)) + code
             except ValueError as e:
                 raise PyruncError(f"error loading seccomp filter into kernel: error patching filter: {e}") from None
-        if p.notify:
-            flags |= FILTER_FLAG_NEW_LISTENER
         try:
             self.program = L.Program(code, self.nr_seccomp)
         except ValueError as e:
@@ -739,11 +733,34 @@ def _flag_supported(flag: str, version: tuple[int, int, int], api: int, fail: bo
     _, _, (min_api, min_ver), setter = spec
     if api >= min_api and version >= min_ver:
         return True
-    if fail:
-        raise PyruncError(f"seccomp flag {flag} is not supported: {setter} requires libseccomp >= "
-                          f"{'.'.join(map(str, min_ver))} and API level >= {min_api} (current version: "
-                          f"{'.'.join(map(str, version))}, API level: {api})")
+    if fail:  # runc's text (libseccomp-golang's VersionError): runc's bats skip on it
+        raise PyruncError(f"error adding {_FLAG_WHAT[flag]} flag to seccomp filter: {setter} requires "
+                          f"libseccomp >= {'.'.join(map(str, min_ver))} and API level >= {min_api} "
+                          f"(current version: {'.'.join(map(str, version))}, API level: {api})")
     return False
+
+
+def wanted_flags(p: Profile, version: tuple[int, int, int], api: int) -> list[str]:
+    """The profile's flags; none given (not even []): SPEC_ALLOW where this
+    libseccomp supports it (runc's SetupSeccomp)."""
+    if p.flags is not None:
+        return p.flags
+    return [f for f in ("SECCOMP_FILTER_FLAG_SPEC_ALLOW",) if _flag_supported(f, version, api)]
+
+
+def filter_flags(p: Profile, version: tuple[int, int, int], api: int) -> int:
+    """The flags seccomp(2) gets (runc's filterFlags): each wanted flag's
+    kernel bit (TSYNC none), NEW_LISTENER with a notify rule."""
+    flags = 0
+    for name in wanted_flags(p, version, api):
+        if FLAGS[name] is not None:
+            flags |= FLAGS[name][1]
+    return flags | (FILTER_FLAG_NEW_LISTENER if p.notify else 0)
+
+
+# how runc's setFlag names each flag in its errors
+_FLAG_WHAT = {"SECCOMP_FILTER_FLAG_LOG": "log", "SECCOMP_FILTER_FLAG_SPEC_ALLOW": "SSB",
+              "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": "WaitKill"}
 
 
 def prepare(spec: dict, cid: str = "", bundle: str = "", status: str = "creating",

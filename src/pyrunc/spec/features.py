@@ -17,7 +17,10 @@ Deliberate differences from runc:
   systemdUser is false: a user's systemd instance is not supported.
 * Annotations: pyrunc's own under "org.opencontainers.pyrunc." (version);
   no "org.opencontainers.runc.*" keys, which describe runc itself, and no
-  checkpoint annotation (no CRIU support). The libseccomp version uses the
+  checkpoint annotation: `checkpoint`/`restore` talk to CRIU as runc does
+  but have not been exercised end to end with a CRIU that works (CRIU 3.17
+  cannot start on the kernel they were written on), so engines are not
+  told to rely on them. The libseccomp version uses the
   shared key "io.github.seccomp.libseccomp.version", as runc and crun do.
 
 Output: `dumps()` matches Go's json.Encoder with SetIndent("", "    ") as
@@ -28,6 +31,7 @@ trailing newline.
 from __future__ import annotations
 
 from pyrunc.hooks import HOOK_NAMES
+from pyrunc.linux.consts import MPOL_FLAGS, MPOL_MODES
 from pyrunc.spec.capabilities import known_capabilities
 
 OCI_VERSION_MIN = "1.0.0"
@@ -226,11 +230,13 @@ def features(version: str | None = None) -> dict:
         },
         "seccomp": {"enabled": False},
         # as runc: supported by the runtime (security/lsm.py), whether or
-        # not this host runs the LSM; intelRdt and memoryPolicy configs get
-        # a clear error, so they are not claimed
+        # not this host runs the LSM; intelRdt configs get a clear error, so
+        # it is not claimed
         "apparmor": {"enabled": t},
         "selinux": {"enabled": t},
         "intelRdt": {"enabled": False},
+        # security/mempolicy.py; sorted, as runc's KnownMemoryPolicyModes/Flags
+        "memoryPolicy": {"modes": sorted(MPOL_MODES), "flags": sorted(MPOL_FLAGS)},
         "mountExtensions": {"idmap": {"enabled": t}},
         "netDevices": {"enabled": t},
     }
