@@ -137,6 +137,8 @@ def parse_flags(spec: dict[str, tuple[str, object]], aliases: dict[str, str],
                 opts[name] = int(val, 0)
             except ValueError:
                 raise PyruncError(f"invalid value {val!r} for flag -{name}: parse error") from None
+            if not -(1 << 63) <= opts[name] < 1 << 63:  # urfave's int64 flag, as runc
+                raise PyruncError(f'invalid value "{val}" for flag -{name}: value out of range')
         elif kind == "list":
             opts[name].append(val)
         else:

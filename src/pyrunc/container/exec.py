@@ -70,6 +70,8 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             if p.get(k) is None and base.get(k) is not None:
                 p[k] = base[k]
     from ..spec.config import validate_process
+    from ..spec.schema import PROCESS, check
+    check(p, PROCESS, "process")  # process.json, or the flags' ids: typed as at create
     p.setdefault("cwd", "/")
     validate_process(p)
     from ..security import attrs

@@ -21,7 +21,7 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
                  "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork", "stage", "rootless",
-                 "systemd_cgroup")
+                 "systemd_cgroup", "config")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
@@ -44,6 +44,8 @@ class CreateOptions:
         self.after_fork = None
         # the stage child, if the command line forked it early (init/stage.py)
         self.stage = None
+        # the library's config dict, in place of <bundle>/config.json
+        self.config: dict | None = None
 
 
 class Launched:
@@ -61,7 +63,7 @@ class Launched:
 
 def create(root: str, cid: str, o: CreateOptions) -> Launched:
     bundle = os.path.abspath(o.bundle or ".")
-    spec = spec_config.load_config(bundle)
+    spec = spec_config.load_config(bundle) if o.config is None else o.config
     spec_config.validate(spec, bundle)
     linux = spec.get("linux") or {}
     nss = spec_config.namespaces(spec)
