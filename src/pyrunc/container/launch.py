@@ -279,6 +279,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 raise PyruncError(_creation_error(o.mode, _died(cg)))
             ch.close()
             ch = None
+        if log.debug_enabled():
+            log.debug(f"{o.mode}: container {cid} created, init pid {init_pid}")
         return Launched(sd, state, ch, master, cg)
     except BaseException as e:
         if console is not None:

@@ -39,6 +39,8 @@ def start(root: str, cid: str) -> None:
         if status == "paused":
             raise PyruncError("cannot start a paused container")
         _release_fifo(sd.fifo, st["pid"])
+        if log.debug_enabled():
+            log.debug(f"start: container {cid} started, init pid {st['pid']}")
         run_poststart(st)
     finally:
         sd.unlock()
@@ -219,6 +221,8 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
         except PyruncError as e:
             log.warn(str(e))
     sd.remove()
+    if log.debug_enabled():
+        log.debug(f"delete: container {st.get('id')} removed (it was {status})")
 
 
 def _thaw(st: dict) -> None:
