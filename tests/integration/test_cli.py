@@ -217,3 +217,17 @@ def test_exec_arguments_are_untouched(rt, bundle):
     # exec's flags before the id still count
     res = rt.exec_(cid, "sh", "-c", "echo $X", flags=["--env", "X=yes"]).expect_ok()
     assert res.stdout == "yes\n", res
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5 says 'requires a minimum of' too, but prints usage differently")
+@pytest.mark.parametrize("argv, msg", [
+    (["update"], "requires exactly 1 argument(s)"),
+    (["exec"], "requires a minimum of 1 argument(s)"),
+    (["kill", "a", "b", "c"], "requires a maximum of 2 argument(s)"),
+])
+def test_wrong_argument_count_prints_usage(rt, argv, msg):
+    """runc's checkArgs: "Incorrect Usage." and the command's help on
+    stdout, the error as one line on stderr."""
+    r = rt.fail(*argv, match=argv[0] + r'\\?" ' + re.escape(msg), one_line=True)
+    assert r.stdout.startswith("Incorrect Usage.\n\n")
+    assert f"{argv[0]} -" in r.stdout and "USAGE:" in r.stdout

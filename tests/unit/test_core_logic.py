@@ -81,8 +81,10 @@ def test_check_args_messages():
     check_args("state", ["a"], 1)
     with pytest.raises(PyruncError, match='"state" requires exactly 1 argument'):
         check_args("state", [], 1)
-    with pytest.raises(PyruncError, match="at least 1"):
+    with pytest.raises(PyruncError, match='"kill" requires a minimum of 1 argument'):
         check_args("kill", [], 1, "min")
+    with pytest.raises(PyruncError, match='"kill" requires a maximum of 2 argument'):
+        check_args("kill", ["a", "b", "c"], 2, "max")
 
 
 # -- mount options ----------------------------------------------------------------

@@ -147,10 +147,15 @@ def parse_flags(spec: dict[str, tuple[str, object]], aliases: dict[str, str],
 
 
 def check_args(cmd: str, args: list[str], n: int, how: str = "exactly") -> None:
-    """runc's checkArgs: the same message when the count is wrong."""
+    """runc's checkArgs: "Incorrect Usage." and the command's help on
+    stdout, then the same one-line error when the count is wrong."""
     ok = {"exactly": len(args) == n, "min": len(args) >= n, "max": len(args) <= n}[how]
     if not ok:
-        word = {"exactly": "exactly", "min": "at least", "max": "at most"}[how]
+        word = {"exactly": "exactly", "min": "a minimum of", "max": "a maximum of"}[how]
+        if cmd in COMMANDS:
+            mod = sys.modules.get(f"pyrunc.cli.{COMMANDS[cmd][0]}")
+            if mod is not None:
+                sys.stdout.write("Incorrect Usage.\n\n" + command_help(cmd, mod))
         raise PyruncError(f'pyrunc: "{cmd}" requires {word} {n} argument(s)')
 
 
