@@ -219,7 +219,6 @@ def test_exec_arguments_are_untouched(rt, bundle):
     assert res.stdout == "yes\n", res
 
 
-@pytest.mark.runc_ref_differs(reason="runc 1.1.5 says 'requires a minimum of' too, but prints usage differently")
 @pytest.mark.parametrize("argv, msg", [
     (["update"], "requires exactly 1 argument(s)"),
     (["exec"], "requires a minimum of 1 argument(s)"),
