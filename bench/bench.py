@@ -62,7 +62,7 @@ up is reported as a leak (it would be a runtime bug).
 
 Output: median and p90 (nearest rank) in ms per runtime and measurement (also
 the CPU time, user+sys from wait4 of the command and all it reaped: a figure
-that load on the machine barely moves), and
+that load on the machine moves much less), and
 ratios of medians subject/other, the subject being the first runtime in
 --runtimes that produced data (pyrunc by default: pyrunc/runc, pyrunc/crun).
 --json prints one JSON document (with the raw samples) on stdout instead.
