@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(gopts)
         if name in ("run", "create"):
             from ..init.stage import Stage
+            Stage.preload_shared(name == "run")
             ctx.stage = Stage.fork()
             _stages.append(ctx.stage)
         return int(mod.run(ctx, opts, args) or 0)
