@@ -48,9 +48,9 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         return 0
     from ..container import foreground as F
     fwd = F.Forwarder()  # signals are recorded from here on, forwarded once the init runs
-    # becoming the subreaper (ctypes) is done after the fork, while the
-    # children work; the stage child waits for it before it exits, so its
-    # child, the init, is reparented to us
+    # becoming the subreaper is done once the init is joined, while it
+    # mounts; the stage child waits for it before it exits, so its child,
+    # the init, is reparented to us
     o.after_fork = _while_init_mounts
     try:
         launched = create(ctx.root, args[0], o)

@@ -38,9 +38,9 @@ class CreateOptions:
         self.pidfd_socket = pidfd_socket
         self.rootless = rootless  # --rootless: true, false or auto
         self.systemd_cgroup = systemd_cgroup  # --systemd-cgroup: a systemd unit holds the cgroup
-        # run in the parent once the stage child has its arguments (a
+        # run in the parent once the init is joined to its cgroup (a
         # foreground run becomes the subreaper there, in parallel with the
-        # child's work); the stage child waits for it before it exits
+        # init's mounts); the stage child waits for it before it exits
         self.after_fork = None
         # the stage child, if the command line forked it early (init/stage.py)
         self.stage = None
@@ -92,6 +92,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     pid_s = init_pid = 0
     ch = None
     master = None
+    hold_r = hold_w = -1
     try:
         linux = spec.get("linux") or {}
         from ..cgroups import is_rootless, new_manager
@@ -151,10 +152,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             child_died()
         if fifo_fd >= 0:
             os.close(fifo_fd)
-        if hold_w >= 0:  # now: the rest of the parent's work waits on the kernel
-            o.after_fork()
-            os.close(hold_w)  # EOF: the stage child may exit once it has forked the init
-            hold_w = -1
         applied = False
 
         def apply_resources() -> None:
@@ -167,10 +164,12 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if hold_r >= 0:
             os.close(hold_r)
             hold_r = -1
-        # while the stage child unshares and the init mounts. The first
+        # while the stage child unshares and forks the init. The first
         # cgroup.procs write (ours, or the pre-arm thread's from the command
         # line) waits for an RCU grace period holding cgroup_mutex, and
-        # mkdir waits for it too: this is where that wait is hidden
+        # mkdir waits for it too: this is where that wait is hidden. Nothing
+        # else comes first: the init's first wait is for its join ("j"),
+        # which needs these directories
         cg.create()
         nss = spec_config.namespaces(spec)
         while True:
@@ -184,10 +183,18 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 init_pid = int(payload)
                 cg.add(init_pid)
                 reply("j")
+                if hold_w >= 0:  # the parent's own work, while the init mounts
+                    o.after_fork()
+                    os.close(hold_w)  # EOF: the stage child may exit now
+                    hold_w = -1
                 attrs.reset_affinity(init_pid)  # runc's tryResetCPUAffinity
                 if init_pid != pid_s:
-                    os.waitpid(pid_s, 0)
+                    # its last work (the init's `lo`) is done when it exits:
+                    # before the procHooks below
+                    _, st = os.waitpid(pid_s, 0)
                     pid_s = 0
+                    if st:
+                        _stage_failed(ch, o.mode, cg)
                 if netdevs:  # runc: setupNetworkDevices, from the parent
                     try:
                         state["netDevices"] = netdev.move_in(netdevs, f"/proc/{init_pid}/ns/net")
@@ -251,6 +258,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     except BaseException as e:
         if console is not None:
             console.close()
+        for fd in (hold_r, hold_w):
+            if fd >= 0:
+                os.close(fd)
         _undo(sd, cg, init_pid, pid_s, ch, master)
         if isinstance(e, (PyruncError, KeyboardInterrupt)):
             raise
@@ -275,6 +285,19 @@ def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: Cr
 
 _NSFILE = {"user": "user", "pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts",
            "mount": "mnt", "cgroup": "cgroup", "time": "time"}
+
+
+def _stage_failed(ch, mode: str, cg) -> None:
+    """The stage child failed after reporting the init's pid: its error went
+    to the channel before it exited, possibly after a message of the init's."""
+    import select
+    while select.select([ch.sock], [], [], 0)[0]:
+        t, payload, _ = ch.recv()
+        if t == "E":
+            raise PyruncError(_creation_error(mode, payload.decode(errors="replace")))
+        if not t:
+            break
+    raise PyruncError(_creation_error(mode, _died(cg)))
 
 
 def _died(cg) -> str:

@@ -205,14 +205,23 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
             pid = os.fork()
             if pid:
                 ch.send("P", str(pid))
+                if nss.get("network") == "":
+                    # the init's network namespace is ours too: `lo` goes up
+                    # from here while the init mounts (SIOCSIFFLAGS waits for
+                    # rtnl_lock, milliseconds on a busy host). The parent waits
+                    # for our exit before it answers the init's procHooks; a
+                    # failure is our "E" and exit status 1
+                    loopback_up()
                 if a.hold_fd is not None and a.hold_fd >= 0:
                     os.read(a.hold_fd, 1)  # until the parent is the subreaper: EOF
                 os._exit(0)
             if a.hold_fd is not None and a.hold_fd >= 0:
                 os.close(a.hold_fd)
+            lo_up = True
         else:
             ch.send("P", str(os.getpid()))
-        init_main(ch, a, nss)
+            lo_up = False
+        init_main(ch, a, nss, lo_up)
     except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the parent
         fail(ch, e)
 
@@ -272,11 +281,13 @@ def seal_imports() -> None:
     sys.path_importer_cache.clear()
 
 
-def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
-    """The container init: prepare everything, wait, then exec."""
+def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False) -> None:
+    """The container init: prepare everything, wait, then exec. `lo_up`:
+    the stage child brings up the loopback device (it shares our network
+    namespace), else we do."""
     from ..linux import sys as L
     spec = a.spec
-    if nss.get("network") == "":
+    if nss.get("network") == "" and not lo_up:
         loopback_up()
     process = spec["process"]
     if a.seccomp is not None:
