@@ -22,8 +22,9 @@ and runc's configs.Command.Run, with runc's error texts:
 * timeout (seconds, > 0): the hook is SIGKILLed and the run fails.
 * The hook starts with default signal dispositions and an empty signal
   mask, and without any of our file descriptors but 0, 1 and 2.
-* It inherits our cwd (runc runs hooks from the bundle directory, which
-  the caller is expected to have chdir'ed to) and credentials.
+* It inherits our credentials, and our cwd unless `cwd` is given: runc
+  runs the runtime's hooks (prestart, createRuntime, poststart) from the
+  bundle directory, having chdir'ed there for `create` and `run`.
 
 posix_spawn (vfork+exec in glibc) keeps this lean: no subprocess import and
 no copy of the Python process. We wait on a pidfd, so a hook that leaves a
@@ -106,16 +107,32 @@ def run_hooks(
     state: dict | bytes,
     *,
     default_env: list[str] | None = None,
+    cwd: str | None = None,
 ) -> None:
     """Run `hooks` of `kind` in order; stop at the first failure.
 
     `state` is the container state (serialised once) or its JSON bytes.
+    `cwd`: the hooks' working directory (posix_spawn cannot chdir, so this
+    process goes there while it spawns them, and back).
     """
     if not hooks:
         return
     data = state if isinstance(state, bytes) else state_json(state)
-    for i, hook in enumerate(hooks):
-        run_hook(hook, data, kind=kind, index=i, default_env=default_env)
+    back = -1
+    if cwd:
+        back = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.chdir(cwd)
+        except OSError:
+            os.close(back)
+            back = -1  # gone: the hooks run where we are, as before
+    try:
+        for i, hook in enumerate(hooks):
+            run_hook(hook, data, kind=kind, index=i, default_env=default_env)
+    finally:
+        if back >= 0:
+            os.fchdir(back)
+            os.close(back)
 
 
 def run_hook(

@@ -10,8 +10,10 @@ and the equivalent global flags are passed on every call as well.
 
 Two paths podman 4.3 hard-codes for root cannot be redirected:
 /var/lib/containers/cache (the blob info cache that `podman import` writes)
-and /run/containers/networks (netavark's run dir, made by every command).
-The session removes them at the end if (and only if) it created them.
+and /run/containers/networks (netavark's run dir, made by every command; the
+bridge network test leaves its IPAM database, ipam.db, there). The session
+removes them at the end if (and only if) it created them, netavark's state
+included.
 
 The runtime under test: PYRUNC_TEST_PODMAN_RUNTIME (a path, or a name on
 PATH), by default `pyrunc` on PATH. PYRUNC_TEST_PODMAN_RUNTIME=/usr/sbin/runc
@@ -62,6 +64,11 @@ HOST_PATHS = (
     Path("/run/containers/networks"),
     Path("/run/containers"),
 )
+# netavark's run dir: its IPAM database (ipam.db, written once a container
+# used a bridge network) and aardvark-dns's configs stay there after the last
+# container has gone
+NETAVARK_RUN_DIR = Path("/run/containers/networks")
+NETAVARK_STATE = ("ipam.db", "aardvark-dns")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX64_ANY = re.compile(r"\b[0-9a-f]{64}\b")
 
@@ -450,6 +457,8 @@ def _teardown(pm: Podman, host_before: dict[Path, bool]) -> list[str]:
     for p in HOST_PATHS:
         if host_before[p] or not p.exists():
             continue
+        if p == NETAVARK_RUN_DIR:
+            problems += _clear_netavark_state(p)
         try:
             if p.is_dir():
                 p.rmdir()
@@ -458,6 +467,40 @@ def _teardown(pm: Podman, host_before: dict[Path, bool]) -> list[str]:
         except OSError as e:
             problems.append(f"cannot remove {p} (made by this session): {e.strerror}")
     return problems
+
+
+def _clear_netavark_state(run_dir: Path) -> list[str]:
+    """Remove what netavark keeps in its run dir (the session made the dir),
+    once no netavark or aardvark-dns process may still write there."""
+    deadline = time.monotonic() + 10
+    while (busy := _processes_named("netavark", "aardvark-dns")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if busy:
+        return [f"netavark state in {run_dir} left: still in use by {busy}"]
+    problems = []
+    for name in NETAVARK_STATE:
+        path = run_dir / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as e:
+            problems.append(f"cannot remove {path}: {e.strerror}")
+    return problems
+
+
+def _processes_named(*names: str) -> list[str]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                comm = (d / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm in names:
+                found.append(f"{comm}[{d.name}]")
+    return found
 
 
 @pytest.fixture

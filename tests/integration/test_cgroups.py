@@ -9,8 +9,9 @@ import os
 
 import pytest
 
-from test_cgroups_common import (RUNC, RuncRef, cg_read, cgroup_dir, has_v1, root_block_device, set_resources,
-                                 unified_host)
+from test_cgroups_common import (NO_SWAP_ACCOUNTING, RUNC, RuncRef, blkio_weight_file, cg_read, cgroup_dir, has_v1,
+                                 hugepage_size, kernel_has_file, limit_without_swap, root_block_device, set_resources,
+                                 swap_accounting, unified_host)
 
 MiB = 1 << 20
 NEWER = pytest.mark.runc_ref_differs
@@ -43,19 +44,19 @@ def test_memory_limit_and_reservation_files(rt, bundle):
 
 
 def test_memory_swap_file(rt, bundle):
+    if not swap_accounting():
+        pytest.skip(NO_SWAP_ACCOUNTING)
     cid, pid = start(rt, bundle, {"memory": {"limit": 64 * MiB, "swap": 96 * MiB}})
     if unified_host():
-        d = cgroup_dir(pid, "memory")
-        if (d / "memory.swap.max").exists():
-            assert int((d / "memory.swap.max").read_text()) == 32 * MiB
-    elif (cgroup_dir(pid, "memory") / "memory.memsw.limit_in_bytes").exists():
+        assert int(cg_read(pid, "memory", "memory.swap.max")) == 32 * MiB
+    else:
         assert int(cg_read(pid, "memory", "memory.memsw.limit_in_bytes")) == 96 * MiB
 
 
 def test_memory_limit_kills_an_allocation_past_it(rt, bundle):
     """dd's 64 MiB buffer in a 24 MiB cgroup (no swap): the OOM killer ends dd
     (SIGKILL: 137); 4 MiB fits."""
-    set_resources(bundle, {"memory": {"limit": 24 * MiB, "swap": 24 * MiB}})
+    set_resources(bundle, {"memory": limit_without_swap(24 * MiB)})
     bundle.sh("dd if=/dev/zero of=/dev/null bs=4M count=1 2>/dev/null; echo small=$?; "
               "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo big=$?")
     res = rt.run_fg(rt.new_id(), bundle)
@@ -148,6 +149,10 @@ def test_cpuset_outside_the_machine(rt, bundle):
 
 @NEWER(reason="runc 1.1.5 has no cpu.burst nor cpu.idle")
 def test_cpu_burst_and_idle(rt, bundle):
+    burst = "cpu.max.burst" if unified_host() else "cpu.cfs_burst_us"
+    for name in (burst, "cpu.idle"):
+        if not kernel_has_file("cpu", name):
+            pytest.skip(f"the kernel has no {name} (burst: 5.14, idle: 5.15)")
     cid, pid = start(rt, bundle, {"cpu": {"quota": 50000, "period": 100000, "burst": 20000, "idle": 1}})
     if unified_host():
         assert cg_read(pid, "cpu", "cpu.max.burst") == "20000"
@@ -175,14 +180,30 @@ def test_blkio_throttle_files(rt, bundle):
 
 
 def test_blkio_weight(rt, bundle):
+    if blkio_weight_file() is None:
+        pytest.skip("the kernel offers no blkio weight file (I/O schedulers without CFQ or BFQ): "
+                    "test_blkio_weight_without_a_weight_file checks the error")
     cid, pid = start(rt, bundle, {"blockIO": {"weight": 300}})
     d = cgroup_dir(pid, "io" if unified_host() else "blkio")
     for name in ("blkio.weight", "blkio.bfq.weight", "io.bfq.weight"):
         if (d / name).exists():
             assert (d / name).read_text().split()[-1] == "300" or "300" in (d / name).read_text()
             return
-    if unified_host():
-        assert (d / "io.weight").read_text().split()[-1] == str(1 + (300 - 10) * 9999 // 990)
+    assert unified_host()
+    assert (d / "io.weight").read_text().split()[-1] == str(1 + (300 - 10) * 9999 // 990)
+
+
+def test_blkio_weight_without_a_weight_file(rt, bundle, leakcheck):
+    """As runc (fs/blkio.go): without blkio.weight it writes
+    blkio.bfq.weight, and a kernel without BFQ has no such file: the
+    container fails, before anything is left behind."""
+    if unified_host() or not has_v1("blkio"):
+        pytest.skip("needs the cgroup v1 blkio controller")
+    if blkio_weight_file() is not None:
+        pytest.skip(f"the kernel has {blkio_weight_file()}: test_blkio_weight checks it")
+    set_resources(bundle, {"blockIO": {"weight": 300}})
+    rt.fail("run", "-d", "--bundle", bundle.path, rt.new_id(), match="blkio.bfq.weight")
+    leakcheck.assert_clean()
 
 
 def test_blkio_unknown_device(rt, bundle):
@@ -271,6 +292,8 @@ def test_unmounted_v1_controller_is_an_error(rt, bundle, leakcheck, res, ctrl):
 def test_hugetlb_limit_file(rt, bundle):
     if not (unified_host() or has_v1("hugetlb")):
         pytest.skip("no hugetlb controller that runc would use")
+    if not hugepage_size("2MB"):
+        pytest.skip("the kernel has no 2MB huge pages")
     cid, pid = start(rt, bundle, {"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}]})
     name = "hugetlb.2MB.max" if unified_host() else "hugetlb.2MB.limit_in_bytes"
     assert int(cg_read(pid, "hugetlb", name)) == 4 * MiB
@@ -314,11 +337,17 @@ def test_same_cgroup_files_as_runc(rt, bundle, tmp_path):
     if rt.is_runc or not os.path.exists(RUNC):
         pytest.skip("needs Debian's runc to compare with")
     res = dict(COMPARED)
+    cpu = min(os.sched_getaffinity(0))
+    res["cpu"] = {**res["cpu"], "cpus": str(cpu)}
+    if not swap_accounting():  # both runtimes would fail (test_memory_swap_file)
+        res["memory"] = {k: v for k, v in res["memory"].items() if k != "swap"}
     if not unified_host():
         res["memory"] = {**res["memory"], "swappiness": 15, "disableOOMKiller": True}
     dev = root_block_device()
     if dev:
-        res["blockIO"] = {"weight": 250, "throttleWriteBpsDevice": [{"major": dev[0], "minor": dev[1], "rate": 4 * MiB}]}
+        res["blockIO"] = {"throttleWriteBpsDevice": [{"major": dev[0], "minor": dev[1], "rate": 4 * MiB}]}
+    if blkio_weight_file():  # else both runtimes fail (test_blkio_weight_without_a_weight_file)
+        res.setdefault("blockIO", {})["weight"] = 250
     set_resources(bundle, res)
     ref = RuncRef(tmp_path / "runc-root")
     rcid = f"ref-{rt.token}"

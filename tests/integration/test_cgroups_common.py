@@ -64,6 +64,65 @@ def has_v1(ctrl: str) -> bool:
     return not unified_host() and ctrl in cgroup_mounts()
 
 
+def blkio_weight_file() -> str | None:
+    """The weight file the kernel offers a new cgroup, or None: v1's
+    blkio.weight (CFQ) or blkio.bfq.weight (BFQ), v2's io.weight (the io
+    controller). A kernel whose I/O schedulers are none and mq-deadline has
+    neither v1 file."""
+    if unified_host():
+        return "io.weight" if kernel_has_file("io", "io.weight") else None
+    return next((n for n in ("blkio.weight", "blkio.bfq.weight") if kernel_has_file("blkio", n)), None)
+
+
+def kernel_has_file(ctrl: str, name: str) -> bool:
+    """Whether a cgroup of `ctrl` offers `name`: seen at the v1 hierarchy's
+    root, or (v2, whose root lacks most files) in a child cgroup."""
+    mounts = cgroup_mounts()
+    if not unified_host():
+        root = mounts.get(ctrl)
+        return bool(root) and os.path.exists(os.path.join(root, name))
+    root = mounts.get("", "/sys/fs/cgroup")
+    for e in os.scandir(root):
+        if e.is_dir(follow_symlinks=False) and os.path.exists(os.path.join(e.path, name)):
+            return True
+    return False
+
+
+def swap_accounting() -> bool:
+    """memory+swap limits: v1's memory.memsw.* or v2's memory.swap.max. A
+    kernel without swap accounting (CONFIG_MEMCG_SWAP off, swapaccount=0) has
+    neither, and runc (pyrunc too) fails a config that sets memory.swap."""
+    return kernel_has_file("memory", "memory.swap.max" if unified_host() else "memory.memsw.limit_in_bytes")
+
+
+def host_swap_on() -> bool:
+    with open("/proc/swaps") as f:
+        return len(f.read().splitlines()) > 1
+
+
+def limit_without_swap(limit: int) -> dict:
+    """linux.resources.memory for `limit` that swap cannot get around: swap
+    equal to the limit, or no swap field where the kernel has no swap
+    accounting (a skip if swap is on there: nothing would bound it)."""
+    if swap_accounting():
+        return {"limit": limit, "swap": limit}
+    if host_swap_on():
+        import pytest
+        pytest.skip("swap is on and the kernel has no swap accounting: a memory limit does not bound swap use")
+    return {"limit": limit}
+
+
+def hugepage_size(size: str) -> bool:
+    """Whether the kernel has huge pages of `size` ("2MB", "1GB"): the sizes
+    differ by architecture and page size."""
+    units = {"KB": 1, "MB": 1 << 10, "GB": 1 << 20}
+    kb = int(size[:-2]) * units[size[-2:].upper()]
+    return os.path.isdir(f"/sys/kernel/mm/hugepages/hugepages-{kb}kB")
+
+
+NO_SWAP_ACCOUNTING = "the kernel has no swap accounting (no memory.memsw.* / memory.swap.max)"
+
+
 def set_resources(bundle, res: dict) -> None:
     def f(c):
         r = c.setdefault("linux", {}).setdefault("resources", {})

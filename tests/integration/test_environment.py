@@ -355,3 +355,96 @@ def test_unsupported_fields_are_errors(rt, bundle, leakcheck, field, value):
     bundle.set_args("true")
     rt.fail("run", "--bundle", bundle.path, rt.new_id(), match=field, one_line=True)
     leakcheck.assert_clean()
+
+
+# -- HOME and cwd (runc 1.2+: prepareEnv, finalizeNamespace) --------------------------------------
+@NEWER(reason="runc 1.1.5 keeps an empty HOME and duplicate entries")
+@pytest.mark.parametrize("env, uid, expect", [
+    (["HOME=/override"], 0, "/override"),                 # env.bats: non-empty HOME is used
+    (["HOME="], 0, "/root"),                              # an empty HOME is replaced
+    (["HOME=/override", "HOME="], 0, "/root"),            # ... the last one counts
+    ([], 1000, "/home/user"),                             # the user's passwd entry
+    ([], 4242, "/"),                                      # no passwd entry
+])
+def test_home_from_passwd(rt, bundle, env, uid, expect):
+    def cfg(c):
+        c["process"]["env"] = ["PATH=/bin"] + env
+        c["process"]["user"] = {"uid": uid, "gid": uid}
+    bundle.update(cfg)
+    assert run_out(rt, bundle, 'echo "$HOME"') == expect + "\n"
+
+
+@NEWER(reason="runc 1.1.5 keeps an empty HOME and duplicate entries")
+@pytest.mark.parametrize("env, expect", [
+    (["HOME=", "PATH=/usr/bin:/bin"], ["PATH=/usr/bin:/bin", "HOME=/root"]),
+    (["ONE=two", "ONE=", "PATH=/usr/bin:/bin"], ["ONE=", "PATH=/usr/bin:/bin", "HOME=/root"]),
+    (["ONE=two", "PATH=/bin", "ONE=three"], ["PATH=/bin", "ONE=three", "HOME=/root"]),
+])
+def test_env_set_once(rt, bundle, env, expect):
+    """env.bats: each name once, the last value, HOME added once."""
+    bundle.update(lambda c: c["process"].update(env=env, args=["/bin/env"]))
+    res = rt.run_fg(rt.new_id(), bundle).expect_ok()
+    assert res.stdout.splitlines() == expect
+
+
+@NEWER(reason="runc 1.1.5 accepts an entry without '='")
+def test_env_entry_without_equals_fails_cleanly(rt, bundle, leakcheck):
+    bundle.update(lambda c: c["process"].update(env=["PATH=/bin", "NOEQUALS"]))
+    rt.fail("run", "--bundle", bundle.path, rt.new_id(), match="invalid environment variable: missing '='",
+            one_line=True)
+    leakcheck.assert_clean()
+
+
+def test_exec_empty_home_is_replaced(rt, bundle):
+    bundle.sh("exec sleep 3600")
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    res = rt.exec_(cid, "sh", "-c", 'echo "$HOME"', flags=["-e", "HOME=", "--user", "1000:1000"]).expect_ok()
+    assert res.stdout == "/home/user\n"
+
+
+def test_cwd_root_may_enter_but_not_the_user(rt, bundle):
+    """cwd.bats "runc create can chdir if runc has access": the cwd is
+    entered before the switch to the container's user."""
+    bundle.update(lambda c: c["process"].update(cwd="/root", user={"uid": 42, "gid": 42}))
+    assert run_out(rt, bundle, "pwd; id -u; ls /tmp >/dev/null && echo ok") == "/root\n42\nok\n"
+
+
+def test_exec_as_root_in_a_cwd_only_its_user_may_enter(rt, bundle):
+    """cwd.bats "runc exec --user with no access to cwd"."""
+    os.chown(bundle.rootfs / "root", 42, 42)
+    bundle.update(lambda c: c["process"].update(cwd="/root", user={"uid": 42, "gid": 42},
+                                                args=["sleep", "3600"]))
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    res = rt.exec_(cid, "sh", "-c", "pwd; id -u", flags=["--user", "0"]).expect_ok()
+    assert res.stdout == "/root\n0\n"
+
+
+def test_cwd_only_the_user_may_enter(rt, bundle):
+    """A cwd the container's root may not enter (in a user namespace, a
+    directory whose owner is not mapped: CAP_DAC_OVERRIDE does not apply)
+    is entered after the switch to the container's user, who may (runc's
+    finalizeNamespace retry)."""
+    make_reachable(bundle.path)
+    d = bundle.rootfs / "userdir"
+    d.mkdir()
+    os.chown(d, 4242, 100000 + 1000)  # owner unmapped; group: the container's gid 1000
+    os.chmod(d, 0o070)
+
+    def cfg(c):
+        userns_config(c)
+        c["process"].update(cwd="/userdir", user={"uid": 1000, "gid": 1000})
+    bundle.update(cfg)
+    assert run_out(rt, bundle, "pwd; id -u") == "/userdir\n1000\n"
+    # neither root nor another user may enter it: the error is the chdir's
+    bundle.update(lambda c: c["process"].update(user={"uid": 2000, "gid": 2000}))
+    res = rt.fail("run", "--bundle", bundle.path, rt.new_id(), one_line=True)
+    assert 'chdir to cwd ("/userdir") set in config.json failed: permission denied' in res.error_message
+
+
+def test_cwd_error_message(rt, bundle, leakcheck):
+    bundle.update(lambda c: c["process"].update(cwd="/etc/passwd"))
+    res = rt.fail("run", "--bundle", bundle.path, rt.new_id(), one_line=True)
+    assert 'chdir to cwd ("/etc/passwd") set in config.json failed: not a directory' in res.error_message
+    leakcheck.assert_clean()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from integration_conftest import wait_until
-from test_cgroups_common import RUNC, RuncRef, set_resources, unified_host
+from test_cgroups_common import RUNC, RuncRef, limit_without_swap, set_resources, unified_host
 
 MiB = 1 << 20
 NEWER = pytest.mark.runc_ref_differs
@@ -105,7 +105,7 @@ def test_stream_ends_when_the_container_stops(rt, running):
 
 def test_oom_event(rt, bundle):
     """A 64 MiB allocation in a 24 MiB cgroup: {"type":"oom"} in the stream."""
-    set_resources(bundle, {"memory": {"limit": 24 * MiB, "swap": 24 * MiB}})
+    set_resources(bundle, {"memory": limit_without_swap(24 * MiB)})
     bundle.sh("while [ ! -e /host/go ]; do sleep 0.05; done; "
               "dd if=/dev/zero of=/dev/null bs=64M count=1; sleep 1")
     cid = rt.new_id()

@@ -114,8 +114,8 @@ def test_hook_namespaces(rt, bundle):
 
 
 @pytest.mark.runc_ref_differs(
-    reason="runc <= 1.4 runs poststart hooks at the end of `create` (status created); runc 1.5 and the "
-    "runtime-spec run them after the process started (status running)"
+    reason="runc (1.1.5 and 1.5.1 alike) runs poststart hooks at the end of `create` (status created); "
+    "pyrunc follows the runtime-spec: after the process started (status running)"
 )
 def test_poststart_runs_after_start(rt, bundle):
     record_all(bundle, ["startContainer", "poststart"])
@@ -269,3 +269,112 @@ def test_start_container_hook_runs_as_the_container_user(rt, bundle):
     assert bundle.host("sc.uid").read_text().split() == ["1000"]
     assert bundle.host("sc.groups").read_text().split() == ["1000", "100"]
     assert bundle.host("sc.caps").read_text().split() == ["CapEff:", "0000000000000000"]
+
+
+# -- poststart failures: an error that stops the container (runtime-spec 1.2, runc 1.2+) ----------
+NEWER_POSTSTART = pytest.mark.runc_ref_differs(reason="runc 1.1.5 only warns when a poststart hook fails")
+FAILING_POSTSTART = [{"path": "/bin/true"}, {"path": "/bin/false"}]
+
+
+@NEWER_POSTSTART
+def test_failing_poststart_fails_run(rt, bundle, leakcheck):
+    """hooks.bats "runc run [hook fails]" for poststart: the run fails with
+    the hook's error, the container is stopped and deleted."""
+    set_hooks(bundle, poststart=FAILING_POSTSTART, poststop=[recorder(bundle, "poststop")])
+    bundle.sh(f"exec sleep 30.{int(rt.token, 16)}")
+    cid = rt.new_id()
+    res = rt.run_fg(cid, bundle)
+    res.expect_fail(match="error running poststart hook #1: exit status 1", one_line=True)
+    assert ran(bundle, "poststop"), "the deleted container's poststop hooks did not run"
+    assert not processes_mentioning(f"sleep 30.{int(rt.token, 16)}")
+    rt.fail("state", cid, match="does not exist")
+    assert rt.container_dirs() == []
+    leakcheck.assert_clean()
+
+
+@NEWER_POSTSTART
+def test_failing_poststart_fails_detached_run(rt, bundle, leakcheck):
+    set_hooks(bundle, poststart=FAILING_POSTSTART)
+    marker = f"sleep 30.{int(rt.token, 16)}"
+    bundle.sh(f"exec {marker}")
+    cid = rt.new_id()
+    rt.fail("run", "-d", "--bundle", bundle.path, cid, match="error running poststart hook #1:", one_line=True)
+    wait_until(lambda: not processes_mentioning(marker), timeout=5, what="the container to be killed")
+    rt.fail("state", cid, match="does not exist")
+    leakcheck.assert_clean()
+
+
+@NEWER_POSTSTART
+def test_failing_poststart_fails_start_and_stops_the_container(rt, bundle, leakcheck):
+    """`start` fails and the container is stopped, not deleted: `delete`
+    (lifecycle step 12) removes it and runs the poststop hooks."""
+    set_hooks(bundle, poststart=FAILING_POSTSTART, poststop=[recorder(bundle, "poststop")])
+    bundle.sh("echo started > /host/started; exec sleep 3600")
+    cid = rt.new_id()
+    rt.create(cid, bundle)
+    pid = rt.state(cid)["pid"]
+    rt.fail("start", cid, match="error running poststart hook #1: exit status 1", one_line=True)
+    assert rt.state(cid)["status"] == "stopped"
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}/cmdline") or
+               open(f"/proc/{pid}/cmdline").read() == "", timeout=5, what="the init to die")
+    assert not ran(bundle, "poststop")
+    rt.delete(cid)
+    assert ran(bundle, "poststop")
+    leakcheck.assert_clean()
+
+
+@NEWER_POSTSTART
+def test_failing_poststart_with_keep_leaves_it_stopped(rt, bundle, leakcheck):
+    set_hooks(bundle, poststart=FAILING_POSTSTART)
+    bundle.sh("exec sleep 3600")
+    cid = rt.new_id()
+    rt.fail("run", "--keep", "--bundle", bundle.path, cid, match="error running poststart hook #1:")
+    assert rt.state(cid)["status"] == "stopped"
+    rt.delete(cid)
+    leakcheck.assert_clean()
+
+
+# -- startContainer hooks ----------------------------------------------------------------------
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5 adds no HOME to the process environment the hooks get")
+def test_start_container_hook_inherits_process_environment(rt, bundle):
+    """hooks.bats: a startContainer hook without an env of its own gets the
+    process's environment (HOME included); one with an env gets only that."""
+    check = "#!/bin/sh -ue\ntest $ONE = two\ntest $FOO = bar\necho \"HOME=$HOME\" > /host/home\n"
+    script = bundle.rootfs / "check-env.sh"
+    script.write_text(check)
+    os.chmod(script, 0o755)
+    own = {"path": "/bin/sh", "args": ["sh", "-c", "env > /host/own.env"], "env": ["ONLY=this"]}
+    set_hooks(bundle, startContainer=[{"path": "/check-env.sh"}, own])
+    with bundle.edit() as cfg:
+        cfg["process"]["env"] = ["ONE=two", "FOO=bar"]
+    bundle.set_args("/bin/true")
+    rt.run_fg(rt.new_id(), bundle).expect_ok()
+    assert bundle.host("home").read_text() == "HOME=/root\n"
+    own_env = bundle.host("own.env").read_text().split()
+    assert "ONLY=this" in own_env and "ONE=two" not in own_env
+
+
+def test_hooks_working_directory(rt, bundle):
+    """As runc: prestart, createRuntime and poststart hooks run from the
+    bundle directory (runc chdirs there for create and run), createContainer
+    hooks from the rootfs, startContainer hooks from the process's cwd; here
+    the runtime is called from elsewhere with --bundle."""
+    d = str(bundle.hostdir)
+
+    def pwd(name: str, where: str = d) -> dict:
+        return {"path": "/bin/sh", "args": ["sh", "-c", f"pwd > {where}/{name}.pwd; cat > /dev/null"],
+                "env": [HOST_PATH]}
+    set_hooks(bundle, prestart=[pwd("prestart")], createRuntime=[pwd("createRuntime")],
+              createContainer=[pwd("createContainer")], startContainer=[pwd("startContainer", "/host")],
+              poststart=[pwd("poststart")])
+    with bundle.edit() as cfg:
+        cfg["process"]["cwd"] = "/tmp"
+    bundle.set_args("true")
+    cid = rt.new_id()
+    assert os.getcwd() != str(bundle.path)
+    rt.create(cid, bundle)
+    rt.start(cid)
+    for name in ("prestart", "createRuntime", "poststart"):
+        assert bundle.host(f"{name}.pwd").read_text() == f"{bundle.path}\n", name
+    assert bundle.host("createContainer.pwd").read_text() == f"{bundle.rootfs}\n"
+    assert bundle.host("startContainer.pwd").read_text() == "/tmp\n"

@@ -344,7 +344,7 @@ def test_run_scheduler_invalid(rt, bundle, s, msg):
 @need_2_cpus
 def test_run_scheduler_vs_cpus(rt, bundle):
     with bundle.edit() as cfg:
-        cfg["linux"].setdefault("resources", {})["cpu"] = {"cpus": "0", "mems": "0"}
+        cfg["linux"].setdefault("resources", {})["cpu"] = {"cpus": str(CPUS[0]), "mems": "0"}
         cfg["process"]["scheduler"] = {"policy": "SCHED_DEADLINE", "nice": 19, "runtime": 42000,
                                        "deadline": 1000000, "period": 1000000}
     rt.fail("run", "-d", "--bundle", bundle.path, rt.new_id(),

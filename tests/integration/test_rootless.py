@@ -236,3 +236,18 @@ def test_delegated_cgroup_is_used(as_user, tmp_path, delegated_pids):
     assert r.stdout.split()[-1] == "42"  # seen from inside
     as_user.ok("delete", "rl7")
     assert not (delegated_pids / "rl7").exists()
+
+
+@pytest.mark.runc_ref_differs(reason="runc 1.1.5 predates time namespaces")
+def test_time_namespace_with_offsets(as_user, tmp_path):
+    """The unprivileged parent writes the offsets of the time namespace its
+    user namespace owns (the stage child is dumpable meanwhile)."""
+    if not os.path.exists("/proc/self/timens_offsets"):
+        pytest.skip("this kernel has no time namespaces (/proc/self/timens_offsets)")
+
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "time"})
+        c["linux"]["timeOffsets"] = {"boottime": {"secs": 86400, "nanosecs": 5}}
+    b = make_bundle(as_user, tmp_path, ["cat", "/proc/self/timens_offsets"], edit)
+    out = as_user.ok("run", "--bundle", str(b), "rl5").stdout
+    assert [line.split() for line in out.splitlines()] == [["monotonic", "0", "0"], ["boottime", "86400", "5"]]

@@ -633,3 +633,28 @@ def test_notify_exec(rt, bundle, agent_factory):
     rt.kill(cid, "KILL")
     rt.wait_status(cid, "stopped")
     rt.delete(cid)
+
+
+# --------------------------------------------------------------------------- startContainer hooks
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_start_container_hooks_run_under_the_filter(rt, bundle, nnp):
+    """As runc 1.5 (standard_init_linux.go): the filter is loaded before the
+    startContainer hooks, with or without no_new_privs, so they run under it;
+    and the process gets it too."""
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", "grep '^Seccomp:' /proc/self/status > /host/hook; "
+                                                    "mkdir /tmp/by-hook 2>/dev/null; ls /tmp > /host/ls; cat >/dev/null"],
+            "env": ["PATH=/bin"]}
+
+    def cfg(c):
+        seccomp(c, [deny(["mkdir", "mkdirat"])])
+        tmpfs_tmp(c)
+        c["process"]["noNewPrivileges"] = nnp
+        c["hooks"] = {"startContainer": [hook]}
+    bundle.update(cfg)
+    res = run(rt, bundle, "grep '^Seccomp:' /proc/self/status; mkdir /tmp/x || echo refused").expect_ok()
+    assert res.stdout.split()[:2] == ["Seccomp:", "2"]
+    assert "refused" in res.stdout
+    assert bundle.host("hook").read_text().split() == ["Seccomp:", "2"]
+    assert bundle.host("ls").read_text() == ""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_cgroups_common import cg_read, cgroup_dir, set_resources, unified_host
+from test_cgroups_common import NO_SWAP_ACCOUNTING, cg_read, cgroup_dir, set_resources, swap_accounting, unified_host
 
 MiB = 1 << 20
 NEWER = pytest.mark.runc_ref_differs
@@ -35,14 +35,15 @@ def test_update_memory_with_units(rt, running):
 
 
 def test_update_memory_and_swap(rt, running):
+    if not swap_accounting():
+        pytest.skip(NO_SWAP_ACCOUNTING)
     cid, pid = running
     rt.ok("update", "--memory", "64m", "--memory-swap", "128m", cid)
     assert mem_limit(pid) == 64 * MiB
     d = cgroup_dir(pid, "memory")
     if unified_host():
-        if (d / "memory.swap.max").exists():
-            assert int((d / "memory.swap.max").read_text()) == 64 * MiB
-    elif (d / "memory.memsw.limit_in_bytes").exists():
+        assert int((d / "memory.swap.max").read_text()) == 64 * MiB
+    else:
         assert int((d / "memory.memsw.limit_in_bytes").read_text()) == 128 * MiB
 
 
@@ -426,7 +427,10 @@ def test_bats_rt_period_and_runtime(rt, bundle):
                 made.append(d)
             if int((d / "cpu.rt_runtime_us").read_text()) == 0:
                 (d / "cpu.rt_period_us").write_text(root_period)
-                (d / "cpu.rt_runtime_us").write_text(root_runtime)
+                try:
+                    (d / "cpu.rt_runtime_us").write_text(root_runtime)
+                except OSError as e:  # EINVAL: siblings already hold part of the budget
+                    pytest.skip(f"the root's realtime budget is taken by other cgroups: {e.strerror}")
         cid, pid, dirs = _pod(rt, bundle, {"cpu": {}})
         try:
             d = cgroup_dir(pid, "cpu")

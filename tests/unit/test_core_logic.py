@@ -73,6 +73,24 @@ def test_mount_flags_set_and_clear_in_order():
     assert o.flags == C.MS_NODEV
 
 
+def test_mount_flags_remember_what_was_cleared():
+    """runc remounts a bind when an option clears a flag ("rw", "dev"), and
+    refuses to clear a locked one: the cleared set is kept apart."""
+    o = O.parse(["ro", "rw", "nodev", "dev", "nosuid"])
+    assert o.flags == C.MS_NOSUID
+    assert o.cleared == C.MS_RDONLY | C.MS_NODEV
+    assert O.parse(["rw", "ro"]).cleared == 0
+    assert O.parse(["acl"]).data_str == "acl"  # filesystem data, as in runc
+
+
+def test_statfs_flags_to_mount_flags():
+    assert O.statfs_to_mount_flags(1 | 2 | 1024) == C.MS_RDONLY | C.MS_NOSUID | C.MS_NOATIME
+    assert O.statfs_to_mount_flags(4096 | 2048) == C.MS_RELATIME | C.MS_NODIRATIME
+    assert O.statfs_to_mount_flags(0x2000) == C.MS_NOSYMFOLLOW | C.MS_STRICTATIME  # no atime flag: strict
+    assert O.flag_names(C.MS_RDONLY | C.MS_NODEV) == "MS_RDONLY|MS_NODEV"
+    assert O.flag_names(1 << 30) == hex(1 << 30)
+
+
 def test_mount_data_propagation_and_extensions():
     o = O.parse(["rbind", "rslave", "mode=755", "size=1m", "tmpcopyup", "idmap"])
     assert o.flags == C.MS_BIND | C.MS_REC

@@ -203,3 +203,18 @@ def test_invalid_hooks(hook, msg):
 
 def test_valid_hook():
     assert validate_hook({"path": "/bin/true", "args": ["true"], "env": [], "timeout": 3}) is None
+
+
+def test_cwd_for_the_hooks_only(tmp_path):
+    where = tmp_path / "bundle"
+    where.mkdir()
+    out = tmp_path / "pwd"
+    before = os.getcwd()
+    run_hooks("prestart", [sh(f"pwd > {out}")], STATE, cwd=str(where))
+    assert out.read_text() == f"{where}\n"
+    assert os.getcwd() == before
+    with pytest.raises(HookError):  # back where we were after a failure too
+        run_hooks("prestart", [sh("exit 3")], STATE, cwd=str(where))
+    assert os.getcwd() == before
+    run_hooks("prestart", [sh(f"pwd > {out}")], STATE, cwd=str(tmp_path / "gone"))
+    assert out.read_text() == f"{before}\n"  # a missing cwd: ours

@@ -324,6 +324,7 @@ class FakePeer:
         self.reply = reply
         self.auth = b""
         self.calls = []
+        self.authed = threading.Event()  # set once BEGIN is in: self.auth is final
         self.t = threading.Thread(target=self.serve, daemon=True)
         self.t.start()
 
@@ -334,6 +335,7 @@ class FakePeer:
         while b"BEGIN\r\n" not in data:
             data += f.recv(4096)
         self.auth, _, rest = data.partition(b"BEGIN\r\n")
+        self.authed.set()
         conn = B.Connection(f)
         conn._buf = rest
         try:
@@ -357,6 +359,7 @@ def test_connection_call_signal_and_error():
     peer.a.settimeout(10)
     conn = B.Connection(peer.a)
     conn._auth()
+    assert peer.authed.wait(10)  # the client has the OK before the peer parses BEGIN
     assert peer.auth == b"\0AUTH EXTERNAL " + str(os.geteuid()).encode().hex().encode() + b"\r\n"
     # BEGIN goes with AUTH, before the server's OK: sent after it, it could
     # reach systemd 252 in one read with the first call, which then hangs

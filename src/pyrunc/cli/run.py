@@ -43,7 +43,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     if detach:
         launched = create(ctx.root, args[0], o)
         _go(launched)
-        _poststart(launched)
+        _poststart(launched, keep=False)
         launched.sd.unlock()
         return 0
     from ..container import foreground as F
@@ -59,7 +59,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
             clear_onlcr(launched.master)  # as runc: the host terminal does the CR
         _go(launched)
         launched.sd.unlock()
-        _poststart(launched)
+        _poststart(launched, keep=opts["keep"], relock=True)
         status = F.wait_foreground(launched.pid, fwd, launched.master)
     finally:
         fwd.close()
@@ -98,13 +98,24 @@ def _go(launched) -> None:
         raise PyruncError(f"pyrunc run failed: {payload.decode(errors='replace')}")
 
 
-def _poststart(launched) -> None:
-    hooks = (launched.state["config"].get("hooks") or {}).get("poststart") or []
-    if hooks:
-        from .. import hooks as H
-        from .. import log
-        from ..container.state import oci_state
-        try:
-            H.run_hooks("poststart", hooks, oci_state(launched.state, "running"))
-        except Exception as e:  # poststart failures only warn, per the spec
-            log.warn(str(e))
+def _poststart(launched, keep: bool, relock: bool = False) -> None:
+    """runc 1.2+ and runtime-spec 1.2: a failing poststart hook fails the run;
+    the container is stopped and, unless --keep, deleted."""
+    if not (launched.state["config"].get("hooks") or {}).get("poststart"):
+        return
+    from ..container import ops
+    from ..errors import PyruncError
+    try:
+        ops.run_poststart(launched.state)
+    except PyruncError as e:
+        if launched.master is not None:
+            import os
+            os.close(launched.master)
+            launched.master = None
+        if relock:
+            launched.sd.lock()
+        if keep:
+            launched.sd.unlock()
+        else:
+            ops.destroy(launched.sd, launched.state, "stopped")
+        raise PyruncError(f"pyrunc run failed: {e}") from None

@@ -1,7 +1,7 @@
 """`exec`: a new process inside a running container.
 
-The parent forks a child that joins the container's namespaces (user first,
-mount last), is put into its cgroup, and forks again so that the pid
+The parent forks a child that joins the container's namespaces (in runc's
+order: init/child.py join_namespaces), is put into its cgroup, and forks again so that the pid
 namespace applies; the grandchild applies the process settings and execs.
 As in runc, the process defaults come from the container's config.json
 process, with the command line's overrides.
@@ -33,7 +33,8 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             raise PyruncError("exec: process args cannot be empty")
         p = {k: v for k, v in base.items()}
         p["args"] = list(args)
-        p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
+        if base.get("env") is not None or o.get("env"):  # none at all: no HOME either (runc)
+            p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
         p["terminal"] = bool(o.get("tty"))
         if o.get("cwd"):
             p["cwd"] = o["cwd"]
@@ -159,8 +160,11 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
     pid1 = attrs.fork_with_affinity(initial)  # execCPUAffinity.initial, inherited
     if pid1 == 0:
         ps.close()
+        # no mount namespace to join (the container shares the host's): the
+        # init's root instead, where runc would leave us in the host's
+        root = "" if "mount" in nss else f"/proc/{st['pid']}/root"
         _exec_child(Channel(cs), nss, process, terminal, preserve_fds, keyring, sc,
-                    (st.get("config") or {}).get("linux"))
+                    (st.get("config") or {}).get("linux"), root)
         os._exit(1)
     cs.close()
     if sc is not None:
@@ -224,21 +228,18 @@ def _exec_error(msg: str) -> str:
 
 
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
-                keyring: str, sc=None, linux: dict | None = None) -> None:
-    from ..init.child import _JOIN_ORDER, _open_ns, conceal_command_line, fail, join_session_keyring, seal_imports
+                keyring: str, sc=None, linux: dict | None = None, root: str = "") -> None:
+    from ..init.child import _open_ns, conceal_command_line, fail, join_namespaces, join_session_keyring, seal_imports
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
         conceal_command_line()
         fds = {t: _open_ns(t, path) for t, path in nss.items() if path}
-        for t in _JOIN_ORDER:
-            if t in fds:
-                L.setns(fds[t], C.NAMESPACES[t][0])
-                os.close(fds[t])
+        join_namespaces(fds)  # as root of the container's user namespace if it has one
+        if root:
+            os.chroot(root)
+            os.chdir("/")
         seal_imports()  # our root is now the container's: never import from it
-        if "user" in fds:
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
         pid = os.fork()
         if pid:
             ch.send("P", str(pid))

@@ -63,6 +63,11 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     bundle = os.path.abspath(o.bundle or ".")
     spec = spec_config.load_config(bundle)
     spec_config.validate(spec, bundle)
+    linux = spec.get("linux") or {}
+    nss = spec_config.namespaces(spec)
+    if "time" in nss or "timeOffsets" in linux or nss.get("user"):
+        from ..spec import nsrules
+        nsrules.validate(linux, nss)
     process = spec["process"]
     from ..security import attrs
     attrs.validate(process, spec.get("linux"))
@@ -93,8 +98,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     ch = None
     master = None
     hold_r = hold_w = -1
+    host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
     try:
-        linux = spec.get("linux") or {}
         from ..cgroups import is_rootless, new_manager
         rootless = is_rootless(o.rootless)
         cg = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
@@ -117,6 +122,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
             "owner": "", "annotations": spec.get("annotations") or {},
         }
+        if "mount" not in spec_config.namespaces(spec):  # the host's: the mounts land there
+            from ..rootfs import hostns
+            host_bind = state["host_mount"] = hostns.bind_rootfs(state["rootfs"], linux.get("rootfsPropagation"))
         from ..init.child import InitArgs
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
@@ -171,12 +179,17 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         # else comes first: the init's first wait is for its join ("j"),
         # which needs these directories
         cg.create()
-        nss = spec_config.namespaces(spec)
         while True:
             tag, payload, fds = ch.recv()
             if tag == "U":
                 _write_id_maps(pid_s, linux)
                 reply("u")
+            elif tag == "O":
+                try:
+                    _write_time_offsets(pid_s, linux)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, str(e))) from None
+                reply("o")
             elif tag == "P":
                 # join at once; the init waits for "j" only where it needs
                 # the cgroup (its cgroup mounts, a cgroup namespace)
@@ -212,16 +225,23 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 if hooks.get("prestart") or hooks.get("createRuntime"):
                     from .. import hooks as H
                     st = oci_state({**state, "pid": init_pid}, "creating")
-                    H.run_hooks("prestart", hooks.get("prestart") or [], st)
-                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st)
+                    H.run_hooks("prestart", hooks.get("prestart") or [], st, cwd=bundle)
+                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st, cwd=bundle)
                 reply("h")
-            elif tag == "I":  # an idmapped mount, which only the host side can make
-                from ..rootfs.idmap import idmapped_tree
-                tree = idmapped_tree(spec["mounts"][int(payload)], bundle, f"/proc/{init_pid}/ns/user")
+            elif tag == "I":  # a mount source only the host side can open (rootfs/idmap.py)
+                from ..rootfs.idmap import mount_source
+                index, _, kind = payload.decode().partition(" ")
+                m = spec["mounts"][int(index)]
                 try:
-                    ch.send("M", fds=[tree])
+                    src = mount_source(m, bundle, init_pid, kind)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, f"error mounting {m.get('source', '')!r} to rootfs "
+                                                              f"at {m.get('destination')!r}: {e}")) from None
+                try:
+                    ch.send("M", fds=[src] if src >= 0 else None)
                 finally:
-                    os.close(tree)
+                    if src >= 0:
+                        os.close(src)
             elif tag == "T":
                 master = fds[0] if fds else None
             elif tag == "R":
@@ -262,6 +282,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             if fd >= 0:
                 os.close(fd)
         _undo(sd, cg, init_pid, pid_s, ch, master)
+        if host_bind:
+            hostns.release(state["rootfs"], host_bind)
         if isinstance(e, (PyruncError, KeyboardInterrupt)):
             raise
         if isinstance(e, OSError):
@@ -423,6 +445,18 @@ def _write_id_maps(pid: int, linux: dict) -> None:
             f.write(id_map_text(gid_maps))
     except OSError as e:
         raise PyruncError(f"failed to write user namespace mappings: {e.strerror}") from None
+
+
+def _write_time_offsets(pid: int, linux: dict) -> None:
+    """The new time namespace's offsets, written before any process is in it
+    (the stage child unshared it; its children will enter it)."""
+    from ..init.child import time_offsets_text
+    path = f"/proc/{pid}/timens_offsets"
+    try:
+        with open(path, "wb") as f:
+            f.write(time_offsets_text(linux))
+    except OSError as e:
+        raise PyruncError(f"failed to update {path}: {e.strerror}") from None
 
 
 def _own_id_only(maps: list[dict], own: int) -> bool:

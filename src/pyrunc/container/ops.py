@@ -39,15 +39,35 @@ def start(root: str, cid: str) -> None:
         if status == "paused":
             raise PyruncError("cannot start a paused container")
         _release_fifo(sd.fifo, st["pid"])
-        hooks = (st.get("config", {}).get("hooks") or {}).get("poststart") or []
-        if hooks:
-            from .. import hooks as H
-            try:
-                H.run_hooks("poststart", hooks, oci_state(st, "running"))
-            except PyruncError as e:
-                log.warn(str(e))
+        run_poststart(st)
     finally:
         sd.unlock()
+
+
+def run_poststart(st: dict) -> None:
+    """The poststart hooks, once the user's process runs. As runtime-spec
+    1.2 and runc 1.2+: a failure is an error and stops the container (every
+    process killed); the caller deletes it, or `delete` does later."""
+    hooks = (st.get("config", {}).get("hooks") or {}).get("poststart") or []
+    if not hooks:
+        return
+    from .. import hooks as H
+    try:
+        H.run_hooks("poststart", hooks, oci_state(st, "running"), cwd=st.get("bundle"))
+    except PyruncError:
+        stop(st)
+        raise
+
+
+def stop(st: dict) -> None:
+    """SIGKILL the init and everything in the container's cgroup, and wait
+    until the init is gone (reaped, if it is our child)."""
+    try:
+        os.kill(st["pid"], _signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _signal_all(st, _signal.SIGKILL)
+    _wait_stopped(st)
 
 
 def _release_fifo(path: str, pid: int) -> None:
@@ -156,6 +176,9 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
     if not pid_ns_owned or status != "stopped":
         _signal_all(st, _signal.SIGKILL)
     _wait_stopped(st)
+    if st.get("host_mount"):  # no mount namespace: the container's mounts are the host's
+        from ..rootfs import hostns
+        hostns.release(st["rootfs"], st["host_mount"])
     try:
         cg.destroy()
     except OSError as e:

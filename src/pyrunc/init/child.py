@@ -21,8 +21,8 @@ from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 from .sync import Channel
 
-# setns order: user first (it owns the others), mount last (it changes the
-# file system view that the other paths are opened from; they are opened first)
+# setns order within each round of join_namespaces: mount last (it changes
+# the file system view; the paths are all opened before any is joined)
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "time", "cgroup", "mount")
 
 
@@ -169,37 +169,39 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         nss = namespaces(a.spec)
         if sc is not None:  # the notify agent's socket, seen from the host
             sc.open_listener(connect="user" in nss)
+        # an unprivileged parent writes our /proc/<pid> files (uid_map,
+        # timens_offsets) only while we are dumpable (as runc's nsexec);
+        # nothing of the container exists yet to see it, and we are
+        # undumpable again before anything does
+        rootless = os.geteuid() != 0
         fds: dict[str, int] = {}
         for t, path in nss.items():
             if path:
                 fds[t] = _open_ns(t, path)
-        userns = "user" in nss
-        if "user" in fds:
-            L.setns(fds.pop("user"), C.CLONE_NEWUSER)
-        elif userns:
+        if fds:
+            join_namespaces(fds)
+        if "user" in nss and not nss["user"]:
             L.unshare(C.CLONE_NEWUSER)
-            # an unprivileged parent writes our /proc/<pid>/uid_map only if we
-            # are dumpable (as runc's nsexec); nothing of the container exists
-            # yet to see it, and we are undumpable again before anything does
-            L.prctl(C.PR_SET_DUMPABLE, int(os.geteuid() != 0))
+            L.prctl(C.PR_SET_DUMPABLE, int(rootless))
             ch.send("U")
             ch.expect("u")
             L.prctl(C.PR_SET_DUMPABLE, 0)
-        if userns:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        for t in _JOIN_ORDER:
-            if t in fds:
-                L.setns(fds[t], C.NAMESPACES[t][0])
-                os.close(fds[t])
         flags = 0
         for t, path in nss.items():
             if not path and t not in ("user", "cgroup"):
                 flags |= C.NAMESPACES[t][0]
         if flags:
             L.unshare(flags)
-        if "time" in nss and not nss["time"]:
-            _time_offsets(a.spec)
+        if nss.get("time") == "" and (a.spec.get("linux") or {}).get("timeOffsets"):
+            # before any process enters the new time namespace, by the parent:
+            # the writer needs CAP_SYS_TIME over the namespace's owner and
+            # write access to our /proc/<pid> (runc's SYNC_TIMEOFFSETS_PLS)
+            L.prctl(C.PR_SET_DUMPABLE, int(rootless))
+            ch.send("O")
+            ch.expect("o")
+            L.prctl(C.PR_SET_DUMPABLE, 0)
         # a new pid or time namespace applies to children only
         if "pid" in nss or nss.get("time") == "":
             pid = os.fork()
@@ -243,15 +245,47 @@ def _open_ns(t: str, path: str) -> int:
     return fd
 
 
-def _time_offsets(spec: dict) -> None:
-    offs = (spec.get("linux") or {}).get("timeOffsets") or {}
-    if not offs:
-        return
-    lines = []
-    for clock, o in offs.items():
-        lines.append(f"{clock} {int(o.get('secs', 0))} {int(o.get('nanosecs', 0))}\n")
-    with open("/proc/self/timens_offsets", "w") as f:
-        f.write("".join(lines))
+def join_namespaces(fds: dict[str, int]) -> None:
+    """setns into the namespaces of `fds` (type -> fd; each closed once
+    joined) in runc's order (nsexec's join_namespaces): every one but the user
+    namespace first, skipping those refused (EPERM); then the user namespace,
+    becoming its root; then those refused before, which may need its
+    privileges (rootless). A namespace its user namespace does not own (the
+    host's network, say) can only be joined in the first round, while we hold
+    the caller's privileges."""
+    from ..linux import sys as L
+
+    def round_() -> None:
+        for t in _JOIN_ORDER:
+            if t == "user" or t not in fds:
+                continue
+            try:
+                L.setns(fds[t], C.NAMESPACES[t][0])
+            except OSError as e:
+                if e.errno == 1:  # EPERM: perhaps after the user namespace
+                    continue
+                raise PyruncError(f"failed to setns into {t} namespace: {os.strerror(e.errno)}") from None
+            os.close(fds.pop(t))
+    round_()
+    if "user" in fds:
+        try:
+            L.setns(fds["user"], C.CLONE_NEWUSER)
+        except OSError as e:
+            raise PyruncError(f"failed to setns into user namespace: {os.strerror(e.errno)}") from None
+        os.close(fds.pop("user"))
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        round_()
+    if fds:
+        names = ", ".join(C.NAMESPACES[t][1] for t in sorted(fds))
+        raise PyruncError(f"failed to join {{{names}}} namespaces: {os.strerror(1)}")
+
+
+def time_offsets_text(linux: dict) -> bytes:
+    """/proc/<pid>/timens_offsets contents: one "clock secs nanosecs" line each."""
+    offs = linux.get("timeOffsets") or {}
+    return "".join(f"{clock} {int(o.get('secs', 0))} {int(o.get('nanosecs', 0))}\n"
+                   for clock, o in offs.items()).encode()
 
 
 def preload(terminal: bool, hooks: bool = True, mempolicy: bool = False) -> None:
@@ -312,9 +346,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
         ch.send("H")
         ch.expect("h")
 
-    def idmapped(index: int) -> int:
-        ch.send("I", str(index))
-        return ch.expect_msg("M")[1][0]
+    def mount_source(index: int, kind: str) -> int:
+        """An fd for mounts[index]'s source from the parent ("idmap": an
+        idmapped tree, "open": a plain O_PATH fd), or -1."""
+        ch.send("I", f"{index} {kind}")
+        fds = ch.expect_msg("M")[1]
+        return fds[0] if fds else -1
 
     def container_hooks() -> None:
         hooks = (spec.get("hooks") or {}).get("createContainer")
@@ -326,8 +363,8 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
     from ..cgroups import running_in_userns  # a rootless engine's namespace too: no mknod there
     Rootfs(spec, a.rootfs, a.bundle, userns="user" in nss or running_in_userns(), cgroupns=nss.get("cgroup") == "",
            join_cgroup=join_cgroup, runtime_hooks=runtime_hooks,
-           container_hooks=container_hooks, no_pivot=a.no_pivot, idmapped=idmapped,
-           cgroup_mounts=a.cgroup_mounts).prepare()
+           container_hooks=container_hooks, no_pivot=a.no_pivot, mount_source=mount_source,
+           cgroup_mounts=a.cgroup_mounts, hostns="mount" not in nss).prepare()
     seal_imports()
     if a.terminal:
         _setup_console(ch, process)
@@ -336,7 +373,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
     if spec.get("domainname"):
         L.setdomainname(spec["domainname"])
     _sysctl((spec.get("linux") or {}).get("sysctl") or {})
-    finalize(spec)
+    finalize(spec, a.rootfs)
     os.umask(0o022)
     from ..security.process import prepare_exec
     final = prepare_exec(process, rlimits_set=True)  # the parent sets them (prlimit)
@@ -363,8 +400,12 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
     # execve reaches the parent as an error, a successful exec as EOF
     hooks = (spec.get("hooks") or {}).get("startContainer")
     if hooks:
+        # as runc: the hooks run under the container's seccomp filter (with
+        # no_new_privs it is otherwise loaded last, right before execve) and,
+        # without an env of their own, with the process's environment
+        final.seccomp_now()
         from .. import hooks as H
-        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"))
+        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"), default_env=final.env)
     final.exec_now(a.preserve_fds or 0)
 
 

@@ -4,12 +4,16 @@ One SOCK_SEQPACKET socketpair: every message is one packet, a one-byte tag
 and a payload, optionally carrying fds (SCM_RIGHTS). EOF means the other side
 died, which each side turns into a clean failure instead of a hang.
 
-Tags, child -> parent:  U user ns ready for maps, P init pid (the parent then
+Tags, child -> parent:  U user ns ready for maps, O time ns ready for its
+offsets, P init pid (the parent then
 joins it to the cgroup and answers j),
-H mounts done (runc's procHooks: the parent writes the cgroup resources and
-runs prestart/createRuntime hooks), T terminal master (fd), R ready, E error.
-Parent -> child: A the arguments (init/stage.py), u j h acks, k state
-written (create), g go (run), E error.
+I "<mount index> idmap|open": a mount source only the host side can open
+(rootfs/idmap.py), H mounts done (runc's procHooks: the parent writes the
+cgroup resources and runs prestart/createRuntime hooks), T terminal master
+(fd), R ready, E error.
+Parent -> child: A the arguments (init/stage.py), u o j h acks, M the mount
+source's fd (none: the parent cannot help), k state written (create), g go
+(run), E error.
 """
 from __future__ import annotations
 

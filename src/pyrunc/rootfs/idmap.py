@@ -2,11 +2,14 @@
 
 Setting MOUNT_ATTR_IDMAP needs privilege over the file system's user
 namespace, which the container init (inside its own user namespace) lacks.
-So the parent, still on the host, clones the source tree (open_tree), idmaps
-the detached copy with a user namespace fd, and passes it to the init over the
-sync channel; the init move_mount()s it onto the target it resolved inside the
-rootfs. The user namespace is the mount's own (`uidMappings`/`gidMappings` on
-the mount, made for the purpose) or else the container's.
+So the parent, with its host privileges, clones the source tree (open_tree)
+from inside the container's mount namespace (a source may lie under an
+earlier container mount), idmaps the detached copy with a user namespace fd,
+and passes it to the init over the sync channel; the init move_mount()s it
+onto the target it resolved inside the rootfs. The user namespace is the
+mount's own (`uidMappings`/`gidMappings` on the mount, made for the purpose)
+or else the container's. A mount's own mappings make it idmapped without the
+"idmap" option, as in runc.
 """
 from __future__ import annotations
 
@@ -16,49 +19,110 @@ from ..errors import PyruncError
 from ..linux import consts as C
 
 
+def is_idmapped(m: dict) -> bool:
+    """runc: "idmap"/"ridmap", or a mount's own mappings without either."""
+    return (bool(set(m.get("options") or []) & {"idmap", "ridmap"})
+            or m.get("uidMappings") is not None or m.get("gidMappings") is not None)
+
+
 def validate(m: dict, has_userns: bool) -> None:
     opts = set(m.get("options") or [])
-    if not opts & {"idmap", "ridmap"}:
+    if not is_idmapped(m):
         return
     if not (m.get("type") == "bind" or opts & {"bind", "rbind"}):
         raise PyruncError(f"mount {m.get('destination')}: idmapped mounts are only supported for bind mounts")
     has_maps = bool(m.get("uidMappings")) or bool(m.get("gidMappings"))
-    if has_maps and not (m.get("uidMappings") and m.get("gidMappings")):
+    if (m.get("uidMappings") is not None or m.get("gidMappings") is not None) and not (m.get("uidMappings") and m.get("gidMappings")):
         raise PyruncError(f"mount {m.get('destination')}: idmapped mounts need both uidMappings and gidMappings")
+    if os.geteuid() != 0:
+        raise PyruncError(f"mount {m.get('destination')}: id-mapped mounts are not supported for rootless containers")
     if not has_maps and not has_userns:
         raise PyruncError(f"mount {m.get('destination')}: idmapped mount without its own uidMappings/gidMappings "
                           "needs a user namespace in the container")
 
 
-def idmapped_tree(m: dict, bundle: str, container_userns: str) -> int:
-    """A detached, idmapped clone of the mount's source; the caller sends it on."""
-    from ..linux import sys as L
+def mount_source(m: dict, bundle: str, init_pid: int, kind: str) -> int:
+    """The parent's answer to the init's "I" request: an fd for the mount's
+    source, opened in the container's mount namespace, where the earlier
+    container mounts are visible (a source may lie under one) — as runc's
+    mount source thread. `kind` "idmap": a detached clone, idmapped; "open":
+    an O_PATH fd, for a source the init itself cannot reach (a user
+    namespace without search permission on its parents). -1 when a rootless
+    parent cannot help: the init then reports its own error."""
+    if os.geteuid() != 0:
+        return -1
     src = m.get("source") or ""
     if not src.startswith("/"):
         src = os.path.join(bundle, src)
-    recursive = "ridmap" in (m.get("options") or []) or "rbind" in (m.get("options") or [])
+    if kind != "idmap":
+        return _in_mount_ns(init_pid, lambda: os.open(src, os.O_PATH | os.O_CLOEXEC), m, src)
+    if m.get("uidMappings") is not None:
+        userns = _userns_with_maps(m["uidMappings"], m["gidMappings"])
+    else:
+        userns = os.open(f"/proc/{init_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _in_mount_ns(init_pid, lambda: _idmapped_tree(m, src, userns), m, src)
+    finally:
+        os.close(userns)
+
+
+def _idmapped_tree(m: dict, src: str, userns: int) -> int:
+    from ..linux import sys as L
+    opts = m.get("options") or []
+    recursive = "rbind" in opts  # the clone takes the submounts; "ridmap" maps them too
     flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | (C.AT_RECURSIVE if recursive else 0)
     try:
         tree = L.open_tree(-100, src, flags)  # AT_FDCWD
     except OSError as e:
-        raise PyruncError(f"idmapped mount {m.get('destination')}: open_tree {src}: {os.strerror(e.errno)}") from None
+        raise PyruncError(f"open_tree(OPEN_TREE_CLONE) {src}: {os.strerror(e.errno)}") from None
     try:
-        if m.get("uidMappings"):
-            userns = _userns_with_maps(m["uidMappings"], m["gidMappings"])
-        else:
-            userns = os.open(container_userns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            attr_flags = C.AT_EMPTY_PATH | (C.AT_RECURSIVE if "ridmap" in (m.get("options") or []) else 0)
-            L.mount_setattr(tree, "", attr_flags, C.MOUNT_ATTR_IDMAP, userns_fd=userns)
-        finally:
-            os.close(userns)
+        attr_flags = C.AT_EMPTY_PATH | (C.AT_RECURSIVE if "ridmap" in opts else 0)
+        L.mount_setattr(tree, "", attr_flags, C.MOUNT_ATTR_IDMAP, userns_fd=userns)
     except OSError as e:
         os.close(tree)
-        raise PyruncError(f"idmapped mount {m.get('destination')}: {os.strerror(e.errno)}") from None
-    except BaseException:
-        os.close(tree)
-        raise
+        extra = " (maybe the filesystem used doesn't support idmap mounts on this kernel?)" if e.errno == 22 else ""
+        raise PyruncError(f"failed to set MOUNT_ATTR_IDMAP on {src}: {os.strerror(e.errno)}{extra}") from None
     return tree
+
+
+def _in_mount_ns(init_pid: int, make: Callable[[], int], m: dict, src: str) -> int:
+    """Run `make` in a child that joined the init's mount namespace; the fd
+    it returns comes back over a socketpair (the parent itself never
+    changes namespace)."""
+    import _socket
+    from ..linux import sys as L
+    ns = os.open(f"/proc/{init_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            try:
+                mine.close()
+                L.setns(ns, C.CLONE_NEWNS)
+                fd = make()
+                theirs.sendmsg([b"ok"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, "little"))])
+            except PyruncError as e:
+                theirs.send(b"E" + str(e).encode())
+            except OSError as e:
+                theirs.send(b"E" + f"{src}: {e.strerror}".encode())
+            except BaseException as e:  # noqa: BLE001 - one line for the parent
+                theirs.send(b"E" + f"{type(e).__name__}: {e}".encode())
+            finally:
+                os._exit(0)
+        theirs.close()
+        data, anc, _, _ = mine.recvmsg(4096, _socket.CMSG_SPACE(4))
+        os.waitpid(pid, 0)
+    finally:
+        os.close(ns)
+        mine.close()
+        theirs.close()
+    fds = [int.from_bytes(d[:4], "little") for lvl, typ, d in anc if typ == _socket.SCM_RIGHTS]
+    if data == b"ok" and fds:
+        return fds[0]
+    for fd in fds:
+        os.close(fd)
+    why = data[1:].decode(errors="replace") if data.startswith(b"E") else "the mount source helper died"
+    raise PyruncError(f"mountfd request for {m.get('source')!r} failed: {why}")
 
 
 def _userns_with_maps(uid_maps: list[dict], gid_maps: list[dict]) -> int:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from ..linux import consts as C
 
 # option -> (clear?, flag)
+# ("acl" is filesystem data, as in runc: it cannot be mapped to MS_POSIXACL)
 FLAGS: dict[str, tuple[bool, int]] = {
-    "acl": (False, 1 << 16), "noacl": (True, 1 << 16),
     "async": (True, C.MS_SYNCHRONOUS), "sync": (False, C.MS_SYNCHRONOUS),
     "atime": (True, C.MS_NOATIME), "noatime": (False, C.MS_NOATIME),
     "bind": (False, C.MS_BIND), "rbind": (False, C.MS_BIND | C.MS_REC),
@@ -59,10 +59,11 @@ EXTENSIONS = {"idmap", "ridmap", "tmpcopyup"}
 class MountOptions:
     """What one mount's option list means to the kernel."""
 
-    __slots__ = ("flags", "propagation", "attr_set", "attr_clr", "data", "extensions")
+    __slots__ = ("flags", "cleared", "propagation", "attr_set", "attr_clr", "data", "extensions")
 
     def __init__(self) -> None:
         self.flags = 0
+        self.cleared = 0  # flags an option explicitly clears ("rw", "dev", "atime"...)
         self.propagation: list[int] = []
         self.attr_set = 0
         self.attr_clr = 0
@@ -79,7 +80,12 @@ def parse(options: list[str] | None) -> MountOptions:
     for o in options or []:
         if o in FLAGS:
             clear, flag = FLAGS[o]
-            out.flags = (out.flags & ~flag) if clear else (out.flags | flag)
+            if clear:
+                out.flags &= ~flag
+                out.cleared |= flag
+            else:
+                out.flags |= flag
+                out.cleared &= ~flag
         elif o in PROPAGATION:
             out.propagation.append(PROPAGATION[o])
         elif o in RECURSIVE:
@@ -90,6 +96,8 @@ def parse(options: list[str] | None) -> MountOptions:
             elif clear:
                 out.attr_clr |= attr
                 out.attr_set &= ~attr
+                if attr & C.MOUNT_ATTR__ATIME == attr:  # "ratime", "rnostrictatime"...: the
+                    out.attr_clr |= C.MOUNT_ATTR__ATIME  # kernel takes the whole field or EINVAL
             else:
                 out.attr_set |= attr
                 out.attr_clr &= ~attr
@@ -98,3 +106,40 @@ def parse(options: list[str] | None) -> MountOptions:
         else:
             out.data.append(o)
     return out
+
+
+# -- bind remounts: flags a mount in another user namespace keeps (MNT_LOCK_*) --------
+ATIME_ENUM = C.MS_NOATIME | C.MS_RELATIME | C.MS_STRICTATIME
+ATIME_ALL = ATIME_ENUM | C.MS_NODIRATIME
+LOCKABLE = C.MS_RDONLY | C.MS_NODEV | C.MS_NOEXEC | C.MS_NOSUID | ATIME_ALL
+
+# statfs f_flags bit -> mount flag (calculate_f_flags() in fs/statfs.c)
+_ST_TO_MS = ((1, C.MS_RDONLY), (2, C.MS_NOSUID), (4, C.MS_NODEV), (8, C.MS_NOEXEC),
+             (64, C.MS_MANDLOCK), (16, C.MS_SYNCHRONOUS), (1024, C.MS_NOATIME),
+             (2048, C.MS_NODIRATIME), (4096, C.MS_RELATIME), (0x2000, C.MS_NOSYMFOLLOW))
+
+
+def statfs_to_mount_flags(f_flag: int) -> int:
+    """A mount's flags from statfs: no atime flag in the enum means
+    strictatime (MS_STRICTATIME is not stored, so statfs never shows it)."""
+    flags = 0
+    for st, ms in _ST_TO_MS:
+        if f_flag & st:
+            flags |= ms
+    if not flags & ATIME_ENUM:
+        flags |= C.MS_STRICTATIME
+    return flags
+
+
+_NAMES = (("MS_RDONLY", C.MS_RDONLY), ("MS_NOSUID", C.MS_NOSUID), ("MS_NODEV", C.MS_NODEV),
+          ("MS_NOEXEC", C.MS_NOEXEC), ("MS_SYNCHRONOUS", C.MS_SYNCHRONOUS), ("MS_REMOUNT", C.MS_REMOUNT),
+          ("MS_MANDLOCK", C.MS_MANDLOCK), ("MS_DIRSYNC", C.MS_DIRSYNC), ("MS_NOSYMFOLLOW", C.MS_NOSYMFOLLOW),
+          ("MS_NOATIME", C.MS_NOATIME), ("MS_NODIRATIME", C.MS_NODIRATIME), ("MS_BIND", C.MS_BIND),
+          ("MS_REC", C.MS_REC), ("MS_RELATIME", C.MS_RELATIME), ("MS_STRICTATIME", C.MS_STRICTATIME))
+
+
+def flag_names(flags: int) -> str:
+    """"MS_RDONLY|MS_NODEV", as runc's stringifyMountFlags writes them."""
+    names = [n for n, bit in _NAMES if flags & bit]
+    rest = flags & ~sum(bit for _, bit in _NAMES)
+    return "|".join(names + ([hex(rest)] if rest else []))

@@ -91,13 +91,64 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
             os.close(fd)
 
 
+def strip_root(root: str, path: str) -> str:
+    """`path` clean and absolute, relative to the rootfs: a destination that
+    names the rootfs by its host path loses that prefix (runc's
+    LexicallyStripRoot)."""
+    root = os.path.normpath("/" + root.lstrip("/"))
+    path = os.path.normpath("/" + path.lstrip("/"))
+    if path == root:
+        return "/"
+    if root != "/" and path.startswith(root + "/"):
+        return path[len(root):]
+    return path
+
+
+def resolve_dangling(rootfd: int, path: str) -> str:
+    """`path` with every symlink on it resolved inside the root, a missing
+    component taken as a plain name from there on (as runc's
+    "hallucinated" SecureJoin path): where a file created through a dangling
+    symlink lands. Only a name to create: callers still open it in root."""
+    parts = [p for p in path.split("/") if p]
+    parts.reverse()
+    done: list[str] = []
+    links = 0
+    missing = False
+    while parts:
+        name = parts.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            if done:
+                done.pop()
+            continue
+        if not missing:
+            try:
+                st = os.stat("/".join(done + [name]), dir_fd=rootfd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                missing = True
+            else:
+                if stat.S_ISLNK(st.st_mode):
+                    links += 1
+                    if links > 40:
+                        raise OSError(40, f"{path}: too many levels of symbolic links")
+                    target = os.readlink("/".join(done + [name]), dir_fd=rootfd)
+                    if target.startswith("/"):
+                        done = []
+                    parts.extend(reversed([p for p in target.split("/") if p]))
+                    continue
+        done.append(name)
+    return "/" + "/".join(done)
+
+
 def create_file(rootfd: int, path: str, mode: int = 0o644) -> int:
     """Create an empty file at `path` inside the root (a bind-mount target for
-    a file); returns an O_PATH fd."""
+    a file), through dangling symlinks as runc does; returns an O_PATH fd."""
     try:
         return open_in_root(rootfd, path, C.O_PATH)
     except FileNotFoundError:
         pass
+    path = resolve_dangling(rootfd, path)
     parent, name = os.path.split(path.rstrip("/"))
     pfd = mkdir_all(rootfd, parent or "/")
     try:

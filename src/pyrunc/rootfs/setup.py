@@ -5,6 +5,8 @@ The order follows runc's prepareRootfs: propagation of /, the rootfs bound
 onto itself, the config's mounts, devices and /dev symlinks, the
 createRuntime/createContainer hook points, then pivot_root (or move+chroot).
 Masked and read-only paths are applied after the pivot (see finalize()).
+Without a mount namespace the runtime has bound the rootfs onto itself in
+the host's (hostns.py) and the init chroots instead of pivoting.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from ..linux import consts as C
 from ..linux import sys as L
 from ..security.lsm import format_mount_label
 from . import options as O
-from .paths import create_file, fd_path, mkdir_all, open_in_root
+from .idmap import is_idmapped
+from .paths import create_file, fd_path, mkdir_all, open_in_root, strip_root
 
 DEFAULT_DEVICES = [  # path, type, major, minor, mode
     ("/dev/null", "c", 1, 3, 0o666), ("/dev/zero", "c", 1, 5, 0o666),
@@ -33,8 +36,8 @@ class Rootfs:
     def __init__(self, spec: dict, rootfs: str, bundle: str, *, userns: bool, cgroupns: bool,
                  join_cgroup: Callable[[], None], runtime_hooks: Callable[[], None],
                  container_hooks: Callable[[], None], no_pivot: bool = False,
-                 idmapped: Callable[[int], int] | None = None,
-                 cgroup_mounts: list[tuple[str, str, str]] | None = None) -> None:
+                 mount_source: Callable[[int, str], int] | None = None,
+                 cgroup_mounts: list[tuple[str, str, str]] | None = None, hostns: bool = False) -> None:
         self.spec = spec
         self.linux = spec.get("linux") or {}
         self.rootfs = rootfs
@@ -45,18 +48,22 @@ class Rootfs:
         self.runtime_hooks = runtime_hooks
         self.container_hooks = container_hooks
         self.no_pivot = no_pivot
-        self.idmapped = idmapped
+        self.mount_source = mount_source
         # (hierarchy key, host mount point, the container's cgroup dir there)
         self.cgroup_mounts = cgroup_mounts or []
+        # no mount namespace: the runtime bound the rootfs onto itself in the
+        # host's (rootfs/hostns.py); we mount under it and chroot
+        self.hostns = hostns
         self.rootfd = -1
         self.joined = False
 
     # -- the whole sequence -----------------------------------------------------
     def prepare(self) -> None:
         prop = O.PROPAGATION.get(self.linux.get("rootfsPropagation", ""), C.MS_SLAVE | C.MS_REC)
-        L.mount(None, "/", None, prop | C.MS_REC if prop & C.MS_REC else prop)
-        self._make_parent_private()
-        L.mount(self.rootfs, self.rootfs, "bind", C.MS_BIND | C.MS_REC)
+        if not self.hostns:
+            L.mount(None, "/", None, prop | C.MS_REC if prop & C.MS_REC else prop)
+            self._make_parent_private()
+            L.mount(self.rootfs, self.rootfs, "bind", C.MS_BIND | C.MS_REC)
         self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         mounts = self.spec.get("mounts") or []
         for m in mounts:
@@ -70,12 +77,23 @@ class Rootfs:
             self.create_devices(defaults=False)
         self._mkdir_cwd()
         self.runtime_hooks()
+        os.fchdir(self.rootfd)  # runc: the createContainer hooks run from the rootfs
         self.container_hooks()
+        if self.hostns:  # runc: chroot, pivot_root needs a mount namespace of ours
+            os.fchdir(self.rootfd)
+            os.close(self.rootfd)
+            os.chroot(".")
+            os.chdir("/")
+            return
         os.close(self.rootfd)
         if self.no_pivot:
             self._move_root()
         else:
             self._pivot_root()
+        # runc: rootfsPropagation applies to the new / as well (private it
+        # already is: its parent was made private)
+        if self.linux.get("rootfsPropagation") and not prop & C.MS_PRIVATE:
+            L.mount(None, "/", None, prop)
 
     def _join(self) -> None:
         self.join_cgroup()
@@ -98,9 +116,12 @@ class Rootfs:
 
     # -- mounts -------------------------------------------------------------------
     def mount(self, m: dict) -> None:
-        dest = os.path.normpath("/" + m["destination"])
+        dest = strip_root(self.rootfs, m["destination"])
         mtype = m.get("type") or ""
         opts = O.parse(m.get("options"))
+        if dest == "/":  # runc: "mountpoint ... is on the top of rootfs ..."
+            raise PyruncError(f"error mounting {m.get('source', '')!r} to rootfs at {m['destination']!r}: "
+                              f"mountpoint {self.rootfs!r} is on the top of rootfs {self.rootfs!r}")
         try:
             if mtype in ("cgroup", "cgroup2"):
                 self._mount_cgroup(m, dest, opts)
@@ -114,24 +135,36 @@ class Rootfs:
             raise PyruncError(f"error mounting {m.get('source', '')!r} to rootfs at {m['destination']!r}: "
                               f"{e.strerror}") from None
 
-    def _target_dir(self, dest: str, mtype: str) -> int:
+    def _target_dir(self, dest: str, mtype: str, source: str) -> tuple[int, bool]:
+        """(O_PATH fd of the mount's directory, whether it existed before)."""
         if mtype in ("proc", "sysfs"):
             # mounting procfs/sysfs through a symlink is how CVE-2019-19921 escapes
             from .paths import is_symlink_in_root
+            why = f"error mounting {source!r} to rootfs at {dest!r}: filesystem {mtype!r} must be mounted on ordinary directory"
             if is_symlink_in_root(self.rootfd, dest):
-                raise PyruncError(f"{dest} cannot be mounted because it is a symlink (type {mtype})")
+                raise PyruncError(why)
             fd = mkdir_all(self.rootfd, dest)
             if not stat.S_ISDIR(os.fstat(fd).st_mode):
                 os.close(fd)
-                raise PyruncError(f"{dest} cannot be mounted because it is not a directory")
-            return fd
-        return mkdir_all(self.rootfd, dest)
+                raise PyruncError(why)
+            return fd, True
+        try:
+            return open_in_root(self.rootfd, dest, C.O_PATH | os.O_DIRECTORY), True
+        except FileNotFoundError:
+            return mkdir_all(self.rootfd, dest), False
 
     def _mount_fs(self, m: dict, dest: str, mtype: str, opts: O.MountOptions) -> None:
-        fd = self._target_dir(dest, mtype)
+        fd, existed = self._target_dir(dest, mtype, m.get("source") or "")
         try:
             flags = opts.flags & ~C.MS_REMOUNT
+            if _late_ro(m, dest):
+                flags &= ~C.MS_RDONLY  # until finalize()
             data = opts.data_str or None
+            if mtype == "tmpfs" and existed:
+                # runc: a tmpfs takes the mode of the directory it covers (an
+                # explicit mode= comes later in the data, and wins)
+                mode = f"mode={stat.S_IMODE(os.fstat(fd).st_mode):04o}"
+                data = f"{mode},{data}" if data else mode
             if mtype not in ("proc", "sysfs", "mqueue"):  # the ones runc labels
                 data = format_mount_label(data, self.linux.get("mountLabel"))
             if mtype == "tmpfs" and "tmpcopyup" in opts.extensions:
@@ -152,7 +185,7 @@ class Rootfs:
         finally:
             if fd >= 0:
                 os.close(fd)
-        self._after_mount(dest, opts, remount_flags=0)
+        self._after_mount(dest, opts)
 
     def _tmpcopyup(self, m: dict, fd: int, flags: int, data: str | None) -> None:
         import shutil
@@ -176,45 +209,64 @@ class Rootfs:
         src = m.get("source") or ""
         if not src.startswith("/"):
             src = os.path.join(self.bundle, src)
+        srcfd = self._source_fd(m, src)
         try:
-            is_dir = stat.S_ISDIR(os.stat(src).st_mode)
-        except OSError as e:
-            raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: "
-                              f"stat {src}: {e.strerror}") from None
-        fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
-        try:
-            if opts.extensions & {"idmap", "ridmap"} and self.idmapped is not None:
-                index = next(i for i, x in enumerate(self.spec["mounts"]) if x is m)
-                tree = self.idmapped(index)
-                try:  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
-                    L.move_mount(tree, "", fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | 0x40)
-                finally:
-                    os.close(tree)
-            else:
-                L.mount(src, fd_path(fd), "bind", C.MS_BIND | (opts.flags & C.MS_REC))
+            try:
+                is_dir = stat.S_ISDIR((os.fstat(srcfd) if srcfd >= 0 else os.stat(src)).st_mode)
+            except OSError as e:
+                raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: "
+                                  f"stat {src}: {e.strerror}") from None
+            fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
+            try:
+                if srcfd >= 0 and is_idmapped(m):  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+                    L.move_mount(srcfd, "", fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | 0x40)
+                else:
+                    L.mount(fd_path(srcfd) if srcfd >= 0 else src, fd_path(fd), "bind",
+                            C.MS_BIND | (opts.flags & C.MS_REC))
+            finally:
+                os.close(fd)
+            try:
+                self._after_mount(dest, opts, bind_source=srcfd if srcfd >= 0 else src)
+            except PyruncError as e:
+                raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: {e}") from None
         finally:
-            os.close(fd)
-        extra = opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT)
-        self._after_mount(dest, opts, remount_flags=extra)
+            if srcfd >= 0:
+                os.close(srcfd)
 
-    def _after_mount(self, dest: str, opts: O.MountOptions, remount_flags: int) -> None:
-        """Flags a bind mount only takes on remount, recursive attributes and
-        propagation, each applied to the mount just made (re-resolved in root)."""
-        if not (remount_flags or opts.propagation or opts.attr_set or opts.attr_clr):
+    def _source_fd(self, m: dict, src: str) -> int:
+        """As runc: the source of an idmapped mount always comes from the
+        parent; a plain bind's only when this process cannot stat it (a user
+        namespace without search permission on its parents). -1: use `src`."""
+        if self.mount_source is None:
+            return -1
+        index = next((i for i, x in enumerate(self.spec.get("mounts") or []) if x is m), None)
+        if index is None:  # a mount of our own making (cgroup, sysfs fallback)
+            return -1
+        if is_idmapped(m):
+            fd = self.mount_source(index, "idmap")
+            if fd < 0:
+                raise PyruncError(f"error mounting {src!r} to rootfs at {m['destination']!r}: "
+                                  "id-mapped mounts are not supported for rootless containers")
+            return fd
+        try:
+            os.stat(src)
+            return -1
+        except OSError:
+            return self.mount_source(index, "open")
+
+    def _after_mount(self, dest: str, opts: O.MountOptions, bind_source: int | str | None = None) -> None:
+        """What a mount takes after it is made, applied to the mount just
+        made (re-resolved in root): a bind's flags (a remount), recursive
+        attributes, propagation."""
+        remount = bind_source is not None and bool(
+            opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT) or opts.cleared)
+        if not (remount or opts.propagation or opts.attr_set or opts.attr_clr):
             return
         fd = open_in_root(self.rootfd, dest)
         try:
             target = fd_path(fd)
-            if remount_flags:
-                try:
-                    L.mount(None, target, None, C.MS_BIND | C.MS_REMOUNT | remount_flags)
-                except OSError as e:
-                    if e.errno != errno.EPERM:
-                        raise
-                    # a locked mount (user namespace) keeps its nosuid/nodev/noexec
-                    st = os.statvfs(target)
-                    locked = st.f_flag & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC | C.MS_RDONLY)
-                    L.mount(None, target, None, C.MS_BIND | C.MS_REMOUNT | remount_flags | locked)
+            if remount:
+                _remount_bind(target, opts, bind_source)
             if opts.attr_set or opts.attr_clr:
                 L.mount_setattr(fd, "", C.AT_EMPTY_PATH | C.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
             for p in opts.propagation:
@@ -266,7 +318,9 @@ class Rootfs:
             finally:
                 os.close(fd)
             if not self.cgroupns and flags & ~C.MS_BIND:
-                self._after_mount(sub, O.MountOptions(), remount_flags=flags)
+                bind = O.MountOptions()
+                bind.flags = flags | C.MS_BIND
+                self._after_mount(sub, bind, bind_source=path)
             name = os.path.basename(mp)
             if "," in name:  # cpu,cpuacct mounted together: link each name to it
                 dfd = open_in_root(self.rootfd, dest)
@@ -365,32 +419,124 @@ class Rootfs:
             os.close(new)
 
     def _move_root(self) -> None:
+        """--no-pivot: move the rootfs onto / and chroot. The host's procfs
+        and sysfs would stay reachable in this mount namespace, and their
+        full mounts let the container mount a fresh, unmasked procfs: as
+        runc, unmount them first (or cover them with a tmpfs)."""
+        for mp in _full_proc_sys_mounts(self.rootfs):
+            try:
+                L.mount(None, mp, None, C.MS_SLAVE | C.MS_REC)
+            except FileNotFoundError:
+                continue  # under one already gone
+            try:
+                L.umount2(mp, C.MNT_DETACH)
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.EPERM):
+                    raise
+                L.mount("tmpfs", mp, "tmpfs", 0, None)
         os.chdir(self.rootfs)
         L.mount(self.rootfs, "/", None, C.MS_MOVE)
         os.chroot(".")
         os.chdir("/")
 
 
-def finalize(spec: dict) -> None:
-    """After the pivot: masked and read-only paths, then a read-only root,
-    as runc orders them."""
+def _full_proc_sys_mounts(rootfs: str) -> list[str]:
+    """Mount points of whole procfs/sysfs file systems outside the rootfs,
+    from /proc/self/mountinfo (octal escapes decoded)."""
+    found = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index(b"-")
+            fstype, root = fields[sep + 1], fields[3]
+            mp = _mountinfo_unescape(fields[4].decode(errors="surrogateescape"))
+            if root == b"/" and fstype in (b"proc", b"sysfs") and not mp.startswith(rootfs):
+                found.append(mp)
+    return found
+
+
+def _mountinfo_unescape(s: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as \\ooo."""
+    if "\\" not in s:
+        return s
+    out, i = [], 0
+    while i < len(s):
+        if s[i] == "\\" and s[i + 1:i + 4].isdigit():
+            out.append(chr(int(s[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
+
+
+def finalize(spec: dict, rootfs: str = "/") -> None:
+    """After the pivot: read-only tmpfs mounts and /dev (mounted read-write
+    until now, so that what lies below them could be made), masked and
+    read-only paths, then a read-only root."""
     linux = spec.get("linux") or {}
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        for m in spec.get("mounts") or []:
+            dest = strip_root(rootfs, m["destination"])  # the rootfs' host path, if named, is / now
+            if "ro" in (m.get("options") or []) and _late_ro(m, dest):
+                _remount_ro(rootfd, m, dest)
         for p in linux.get("readonlyPaths") or []:
             _readonly_path(rootfd, p)
         masked = linux.get("maskedPaths") or []
         if masked:
             _mask_paths(rootfd, masked, linux.get("mountLabel"))
-        for m in spec.get("mounts") or []:
-            if os.path.normpath(m["destination"]) == "/dev" and "ro" in (m.get("options") or []):
-                L.mount(None, "/dev", None, C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY)
         if (spec.get("root") or {}).get("readonly"):
             st = os.statvfs("/")
             keep = st.f_flag & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC)
             L.mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | keep)
     finally:
         os.close(rootfd)
+
+
+def _remount_bind(target: str, opts: O.MountOptions, source: int | str) -> None:
+    """A bind mount takes its flags only on remount. As runc 1.5: first
+    exactly the flags asked for (the others cleared, atime kept unless
+    asked); if the kernel refuses (flags locked on a mount from another
+    user namespace: MNT_LOCK_*), again with the source's lockable flags
+    kept — unless the config asks to clear one, or for another atime."""
+    flags = opts.flags | C.MS_BIND | C.MS_REMOUNT
+    try:
+        L.mount(None, target, None, flags)
+        return
+    except OSError as e:
+        err = e
+    st = os.fstatvfs(source) if isinstance(source, int) else os.statvfs(source)
+    src_flags = O.statfs_to_mount_flags(st.f_flag)
+    why = "failed to set user-requested vfs flags on bind-mount"
+    locked = src_flags & opts.cleared & O.LOCKABLE
+    if locked:
+        raise PyruncError(f"{why}: cannot clear locked flags {O.flag_names(locked)}: {err.strerror}")
+    if flags & O.ATIME_ALL and flags & O.ATIME_ALL != src_flags & O.ATIME_ALL:
+        raise PyruncError(f"{why}: cannot change locked atime flags {O.flag_names(src_flags & O.ATIME_ALL)}: "
+                          f"{err.strerror}")
+    try:
+        L.mount(None, target, None, flags | (src_flags & O.LOCKABLE))
+    except OSError as e:
+        raise PyruncError(f"{why}: remount with locked flags {O.flag_names(src_flags & O.LOCKABLE)} re-applied: "
+                          f"{e.strerror}") from None
+
+
+def _late_ro(m: dict, dest: str) -> bool:
+    """runc mounts a tmpfs, and /dev, read-write first: devpts, devices and
+    copied-up files go below them; "ro" comes in finalize()."""
+    return (m.get("type") == "tmpfs" and not _bind(m)) or dest == "/dev"
+
+
+def _remount_ro(rootfd: int, m: dict, dest: str) -> None:
+    opts = O.parse(m.get("options"))
+    if not opts.flags & C.MS_RDONLY:
+        return
+    fd = open_in_root(rootfd, dest)
+    try:
+        L.mount(None, fd_path(fd), None, (opts.flags & ~C.MS_BIND) | C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY)
+    finally:
+        os.close(fd)
 
 
 def _readonly_path(rootfd: int, path: str) -> None:
@@ -411,9 +557,13 @@ def _readonly_path(rootfd: int, path: str) -> None:
 
 
 def _mask_paths(rootfd: int, paths: list[str], mount_label: str | None = None) -> None:
-    """Directories get an empty read-only tmpfs, files the container's /dev/null
-    — checked to be the real null device first (CVE-2025-31133)."""
+    """Files get the container's /dev/null — checked to be the real null
+    device first (CVE-2025-31133) — directories an empty read-only tmpfs,
+    one for all of them (the first is bound over the others), as runc 1.5.
+    A path listed twice is masked once."""
     null = os.open("/dev/null", C.O_PATH | os.O_CLOEXEC)
+    shared = -1  # the first masked directory's tmpfs
+    done: set[str] = set()
     try:
         st = os.fstat(null)
         if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != 1 or os.minor(st.st_rdev) != 3:
@@ -424,14 +574,37 @@ def _mask_paths(rootfd: int, paths: list[str], mount_label: str | None = None) -
             except (FileNotFoundError, NotADirectoryError):
                 continue
             try:
-                if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    L.mount("tmpfs", fd_path(fd), "tmpfs", C.MS_RDONLY, format_mount_label(None, mount_label))
-                else:
+                clean = os.path.normpath("/" + p.lstrip("/"))
+                if clean in done:
+                    continue
+                done.add(clean)
+                if not stat.S_ISDIR(os.fstat(fd).st_mode):
                     L.mount(fd_path(null), fd_path(fd), None, C.MS_BIND)
+                    continue
+                if shared >= 0:
+                    try:
+                        L.mount(fd_path(shared), fd_path(fd), None, C.MS_BIND)
+                        continue
+                    except OSError:
+                        os.close(shared)  # each directory gets its own, as runc falls back
+                        shared = -2
+                _mask_dir(fd_path(fd), mount_label)
+                if shared == -1:
+                    shared = open_in_root(rootfd, p)  # the tmpfs now on top
             finally:
                 os.close(fd)
     finally:
         os.close(null)
+        if shared >= 0:
+            os.close(shared)
+
+
+def _mask_dir(target: str, mount_label: str | None) -> None:
+    """A read-only tmpfs as small as it gets (some kernels want 2 inodes)."""
+    try:
+        L.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, format_mount_label("nr_blocks=1,nr_inodes=1", mount_label))
+    except OSError:
+        L.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, format_mount_label("nr_blocks=1,nr_inodes=2", mount_label))
 
 
 def _bind(m: dict) -> bool:

@@ -28,7 +28,7 @@ import os
 from ..errors import PyruncError
 from ..linux import consts as C
 
-MAX_CPU = 64 * 1024  # runc's configs.MaxCPU: highest CPU id a cpu list may name
+MAX_CPU = 1023  # runc 1.5's ToCPUSet: a unix.CPUSet holds 1024 CPUs
 _INT32 = (-(1 << 31), (1 << 31) - 1)
 _UINT64 = (0, (1 << 64) - 1)
 

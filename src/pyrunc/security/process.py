@@ -7,6 +7,7 @@ later `start`; `Exec.execute` then only makes syscalls, in runc's order.
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from ..errors import ExecveError, PyruncError
@@ -14,16 +15,51 @@ from ..linux import consts as C
 
 
 
-def _passwd_home(uid: int) -> str | None:
+def _passwd_home(uid: int) -> str:
+    """The home directory of `uid` in the container's /etc/passwd (runc reads
+    it inside the container's root); "/" without an entry or a file."""
+    want = str(uid)
     try:
         with open("/etc/passwd") as f:
             for line in f:
-                p = line.rstrip("\n").split(":")
-                if len(p) >= 6 and p[2] == str(uid):
-                    return p[5]
-    except OSError:
+                p = line.strip().split(":")
+                if len(p) >= 3 and p[2] == want:
+                    return p[5] if len(p) > 5 else ""
+    except (OSError, UnicodeDecodeError):
         pass
-    return None
+    return "/"
+
+
+def prepare_env(env: list[str] | None, uid: int) -> list[str]:
+    """runc's prepareEnv: NAME=VALUE entries only, the last of each name
+    kept (in the place of its last occurrence), and HOME from the user's
+    passwd entry when the environment lacks it or has it empty. No env at
+    all (absent from the config) stays empty, without HOME, as in runc."""
+    if env is None:
+        return []
+    out: list[str] = []
+    seen: set[str] = set()
+    home_set = False
+    for kv in reversed(env):
+        key, sep, val = kv.partition("=")
+        if not sep:
+            raise PyruncError("invalid environment variable: missing '='")
+        if not key:
+            raise PyruncError("invalid environment variable: name cannot be empty")
+        if key in seen:
+            continue
+        seen.add(key)
+        if "\0" in kv:
+            raise PyruncError(f'invalid environment variable "{key}": contains nul byte (\\x00)')
+        if key == "HOME":
+            if not val:
+                continue  # empty: replaced below
+            home_set = True
+        out.append(kv)
+    out.reverse()
+    if not home_set:
+        out.append("HOME=" + _passwd_home(uid))
+    return out
 
 
 def lookup_path(arg0: str, env: list[str]) -> str:
@@ -98,7 +134,8 @@ class Exec:
     def become(self) -> None:
         """Everything but the exec, in runc's order (finalizeNamespace):
         rlimits, oom_score_adj, a seccomp filter that needs CAP_SYS_ADMIN,
-        the bounding set, groups and ids, cwd, capabilities, no_new_privs,
+        the cwd (as root, or after the id switch if root may not enter it),
+        the bounding set, groups and ids, capabilities, no_new_privs,
         umask. The init waits for `start` after this, as the container's
         user, and runs the startContainer hooks so."""
         from ..linux import sys as L
@@ -125,6 +162,16 @@ class Exec:
             # runc: without no_new_privs loading a filter needs CAP_SYS_ADMIN,
             # so before capabilities and ids change
             sc.apply()
+        # runc's finalizeNamespace: the cwd first as the runtime's user (which
+        # may enter what the container's user cannot); on a permission error
+        # once more after the switch to the container's user
+        chdir_later = False
+        try:
+            os.chdir(self.cwd)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EPERM):
+                raise PyruncError(self._chdir_error(e)) from None
+            chdir_later = True
         if self.caps is not None:
             for nr in range(L.capget()[1].bit_length() or 64):
                 if not self.caps["bounding"] >> nr & 1:
@@ -145,10 +192,8 @@ class Exec:
             os.setresuid(self.uid, self.uid, self.uid)
         except OSError as e:
             raise PyruncError(f"failed to set user {self.uid}:{self.gid}: {e.strerror}") from None
-        try:
-            os.chdir(self.cwd)
-        except OSError as e:
-            raise PyruncError(f'chdir to cwd ("{self.cwd}") set in config.json failed: {e.strerror.lower()}') from None
+        if chdir_later:  # as the user: a directory only it may enter (runc)
+            self._chdir()
         L.prctl(C.PR_SET_KEEPCAPS, 0)
         if self.caps is not None:
             c = self.caps
@@ -169,6 +214,23 @@ class Exec:
             L.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
         if self.umask is not None:
             os.umask(self.umask)
+
+    def _chdir(self) -> None:
+        try:
+            os.chdir(self.cwd)
+        except OSError as e:
+            raise PyruncError(self._chdir_error(e)) from None
+
+    def _chdir_error(self, e: OSError) -> str:
+        from .attrs import _goq
+        return f"chdir to cwd ({_goq(self.cwd)}) set in config.json failed: {os.strerror(e.errno).lower()}"
+
+    def seccomp_now(self) -> None:
+        """Load a filter that waits for the end (no_new_privs) now: runc
+        loads it before the startContainer hooks, which run under it."""
+        if self.seccomp is not None and self.nnp:
+            self.seccomp.apply()
+            self.seccomp = None
 
     def exec_now(self, preserve_fds: int = 0) -> None:
         """Only fds, signals and the late seccomp filter are left: exec."""
@@ -223,10 +285,7 @@ def _env_pairs(env: list[str]):
 
 
 def prepare_exec(process: dict, rlimits_set: bool = False) -> Exec:
-    env = list(process.get("env") or [])
-    user = process.get("user") or {}
-    if not any(e.startswith("HOME=") for e in env):
-        env.append("HOME=" + (_passwd_home(user.get("uid", 0)) or "/"))
+    env = prepare_env(process.get("env"), (process.get("user") or {}).get("uid", 0))
     path = lookup_path(process["args"][0], env)
     ex = Exec(process, path, env)
     if rlimits_set:

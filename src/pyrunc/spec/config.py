@@ -117,8 +117,8 @@ def validate(spec: dict, bundle: str) -> None:
             _type(path, str, f"linux.namespaces[{t}].path")
             if not os.path.exists(path):
                 _fail(f"namespace path {path} for {t} namespace: no such file or directory")
-    if "mount" not in seen:
-        _fail("a mount namespace is required: add {\"type\": \"mount\"} to linux.namespaces")
+    if "mount" not in seen and (linux.get("maskedPaths") or linux.get("readonlyPaths")):
+        _fail("unable to restrict sys entries without a private MNT namespace")
     if spec.get("hostname") and "uts" not in seen:
         _fail("unable to set hostname without a private UTS namespace")
     if spec.get("domainname") and "uts" not in seen:
@@ -143,8 +143,8 @@ def validate(spec: dict, bundle: str) -> None:
         dest = m.get("destination")
         if not dest or not isinstance(dest, str):
             _fail("invalid mount: destination must be specified")
-        if {"idmap", "ridmap"} & set(m.get("options") or []):
-            from ..rootfs.idmap import validate as validate_idmap
+        if {"idmap", "ridmap"} & set(m.get("options") or []) or "uidMappings" in m or "gidMappings" in m:
+            from ..rootfs.idmap import validate as validate_idmap  # also for mappings alone, as runc
             validate_idmap(m, "user" in seen)
     for kind, hooks in (spec.get("hooks") or {}).items():
         _type(hooks, list, f"hooks.{kind}")

@@ -1,0 +1,96 @@
+"""A container without a mount namespace of its own (runc allows it): it
+shares the runtime's, so its mounts land there, under the rootfs.
+
+The runtime binds the rootfs onto itself before the init starts; the init
+mounts under that bind and chroots into it (pivot_root needs a mount
+namespace of its own). `delete` detaches the bind, and with it every mount
+the container made, where runc leaves them all on the host.
+
+Unlike runc, the host's own propagation is left alone (runc makes the whole
+host tree rslave and the rootfs' parent mount private): only the bind gets
+`linux.rootfsPropagation` (rslave by default), so the container's mounts do
+not propagate back to the host.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import PyruncError
+from ..linux import consts as C
+from ..linux import sys as L
+
+
+def bind_rootfs(rootfs: str, propagation: str | None) -> int:
+    """Bind `rootfs` onto itself; returns the bind's mount id (for release)."""
+    from .options import PROPAGATION
+    try:
+        L.mount(rootfs, rootfs, "bind", C.MS_BIND | C.MS_REC)
+    except OSError as e:
+        raise PyruncError(f"error preparing rootfs: bind {rootfs}: {os.strerror(e.errno).lower()}") from None
+    try:
+        L.mount(None, rootfs, None, PROPAGATION.get(propagation or "", C.MS_SLAVE | C.MS_REC))
+        mnt_id = _mnt_id(rootfs)
+    except OSError as e:
+        mnt_id, why = 0, os.strerror(e.errno).lower()
+    else:
+        why = "its mount id is unknown"
+    if not mnt_id:
+        L.umount2(rootfs, C.MNT_DETACH)
+        raise PyruncError(f"error preparing rootfs: {rootfs}: {why}")
+    return mnt_id
+
+
+def release(rootfs: str, mnt_id: int) -> None:
+    """Detach our bind and whatever was mounted on top of it, if it is still
+    there: lazily, so that processes still using it do not stop the cleanup."""
+    real = os.path.realpath(rootfs)
+    for _ in range(64):  # each round removes the topmost mount at rootfs
+        if mnt_id not in _mounts_at(real):
+            return
+        top = _mnt_id(real)
+        try:
+            L.umount2(real, C.MNT_DETACH)
+        except OSError:
+            return
+        if top == mnt_id:
+            return
+
+
+def _mnt_id(path: str) -> int:
+    """The id of the mount `path` resolves to (the topmost one there)."""
+    try:
+        fd = os.open(path, C.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            for line in f:
+                if line.startswith("mnt_id:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(fd)
+    return 0
+
+
+def _mounts_at(path: str) -> set[int]:
+    """Ids of the mounts whose mount point is `path` (/proc/self/mountinfo)."""
+    ids: set[int] = set()
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split(b" ", 5)
+                if len(fields) > 4 and _unescape(fields[4]) == path:
+                    ids.add(int(fields[0]))
+    except (OSError, ValueError):
+        pass
+    return ids
+
+
+def _unescape(field: bytes) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    if b"\\" in field:
+        import re
+        field = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field)
+    return os.fsdecode(field)
