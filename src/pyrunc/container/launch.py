@@ -20,7 +20,7 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork", "stage", "rootless",
+                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_join", "stage", "rootless",
                  "systemd_cgroup")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
@@ -38,10 +38,9 @@ class CreateOptions:
         self.pidfd_socket = pidfd_socket
         self.rootless = rootless  # --rootless: true, false or auto
         self.systemd_cgroup = systemd_cgroup  # --systemd-cgroup: a systemd unit holds the cgroup
-        # run in the parent once the init is joined to its cgroup (a
-        # foreground run becomes the subreaper there, in parallel with the
-        # init's mounts); the stage child waits for it before it exits
-        self.after_fork = None
+        # run in the parent once the init is joined to its cgroup, while the
+        # init mounts (a foreground run loads what its end needs there)
+        self.after_join = None
         # the stage child, if the command line forked it early (init/stage.py)
         self.stage = None
 
@@ -97,7 +96,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     pid_s = init_pid = 0
     ch = None
     master = None
-    hold_r = hold_w = -1
     host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
     try:
         from ..cgroups import is_rootless, new_manager
@@ -131,12 +129,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                         preserve_fds=o.preserve_fds, terminal=terminal, cid=cid, cgroup_mounts=cgroup_mounts,
                         seccomp=seccomp,
                         state_json=dumps(oci_state({**state, "pid": 0}, "creating")))
-        hold_r, hold_w = os.pipe2(os.O_CLOEXEC) if o.after_fork else (-1, -1)
-        args.hold_fd = hold_r
         stage = o.stage
         if stage is None:  # the library: fork now (the lock and console stay ours)
             from ..init.stage import Stage
-            stage = Stage.fork(close=tuple(fd for fd in (sd.fd, hold_r, hold_w, console and console.fileno())
+            stage = Stage.fork(close=tuple(fd for fd in (sd.fd, console and console.fileno())
                                            if fd is not None and fd >= 0))
         pid_s, ch = stage.pid, stage.ch
 
@@ -169,9 +165,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             if not applied:
                 applied = True
                 cg.apply(linux.get("resources") or {}, linux.get("devices"))
-        if hold_r >= 0:
-            os.close(hold_r)
-            hold_r = -1
         # while the stage child unshares and forks the init. The first
         # cgroup.procs write (ours, or the pre-arm thread's from the command
         # line) waits for an RCU grace period holding cgroup_mutex, and
@@ -196,18 +189,12 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 init_pid = int(payload)
                 cg.add(init_pid)
                 reply("j")
-                if hold_w >= 0:  # the parent's own work, while the init mounts
-                    o.after_fork()
-                    os.close(hold_w)  # EOF: the stage child may exit now
-                    hold_w = -1
+                if o.after_join is not None:  # the parent's own work, while the init mounts
+                    o.after_join()
                 attrs.reset_affinity(init_pid)  # runc's tryResetCPUAffinity
                 if init_pid != pid_s:
-                    # its last work (the init's `lo`) is done when it exits:
-                    # before the procHooks below
-                    _, st = os.waitpid(pid_s, 0)
+                    os.waitpid(pid_s, 0)
                     pid_s = 0
-                    if st:
-                        _stage_failed(ch, o.mode, cg)
                 if netdevs:  # runc: setupNetworkDevices, from the parent
                     try:
                         state["netDevices"] = netdev.move_in(netdevs, f"/proc/{init_pid}/ns/net")
@@ -278,9 +265,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     except BaseException as e:
         if console is not None:
             console.close()
-        for fd in (hold_r, hold_w):
-            if fd >= 0:
-                os.close(fd)
         _undo(sd, cg, init_pid, pid_s, ch, master)
         if host_bind:
             hostns.release(state["rootfs"], host_bind)
@@ -307,19 +291,6 @@ def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: Cr
 
 _NSFILE = {"user": "user", "pid": "pid", "network": "net", "ipc": "ipc", "uts": "uts",
            "mount": "mnt", "cgroup": "cgroup", "time": "time"}
-
-
-def _stage_failed(ch, mode: str, cg) -> None:
-    """The stage child failed after reporting the init's pid: its error went
-    to the channel before it exited, possibly after a message of the init's."""
-    import select
-    while select.select([ch.sock], [], [], 0)[0]:
-        t, payload, _ = ch.recv()
-        if t == "E":
-            raise PyruncError(_creation_error(mode, payload.decode(errors="replace")))
-        if not t:
-            break
-    raise PyruncError(_creation_error(mode, _died(cg)))
 
 
 def _died(cg) -> str:

@@ -31,9 +31,9 @@ class InitArgs:
     children do as little Python work as possible."""
 
     __slots__ = ("spec", "rootfs", "bundle", "mode", "fifo_fd", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp", "hold_fd")
+                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp")
 
-    _FDS = ("fifo_fd", "hold_fd")
+    _FDS = ("fifo_fd",)
 
     def __init__(self, **kw) -> None:
         for k in self.__slots__:
@@ -206,24 +206,14 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         if "pid" in nss or nss.get("time") == "":
             pid = os.fork()
             if pid:
+                # and exit at once: while we live, every page the init writes
+                # is copied and charged to the container's cgroup, which the
+                # parent is about to join it to (the memory floor)
                 ch.send("P", str(pid))
-                if nss.get("network") == "":
-                    # the init's network namespace is ours too: `lo` goes up
-                    # from here while the init mounts (SIOCSIFFLAGS waits for
-                    # rtnl_lock, milliseconds on a busy host). The parent waits
-                    # for our exit before it answers the init's procHooks; a
-                    # failure is our "E" and exit status 1
-                    loopback_up()
-                if a.hold_fd is not None and a.hold_fd >= 0:
-                    os.read(a.hold_fd, 1)  # until the parent is the subreaper: EOF
                 os._exit(0)
-            if a.hold_fd is not None and a.hold_fd >= 0:
-                os.close(a.hold_fd)
-            lo_up = True
         else:
             ch.send("P", str(os.getpid()))
-            lo_up = False
-        init_main(ch, a, nss, lo_up)
+        init_main(ch, a, nss)
     except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the parent
         fail(ch, e)
 
@@ -315,13 +305,11 @@ def seal_imports() -> None:
     sys.path_importer_cache.clear()
 
 
-def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False) -> None:
-    """The container init: prepare everything, wait, then exec. `lo_up`:
-    the stage child brings up the loopback device (it shares our network
-    namespace), else we do."""
+def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
+    """The container init: prepare everything, wait, then exec."""
     from ..linux import sys as L
     spec = a.spec
-    if nss.get("network") == "" and not lo_up:
+    if nss.get("network") == "":
         loopback_up()
     process = spec["process"]
     if a.seccomp is not None:
