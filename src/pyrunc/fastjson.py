@@ -34,7 +34,8 @@ class _Ctx:
 
 def loads(s: str | bytes) -> object:
     if isinstance(s, (bytes, bytearray)):
-        s = s.decode("utf-8-sig" if s[:3] == b"\xef\xbb\xbf" else "utf-8")
+        # invalid UTF-8 becomes U+FFFD, as Go's decoder does (not a codec error)
+        s = s.decode("utf-8-sig" if s[:3] == b"\xef\xbb\xbf" else "utf-8", "replace")
     ctx = _Ctx()
     scan = _json.make_scanner(ctx)
     n = len(s)
@@ -45,13 +46,32 @@ def loads(s: str | bytes) -> object:
         obj, end = scan(s, i)
     except StopIteration as e:
         raise JSONError(f"Expecting value: {_where(s, e.value)}") from None
-    except ValueError as e:  # the scanner's own JSONDecodeError
-        raise JSONError(str(e)) from None
+    except (ValueError, SystemError):
+        # the scanner words its errors with json.decoder, which is not
+        # imported here (SystemError then); a number past Python's digit
+        # limit is a ValueError: ask json itself, on this failing path only
+        raise JSONError(_diagnose(s)) from None
     while end < n and s[end] in _WS:
         end += 1
     if end != n:
         raise JSONError(f"Extra data: {_where(s, end)}")
     return obj
+
+
+def _diagnose(s: str) -> str:
+    import json
+    try:
+        json.loads(s)
+    except json.JSONDecodeError as e:
+        return str(e)
+    except ValueError:
+        return f"a number has more than {_max_digits()} digits"
+    return "invalid JSON"
+
+
+def _max_digits() -> int:
+    import sys
+    return sys.get_int_max_str_digits()
 
 
 def _where(s: str, pos: int) -> str:

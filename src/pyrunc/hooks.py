@@ -296,7 +296,7 @@ def _communicate(
             if left <= 0:
                 _kill(child)
                 return None, b"", b""
-            left_ms = int(left * 1000) + 1
+            left_ms = min(int(left * 1000) + 1, 0x7FFFFFFF)  # poll() takes a C int
             wait_ms = left_ms if wait_ms is None else min(wait_ms, left_ms)
         for fd, ev in poller.poll(wait_ms):
             if fd == in_w:

@@ -26,6 +26,25 @@ def setup(path: str | None, fmt: str = "text", debug: bool = False) -> None:
         _fd = os.open(_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
 
+def fd() -> int | None:
+    """The log's own fd, if it has one (a process that closes the fds it
+    inherited keeps this one)."""
+    return _fd
+
+
+def detach() -> None:
+    """A container init left waiting for `start`: from now on it writes to
+    its own stderr (the container's), and holds neither the --log file nor
+    the runtime's stderr, which belong to the command that has returned."""
+    global _fd, _path
+    if _fd is not None:
+        try:
+            os.close(_fd)
+        except OSError:
+            pass
+    _fd = _path = None
+
+
 def keep_stderr() -> None:
     """Before the container init makes a pty its stdio: keep writing to the
     runtime's own stderr (a close-on-exec copy), not into the container."""

@@ -156,3 +156,13 @@ def test_garbage_state_dir_is_not_a_container(rt, tmp_path):
     rt.fail("state", "half-made", match="does not exist")
     rt.ok("delete", "--force", "half-made")
     assert not (rt.root / "half-made").exists()
+
+
+def test_preserve_fds_out_of_range(rt, bundle):
+    """An int flag past int64 is refused as urfave does; a huge one in range
+    (10^12) finishes instead of looping over fds that cannot exist."""
+    cid = rt.new_id()
+    rt.run_d(cid, bundle)
+    rt.fail("exec", "--preserve-fds", "99999999999999999999", cid, "true", match="value out of range", one_line=True)
+    if not rt.is_runc:  # runc 1.1.5 appends an ExtraFiles entry per fd: hours
+        assert rt.exec_(cid, "true", flags=["--preserve-fds", str(10**12)], timeout=20).rc == 0

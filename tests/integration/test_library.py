@@ -53,3 +53,84 @@ def test_failed_create_leaves_nothing(bundle, tmp_path):
     with pytest.raises(pyrunc.PyruncError, match="no such file"):
         pyrunc.Container.create("lib-bad", bundle=str(bundle.path), root=root)
     assert pyrunc.Container.list(root) == []
+
+
+def _model_spec(bundle):
+    """The bundle's config as model objects."""
+    from pyrunc.spec.model import Spec
+    return Spec.from_dict(bundle.config)
+
+
+def test_create_from_a_spec_object(rt, bundle, tmp_path):
+    """Container.create(config=Spec(...)): no config.json is read."""
+    from pyrunc.spec.model import Process, Spec, User
+    root = str(tmp_path / "lib-root")
+    spec = _model_spec(bundle)
+    spec.process = Process(args=["sh", "-c", "echo made-in-python > /host/out"], cwd="/",
+                           env=["PATH=/bin"], user=User(uid=0, gid=0))
+    spec.hostname = "from-model"
+    (bundle.path / "config.json").write_text("{ not even JSON")  # proves it is not read
+    assert isinstance(spec, Spec)
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root, config=spec)
+    try:
+        assert c.status == "created"
+        assert c.state()["bundle"] == str(bundle.path)
+        c.start()
+        bundle.wait_host_file("out", contains="made-in-python")
+    finally:
+        c.delete(force=True)
+
+
+def test_create_from_a_dict(rt, bundle, tmp_path):
+    root = str(tmp_path / "lib-root")
+    cfg = dict(bundle.config, hostname=None)  # null: absent, as in config.json
+    cfg["process"] = dict(cfg["process"], args=["true"])
+    before = repr(cfg)
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root, config=cfg)
+    c.delete(force=True)
+    assert repr(cfg) == before  # the caller's dict is not touched
+
+
+@pytest.mark.parametrize("change, msg", [
+    (lambda s: setattr(s.process.user, "uid", -1), "process.user.uid: expected an integer from 0 to 4294967295, got -1"),
+    (lambda s: setattr(s.process.capabilities, "bounding", "CAP_KILL"),
+     "process.capabilities.bounding: expected an array of strings, got a string"),
+    (lambda s: setattr(s, "hostname", 7), "hostname: expected a string, got an integer"),
+    (lambda s: setattr(s.mounts[0], "options", [1]), "mounts[0].options[0]: expected a string, got an integer"),
+])
+def test_create_with_a_bad_spec_names_the_field(rt, bundle, tmp_path, leakcheck, change, msg):
+    root = str(tmp_path / "lib-root")
+    spec = _model_spec(bundle)
+    change(spec)
+    with pytest.raises(pyrunc.PyruncError) as e:
+        pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root, config=spec)
+    assert str(e.value) == msg
+    assert pyrunc.Container.list(root) == []
+    leakcheck.assert_clean()
+
+
+def test_create_with_a_non_json_config(rt, bundle, tmp_path):
+    root = str(tmp_path / "lib-root")
+    with pytest.raises(pyrunc.PyruncError, match="^config: not representable as JSON"):
+        pyrunc.Container.create("lib-x", bundle=str(bundle.path), root=root, config={"annotations": {"a": {1, 2}}})
+    with pytest.raises(pyrunc.PyruncError, match="^config: expected a Spec or a dict, got list"):
+        pyrunc.Container.create("lib-x", bundle=str(bundle.path), root=root, config=[])
+    assert pyrunc.Container.list(root) == []
+
+
+def test_update_takes_model_resources(rt, bundle, tmp_path):
+    from pyrunc.spec.model import Pids, Resources
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        c.update(Resources(pids=Pids(limit=57)))
+        import json
+        with open(os.path.join(root, c.id, "state.json")) as f:
+            assert json.load(f)["config"]["linux"]["resources"]["pids"]["limit"] == 57
+        upd = {"pids": {"limit": "max"}, "memory": None}
+        with pytest.raises(pyrunc.PyruncError, match=r"^resources\.pids\.limit: expected an integer, got a string$"):
+            c.update(upd)
+        assert upd == {"pids": {"limit": "max"}, "memory": None}  # the caller's dict is not touched
+    finally:
+        c.delete(force=True)

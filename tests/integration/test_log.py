@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -102,3 +103,78 @@ def test_log_format_json_usage_error(rt):
 @pytest.mark.parametrize("fmt", ["json", "text"])
 def test_log_unwritable_path(rt, tmp_path, fmt):
     rt.fail("list", global_args=["--log", tmp_path / "no" / "dir" / "log", "--log-format", fmt], one_line=True)
+
+
+# -- --debug (runc's debug.bats) -------------------------------------------------
+
+# what runc's debug.bats looks for (nsexec's and the init's words)
+RUNC_DEBUG_STEPS = ("nsexec container setup", "child process in init()",
+                    "init: closing the pipe to signal completion")
+
+
+def _debug_msgs_text(text: str) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        entry = parse_logrus_line(line)
+        if entry and entry["level"] == "debug":
+            out.append(entry["msg"])
+    return out
+
+
+def test_debug_on_stderr(rt, bundle):
+    bundle.set_args("echo", "hi")
+    res = rt.ok("run", "--bundle", bundle.path, rt.new_id(), global_args=["--debug"])
+    assert res.stdout == "hi\n", res
+    msgs = _debug_msgs_text(res.stderr)
+    for step in RUNC_DEBUG_STEPS:
+        assert any(step in m for m in msgs), res
+    # nothing on stderr but logrus lines
+    assert all(parse_logrus_line(ln) for ln in res.err_lines), res
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", None])
+def test_debug_to_log_file(rt, bundle, tmp_path, fmt):
+    log = tmp_path / "log.out"
+    bundle.set_args("true")
+    gargs = ["--log", log, "--debug"] + (["--log-format", fmt] if fmt else [])
+    res = rt.ok("run", "--bundle", bundle.path, rt.new_id(), global_args=gargs)
+    assert "level=debug" not in res.stderr and '"debug"' not in res.stderr, res
+    if fmt == "json":
+        msgs = [e["msg"] for e in _json_lines(log) if e["level"] == "debug"]
+        assert all(RFC3339_RE.match(e["time"]) for e in _json_lines(log))
+    else:
+        msgs = _debug_msgs_text(log.read_text())
+    for step in RUNC_DEBUG_STEPS:
+        assert any(step in m for m in msgs), log.read_text()
+
+
+def test_no_debug_lines_without_debug(rt, bundle, tmp_path):
+    log = tmp_path / "log.json"
+    bundle.set_args("true")
+    res = rt.ok("run", "--bundle", bundle.path, rt.new_id(), global_args=["--log", log, "--log-format", "json"])
+    assert "debug" not in res.stderr
+    assert not log.exists() or not [e for e in _json_lines(log) if e["level"] == "debug"]
+
+
+def test_debug_lines_of_each_step(rt, bundle, tmp_path):
+    """create, start, exec and delete each say what they did."""
+    if rt.is_runc:
+        pytest.skip("pyrunc's own debug lines")
+    log = tmp_path / "log.json"
+    g = ["--log", log, "--log-format", "json", "--debug"]
+    cid = rt.new_id()
+    rt.ok("create", "--bundle", bundle.path, cid, global_args=g)
+    rt.ok("start", cid, global_args=g)
+    n = len(_json_lines(log))
+    rt.exec_(cid, "true", global_args=g).expect_ok()
+    exec_msgs = [e["msg"] for e in _json_lines(log)[n:]]
+    # runc's exec debug words (exec.bats, cpu_affinity.bats: "nsexec...: affinity: 0x<mask>")
+    mask = sum(1 << c for c in os.sched_getaffinity(0) if c < 64)
+    for want in ("nsexec container setup", "child process in init()", "setns_init: about to exec",
+                 f"nsexec: affinity: {mask:#x}"):
+        assert any(want in m for m in exec_msgs), exec_msgs
+    rt.ok("delete", "--force", cid, global_args=g)
+    msgs = [e["msg"] for e in _json_lines(log) if e["level"] == "debug"]
+    for want in (f"create: container {cid} created", f"start: container {cid} started",
+                 f"exec: process ", f"delete: container {cid} removed"):
+        assert any(m.startswith(want) for m in msgs), msgs

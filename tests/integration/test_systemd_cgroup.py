@@ -305,6 +305,28 @@ def test_unit_that_systemd_refuses(srt, sd_hybrid, bundle):
     assert sd_hybrid.dirs_named(cid) == []
 
 
+def test_killed_create_leaves_no_unit_after_delete(srt, sd_hybrid, bundle):
+    """create killed with SIGKILL at points spread over its run: delete -f
+    stops the unit it may have started and removes every directory."""
+    import time
+    cid = srt.new_id()
+    t0 = time.monotonic()
+    srt.create(cid, bundle)
+    took = min(time.monotonic() - t0, 0.5)
+    srt.delete(cid, force=True)
+    points = 24
+    for i in range(points):
+        cid = srt.new_id()
+        p = srt.popen("create", "--bundle", bundle.path, cid)
+        time.sleep(took * 1.2 * i / (points - 1))
+        p.popen.kill()
+        p.finish(timeout=10)
+        srt.run("delete", "--force", cid).expect_ok()
+        prefix = "runc" if srt.is_runc else "pyrunc"
+        assert sd_hybrid.show(f"{prefix}-{cid}.scope", "LoadState")["LoadState"] == "not-found", i
+        assert sd_hybrid.dirs_named(cid) == [], i
+
+
 def test_without_systemd_it_is_a_clear_error(rt, bundle):
     """On this host (no systemd running) --systemd-cgroup is refused."""
     cid = rt.new_id()

@@ -76,19 +76,23 @@ def test_every_runc_flag_is_known():
     assert runc <= set(U.FLAGS) and U.ALIASES["r"] == "resources"
 
 
-def test_fold_keys_as_go_json():
-    got = U.fold_keys({"CPU": {"Cpus": "1", "MEMS": "0"}, "cpu": {"quota": 5},
-                       "Unified": {"CPU.Max": "max"}, "blockio": {"ThrottleReadBpsDevice": [{"Major": 8, "RATE": 2}]},
-                       "memory": {"CheckBeforeUpdate": True}, "mystery": {"X": 1}}, U._RESOURCES)
+def test_resource_keys_fold_as_go_json():
+    """update -r's JSON goes through the config's schema walk, which matches
+    field names as Go's decoder does (update.bats writes {"CPU": {"Cpus": ...}})."""
+    from pyrunc.spec import schema as S
+    got = {"CPU": {"Cpus": "1", "MEMS": "0"}, "cpu": {"quota": 5},
+           "Unified": {"CPU.Max": "max"}, "blockio": {"ThrottleReadBpsDevice": [{"Major": 8, "minor": 0, "RATE": 2}]},
+           "memory": {"CheckBeforeUpdate": True}, "mystery": {"X": 1}}
+    S.check(got, S.RESOURCES, "resources")
     assert got == {"cpu": {"cpus": "1", "mems": "0", "quota": 5}, "unified": {"CPU.Max": "max"},
-                   "blockIO": {"throttleReadBpsDevice": [{"major": 8, "rate": 2}]},
+                   "blockIO": {"throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 2}]},
                    "memory": {"checkBeforeUpdate": True}, "mystery": {"X": 1}}
 
 
-def test_read_resources_folds_and_reports(tmp_path):
+def test_read_resources_reports(tmp_path):
     f = tmp_path / "r.json"
     f.write_text('{"Pids": {"Limit": 3}}')
-    assert U.read_resources(str(f)) == {"pids": {"limit": 3}}
+    assert U.read_resources(str(f)) == {"Pids": {"Limit": 3}}  # folded by the schema walk
     with pytest.raises(PyruncError, match="^open .*missing.json: no such file or directory$"):
         U.read_resources(str(tmp_path / "missing.json"))
     f.write_text("[1]")

@@ -54,6 +54,24 @@ def test_flag_errors(argv, msg):
         parse_flags(RUN_FLAGS, {}, argv)
 
 
+def test_flags_after_arguments_when_reordering():
+    """urfave/cli v1's reorderArgs (every runc command but exec and ps):
+    known flags anywhere, unknown ones after an argument are arguments,
+    `--` ends flags."""
+    def p(argv):
+        return parse_flags(RUN_FLAGS, {"b": "bundle", "d": "detach"}, argv, stop_at_positional=False)
+    opts, rest = p(["id", "-d", "--bundle", "/b", "x", "--env=A=1"])
+    assert (opts["detach"], opts["bundle"], opts["env"], rest) == (True, "/b", ["A=1"], ["id", "x"])
+    opts, rest = p(["id", "--nope", "-d"])
+    assert opts["detach"] is True and rest == ["id", "--nope"]
+    opts, rest = p(["id", "--", "-d", "--bundle"])
+    assert opts["detach"] is False and rest == ["id", "-d", "--bundle"]
+    with pytest.raises(PyruncError, match="flag provided but not defined: -nope"):
+        p(["--nope", "id"])
+    with pytest.raises(PyruncError, match="flag needs an argument: -bundle"):
+        p(["id", "--bundle"])
+
+
 def test_global_flags():
     opts, rest = parse_flags(GLOBAL_FLAGS, GLOBAL_ALIASES, ["--root", "/r", "--log-format=json", "--debug", "state", "x"])
     assert (opts["root"], opts["log-format"], opts["debug"], rest) == ("/r", "json", True, ["state", "x"])
@@ -63,8 +81,10 @@ def test_check_args_messages():
     check_args("state", ["a"], 1)
     with pytest.raises(PyruncError, match='"state" requires exactly 1 argument'):
         check_args("state", [], 1)
-    with pytest.raises(PyruncError, match="at least 1"):
+    with pytest.raises(PyruncError, match='"kill" requires a minimum of 1 argument'):
         check_args("kill", [], 1, "min")
+    with pytest.raises(PyruncError, match='"kill" requires a maximum of 2 argument'):
+        check_args("kill", ["a", "b", "c"], 2, "max")
 
 
 # -- mount options ----------------------------------------------------------------

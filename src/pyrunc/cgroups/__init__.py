@@ -173,6 +173,52 @@ class Manager:
                     continue
         return []
 
+    def kill_all(self) -> bool:
+        """SIGKILL every process of the cgroup, sub-cgroups included, as
+        runc's signalAllProcesses: cgroup.kill where the kernel has it (v2,
+        or the unified hierarchy of a hybrid host), else freeze, kill each,
+        thaw, so that nothing forks past the list. False if the cgroup
+        does not exist."""
+        if not any(os.path.isdir(p) for p in self.paths.values()):
+            return False
+        path = self.paths.get("")
+        if path:
+            try:
+                _write(os.path.join(path, "cgroup.kill"), b"1")
+                return True
+            except FileNotFoundError:
+                pass  # before Linux 5.14
+        freezer = self.paths.get("freezer") or path
+        try:
+            frozen = bool(freezer) and set_frozen(freezer, True)
+        except OSError:
+            frozen = False  # no freezer: kill what the list holds
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if frozen:
+                try:
+                    set_frozen(freezer, False)
+                except OSError:
+                    pass
+        return True
+
+    def check_unused(self) -> None:
+        """runc 1.2+'s refusal of a cgroup that exists already but is not
+        fresh: one holding processes (another container's), or a frozen one
+        (the init would freeze on joining it, and create hang). A failed open
+        is all it costs where the cgroup does not exist yet."""
+        from ..errors import PyruncError
+        n = len(self.pids())
+        if n:
+            raise PyruncError(f"container's cgroup is not empty: {n} process(es) found")
+        if is_frozen(self.paths):
+            raise PyruncError("container's cgroup unexpectedly frozen")
+
     def destroy(self) -> None:
         """Remove the cgroup and any sub-cgroups the container made, retrying
         while the last processes leave (rmdir fails with EBUSY until then)."""
@@ -224,6 +270,53 @@ def manager_from_state(st: dict) -> Manager:
         from .systemd import SystemdManager
         return SystemdManager.from_state(st)
     return Manager(st.get("cgroup_paths") or {})
+
+
+def set_frozen(path: str, frozen: bool) -> bool:
+    """Freeze or thaw the cgroup at `path` (v1 freezer.state or v2
+    cgroup.freeze) and wait until the kernel agrees; False if it does not
+    get there in a second. OSError if the cgroup has no freezer."""
+    v1 = os.path.exists(os.path.join(path, "freezer.state"))
+    name = "freezer.state" if v1 else "cgroup.freeze"
+    want = (b"FROZEN" if frozen else b"THAWED") if v1 else (b"1" if frozen else b"0")
+    for _ in range(1000):
+        _write(os.path.join(path, name), want)
+        if v1:
+            with open(os.path.join(path, name), "rb") as f:
+                if f.read().strip() == want:
+                    return True
+        else:
+            with open(os.path.join(path, "cgroup.events"), "rb") as f:
+                if (b"frozen 1" in f.read()) == frozen:
+                    return True
+        time.sleep(0.001)
+    return False
+
+
+def is_frozen(paths: dict[str, str]) -> bool:
+    """Whether the cgroup itself is frozen, as runc's GetFreezerState tells
+    it: v1 FROZEN by its own freezer.self_freezing (not an ancestor's), v2
+    cgroup.freeze 1. On a hybrid host the unified cgroup.freeze counts too:
+    it freezes what joins it just as well. Missing files: not frozen."""
+    path = paths.get("freezer")
+    if path:
+        for _ in range(1000):
+            state = _read_or_none(os.path.join(path, "freezer.state"))
+            if state != "FREEZING":
+                break
+            time.sleep(0.001)  # runc waits for a stable state too
+        if state == "FROZEN":
+            return _read_or_none(os.path.join(path, "freezer.self_freezing")) != "0"
+    path = paths.get("")
+    return bool(path) and _read_or_none(os.path.join(path, "cgroup.freeze")) == "1"
+
+
+def _read_or_none(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def _write(path: str, data: bytes) -> None:

@@ -270,7 +270,9 @@ def validate(r: dict, v2: bool, warn=None) -> list[str]:
             warnings.append("linux.resources.network (net_cls/net_prio) is not supported on cgroup v2: ignored (as runc)")
     rdma = _obj(r, "rdma")
     for dev, lim in rdma.items():
-        if not isinstance(lim, dict) or not dev or any(c in dev for c in " \n"):
+        if not dev or any(c in dev for c in " \n"):
+            raise PyruncError(f"invalid config: linux.resources.rdma: {dev!r} is not a device name")
+        if not isinstance(lim, dict):
             raise PyruncError(f"invalid config: linux.resources.rdma[{dev!r}] must be an object")
         for k in ("hcaHandles", "hcaObjects"):
             if lim.get(k) is not None:

@@ -209,6 +209,8 @@ def update(root: str, cid: str, upd: dict, *, l3_cache_schema: str = "", mem_bw_
     """Apply a resources update to a container and persist it in its state."""
     from .. import log
     from ..container.ops import load
+    from ..spec.schema import RESOURCES, check
+    check(upd, RESOURCES, "resources")  # -r's JSON (or a library caller's dict), typed as at create
     sd, st, status = load(root, cid)
     try:
         um = upd.get("memory") if isinstance(upd, dict) else None

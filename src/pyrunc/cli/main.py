@@ -1,9 +1,12 @@
 """`pyrunc` entry point: global flags, command dispatch, one-line errors.
 
-Parsing is hand-written rather than argparse: it follows urfave/cli as runc
-uses it (flags before positional arguments, `--flag value` or `--flag=value`,
-`--` ends flags) and costs nothing at start-up. Each command lives in its own
-module, imported only when that command runs.
+Parsing is hand-written rather than argparse: it follows urfave/cli v1 as
+runc uses it and costs nothing at start-up. `--flag value` or `--flag=value`;
+`--` ends flags; global flags come before the command; a command's own flags
+may also follow its arguments (`delete ID --force`, `kill ID KILL --all`),
+as urfave/cli moves them forward (reorderArgs), except for exec and ps, whose
+arguments after the id belong to the process or to ps(1) (SkipArgReorder).
+Each command lives in its own module, imported only when that command runs.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("version", "print the version"),
 }
 ALIASES = {"ls": "list"}
+# runc's SkipArgReorder: flags stop at the first argument
+NO_REORDER = ("exec", "ps")
 
 GLOBAL_FLAGS: dict[str, tuple[str, object]] = {
     "debug": ("bool", False),
@@ -83,7 +88,11 @@ def default_root() -> str:
 
 def parse_flags(spec: dict[str, tuple[str, object]], aliases: dict[str, str],
                 argv: list[str], stop_at_positional: bool = True) -> tuple[dict, list[str]]:
-    """Parse urfave/cli style flags; returns (values, remaining positional args)."""
+    """Parse urfave/cli style flags; returns (values, remaining positional args).
+
+    stop_at_positional: flags end at the first argument (global flags, exec,
+    ps). Otherwise known flags are taken wherever they are, and an unknown
+    one after an argument is an argument, as urfave/cli's reorderArgs does."""
     opts = {k: (list(v) if isinstance(v, list) else v) for k, (_, v) in spec.items()}
     i = 0
     rest: list[str] = []
@@ -102,6 +111,10 @@ def parse_flags(spec: dict[str, tuple[str, object]], aliases: dict[str, str],
         name, eq, val = a.lstrip("-").partition("=")
         name = aliases.get(name, name)
         if name not in spec:
+            if rest:  # not stop_at_positional: reorderArgs leaves it among the arguments
+                rest.append(a)
+                i += 1
+                continue
             raise PyruncError(f"flag provided but not defined: -{a.lstrip('-').partition('=')[0]}")
         kind = spec[name][0]
         if kind == "bool":
@@ -124,6 +137,8 @@ def parse_flags(spec: dict[str, tuple[str, object]], aliases: dict[str, str],
                 opts[name] = int(val, 0)
             except ValueError:
                 raise PyruncError(f"invalid value {val!r} for flag -{name}: parse error") from None
+            if not -(1 << 63) <= opts[name] < 1 << 63:  # urfave's int64 flag, as runc
+                raise PyruncError(f'invalid value "{val}" for flag -{name}: value out of range')
         elif kind == "list":
             opts[name].append(val)
         else:
@@ -132,15 +147,41 @@ def parse_flags(spec: dict[str, tuple[str, object]], aliases: dict[str, str],
 
 
 def check_args(cmd: str, args: list[str], n: int, how: str = "exactly") -> None:
-    """runc's checkArgs: the same message when the count is wrong."""
+    """runc's checkArgs: "Incorrect Usage." and the command's help on
+    stdout, then the same one-line error when the count is wrong."""
     ok = {"exactly": len(args) == n, "min": len(args) >= n, "max": len(args) <= n}[how]
     if not ok:
-        word = {"exactly": "exactly", "min": "at least", "max": "at most"}[how]
+        word = {"exactly": "exactly", "min": "a minimum of", "max": "a maximum of"}[how]
+        if cmd in COMMANDS:
+            mod = sys.modules.get(f"pyrunc.cli.{COMMANDS[cmd][0]}")
+            if mod is not None:
+                sys.stdout.write("Incorrect Usage.\n\n" + command_help(cmd, mod))
         raise PyruncError(f'pyrunc: "{cmd}" requires {word} {n} argument(s)')
 
 
 def version_text() -> str:
-    return f"pyrunc version {VERSION}\nspec: {SPEC_VERSION}\npython: {sys.version.split()[0]}\n"
+    """runc's printVersion lines, which tools parse: name and version,
+    commit, spec, the language's version, and libseccomp's when it loads."""
+    lines = [f"pyrunc version {VERSION}", f"commit: {_commit()}", f"spec: {SPEC_VERSION}",
+             f"python: {sys.version.split()[0]}"]
+    try:
+        from ..linux.seccomp import version
+        v = version()
+        if sum(v) > 0:
+            lines.append("libseccomp: %d.%d.%d" % v)
+    except (OSError, AttributeError, ValueError):
+        pass  # no libseccomp (runc omits the line too)
+    return "\n".join(lines) + "\n"
+
+
+def _commit() -> str:
+    """The source's `git describe`, written into the package by
+    scripts/install.sh; "unknown" for an install made another way."""
+    try:
+        with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "COMMIT")) as f:
+            return f.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def usage() -> str:
@@ -208,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     if gopts["version"]:
         sys.stdout.write(version_text())
         return 0
-    if gopts["help"] or not rest or rest[0] == "help":
-        if rest[1:2] and rest[0] == "help":
+    if gopts["help"] or not rest or rest[0] in ("help", "h"):
+        if rest[1:2] and rest[0] in ("help", "h"):
             rest = [rest[1], "--help"]
         else:
             sys.stdout.write(usage())
@@ -225,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         mod = __import__(f"pyrunc.cli.{COMMANDS[name][0]}", fromlist=["run"])
         opts, args = parse_flags({**mod.FLAGS, "help": ("bool", False)},
-                                 {**getattr(mod, "ALIASES", {}), "h": "help"}, rest[1:])
+                                 {**getattr(mod, "ALIASES", {}), "h": "help"}, rest[1:],
+                                 name in NO_REORDER)
         if opts.pop("help"):
             sys.stdout.write(command_help(name, mod))
             return 0
@@ -233,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("run", "create"):
             from ..init.stage import Stage
             Stage.preload_shared(name == "run")
-            ctx.stage = Stage.fork()
+            ctx.stage = Stage.fork(preserve_fds=opts.get("preserve-fds") or 0)
             _stages.append(ctx.stage)
         return int(mod.run(ctx, opts, args) or 0)
     except PyruncError as e:

@@ -73,6 +73,9 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         sd.unlock()
     else:
         destroy(sd, launched.state, status_of(launched.state, sd.fifo))
+    from .. import log
+    if log.debug_enabled():
+        log.debug(f"run: container {args[0]} exited, status {status}")
     return status
 
 

@@ -218,49 +218,7 @@ def read_resources(src: str) -> dict:
         raise PyruncError(f"invalid resources JSON: {e}") from None
     if not isinstance(r, dict):
         raise PyruncError("invalid resources JSON: must be an object")
-    return fold_keys(r, _RESOURCES)
-
-
-# linux.resources' field names (runtime-spec), for Go's case-insensitive match
-_DEV = {"major": None, "minor": None}
-_THROTTLE = [{**_DEV, "rate": None}]
-_RESOURCES: dict = {
-    "devices": [{"allow": None, "type": None, "major": None, "minor": None, "access": None}],
-    "memory": {k: None for k in ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
-                                 "disableOOMKiller", "useHierarchy", "checkBeforeUpdate")},
-    "cpu": {k: None for k in ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod",
-                              "cpus", "mems", "idle")},
-    "pids": {"limit": None},
-    "blockIO": {"weight": None, "leafWeight": None,
-                "weightDevice": [{**_DEV, "weight": None, "leafWeight": None}],
-                "throttleReadBpsDevice": _THROTTLE, "throttleWriteBpsDevice": _THROTTLE,
-                "throttleReadIOPSDevice": _THROTTLE, "throttleWriteIOPSDevice": _THROTTLE},
-    "hugepageLimits": [{"pageSize": None, "limit": None}],
-    "network": {"classID": None, "priorities": [{"name": None, "priority": None}]},
-    "rdma": None,
-    "unified": None,
-}
-
-
-def fold_keys(obj, schema):
-    """Field names as Go's encoding/json matches them (runc decodes `-r`
-    with it): an exact name first, else one that differs only in case, so
-    {"CPU": {"Cpus": "1"}} is cpu.cpus (update.bats does so). Maps (unified,
-    rdma) keep their keys; a name that is no field stays as it is."""
-    if isinstance(schema, list):
-        return [fold_keys(x, schema[0]) for x in obj] if isinstance(obj, list) else obj
-    if not isinstance(schema, dict) or not isinstance(obj, dict):
-        return obj
-    lower = {k.lower(): k for k in schema}
-    out: dict = {}
-    for k, v in obj.items():
-        name = k if k in schema else lower.get(k.lower(), k)
-        v = fold_keys(v, schema.get(name))
-        if isinstance(v, dict) and isinstance(out.get(name), dict) and schema.get(name) is not None:
-            out[name] = {**out[name], **v}  # Go decodes a second "CPU" into the same struct
-        else:
-            out[name] = v
-    return out
+    return r  # field names are matched as Go does by the schema walk (spec/schema.py)
 
 
 def run(ctx, opts: dict, args: list[str]) -> int:

@@ -12,8 +12,29 @@ engine) see the container too.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import ops
 from .launch import CreateOptions, create
+
+
+if TYPE_CHECKING:
+    from ..spec.model import Resources, Spec
+
+
+def _config_dict(config: "Spec | Resources | dict", what: str = "config") -> dict:
+    """A private JSON copy of the caller's object (the state keeps it as JSON,
+    and the type check drops its nulls)."""
+    from ..errors import PyruncError
+    from ..fastjson import dumps, loads
+    d = config.to_dict() if hasattr(config, "to_dict") else config
+    if not isinstance(d, dict):
+        kind = "a Spec" if what == "config" else "Resources"
+        raise PyruncError(f"{what}: expected {kind} or a dict, got {type(d).__name__}")
+    try:
+        return loads(dumps(d))
+    except (TypeError, ValueError) as e:
+        raise PyruncError(f"{what}: not representable as JSON: {e}") from None
 
 
 class Container:
@@ -26,15 +47,21 @@ class Container:
         self.root = root
 
     @classmethod
-    def create(cls, cid: str, bundle: str, root: str = "/run/pyrunc", *, pid_file: str = "",
-               console_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
-               preserve_fds: int = 0, systemd_cgroup: bool = False) -> "Container":
-        """Set the container up; its init waits for start(). systemd_cgroup:
-        a systemd unit holds its cgroup (the command line's --systemd-cgroup)."""
+    def create(cls, cid: str, bundle: str, root: str = "/run/pyrunc", *, config: "Spec | dict | None" = None,
+               pid_file: str = "", console_socket: str = "", no_pivot: bool = False,
+               no_new_keyring: bool = False, preserve_fds: int = 0,
+               systemd_cgroup: bool = False) -> "Container":
+        """Set the container up; its init waits for start(). config: the
+        configuration as a pyrunc.spec.model.Spec or a config.json-shaped
+        dict, in place of <bundle>/config.json (the bundle still anchors a
+        relative root.path); it is type-checked as config.json is.
+        systemd_cgroup: a systemd unit holds its cgroup (--systemd-cgroup)."""
         o = CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
                           no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                           preserve_fds=preserve_fds, mode="create", detach=True,
                           systemd_cgroup=systemd_cgroup)
+        if config is not None:
+            o.config = _config_dict(config)
         create(root, cid, o).sd.unlock()
         return cls(cid, root)
 
@@ -60,11 +87,11 @@ class Container:
     def delete(self, force: bool = False) -> None:
         ops.delete(self.root, self.id, force)
 
-    def update(self, resources: dict) -> None:
-        """Change the container's resources (linux.resources format); kept in
-        its state, as `pyrunc update` does."""
+    def update(self, resources: "Resources | dict") -> None:
+        """Change the container's resources (linux.resources format, or a
+        pyrunc.spec.model.Resources); kept in its state, as `pyrunc update` does."""
         from ..cgroups.update import update
-        update(self.root, self.id, resources)
+        update(self.root, self.id, _config_dict(resources, "resources"))
 
     def stats(self) -> dict:
         """cgroup statistics, as `pyrunc events --stats` reports them."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from .. import log as _log  # not `log`: functions here import it locally too
 from ..errors import PyruncError
 from ..linux import consts as C
 
@@ -69,6 +70,8 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             if p.get(k) is None and base.get(k) is not None:
                 p[k] = base[k]
     from ..spec.config import validate_process
+    from ..spec.schema import PROCESS, check
+    check(p, PROCESS, "process")  # process.json, or the flags' ids: typed as at create
     p.setdefault("cwd", "/")
     validate_process(p)
     from ..security import attrs
@@ -138,6 +141,8 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
             clear_onlcr(master)
         ch.send("g")
         _await_exec(ch, pid)
+        if _log.debug_enabled():
+            _log.debug(f"exec: process {pid} started in container {cid}")
         if detach:
             return 0
         return F.wait_foreground(pid, fwd, master)
@@ -230,6 +235,10 @@ def _exec_error(msg: str) -> str:
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,
                 keyring: str, sc=None, linux: dict | None = None, root: str = "") -> None:
     from ..init.child import _open_ns, conceal_command_line, fail, join_namespaces, join_session_keyring, seal_imports
+    if _log.debug_enabled():  # runc's words (nsexec, setns_init), which its exec tests look for
+        _log.debug("=> nsexec container setup")
+        cpus = os.sched_getaffinity(0)  # execCPUAffinity.initial, set before the fork
+        _log.debug("nsexec: affinity: 0x%x" % sum(1 << c for c in cpus if c < 64))
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
@@ -239,12 +248,16 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
         if root:
             os.chroot(root)
             os.chdir("/")
+        if _log.debug_enabled():
+            _log.debug("<= nsexec container setup")
         seal_imports()  # our root is now the container's: never import from it
         pid = os.fork()
         if pid:
             ch.send("P", str(pid))
             os._exit(0)
         host_pid = ch.expect("j")
+        if _log.debug_enabled():
+            _log.debug("child process in init()")
         if keyring:
             join_session_keyring(keyring)
         if terminal:
@@ -269,6 +282,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             final.seccomp = sc
         ch.send("R")
         ch.expect("g")
+        if _log.debug_enabled():
+            _log.debug("setns_init: about to exec")
         final.execute(preserve_fds)  # the channel closes on exec: EOF tells the parent
     except BaseException as e:  # noqa: BLE001
         fail(ch, e)

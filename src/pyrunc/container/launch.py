@@ -21,7 +21,7 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
                  "preserve_fds", "mode", "detach", "pidfd_socket", "after_join", "stage", "rootless",
-                 "systemd_cgroup")
+                 "systemd_cgroup", "config")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
@@ -43,6 +43,8 @@ class CreateOptions:
         self.after_join = None
         # the stage child, if the command line forked it early (init/stage.py)
         self.stage = None
+        # the library's config dict, in place of <bundle>/config.json
+        self.config: dict | None = None
 
 
 class Launched:
@@ -60,7 +62,7 @@ class Launched:
 
 def create(root: str, cid: str, o: CreateOptions) -> Launched:
     bundle = os.path.abspath(o.bundle or ".")
-    spec = spec_config.load_config(bundle)
+    spec = spec_config.load_config(bundle) if o.config is None else o.config
     spec_config.validate(spec, bundle)
     linux = spec.get("linux") or {}
     nss = spec_config.namespaces(spec)
@@ -100,9 +102,26 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     try:
         from ..cgroups import is_rootless, new_manager
         rootless = is_rootless(o.rootless)
-        cg = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
-        cg.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
+        mgr = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
+        mgr.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
+        try:
+            mgr.check_unused()
+        except PyruncError as e:
+            raise PyruncError(_creation_error(o.mode, str(e))) from None
+        cg = mgr  # from here on a failure removes it: not one that was in use
+        created = rfc3339nano(time.time_ns())
+        state = {
+            "ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0,
+            "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
+            "owner": "", "annotations": spec.get("annotations") or {},
+        }
+        if "mount" not in nss:  # the host's: the mounts land there
+            from ..rootfs import hostns
+            host_bind = state["host_mount"] = hostns.bind_rootfs(
+                state["rootfs"], linux.get("rootfsPropagation"),
+                record=lambda mnt_id: _record_plan(sd, {**state, "host_mount": mnt_id}, cg, o))
         if rootless:  # the hierarchies we may use decide what the init mounts
+            _record_plan(sd, state, cg, o)
             cg.create()
         # the init mounts the cgroup tree from this, without reading /proc again
         cgroup_mounts = cg.mount_sources()
@@ -114,15 +133,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             os.chmod(sd.fifo, 0o622)
             os.chown(sd.fifo, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
             fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
-        created = rfc3339nano(time.time_ns())
-        state = {
-            "ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0,
-            "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
-            "owner": "", "annotations": spec.get("annotations") or {},
-        }
-        if "mount" not in spec_config.namespaces(spec):  # the host's: the mounts land there
-            from ..rootfs import hostns
-            host_bind = state["host_mount"] = hostns.bind_rootfs(state["rootfs"], linux.get("rootfsPropagation"))
         from ..init.child import InitArgs
         args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
                         no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
@@ -133,7 +143,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         if stage is None:  # the library: fork now (the lock and console stay ours)
             from ..init.stage import Stage
             stage = Stage.fork(close=tuple(fd for fd in (sd.fd, console and console.fileno())
-                                           if fd is not None and fd >= 0))
+                                           if fd is not None and fd >= 0), preserve_fds=o.preserve_fds)
         pid_s, ch = stage.pid, stage.ch
 
         def child_died() -> None:
@@ -171,7 +181,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
         # mkdir waits for it too: this is where that wait is hidden. Nothing
         # else comes first: the init's first wait is for its join ("j"),
         # which needs these directories
-        cg.create()
+        if not rootless:
+            _record_plan(sd, state, cg, o)
+            cg.create()
         while True:
             tag, payload, fds = ch.recv()
             if tag == "U":
@@ -261,6 +273,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 raise PyruncError(_creation_error(o.mode, _died(cg)))
             ch.close()
             ch = None
+        if log.debug_enabled():
+            log.debug(f"{o.mode}: container {cid} created, init pid {init_pid}")
         return Launched(sd, state, ch, master, cg)
     except BaseException as e:
         if console is not None:
@@ -274,6 +288,22 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             raise PyruncError(_creation_error(o.mode, e.strerror if not e.filename else
                                               f"{e.filename}: {e.strerror}")) from None
         raise
+
+
+def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:
+    """Record what create is about to make (the cgroup in every hierarchy, a
+    systemd unit, the rootfs bind of a container without a mount namespace)
+    before making it (the bind: before attaching it). A create killed from
+    here on, before its state exists (SIGKILL: no undo runs), is removed by
+    `delete` from this: the processes of its cgroup, the cgroup, the bind,
+    the state dir."""
+    plan = {k: state[k] for k in ("id", "bundle", "rootfs", "created", "pid") if k in state}
+    plan["cgroup_paths"] = cg.paths
+    if o.systemd_cgroup:
+        plan["systemd"] = cg.state()
+    if state.get("host_mount"):
+        plan["host_mount"] = state["host_mount"]
+    sd.record_plan(plan)
 
 
 def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: CreateOptions) -> None:

@@ -39,6 +39,8 @@ def start(root: str, cid: str) -> None:
         if status == "paused":
             raise PyruncError("cannot start a paused container")
         _release_fifo(sd.fifo, st["pid"])
+        if log.debug_enabled():
+            log.debug(f"start: container {cid} started, init pid {st['pid']}")
         run_poststart(st)
     finally:
         sd.unlock()
@@ -117,6 +119,15 @@ def parse_signal(s: str) -> int:
 def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
     sd, st, status = load(root, cid, shared=True)
     try:
+        if sig == _signal.SIGKILL and not own_pid_ns(st):
+            # runc: without a pid namespace of its own, killing the init
+            # leaves its other processes running: kill all of its cgroup,
+            # a stopped container's leftovers too
+            from ..cgroups import manager_from_state
+            if manager_from_state(st).kill_all():
+                if status == "paused":
+                    _thaw(st)
+                return
         if status == "stopped":
             if all_procs:  # runc: with --all a stopped container is not an error
                 _signal_all(st, sig)
@@ -126,12 +137,25 @@ def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
             _signal_all(st, sig)
         else:
             os.kill(st["pid"], sig)
+            if sig == _signal.SIGKILL and status == "paused":
+                _thaw(st)  # runc: a v1 frozen process dies only once thawed
     finally:
         sd.unlock()
 
 
+def own_pid_ns(st: dict) -> bool:
+    """Whether the container has a pid namespace of its own (runc's
+    IsPrivate(NEWPID)): a new one, not one joined by path. Killing its init
+    then kills every process in it; otherwise the cgroup says who is left."""
+    nss = ((st.get("config") or {}).get("linux") or {}).get("namespaces") or []
+    return any(n.get("type") == "pid" and not n.get("path") for n in nss)
+
+
 def _signal_all(st: dict, sig: int) -> None:
     from ..cgroups import Manager
+    if sig == _signal.SIGKILL:
+        Manager(st.get("cgroup_paths") or {}).kill_all()
+        return
     for pid in Manager(st.get("cgroup_paths") or {}).pids():
         try:
             os.kill(pid, sig)
@@ -147,9 +171,18 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     sd.lock()
     try:
         st = sd.load()
-    except PyruncError:
-        if force:  # a half-written container: remove what is there
-            sd.remove()
+    except PyruncError as e:
+        # a create killed before its state existed (runc removes the
+        # directory even without --force), or a corrupt state: what the
+        # create planned to make, if it said, goes too
+        from ..errors import ContainerNotExist
+        if force or isinstance(e, ContainerNotExist):
+            plan = sd.load_plan()
+            if plan:
+                destroy(sd, plan, "stopped")
+            else:
+                sd.remove()
+        if force:
             return
         raise
     status = status_of(st, sd.fifo)
@@ -170,11 +203,8 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
             pass
         if status == "paused":
             _thaw(st)
-    pid_ns_owned = "pid" in (st.get("namespaces") or {}) and not \
-        (st.get("config", {}).get("linux", {}).get("namespaces") and
-         any(n.get("type") == "pid" and n.get("path") for n in st["config"]["linux"]["namespaces"]))
-    if not pid_ns_owned or status != "stopped":
-        _signal_all(st, _signal.SIGKILL)
+    if not own_pid_ns(st) or status != "stopped":
+        cg.kill_all()  # runc's destroy: the processes the init leaves behind
     _wait_stopped(st)
     if st.get("host_mount"):  # no mount namespace: the container's mounts are the host's
         from ..rootfs import hostns
@@ -191,6 +221,8 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
         except PyruncError as e:
             log.warn(str(e))
     sd.remove()
+    if log.debug_enabled():
+        log.debug(f"delete: container {st.get('id')} removed (it was {status})")
 
 
 def _thaw(st: dict) -> None:
@@ -222,22 +254,9 @@ def _freeze(st: dict, frozen: bool) -> None:
     path = st.get("freezer")
     if not path:
         raise PyruncError("cannot pause: no freezer cgroup (the freezer controller is not available)")
-    v1 = os.path.exists(os.path.join(path, "freezer.state"))
-    name = "freezer.state" if v1 else "cgroup.freeze"
-    want = (b"FROZEN" if frozen else b"THAWED") if v1 else (b"1" if frozen else b"0")
-    for _ in range(1000):
-        with open(os.path.join(path, name), "wb") as f:
-            f.write(want)
-        if v1:
-            with open(os.path.join(path, name), "rb") as f:
-                if f.read().strip() == want:
-                    return
-        else:
-            with open(os.path.join(path, "cgroup.events"), "rb") as f:
-                if (b"frozen 1" in f.read()) == frozen:
-                    return
-        time.sleep(0.001)
-    raise PyruncError("timed out waiting for the freezer")
+    from ..cgroups import set_frozen
+    if not set_frozen(path, frozen):
+        raise PyruncError("timed out waiting for the freezer")
 
 
 def pause(root: str, cid: str) -> None:

@@ -17,6 +17,7 @@ import _signal
 import os
 import sys
 
+from .. import log as _log  # not `log`: functions here import it locally too
 from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 from .sync import Channel
@@ -158,6 +159,10 @@ def _read_all(fd: int) -> bytes:
 
 def stage_main(ch: Channel, a: InitArgs) -> None:
     """The stage child's work once it has its arguments; never returns."""
+    # the debug lines of the set-up carry runc's words (nsexec, init) where
+    # the step is the same, for the tools and tests that look for them
+    if _log.debug_enabled():
+        _log.debug("=> nsexec container setup")
     try:
         from ..linux import sys as L
         sc = a.seccomp
@@ -202,6 +207,8 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
             ch.send("O")
             ch.expect("o")
             L.prctl(C.PR_SET_DUMPABLE, 0)
+        if _log.debug_enabled():
+            _log.debug(f"<= nsexec container setup (namespaces: {' '.join(nss) or 'none new'})")
         # a new pid or time namespace applies to children only
         if "pid" in nss or nss.get("time") == "":
             pid = os.fork()
@@ -307,6 +314,8 @@ def seal_imports() -> None:
 
 def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     """The container init: prepare everything, wait, then exec."""
+    if _log.debug_enabled():
+        _log.debug("child process in init()")
     from ..linux import sys as L
     spec = a.spec
     if nss.get("network") == "":
@@ -377,9 +386,13 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     # and the startContainer hooks happen as the container's user. A failure
     # here still reaches the parent, which waits for our EOF.
     final.become()
+    if _log.debug_enabled():
+        _log.debug("init: closing the pipe to signal completion")
     if a.mode == "create":
         ch.detached = True
         ch.close()  # EOF: `create` is done
+        from .. import log
+        log.detach()  # the --log file and the runtime's stderr are the caller's
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)

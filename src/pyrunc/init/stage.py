@@ -47,12 +47,18 @@ class Stage:
             from ..linux import sys  # noqa: F401
 
     @classmethod
-    def fork(cls, close: tuple[int, ...] = ()) -> "Stage":
-        """Fork the stage child; `close` are fds of ours it must not keep
-        (the state dir's lock: the waiting init would hold it)."""
+    def fork(cls, close: tuple[int, ...] = (), preserve_fds: int = 0) -> "Stage":
+        """Fork the stage child. It keeps only stdio, the caller's
+        `preserve_fds` fds from 3 on (they become the container's), the
+        channel and our log: the init it forks waits for `start` for as long
+        as the container lives, and any other descriptor of the caller it
+        held (a shell's `$(...)` pipe, an engine's) would stay open as long.
+        `close` are fds of ours inside the preserved range that it must not
+        keep (the state dir's lock, in the library)."""
         import gc
         import _socket
         ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        keep_below = 3 + max(0, preserve_fds)
         gc.freeze()  # no copy-on-write of the objects a collection would touch
         pid = os.fork()
         if pid == 0:
@@ -60,6 +66,13 @@ class Stage:
                 ps.close()
                 for fd in close:
                     os.close(fd)
+                if cs.fileno() < keep_below:  # not among the container's fds
+                    import fcntl
+                    moved = fcntl.fcntl(cs.fileno(), fcntl.F_DUPFD_CLOEXEC, keep_below)
+                    cs.close()
+                    cs = _socket.socket(fileno=moved)
+                from .. import log
+                close_fds_from(keep_below, (cs.fileno(), log.fd()))
                 from .child import stage_entry
                 stage_entry(Channel(cs))
             finally:
@@ -94,3 +107,14 @@ class Stage:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
+
+
+def close_fds_from(first: int, keep: tuple[int | None, ...] = ()) -> None:
+    """Close every fd from `first` up, except those in `keep` (close_range
+    under os.closerange: a few syscalls whatever the fd limit)."""
+    lo = first
+    for fd in sorted(k for k in keep if k is not None and k >= first):
+        if fd > lo:
+            os.closerange(lo, fd)
+        lo = max(lo, fd + 1)
+    os.closerange(lo, 0x7FFFFFFF)

@@ -13,18 +13,24 @@ not propagate back to the host.
 """
 from __future__ import annotations
 
+import errno
 import os
 
 from ..errors import PyruncError
 from ..linux import consts as C
 from ..linux import sys as L
 
+_AT_FDCWD = -100
 
-def bind_rootfs(rootfs: str, propagation: str | None) -> int:
-    """Bind `rootfs` onto itself; returns the bind's mount id (for release)."""
+
+def bind_rootfs(rootfs: str, propagation: str | None, record=None) -> int:
+    """Bind `rootfs` onto itself; returns the bind's mount id (for release).
+    `record(mount id)` is called before the bind is attached (a detached
+    clone until then, which vanishes with us): a create killed at any
+    moment leaves no bind that its `delete` cannot name."""
     from .options import PROPAGATION
     try:
-        L.mount(rootfs, rootfs, "bind", C.MS_BIND | C.MS_REC)
+        _attach_bind(rootfs, record)
     except OSError as e:
         raise PyruncError(f"error preparing rootfs: bind {rootfs}: {os.strerror(e.errno).lower()}") from None
     try:
@@ -56,6 +62,26 @@ def release(rootfs: str, mnt_id: int) -> None:
             return
 
 
+def _attach_bind(rootfs: str, record) -> None:
+    """A recursive clone of `rootfs` (open_tree), recorded, then moved onto
+    it; a plain recursive bind where the kernel lacks the new mount API."""
+    try:
+        tree = L.open_tree(_AT_FDCWD, rootfs, C.OPEN_TREE_CLONE | C.AT_RECURSIVE | C.OPEN_TREE_CLOEXEC)
+    except OSError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+        L.mount(rootfs, rootfs, "bind", C.MS_BIND | C.MS_REC)
+        if record is not None:
+            record(_mnt_id(rootfs))
+        return
+    try:
+        if record is not None:
+            record(_fd_mnt_id(tree))
+        L.move_mount(tree, "", _AT_FDCWD, rootfs, C.MOVE_MOUNT_F_EMPTY_PATH)
+    finally:
+        os.close(tree)
+
+
 def _mnt_id(path: str) -> int:
     """The id of the mount `path` resolves to (the topmost one there)."""
     try:
@@ -63,14 +89,20 @@ def _mnt_id(path: str) -> int:
     except OSError:
         return 0
     try:
+        return _fd_mnt_id(fd)
+    finally:
+        os.close(fd)
+
+
+def _fd_mnt_id(fd: int) -> int:
+    """The id of the mount an fd is on (0 if unknown)."""
+    try:
         with open(f"/proc/self/fdinfo/{fd}") as f:
             for line in f:
                 if line.startswith("mnt_id:"):
                     return int(line.split()[1])
     except (OSError, ValueError):
         pass
-    finally:
-        os.close(fd)
     return 0
 
 

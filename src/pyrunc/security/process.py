@@ -105,7 +105,10 @@ class Exec:
         user = process.get("user") or {}
         self.uid = user.get("uid", 0)
         self.gid = user.get("gid", 0)
-        self.umask = user.get("umask")
+        umask = user.get("umask")
+        # the kernel keeps only the permission bits (umask(2)); os.umask
+        # takes a C int, which a uint32 from the config may not fit
+        self.umask = None if umask is None else umask & 0o777
         self.groups = user.get("additionalGids") or []
         self.args = process["args"]
         self.path = path
@@ -237,13 +240,16 @@ class Exec:
         from ..init.child import reset_signals
         from ..linux import sys as L
         sc = self.seccomp
-        for fd in range(3, 3 + preserve_fds):
+        # no fd lies past the file table's limit (fs.nr_open, 2^20 by
+        # default): a huge --preserve-fds must not loop for hours
+        end = min(3 + max(preserve_fds, 0), max(os.sysconf("SC_OPEN_MAX"), 1 << 20))
+        for fd in range(3, end):
             try:
                 os.set_inheritable(fd, True)
             except OSError:
                 pass
         try:
-            L.close_range(3 + preserve_fds, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
+            L.close_range(end, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
         except OSError:
             pass
         reset_signals()

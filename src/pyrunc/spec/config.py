@@ -11,6 +11,7 @@ import os
 from ..errors import PyruncError
 
 NS_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
 
 def load_config(bundle: str) -> dict:
@@ -39,45 +40,23 @@ def _fail(msg: str) -> None:
     raise PyruncError(msg)
 
 
-def _type(v: object, t: type | tuple, what: str) -> None:
-    if not isinstance(v, t) or (t is int and isinstance(v, bool)):
-        _fail(f"invalid config: {what} has the wrong type")
-
-
 def validate_process(p: object, *, for_exec: bool = False) -> None:
-    """runc's validateProcessSpec plus type checks on the fields pyrunc reads."""
-    if p is None:
+    """runc's validateProcessSpec; the types are already checked (schema.check)."""
+    if not p:
         _fail("process property must not be empty")
-    _type(p, dict, "process")
     assert isinstance(p, dict)
     cwd = p.get("cwd", "")
     if not cwd:
         _fail("Cwd property must not be empty")
-    _type(cwd, str, "process.cwd")
     if not cwd.startswith("/"):
         _fail("Cwd must be an absolute path")
-    args = p.get("args")
-    if not args:
+    if not p.get("args"):
         _fail("args must not be empty")
-    _type(args, list, "process.args")
-    for a in args:
-        _type(a, str, "process.args")
-    for e in p.get("env") or []:
-        _type(e, str, "process.env")
-    user = p.get("user") or {}
-    _type(user, dict, "process.user")
-    for k in ("uid", "gid", "umask"):
-        if k in user:
-            _type(user[k], int, f"process.user.{k}")
-    for g in user.get("additionalGids") or []:
-        _type(g, int, "process.user.additionalGids")
-    for r in p.get("rlimits") or []:
-        _type(r, dict, "process.rlimits")
-        if not str(r.get("type", "")).startswith("RLIMIT_"):
-            _fail(f"invalid rlimit type {r.get('type')!r}")
-    cs = p.get("consoleSize")
-    if cs is not None:
-        _type(cs, dict, "process.consoleSize")
+    if p.get("rlimits"):
+        from ..linux.consts import RLIMITS
+        for r in p["rlimits"]:
+            if r["type"] not in RLIMITS:
+                _fail(f"wrong rlimit value: {r['type']}")
     _validate_lsm(p)
 
 
@@ -92,9 +71,12 @@ def _validate_lsm(p: dict) -> None:
 
 
 def validate(spec: dict, bundle: str) -> None:
-    """Everything checkable without side effects, so a bad config leaves nothing behind."""
+    """Everything checkable without side effects, so a bad config leaves nothing behind:
+    first every field's type (schema.py), then what runc's validator checks."""
+    from .schema import check
+    check(spec)
     root = spec.get("root")
-    if not isinstance(root, dict) or not root.get("path"):
+    if not root or not root.get("path"):
         _fail("root must be specified")
     validate_process(spec.get("process"))
     rootfs = rootfs_path(spec, bundle)
@@ -102,19 +84,16 @@ def validate(spec: dict, bundle: str) -> None:
         _fail(f"rootfs ({rootfs}) does not exist" if not os.path.exists(rootfs)
               else f"rootfs ({rootfs}) is not a directory")
     linux = spec.get("linux") or {}
-    _type(linux, dict, "linux")
     seen = set()
     for ns in linux.get("namespaces") or []:
-        _type(ns, dict, "linux.namespaces")
-        t = ns.get("type")
+        t = ns["type"]
         if t not in NS_TYPES:
-            _fail(f"namespace {t!r} does not exist")
+            _fail(f"namespace {_quote(t)} does not exist")
         if t in seen:
-            _fail(f"malformed spec file: duplicated ns {t!r}")
+            _fail(f"malformed spec file: duplicated ns {_quote(t)}")
         seen.add(t)
         path = ns.get("path")
         if path:
-            _type(path, str, f"linux.namespaces[{t}].path")
             if not os.path.exists(path):
                 _fail(f"namespace path {path} for {t} namespace: no such file or directory")
     if "mount" not in seen and (linux.get("maskedPaths") or linux.get("readonlyPaths")):
@@ -136,22 +115,38 @@ def validate(spec: dict, bundle: str) -> None:
     if linux.get("mountLabel") and not os.path.exists("/sys/fs/selinux/enforce"):
         from .. import log  # runc ignores it without SELinux; say so
         log.warn("linux.mountLabel is ignored: SELinux is not enabled on this host")
+    for i, d in enumerate(linux.get("devices") or ()):
+        _validate_device(i, d)
     validate_sysctl(linux.get("sysctl") or {}, {n.get("type"): n.get("path") or ""
                                                 for n in linux.get("namespaces") or []})
     for m in spec.get("mounts") or []:
-        _type(m, dict, "mounts")
-        dest = m.get("destination")
-        if not dest or not isinstance(dest, str):
+        if not m.get("destination"):
             _fail("invalid mount: destination must be specified")
         if {"idmap", "ridmap"} & set(m.get("options") or []) or "uidMappings" in m or "gidMappings" in m:
             from ..rootfs.idmap import validate as validate_idmap  # also for mappings alone, as runc
             validate_idmap(m, "user" in seen)
     for kind, hooks in (spec.get("hooks") or {}).items():
-        _type(hooks, list, f"hooks.{kind}")
-        for h in hooks:
-            _type(h, dict, f"hooks.{kind}")
-            if not str(h.get("path", "")).startswith("/"):
-                _fail(f"invalid {kind} hook: path {h.get('path')!r} is not absolute")
+        if kind not in HOOK_KINDS:
+            continue  # unknown: ignored, as runc does
+        for h in hooks or ():
+            if not h.get("path", "").startswith("/"):
+                _fail(f"invalid {kind} hook: path {_quote(h.get('path', ''))} is not absolute")
+
+
+def _validate_device(i: int, d: dict) -> None:
+    """runc's stringToDeviceRune; the numbers must be ones the kernel's dev_t
+    holds (12 bits of major, 20 of minor), not wrap into another device."""
+    if d["type"] not in ("c", "u", "b", "p"):
+        _fail(f"invalid device type {_quote(d['type'])}")
+    for k, hi in (("major", 0xFFF), ("minor", 0xFFFFF)):
+        if not 0 <= d.get(k, 0) <= hi:
+            _fail(f"linux.devices[{i}].{k}: expected an integer from 0 to {hi}, got {d[k]}")
+
+
+def _quote(s: str) -> str:
+    """Go's %q for the strings a config holds."""
+    from ..fastjson import dumps
+    return dumps(s, ascii=False)
 
 
 _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
