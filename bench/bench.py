@@ -60,7 +60,9 @@ left in any --root are `delete --force`d, cgroup directories with this run's
 tag are removed, orphans reaped, temp dirs deleted; what had to be cleaned
 up is reported as a leak (it would be a runtime bug).
 
-Output: median and p90 (nearest rank) in ms per runtime and measurement, and
+Output: median and p90 (nearest rank) in ms per runtime and measurement (also
+the CPU time, user+sys from wait4 of the command and all it reaped: a figure
+that load on the machine moves much less), and
 ratios of medians subject/other, the subject being the first runtime in
 --runtimes that produced data (pyrunc by default: pyrunc/runc, pyrunc/crun).
 --json prints one JSON document (with the raw samples) on stdout instead.
@@ -138,7 +140,10 @@ def measure_run(s: common.Session, rt: common.Runtime, bundle: str, it: int,
     cid = s.cid(rt, f"run{it}")
     r = s.runner.run(rt.argv("run", "--bundle", bundle, cid), timeout=STEP_TIMEOUT)
     if r.ok:
-        rec.ok(rt.name, {"run": r.secs}, "run", record)
+        m = {"run": r.secs}
+        if r.cpu is not None:
+            m["run_cpu"] = r.cpu
+        rec.ok(rt.name, m, "run", record)
     else:
         rec.fail(rt.name, "run", "run", s.anon(r.why(), cid), record, it)
     if os.path.exists(os.path.join(rt.root, cid)) or not r.ok:
@@ -148,8 +153,13 @@ def measure_run(s: common.Session, rt: common.Runtime, bundle: str, it: int,
 def measure_seq(s: common.Session, rt: common.Runtime, bundle: str, it: int,
                 rec: Recorder, record: bool, stop: str) -> None:
     cid = s.cid(rt, f"seq{it}")
-    run = s.runner.run
+
+    def run(argv, **kw):
+        r = s.runner.run(argv, **kw)
+        cpu[0] += r.cpu or 0.0
+        return r
     steps: dict[str, float] = {}
+    cpu = [0.0]
     failed = None
     completed = False
     t0 = time.perf_counter()
@@ -219,6 +229,7 @@ def measure_seq(s: common.Session, rt: common.Runtime, bundle: str, it: int,
             failed = ("delete", r.why())
             return
         steps["seq"] = time.perf_counter() - t0
+        steps["seq_cpu"] = cpu[0]
         completed = True
     finally:
         if completed:
@@ -324,9 +335,9 @@ def main(argv=None) -> int:
         leaks = s.close()
     elapsed = time.perf_counter() - t_start
 
-    metrics = ["run"] if "run" in groups else []
+    metrics = ["run", "run_cpu"] if "run" in groups else []
     if "seq" in groups:
-        metrics += ["seq", "create", "start", "state", "kill"]
+        metrics += ["seq", "seq_cpu", "create", "start", "state", "kill"]
         metrics += {"reap": ["wait"], "poll": ["poll"], "force": []}[a.stop]
         metrics += ["delete"]
     summ = summarize(rec, rts, metrics)
@@ -367,7 +378,8 @@ def main(argv=None) -> int:
     return 130 if interrupted else 0
 
 
-LABELS = {"run": "run /bin/true", "seq": "create..delete", "create": "  create",
+LABELS = {"run": "run /bin/true", "run_cpu": "  cpu user+sys", "seq": "create..delete",
+          "seq_cpu": "  cpu user+sys", "create": "  create",
           "start": "  start", "state": "  state", "kill": "  kill KILL",
           "wait": "  wait (reap)", "poll": "  poll state", "delete": "  delete"}
 
@@ -394,7 +406,7 @@ def print_table(doc: dict, rts: list[common.Runtime], metrics: list[str], a) -> 
     print(head2)
     for m in metrics:
         row = f"{LABELS[m]:16}"
-        group = "run" if m == "run" else "seq"
+        group = "run" if m.startswith("run") else "seq"
         for n in names:
             st = doc["runtimes"][n]["metrics"].get(m)
             if st:

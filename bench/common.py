@@ -281,11 +281,14 @@ def remove_cgroup_dir(path: str) -> bool:
 # running commands
 
 class Result:
-    __slots__ = ("rc", "secs", "out", "err", "timed_out")
+    __slots__ = ("rc", "secs", "out", "err", "timed_out", "cpu")
 
-    def __init__(self, rc, secs, out="", err="", timed_out=False):
+    def __init__(self, rc, secs, out="", err="", timed_out=False, cpu=None):
         self.rc, self.secs, self.out, self.err = rc, secs, out, err
         self.timed_out = timed_out
+        # user+sys CPU seconds of the command and every descendant it
+        # reaped (wait4's rusage): what load on the machine does not change
+        self.cpu = cpu
 
     @property
     def ok(self) -> bool:
@@ -315,7 +318,8 @@ class Runner:
     started by `create` inherits them and would hold a pipe open).  The
     wait for the exit is a blocking select() on a pidfd, never a sleep loop,
     so the measured time is the command's wall time plus the fork/exec of
-    the Python harness (see the spawn baseline in bench.py)."""
+    the Python harness (see the spawn baseline in bench.py).  The child is
+    reaped with wait4, whose rusage gives its CPU time (Result.cpu)."""
 
     def __init__(self, workdir: str):
         flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
@@ -345,6 +349,7 @@ class Runner:
         except OSError as e:
             return Result(None, 0.0, "", f"{argv[0]}: {e}")
         timed_out = False
+        cpu = None
         try:
             pfd = os.pidfd_open(p.pid)
         except OSError:
@@ -357,7 +362,9 @@ class Runner:
             if not ready:
                 timed_out = True
                 p.kill()
-            rc = p.wait()
+            _, status, ru = os.wait4(p.pid, 0)
+            rc = p.returncode = os.waitstatus_to_exitcode(status)
+            cpu = ru.ru_utime + ru.ru_stime
         else:                                  # no pidfd: Popen's own wait
             try:
                 rc = p.wait(timeout)
@@ -368,7 +375,7 @@ class Runner:
         secs = time.perf_counter() - t0
         out = self._read(self.outfd) if capture else ""
         err = self._read(self.errfd) if (rc != 0 or timed_out) else ""
-        return Result(rc, secs, out, err, timed_out)
+        return Result(rc, secs, out, err, timed_out, cpu)
 
 
 # --------------------------------------------------------------------------

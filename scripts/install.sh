@@ -75,6 +75,8 @@ cat > "$prefix/bin/pyrunc.new" <<LAUNCHER
 #!$runtime_python -IS
 import sys
 sys.path.append("$lib")
+from pyrunc import _boot
+_boot.install("$lib")
 from pyrunc.cli.main import run_and_exit
 run_and_exit()
 LAUNCHER

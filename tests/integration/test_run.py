@@ -282,3 +282,25 @@ def test_config_larger_than_one_sync_packet(rt, bundle, how):
         assert st["annotations"]["org.example.a149"] == big
         rt.ok("start", cid)
         rt.ok("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("mode", ["run", "run-no-pidns", "create"])
+def test_new_network_namespace_has_lo_up(rt, bundle, mode):
+    """runc brings up `lo` in a new network namespace before the process
+    starts; pyrunc's stage child does it (it shares the namespace) while the
+    init mounts, or the init itself without a pid namespace."""
+    with bundle.edit() as cfg:
+        if mode == "run-no-pidns":
+            no_pid_namespace(cfg)
+        assert any(ns["type"] == "network" and not ns.get("path") for ns in cfg["linux"]["namespaces"])
+    cid = rt.new_id()
+    if mode == "create":
+        bundle.sh("sleep 1000")
+        rt.create(cid, bundle)
+        text = rt.exec_(cid, "cat", "/sys/class/net/lo/flags").expect_ok().stdout
+        rt.delete(cid, force=True).expect_ok()
+    else:
+        bundle.sh("cat /sys/class/net/lo/flags")
+        text = rt.run_fg(cid, bundle).expect_ok().stdout
+    flags = int(text.strip(), 16)
+    assert flags & 0x1, f"lo is down: flags {text.strip()}"  # IFF_UP

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import time
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -377,38 +378,81 @@ def _rmtree_cgroup(path: str) -> None:
                 time.sleep(0.01)
 
 
+# the pre-arm's cgroup.procs fd: the process keeps it open to the end (only
+# the thread uses it, so its number is never reused), and a forked child
+# closes its copy at once: no host fd reaches a container's init
+_prearm_fd = -1
+
+
 def prearm_migration() -> None:
     """Start the kernel's cgroup migration lock warming up, in a thread.
 
     The first write to any cgroup.procs takes cgroup_threadgroup_rwsem for
-    writing, which waits for an RCU grace period (7-10 ms here); writes
-    shortly after one another share that wait. A thread of ours moves this
-    process into the cgroup it is already in (a no-op migration) at once, so
-    the grace period runs while we import and read the config, and the
-    container's real join finds the lock warm. A thread rather than a child:
-    a fork would make every page we touch afterwards a copy-on-write fault.
-    The thread blocks in the kernel without the GIL; os._exit ends it.
+    writing, which waits for an RCU grace period (7-10 ms here, 15 and more
+    on a loaded machine) while holding cgroup_mutex, so our cgroup mkdirs
+    wait for it too; writes shortly after one another share that wait. A
+    thread of ours moves this process into the cgroup it is already in (a
+    no-op migration) at once, so the grace period runs while we import and
+    read the config, and the container's mkdirs and join find the lock warm.
+    A thread rather than a child: a fork would make every page we touch
+    afterwards a copy-on-write fault.
+
+    "At once" matters: a new thread waits for the GIL, and a main thread
+    busy importing hands it over only after the switch interval (5 ms), so
+    the write started that late and its grace period ran into our mkdirs.
+    Here the main thread finds and opens the file, the interval is cut for
+    the thread's two short turns (start, end), and the thread only calls
+    write(), which blocks without the GIL; os._exit ends it if need be.
     """
+    global _prearm_fd
     import _thread
     try:
-        _thread.start_new_thread(_noop_migration, ())
+        path = _own_procs_file()
+        if path is None:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return  # an optimisation only
+    _prearm_fd = fd
+    os.register_at_fork(after_in_child=_close_prearm_fd)
+    sys.setswitchinterval(0.0002)  # one thread from here on: no cost
+    try:
+        _thread.start_new_thread(_noop_migration, (fd,))
     except RuntimeError:
         pass  # an optimisation only
 
 
-def _noop_migration() -> None:
+def _close_prearm_fd() -> None:
+    """In a forked child: our copy of the pre-arm's fd goes, and with -1
+    the child's own children do not close that number again."""
+    global _prearm_fd
+    if _prearm_fd >= 0:
+        try:
+            os.close(_prearm_fd)
+        except OSError:
+            pass
+        _prearm_fd = -1
+
+
+def _own_procs_file() -> str | None:
+    """cgroup.procs of our own cgroup in the first v1 hierarchy (or the
+    unified one) that /proc/self/cgroup names and that is mounted."""
+    with open("/proc/self/cgroup") as f:
+        lines = f.read().splitlines()
+    hier = hierarchies()
+    for line in lines:
+        _, ctrls, path = line.split(":", 2)
+        key = next((k for k in hier if k == ctrls or (ctrls and ctrls in k.split(","))), None)
+        if key is None:
+            continue
+        mp, mroot = hier[key]
+        rel = path[len(mroot.rstrip("/")):] if mroot != "/" else path
+        return os.path.join(mp, rel.lstrip("/"), "cgroup.procs")
+    return None
+
+
+def _noop_migration(fd: int) -> None:
     try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
-        hier = hierarchies()
-        for line in lines:
-            _, ctrls, path = line.split(":", 2)
-            key = next((k for k in hier if k == ctrls or (ctrls and ctrls in k.split(","))), None)
-            if key is None:
-                continue
-            mp, mroot = hier[key]
-            rel = path[len(mroot.rstrip("/")):] if mroot != "/" else path
-            _write(os.path.join(mp, rel.lstrip("/"), "cgroup.procs"), b"0")
-            break
-    except BaseException:  # noqa: BLE001 - an optimisation only
-        pass
+        os.write(fd, b"0")
+    except OSError:
+        pass  # an optimisation only

@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(gopts)
         if name in ("run", "create"):
             from ..init.stage import Stage
+            Stage.preload_shared(name == "run")
             ctx.stage = Stage.fork(preserve_fds=opts.get("preserve-fds") or 0)
             _stages.append(ctx.stage)
         return int(mod.run(ctx, opts, args) or 0)

@@ -48,10 +48,10 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         return 0
     from ..container import foreground as F
     fwd = F.Forwarder()  # signals are recorded from here on, forwarded once the init runs
-    # becoming the subreaper (ctypes) is done after the fork, while the
-    # children work; the stage child waits for it before it exits, so its
-    # child, the init, is reparented to us
-    o.after_fork = _while_init_mounts
+    # before the stage child can exit, so that its child, the init, is
+    # reparented to us (the syscall layer is loaded before the early fork)
+    F.become_subreaper()
+    o.after_join = _while_init_mounts
     try:
         launched = create(ctx.root, args[0], o)
         if launched.master is not None:
@@ -80,10 +80,8 @@ def run(ctx, opts: dict, args: list[str]) -> int:
 
 
 def _while_init_mounts() -> None:
-    """In the parent while the init sets up: become the subreaper, and load
-    what the end of the run needs, off the critical path."""
-    from ..container import foreground as F
-    F.become_subreaper()
+    """In the parent while the init sets up: load what the end of the run
+    needs, off the critical path."""
     from ..container import ops  # noqa: F401
 
 

@@ -20,7 +20,7 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_fork", "stage", "rootless",
+                 "preserve_fds", "mode", "detach", "pidfd_socket", "after_join", "stage", "rootless",
                  "systemd_cgroup", "config")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
@@ -38,10 +38,9 @@ class CreateOptions:
         self.pidfd_socket = pidfd_socket
         self.rootless = rootless  # --rootless: true, false or auto
         self.systemd_cgroup = systemd_cgroup  # --systemd-cgroup: a systemd unit holds the cgroup
-        # run in the parent once the stage child has its arguments (a
-        # foreground run becomes the subreaper there, in parallel with the
-        # child's work); the stage child waits for it before it exits
-        self.after_fork = None
+        # run in the parent once the init is joined to its cgroup, while the
+        # init mounts (a foreground run loads what its end needs there)
+        self.after_join = None
         # the stage child, if the command line forked it early (init/stage.py)
         self.stage = None
         # the library's config dict, in place of <bundle>/config.json
@@ -140,12 +139,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                         preserve_fds=o.preserve_fds, terminal=terminal, cid=cid, cgroup_mounts=cgroup_mounts,
                         seccomp=seccomp,
                         state_json=dumps(oci_state({**state, "pid": 0}, "creating")))
-        hold_r, hold_w = os.pipe2(os.O_CLOEXEC) if o.after_fork else (-1, -1)
-        args.hold_fd = hold_r
         stage = o.stage
         if stage is None:  # the library: fork now (the lock and console stay ours)
             from ..init.stage import Stage
-            stage = Stage.fork(close=tuple(fd for fd in (sd.fd, hold_r, hold_w, console and console.fileno())
+            stage = Stage.fork(close=tuple(fd for fd in (sd.fd, console and console.fileno())
                                            if fd is not None and fd >= 0), preserve_fds=o.preserve_fds)
         pid_s, ch = stage.pid, stage.ch
 
@@ -169,10 +166,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             child_died()
         if fifo_fd >= 0:
             os.close(fifo_fd)
-        if hold_w >= 0:  # now: the rest of the parent's work waits on the kernel
-            o.after_fork()
-            os.close(hold_w)  # EOF: the stage child may exit once it has forked the init
-            hold_w = -1
         applied = False
 
         def apply_resources() -> None:
@@ -182,13 +175,12 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             if not applied:
                 applied = True
                 cg.apply(linux.get("resources") or {}, linux.get("devices"))
-        if hold_r >= 0:
-            os.close(hold_r)
-            hold_r = -1
-        # while the stage child unshares and the init mounts. The first
+        # while the stage child unshares and forks the init. The first
         # cgroup.procs write (ours, or the pre-arm thread's from the command
         # line) waits for an RCU grace period holding cgroup_mutex, and
-        # mkdir waits for it too: this is where that wait is hidden
+        # mkdir waits for it too: this is where that wait is hidden. Nothing
+        # else comes first: the init's first wait is for its join ("j"),
+        # which needs these directories
         if not rootless:
             _record_plan(sd, state, cg, o)
             cg.create()
@@ -209,6 +201,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 init_pid = int(payload)
                 cg.add(init_pid)
                 reply("j")
+                if o.after_join is not None:  # the parent's own work, while the init mounts
+                    o.after_join()
                 attrs.reset_affinity(init_pid)  # runc's tryResetCPUAffinity
                 if init_pid != pid_s:
                     os.waitpid(pid_s, 0)

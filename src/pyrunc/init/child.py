@@ -32,9 +32,9 @@ class InitArgs:
     children do as little Python work as possible."""
 
     __slots__ = ("spec", "rootfs", "bundle", "mode", "fifo_fd", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp", "hold_fd")
+                 "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp")
 
-    _FDS = ("fifo_fd", "hold_fd")
+    _FDS = ("fifo_fd",)
 
     def __init__(self, **kw) -> None:
         for k in self.__slots__:
@@ -213,12 +213,11 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         if "pid" in nss or nss.get("time") == "":
             pid = os.fork()
             if pid:
+                # and exit at once: while we live, every page the init writes
+                # is copied and charged to the container's cgroup, which the
+                # parent is about to join it to (the memory floor)
                 ch.send("P", str(pid))
-                if a.hold_fd is not None and a.hold_fd >= 0:
-                    os.read(a.hold_fd, 1)  # until the parent is the subreaper: EOF
                 os._exit(0)
-            if a.hold_fd is not None and a.hold_fd >= 0:
-                os.close(a.hold_fd)
         else:
             ch.send("P", str(os.getpid()))
         init_main(ch, a, nss)
