@@ -198,6 +198,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             elif tag == "P":
                 # join at once; the init waits for "j" only where it needs
                 # the cgroup (its cgroup mounts, a cgroup namespace)
+                if init_pid:  # one init per create: never join another pid
+                    raise PyruncError(_creation_error(o.mode, "unexpected second init pid from the stage child"))
                 init_pid = int(payload)
                 cg.add(init_pid)
                 reply("j")
