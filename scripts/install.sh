@@ -77,6 +77,7 @@ import sys
 sys.path.append("$lib")
 from pyrunc import _boot
 _boot.install("$lib")
+_boot.early(sys.argv)
 from pyrunc.cli.main import run_and_exit
 run_and_exit()
 LAUNCHER

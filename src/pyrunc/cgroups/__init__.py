@@ -382,6 +382,7 @@ def _rmtree_cgroup(path: str) -> None:
 # the thread uses it, so its number is never reused), and a forked child
 # closes its copy at once: no host fd reaches a container's init
 _prearm_fd = -1
+_prearmed = False  # tried already (the launcher's pyrunc._boot.early, then main)
 
 
 def prearm_migration() -> None:
@@ -404,7 +405,10 @@ def prearm_migration() -> None:
     the thread's two short turns (start, end), and the thread only calls
     write(), which blocks without the GIL; os._exit ends it if need be.
     """
-    global _prearm_fd
+    global _prearm_fd, _prearmed
+    if _prearmed:
+        return
+    _prearmed = True
     import _thread
     try:
         path = _own_procs_file()
@@ -416,10 +420,15 @@ def prearm_migration() -> None:
     _prearm_fd = fd
     os.register_at_fork(after_in_child=_close_prearm_fd)
     sys.setswitchinterval(0.0002)  # one thread from here on: no cost
+    # the new thread is queued on our CPU and would wait out our time slice
+    # (2-3 ms seen): we wait for it instead, a few tens of microseconds
+    started = _thread.allocate_lock()
+    started.acquire()
     try:
-        _thread.start_new_thread(_noop_migration, (fd,))
+        _thread.start_new_thread(_noop_migration, (fd, started))
     except RuntimeError:
-        pass  # an optimisation only
+        return  # an optimisation only
+    started.acquire(True, 0.05)
 
 
 def _close_prearm_fd() -> None:
@@ -451,7 +460,8 @@ def _own_procs_file() -> str | None:
     return None
 
 
-def _noop_migration(fd: int) -> None:
+def _noop_migration(fd: int, started) -> None:
+    started.release()
     try:
         os.write(fd, b"0")
     except OSError:

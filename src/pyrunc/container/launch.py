@@ -403,16 +403,16 @@ def send_pidfd(path: str, pid: int, kind: str) -> None:
 def _set_rlimits(pid: int, rlimits: list[dict]) -> None:
     if not rlimits:
         return
-    import resource
     from ..linux.consts import RLIMITS
+    from ..linux.sys import prlimit
     for r in rlimits:
         typ = RLIMITS[r["type"]]
         # values from 2^63 up (RLIM_INFINITY is 2^64-1 in the spec) mean unlimited
-        soft, hard = (v if v < 2**63 else resource.RLIM_INFINITY for v in (r.get("soft", 0), r.get("hard", 0)))
+        soft, hard = (v if v < 2**63 else 2**64 - 1 for v in (r.get("soft", 0), r.get("hard", 0)))
         try:
-            resource.prlimit(pid, typ, (soft, hard))
-        except (OSError, ValueError) as e:
-            err = os.strerror(e.errno).lower() if isinstance(e, OSError) and e.errno else str(e)
+            prlimit(pid, typ, soft, hard)
+        except OSError as e:
+            err = os.strerror(e.errno).lower() if e.errno else str(e)
             raise PyruncError("unable to start container process: error during container init: "
                               f"error setting rlimits for ready process: error setting rlimit type {typ}: {err}") from None
 

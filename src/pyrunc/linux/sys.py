@@ -170,6 +170,12 @@ def setrlimit(resource: int, soft: int, hard: int) -> None:
     _check(_libc.setrlimit(resource, ffi.byref(_Rlimit(soft, hard))), "setrlimit")
 
 
+def prlimit(pid: int, resource: int, soft: int, hard: int) -> None:
+    """prlimit(2) setting another process's limit, 64-bit values as setrlimit
+    (the resource module would cost a shared-object load at every start)."""
+    _check(_libc.prlimit(pid, resource, ffi.byref(_Rlimit(soft, hard)), None), "prlimit")
+
+
 _libc.fstatfs.argtypes = [ffi.c_int, ffi.c_void_p]
 
 
