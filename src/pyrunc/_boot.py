@@ -109,7 +109,7 @@ def early(argv: list[str]) -> None:
     if (i < len(argv) and argv[i] in ("run", "create", "exec") and "-h" not in argv
             and "--help" not in argv and os.geteuid() == 0):
         from pyrunc.cgroups import prearm_migration
-        prearm_migration()
+        prearm_migration(argv[i], "--systemd-cgroup" in argv[1:i])
 
 
 def install(root: str) -> None:

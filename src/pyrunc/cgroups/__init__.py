@@ -131,16 +131,51 @@ class Manager:
                     raise
                 del self.paths[key]
 
+    def join_fds(self, pid: int) -> list[int]:
+        """Join the container's init `pid`: where the kernel lets a thread
+        move itself without the global lock (see self_join_ok), open fds of
+        the v1 hierarchies' `tasks` files, which the init writes "0" to (it
+        is single-threaded, so that moves the whole process); the unified
+        hierarchy, and any other kernel or driver, get the pid written here.
+        The write that needs the lock waits for an RCU grace period (8-16
+        ms) holding cgroup_mutex; the init's own write does not. The fds
+        were opened by us (the kernel checks the opener's credentials), so
+        this works from inside a user namespace too."""
+        if type(self) is not Manager or not self_join_ok():
+            self.add(pid)
+            return []
+        fds: list[int] = []
+        try:
+            for key, path in list(self.paths.items()):
+                if key == "":
+                    self._add_one(key, path, str(pid).encode())
+                    continue
+                try:
+                    fds.append(os.open(os.path.join(path, "tasks"), os.O_WRONLY | os.O_CLOEXEC))
+                except OSError as e:
+                    if not self._ignorable(e):
+                        raise
+                    del self.paths[key]
+                    _rmtree_cgroup(path)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return fds
+
     def add(self, pid: int) -> None:
         data = str(pid).encode()
         for key, path in list(self.paths.items()):
-            try:
-                _write(os.path.join(path, "cgroup.procs"), data)
-            except OSError as e:
-                if not self._ignorable(e):
-                    raise
-                del self.paths[key]
-                _rmtree_cgroup(path)
+            self._add_one(key, path, data)
+
+    def _add_one(self, key: str, path: str, data: bytes) -> None:
+        try:
+            _write(os.path.join(path, "cgroup.procs"), data)
+        except OSError as e:
+            if not self._ignorable(e):
+                raise
+            del self.paths[key]
+            _rmtree_cgroup(path)
 
     def mount_sources(self) -> list[tuple[str, str, str]]:
         """(hierarchy key, mount point, host dir) for the container's cgroup
@@ -385,7 +420,27 @@ _prearm_fd = -1
 _prearmed = False  # tried already (the launcher's pyrunc._boot.early, then main)
 
 
-def prearm_migration() -> None:
+def self_join_ok() -> bool:
+    """Whether a thread writing "0" to a v1 `tasks` file moves itself
+    without taking cgroup_threadgroup_rwsem (Linux 6.0, "cgroup: Optimize
+    single thread migration"), so without its RCU grace period."""
+    rel = os.uname().release.split(".")
+    try:
+        return int(rel[0]) >= 6
+    except ValueError:
+        return False
+
+
+def _needs_prearm(command: str, systemd: bool) -> bool:
+    """run and create on the cgroupfs driver with only v1 hierarchies join
+    their init without the lock (Manager.join_fds): a pre-arm would only
+    hold cgroup_mutex through a grace period and make our mkdirs wait."""
+    if command == "exec" or systemd or not self_join_ok():
+        return True
+    return "" in hierarchies()
+
+
+def prearm_migration(command: str = "exec", systemd: bool = False) -> None:
     """Start the kernel's cgroup migration lock warming up, in a thread.
 
     The first write to any cgroup.procs takes cgroup_threadgroup_rwsem for
@@ -411,6 +466,8 @@ def prearm_migration() -> None:
     _prearmed = True
     import _thread
     try:
+        if not _needs_prearm(command, systemd):
+            return
         path = _own_procs_file()
         if path is None:
             return

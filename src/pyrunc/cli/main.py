@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if name in ("run", "create", "exec") and os.geteuid() == 0 and "-h" not in rest and "--help" not in rest:
         # first of all: the grace period it starts is the longest wait of a start
         from ..cgroups import prearm_migration
-        prearm_migration()
+        prearm_migration(name, gopts["systemd-cgroup"])
     if name not in COMMANDS:
         log.error(f"No help topic for '{name}'")
         return 3

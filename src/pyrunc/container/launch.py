@@ -201,8 +201,14 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 if init_pid:  # one init per create: never join another pid
                     raise PyruncError(_creation_error(o.mode, "unexpected second init pid from the stage child"))
                 init_pid = int(payload)
-                cg.add(init_pid)
-                reply("j")
+                join = cg.join_fds(init_pid)
+                try:
+                    ch.send("j", fds=join)
+                except OSError:
+                    child_died()
+                finally:
+                    for fd in join:
+                        os.close(fd)
                 if o.after_join is not None:  # the parent's own work, while the init mounts
                     o.after_join()
                 attrs.reset_affinity(init_pid)  # runc's tryResetCPUAffinity
@@ -218,8 +224,6 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 # the init mounts (a failure later removes the whole dir)
                 _complete_state(state, init_pid, cg, nss, spec, o)
                 sd.save(state)
-                if process.get("rlimits"):
-                    import resource  # noqa: F401 - for "R", loaded while the init mounts
             elif tag == "H":  # runc's procHooks
                 apply_resources()  # before the hooks, which may rely on them (runc)
                 hooks = spec.get("hooks") or {}

@@ -333,7 +333,18 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
             lsm.set_key_label("")
 
     def join_cgroup() -> None:
-        ch.expect("j")  # the parent joins us as soon as it learns our pid
+        # the parent joins us as soon as it learns our pid, or sends the v1
+        # hierarchies' `tasks` fds for us to join ourselves (Manager.join_fds)
+        err = 0
+        for fd in ch.expect_msg("j")[1]:
+            if not err:
+                try:
+                    os.write(fd, b"0")
+                except OSError as e:
+                    err = e.errno or 5
+            os.close(fd)
+        if err:
+            raise PyruncError(f"error joining the container's cgroup: {os.strerror(err).lower()}")
 
     def runtime_hooks() -> None:
         """runc's procHooks: the parent writes the cgroup resources, then runs

@@ -22,6 +22,10 @@ import _socket
 from ..errors import PyruncError
 
 
+# room for the fds of one message: the cgroup join sends one per v1 hierarchy
+_CMSG = _socket.CMSG_SPACE(4 * 64)
+
+
 class Channel:
     def __init__(self, sock) -> None:
         self.sock = sock
@@ -42,18 +46,23 @@ class Channel:
         """(tag, payload, fds); tag '' on EOF."""
         fds: list[int] = []
         try:
-            data, anc, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(16))
+            data, anc, flags, _ = self.sock.recvmsg(65536, _CMSG)
         except ConnectionResetError:
             # the peer died with our last message unread: Linux reports that
             # once, before the messages it sent us (its error text); read on
             try:
-                data, anc, _, _ = self.sock.recvmsg(65536, _socket.CMSG_SPACE(16))
+                data, anc, flags, _ = self.sock.recvmsg(65536, _CMSG)
             except OSError:
                 return "", b"", fds
         for level, typ, cdata in anc:
             if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
                 fds += [int.from_bytes(cdata[i:i + 4], "little", signed=True)
                         for i in range(0, len(cdata) - 3, 4)]
+        if flags & _socket.MSG_CTRUNC:  # fds lost: never act on part of them
+            import os
+            for fd in fds:
+                os.close(fd)
+            raise PyruncError("sync message with more file descriptors than expected")
         if not data:
             return "", b"", fds
         return chr(data[0]), data[1:], fds
