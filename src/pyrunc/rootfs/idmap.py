@@ -17,12 +17,7 @@ import os
 
 from ..errors import PyruncError
 from ..linux import consts as C
-
-
-def is_idmapped(m: dict) -> bool:
-    """runc: "idmap"/"ridmap", or a mount's own mappings without either."""
-    return (bool(set(m.get("options") or []) & {"idmap", "ridmap"})
-            or m.get("uidMappings") is not None or m.get("gidMappings") is not None)
+from .options import is_idmapped
 
 
 def validate(m: dict, has_userns: bool) -> None:

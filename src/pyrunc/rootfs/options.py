@@ -143,3 +143,11 @@ def flag_names(flags: int) -> str:
     names = [n for n, bit in _NAMES if flags & bit]
     rest = flags & ~sum(bit for _, bit in _NAMES)
     return "|".join(names + ([hex(rest)] if rest else []))
+
+
+def is_idmapped(m: dict) -> bool:
+    """runc: "idmap"/"ridmap", or a mount's own mappings without either.
+    (Here rather than in idmap.py, which the init imports only for such a
+    mount.)"""
+    return (bool(set(m.get("options") or []) & {"idmap", "ridmap"})
+            or m.get("uidMappings") is not None or m.get("gidMappings") is not None)

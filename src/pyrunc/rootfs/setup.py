@@ -19,7 +19,7 @@ from ..linux import consts as C
 from ..linux import sys as L
 from ..security.lsm import format_mount_label
 from . import options as O
-from .idmap import is_idmapped
+from .options import is_idmapped
 from .paths import create_file, fd_path, mkdir_all, open_in_root, strip_root
 
 DEFAULT_DEVICES = [  # path, type, major, minor, mode
