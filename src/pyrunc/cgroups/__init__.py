@@ -134,11 +134,14 @@ class Manager:
     def add(self, pid: int) -> None:
         data = str(pid).encode()
         for key, path in list(self.paths.items()):
+            procs = os.path.join(path, "cgroup.procs")
             try:
-                _write(os.path.join(path, "cgroup.procs"), data)
+                _write(procs, data)
             except OSError as e:
-                if not self._ignorable(e):
-                    raise
+                if not self._ignorable(e):  # runc's words, with the file that refused
+                    from ..errors import PyruncError
+                    raise PyruncError(f"unable to apply cgroup configuration: failed to write {pid}: "
+                                      f"write {procs}: {os.strerror(e.errno or 0).lower()}") from None
                 del self.paths[key]
                 _rmtree_cgroup(path)
 
@@ -344,16 +347,32 @@ def _mkdir_p(path: str, copy_cpuset: bool) -> None:
     except FileExistsError:
         return
     if copy_cpuset:
-        # a new v1 cpuset starts empty, and a task cannot join an empty cpuset
-        for f in ("cpuset.cpus", "cpuset.mems"):
+        _cpuset_ensure(path)
+
+
+def _cpuset_ensure(path: str, depth: int = 0) -> dict[str, str]:
+    """runc's cpusetEnsureParent: a v1 cpuset starts empty and a task cannot
+    join an empty one (ENOSPC), so an empty cpuset.cpus/mems takes its
+    parent's, up the tree (an engine's pod cgroup made with a plain mkdir is
+    empty too). Returns the values it ends with."""
+    vals: dict[str, str] = {}
+    for f in ("cpuset.cpus", "cpuset.mems"):
+        try:
+            with open(os.path.join(path, f)) as cur:
+                vals[f] = cur.read().strip()
+        except OSError:
+            return {}  # not a cpuset directory (the mount's parent): nothing to copy
+    if all(vals.values()) or depth > 64:
+        return vals
+    up = _cpuset_ensure(os.path.dirname(path), depth + 1)
+    for f, v in vals.items():
+        if not v and up.get(f):
             try:
-                with open(os.path.join(path, f)) as cur:
-                    if cur.read().strip():
-                        continue
-                with open(os.path.join(parent, f)) as src:
-                    _write(os.path.join(path, f), src.read().strip().encode() or b"\n")
+                _write(os.path.join(path, f), up[f].encode())
+                vals[f] = up[f]
             except OSError:
                 pass
+    return vals
 
 
 def _rmtree_cgroup(path: str) -> None:

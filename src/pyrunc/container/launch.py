@@ -201,7 +201,10 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 if init_pid:  # one init per create: never join another pid
                     raise PyruncError(_creation_error(o.mode, "unexpected second init pid from the stage child"))
                 init_pid = int(payload)
-                cg.add(init_pid)
+                try:
+                    cg.add(init_pid)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, str(e))) from None
                 reply("j")
                 if o.after_join is not None:  # the parent's own work, while the init mounts
                     o.after_join()
