@@ -393,6 +393,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         ch.close()  # EOF: `create` is done
         from .. import log
         log.detach()  # the --log file and the runtime's stderr are the caller's
+        die_on_signals()
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
@@ -498,6 +499,25 @@ def _sysctl(sysctl: dict) -> None:
             raise PyruncError(f"sysctl {key}={value}: {e.strerror}") from None
         finally:
             os.close(fd)
+
+
+# what makes runc's waiting init (a Go program) exit: SIGHUP, SIGINT and
+# SIGTERM, and with a stack dump SIGQUIT and SIGABRT
+_FATAL = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM, _signal.SIGQUIT, _signal.SIGABRT)
+
+
+def _die(signum: int, frame: object) -> None:
+    os._exit(2)  # Go's dieFromSignal, where the signal itself cannot kill (PID 1)
+
+
+def die_on_signals() -> None:
+    """The init waiting for `start` stops on a terminating signal, as runc's
+    does: as PID 1 of its pid namespace it would otherwise ignore every
+    signal but SIGKILL (no handler, no delivery), so `kill ID TERM` or a
+    pidfd's SIGTERM on a created container did nothing. execve resets the
+    handlers (reset_signals also does)."""
+    for s in _FATAL:
+        _signal.signal(s, _die)
 
 
 def reset_signals() -> None:
