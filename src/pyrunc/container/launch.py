@@ -151,7 +151,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             while True:
                 t, payload, _ = ch.recv()
                 if t == "E":
-                    raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace"))) from None
+                    raise PyruncError(_init_error(o.mode, payload)) from None
                 if not t:
                     raise PyruncError(_creation_error(o.mode, _died(cg))) from None
 
@@ -255,7 +255,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 _set_rlimits(init_pid, process.get("rlimits") or [])
                 break
             elif tag == "E":
-                raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
+                raise PyruncError(_init_error(o.mode, payload))
             else:
                 raise PyruncError(_creation_error(o.mode, _died(cg)))
         if o.pid_file:
@@ -273,7 +273,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             # closes the channel (EOF) and waits on the fifo; its error, if not
             t, payload, _ = ch.recv()
             if t == "E":
-                raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
+                raise PyruncError(_init_error(o.mode, payload))
             if t or proc_start_time(init_pid) != state["init_start"]:
                 raise PyruncError(_creation_error(o.mode, _died(cg)))
             ch.close()
@@ -341,6 +341,16 @@ def _died(cg) -> str:
         if kills:
             return "container init was killed by the OOM killer: the cgroup memory limit is too low"
     return "container init exited unexpectedly"
+
+
+def _init_error(mode: str, payload: bytes) -> str:
+    """An error the stage child or the init reported: runc's words for an
+    error inside the container's set-up ("unable to start container process:
+    error during container init: error mounting ...")."""
+    msg = payload.decode(errors="replace")
+    if not msg.startswith(("exec:", "chdir", "unable to ")):
+        msg = "unable to start container process: error during container init: " + msg
+    return _creation_error(mode, msg)
 
 
 def _creation_error(mode: str, msg: str) -> str:
