@@ -362,3 +362,36 @@ def test_same_cgroup_files_as_runc(rt, bundle, tmp_path):
     assert set(mine) == set(theirs)
     diff = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
     assert not diff, diff
+
+
+# -- a parent (pod) cgroup made by an engine -----------------------------------------------------
+
+def test_container_under_an_empty_cpuset_pod(rt, bundle):
+    """update.bats' pod tests: the engine makes the pod cgroup with a plain
+    mkdir in every v1 hierarchy, so its cpuset is empty; a task cannot join
+    an empty cpuset (ENOSPC). As runc (cpusetEnsureParent), the container's
+    create fills the pod's cpuset.cpus/mems from its parent."""
+    from test_cgroups_common import cgroup_mounts
+    if not has_v1("cpuset"):
+        pytest.skip("no cgroup v1 cpuset hierarchy")
+    top = cgroup_mounts()["cpuset"]
+    pod = os.path.join(top, f"pod-{rt.token}")
+    os.mkdir(pod)
+    try:
+        with open(os.path.join(pod, "cpuset.cpus")) as f:
+            assert f.read().strip() == ""  # the kernel's empty start: what the test is about
+        with bundle.edit() as cfg:
+            cfg["linux"]["cgroupsPath"] = f"/pod-{rt.token}/ctr"
+        cid = rt.new_id()
+        rt.run_d(cid, bundle)
+        pid = rt.state(cid)["pid"]
+        with open(os.path.join(top, "cpuset.cpus")) as f:
+            root_cpus = f.read().strip()
+        assert cg_read(pid, "cpuset", "cpuset.cpus") == root_cpus
+        assert rt.ok("exec", cid, "cat", "/proc/self/status").stdout.count("Cpus_allowed_list") == 1
+        rt.ok("delete", "--force", cid)
+    finally:
+        for d in cgroup_mounts().values():
+            for p in (os.path.join(d, f"pod-{rt.token}", "ctr"), os.path.join(d, f"pod-{rt.token}")):
+                if os.path.isdir(p):
+                    os.rmdir(p)

@@ -271,11 +271,26 @@ def test_kill_stops_container(rt, bundle, sig):
     rt.fail("state", cid, match="does not exist")
 
 
-def test_kill_created_container(rt, bundle):
+@pytest.mark.parametrize("sig", ["KILL", "TERM", "INT", "HUP"])
+def test_kill_created_container(rt, bundle, sig):
+    """A terminating signal stops a created container's waiting init, as
+    runc's (pidfd-socket.bats sends SIGTERM); as PID 1 of its pid namespace
+    it needs a handler for that, or the kernel drops the signal."""
     cid = rt.new_id()
     rt.create(cid, bundle)
-    rt.kill(cid, "KILL")
+    rt.kill(cid, sig)
     rt.wait_status(cid, "stopped")
+
+
+def test_usr1_does_not_stop_a_created_container(rt, bundle):
+    """runc's init (Go) catches SIGUSR1 and does nothing: nor does ours."""
+    cid = rt.new_id()
+    rt.create(cid, bundle)
+    rt.kill(cid, "USR1")
+    time.sleep(0.3)
+    assert rt.state(cid)["status"] == "created"
+    rt.start(cid)
+    assert rt.state(cid)["status"] == "running"
 
 
 def test_kill_stopped_container_fails(rt, bundle):

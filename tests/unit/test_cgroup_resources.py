@@ -674,3 +674,20 @@ def test_v2_update_bats_sequences(v2, fake, no_bpf):
     assert upd(cpu_period="900000", cpu_burst="500000") == {"cpu.max.burst": "500000", "cpu.max": "max 900000"}
     assert upd(memory="100M") == {"memory.max": str(100 << 20)}  # burst untouched
     assert stored["cpu"]["burst"] == 500000 and stored["pids"]["limit"] == -1
+
+
+def test_cpuset_ensure_fills_empty_parents(tmp_path):
+    """runc's cpusetEnsureParent: empty cpuset.cpus/mems take the nearest
+    non-empty ancestor's values, top down."""
+    from pyrunc.cgroups import _cpuset_ensure
+    root, pod, ctr = tmp_path / "cpuset", tmp_path / "cpuset" / "pod", tmp_path / "cpuset" / "pod" / "ctr"
+    ctr.mkdir(parents=True)
+    (root / "cpuset.cpus").write_text("0-1\n")
+    (root / "cpuset.mems").write_text("0\n")
+    for d in (pod, ctr):
+        (d / "cpuset.cpus").write_text("")
+        (d / "cpuset.mems").write_text("")
+    (pod / "cpuset.mems").write_text("0\n")  # a value already set stays
+    assert _cpuset_ensure(str(ctr)) == {"cpuset.cpus": "0-1", "cpuset.mems": "0"}
+    assert (pod / "cpuset.cpus").read_text() == "0-1" and (ctr / "cpuset.cpus").read_text() == "0-1"
+    assert (pod / "cpuset.mems").read_text() == "0\n"

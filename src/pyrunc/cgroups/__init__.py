@@ -131,7 +131,7 @@ class Manager:
                     raise
                 del self.paths[key]
 
-    def join_fds(self, pid: int) -> list[int]:
+    def join_fds(self, pid: int) -> tuple[list[int], list[str]]:
         """Join the container's init `pid`: where the kernel lets a thread
         move itself without the global lock (see self_join_ok), open fds of
         the v1 hierarchies' `tasks` files, which the init writes "0" to (it
@@ -140,40 +140,45 @@ class Manager:
         The write that needs the lock waits for an RCU grace period (8-16
         ms) holding cgroup_mutex; the init's own write does not. The fds
         were opened by us (the kernel checks the opener's credentials), so
-        this works from inside a user namespace too."""
+        this works from inside a user namespace too. Returns the fds and
+        the files they are, for the init's error message."""
         if type(self) is not Manager or not self_join_ok():
             self.add(pid)
-            return []
+            return [], []
         fds: list[int] = []
+        names: list[str] = []
         try:
             for key, path in list(self.paths.items()):
                 if key == "":
-                    self._add_one(key, path, str(pid).encode())
+                    self._add_one(key, path, pid)
                     continue
+                tasks = os.path.join(path, "tasks")
                 try:
-                    fds.append(os.open(os.path.join(path, "tasks"), os.O_WRONLY | os.O_CLOEXEC))
+                    fds.append(os.open(tasks, os.O_WRONLY | os.O_CLOEXEC))
                 except OSError as e:
                     if not self._ignorable(e):
-                        raise
+                        raise join_error(pid, tasks, e.errno) from None
                     del self.paths[key]
                     _rmtree_cgroup(path)
+                    continue
+                names.append(tasks)
         except BaseException:
             for fd in fds:
                 os.close(fd)
             raise
-        return fds
+        return fds, names
 
     def add(self, pid: int) -> None:
-        data = str(pid).encode()
         for key, path in list(self.paths.items()):
-            self._add_one(key, path, data)
+            self._add_one(key, path, pid)
 
-    def _add_one(self, key: str, path: str, data: bytes) -> None:
+    def _add_one(self, key: str, path: str, pid: int) -> None:
+        procs = os.path.join(path, "cgroup.procs")
         try:
-            _write(os.path.join(path, "cgroup.procs"), data)
+            _write(procs, str(pid).encode())
         except OSError as e:
             if not self._ignorable(e):
-                raise
+                raise join_error(pid, procs, e.errno) from None
             del self.paths[key]
             _rmtree_cgroup(path)
 
@@ -379,16 +384,32 @@ def _mkdir_p(path: str, copy_cpuset: bool) -> None:
     except FileExistsError:
         return
     if copy_cpuset:
-        # a new v1 cpuset starts empty, and a task cannot join an empty cpuset
-        for f in ("cpuset.cpus", "cpuset.mems"):
+        _cpuset_ensure(path)
+
+
+def _cpuset_ensure(path: str, depth: int = 0) -> dict[str, str]:
+    """runc's cpusetEnsureParent: a v1 cpuset starts empty and a task cannot
+    join an empty one (ENOSPC), so an empty cpuset.cpus/mems takes its
+    parent's, up the tree (an engine's pod cgroup made with a plain mkdir is
+    empty too). Returns the values it ends with."""
+    vals: dict[str, str] = {}
+    for f in ("cpuset.cpus", "cpuset.mems"):
+        try:
+            with open(os.path.join(path, f)) as cur:
+                vals[f] = cur.read().strip()
+        except OSError:
+            return {}  # not a cpuset directory (the mount's parent): nothing to copy
+    if all(vals.values()) or depth > 64:
+        return vals
+    up = _cpuset_ensure(os.path.dirname(path), depth + 1)
+    for f, v in vals.items():
+        if not v and up.get(f):
             try:
-                with open(os.path.join(path, f)) as cur:
-                    if cur.read().strip():
-                        continue
-                with open(os.path.join(parent, f)) as src:
-                    _write(os.path.join(path, f), src.read().strip().encode() or b"\n")
+                _write(os.path.join(path, f), up[f].encode())
+                vals[f] = up[f]
             except OSError:
                 pass
+    return vals
 
 
 def _rmtree_cgroup(path: str) -> None:
@@ -418,6 +439,13 @@ def _rmtree_cgroup(path: str) -> None:
 # closes its copy at once: no host fd reaches a container's init
 _prearm_fd = -1
 _prearmed = False  # tried already (the launcher's pyrunc._boot.early, then main)
+
+
+def join_error(pid: int, path: str, err: int | None) -> Exception:
+    """A refused cgroup join, in runc's words, with the file that refused."""
+    from ..errors import PyruncError
+    return PyruncError(f"unable to apply cgroup configuration: failed to write {pid}: "
+                       f"write {path}: {os.strerror(err or 0).lower()}")
 
 
 def self_join_ok() -> bool:

@@ -151,7 +151,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             while True:
                 t, payload, _ = ch.recv()
                 if t == "E":
-                    raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace"))) from None
+                    raise PyruncError(_init_error(o.mode, payload)) from None
                 if not t:
                     raise PyruncError(_creation_error(o.mode, _died(cg))) from None
 
@@ -201,9 +201,12 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 if init_pid:  # one init per create: never join another pid
                     raise PyruncError(_creation_error(o.mode, "unexpected second init pid from the stage child"))
                 init_pid = int(payload)
-                join = cg.join_fds(init_pid)
                 try:
-                    ch.send("j", fds=join)
+                    join, files = cg.join_fds(init_pid)
+                except PyruncError as e:
+                    raise PyruncError(_creation_error(o.mode, str(e))) from None
+                try:  # with the files' names and its pid, for the init's error text
+                    ch.send("j", "\n".join([str(init_pid)] + files), fds=join)
                 except OSError:
                     child_died()
                 finally:
@@ -256,7 +259,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 _set_rlimits(init_pid, process.get("rlimits") or [])
                 break
             elif tag == "E":
-                raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
+                raise PyruncError(_init_error(o.mode, payload))
             else:
                 raise PyruncError(_creation_error(o.mode, _died(cg)))
         if o.pid_file:
@@ -274,7 +277,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             # closes the channel (EOF) and waits on the fifo; its error, if not
             t, payload, _ = ch.recv()
             if t == "E":
-                raise PyruncError(_creation_error(o.mode, payload.decode(errors="replace")))
+                raise PyruncError(_init_error(o.mode, payload))
             if t or proc_start_time(init_pid) != state["init_start"]:
                 raise PyruncError(_creation_error(o.mode, _died(cg)))
             ch.close()
@@ -342,6 +345,16 @@ def _died(cg) -> str:
         if kills:
             return "container init was killed by the OOM killer: the cgroup memory limit is too low"
     return "container init exited unexpectedly"
+
+
+def _init_error(mode: str, payload: bytes) -> str:
+    """An error the stage child or the init reported: runc's words for an
+    error inside the container's set-up ("unable to start container process:
+    error during container init: error mounting ...")."""
+    msg = payload.decode(errors="replace")
+    if not msg.startswith(("exec:", "chdir", "unable to ")):
+        msg = "unable to start container process: error during container init: " + msg
+    return _creation_error(mode, msg)
 
 
 def _creation_error(mode: str, msg: str) -> str:

@@ -335,16 +335,19 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     def join_cgroup() -> None:
         # the parent joins us as soon as it learns our pid, or sends the v1
         # hierarchies' `tasks` fds for us to join ourselves (Manager.join_fds)
-        err = 0
-        for fd in ch.expect_msg("j")[1]:
+        payload, fds = ch.expect_msg("j")
+        err, bad = 0, 0
+        for i, fd in enumerate(fds):
             if not err:
                 try:
                     os.write(fd, b"0")
                 except OSError as e:
-                    err = e.errno or 5
+                    err, bad = e.errno or 5, i
             os.close(fd)
         if err:
-            raise PyruncError(f"error joining the container's cgroup: {os.strerror(err).lower()}")
+            from ..cgroups import join_error
+            names = payload.decode(errors="replace").split("\n")
+            raise join_error(int(names[0]), names[bad + 1] if bad + 1 < len(names) else "tasks", err)
 
     def runtime_hooks() -> None:
         """runc's procHooks: the parent writes the cgroup resources, then runs
@@ -404,6 +407,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         ch.close()  # EOF: `create` is done
         from .. import log
         log.detach()  # the --log file and the runtime's stderr are the caller's
+        die_on_signals()
         fd = os.open(f"/proc/self/fd/{a.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
@@ -509,6 +513,25 @@ def _sysctl(sysctl: dict) -> None:
             raise PyruncError(f"sysctl {key}={value}: {e.strerror}") from None
         finally:
             os.close(fd)
+
+
+# what makes runc's waiting init (a Go program) exit: SIGHUP, SIGINT and
+# SIGTERM, and with a stack dump SIGQUIT and SIGABRT
+_FATAL = (_signal.SIGHUP, _signal.SIGINT, _signal.SIGTERM, _signal.SIGQUIT, _signal.SIGABRT)
+
+
+def _die(signum: int, frame: object) -> None:
+    os._exit(2)  # Go's dieFromSignal, where the signal itself cannot kill (PID 1)
+
+
+def die_on_signals() -> None:
+    """The init waiting for `start` stops on a terminating signal, as runc's
+    does: as PID 1 of its pid namespace it would otherwise ignore every
+    signal but SIGKILL (no handler, no delivery), so `kill ID TERM` or a
+    pidfd's SIGTERM on a created container did nothing. execve resets the
+    handlers (reset_signals also does)."""
+    for s in _FATAL:
+        _signal.signal(s, _die)
 
 
 def reset_signals() -> None:

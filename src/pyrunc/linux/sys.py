@@ -48,7 +48,9 @@ _libc.prctl.argtypes = [ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong, ffi.c_
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) < 0:
         e = ffi.get_errno()
-        raise OSError(e, f"mount {source or ''}:{target} (type {fstype or ''}, flags {flags:#x}): {os.strerror(e)}")
+        # the errno's text as Go prints it (lower case), where runc's users grep for it
+        raise OSError(e, f"mount {source or ''}:{target} (type {fstype or ''}, flags {flags:#x}): "
+                         f"{os.strerror(e).lower()}")
 
 
 def umount2(target: str, flags: int = 0) -> None:
