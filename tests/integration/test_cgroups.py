@@ -366,7 +366,8 @@ def test_same_cgroup_files_as_runc(rt, bundle, tmp_path):
 
 # -- a parent (pod) cgroup made by an engine -----------------------------------------------------
 
-def test_container_under_an_empty_cpuset_pod(rt, bundle):
+@pytest.mark.parametrize("leaf_exists", [False, True])
+def test_container_under_an_empty_cpuset_pod(rt, bundle, leaf_exists):
     """update.bats' pod tests: the engine makes the pod cgroup with a plain
     mkdir in every v1 hierarchy, so its cpuset is empty; a task cannot join
     an empty cpuset (ENOSPC). As runc (cpusetEnsureParent), the container's
@@ -380,6 +381,8 @@ def test_container_under_an_empty_cpuset_pod(rt, bundle):
     try:
         with open(os.path.join(pod, "cpuset.cpus")) as f:
             assert f.read().strip() == ""  # the kernel's empty start: what the test is about
+        if leaf_exists:  # the engine made the container's own cgroup too
+            os.mkdir(os.path.join(pod, "ctr"))
         with bundle.edit() as cfg:
             cfg["linux"]["cgroupsPath"] = f"/pod-{rt.token}/ctr"
         cid = rt.new_id()

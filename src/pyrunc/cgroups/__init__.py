@@ -122,10 +122,13 @@ class Manager:
 
     def create(self) -> None:
         for key, path in list(self.paths.items()):
+            cpuset = "cpuset" in key.split(",")
             if os.path.isdir(path):
+                if cpuset:  # made by someone else, maybe with a plain mkdir: empty
+                    _cpuset_ensure(path)
                 continue
             try:
-                _mkdir_p(path, copy_cpuset="cpuset" in key.split(","))
+                _mkdir_p(path, copy_cpuset=cpuset)
             except OSError as e:
                 if not self._ignorable(e):
                     raise
