@@ -1,0 +1,119 @@
+"""pyrunc image: image tools (issue 12). `unpack` makes a runtime bundle
+from an OCI image layout on disk, as `umoci unpack` does."""
+from __future__ import annotations
+
+import re
+
+FLAGS: dict = {}
+HELP = """USAGE:
+   pyrunc image command [command options] [arguments...]
+
+COMMANDS:
+   unpack   unpack an image from an OCI image layout into a runtime bundle
+
+Run 'pyrunc image COMMAND --help' for a command's options.
+"""
+UNPACK_FLAGS = {"image": ("str", "")}
+UNPACK_HELP = """NAME:
+   pyrunc image unpack - unpack an image from an OCI image layout into a runtime bundle
+
+USAGE:
+   pyrunc image unpack --image DIR[:REF] BUNDLE
+
+DESCRIPTION:
+   Reads the OCI image layout DIR, picks the manifest whose
+org.opencontainers.image.ref.name annotation is REF (default "latest"),
+resolving an image index to the host's platform, verifies every blob against
+its digest, applies the layers in order into BUNDLE/rootfs and writes
+BUNDLE/config.json from the image config (as umoci unpack does). BUNDLE is
+created; an existing BUNDLE must be empty. On failure nothing is left behind.
+
+EXAMPLE:
+   # pyrunc image unpack --image ./busybox-oci:latest bb
+   # cd bb && pyrunc run bb1
+
+OPTIONS:
+   --image value  the OCI image layout and reference, DIR[:REF]
+"""
+DEFAULT_REF = "latest"
+# umoci's refname rule (casext): components of alphanumerics joined by
+# -._:@+ or "--", separated by '/'
+_COMP = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
+_REFNAME = re.compile(rf"^{_COMP}(?:/{_COMP})*$")
+
+
+def parse_image(arg: str) -> tuple[str, str]:
+    """(layout dir, ref) of DIR[:REF]: split on the last ':' only when what
+    follows is a valid ref name."""
+    d, sep, ref = arg.rpartition(":")
+    if sep and d and _REFNAME.match(ref):
+        return d, ref
+    return arg, DEFAULT_REF
+
+
+def run(ctx, opts: dict, args: list[str]) -> int:
+    import sys
+    from ..errors import PyruncError
+    from .main import parse_flags
+    if not args:
+        sys.stdout.write("Incorrect Usage.\n\n" + HELP)
+        raise PyruncError('pyrunc: "image" requires a minimum of 1 argument(s)')
+    sub, rest = args[0], args[1:]
+    if sub != "unpack":
+        raise PyruncError(f"image: unknown command {sub!r}")
+    uopts, uargs = parse_flags({**UNPACK_FLAGS, "help": ("bool", False)}, {"h": "help"}, rest, False)
+    if uopts["help"]:
+        sys.stdout.write(UNPACK_HELP)
+        return 0
+    if len(uargs) != 1:
+        sys.stdout.write("Incorrect Usage.\n\n" + UNPACK_HELP)
+        raise PyruncError('pyrunc: "image unpack" requires exactly 1 argument(s)')
+    if not uopts["image"]:
+        raise PyruncError("image unpack: --image DIR[:REF] is required")
+    return unpack(uopts["image"], uargs[0])
+
+
+def unpack(image: str, bundle: str) -> int:
+    """Unpack; on any failure remove what was made and raise a one-line error."""
+    import os
+    import shutil
+    from ..errors import PyruncError
+    from ..image.imageconfig import to_runtime_spec
+    from ..image.layout import Layout
+    from ..image.unpack import unpack_image
+    from ..spec.example import dumps
+    path, ref = parse_image(image)
+    layout = Layout(path)
+    desc = layout.find_ref(ref)
+    _, manifest = layout.resolve(desc)
+    cdesc = manifest.get("config")
+    if not isinstance(cdesc, dict):
+        raise PyruncError("manifest: no config descriptor")
+    config = layout.read_json(cdesc, "config")
+    made_bundle = False
+    try:
+        os.mkdir(bundle, 0o755)
+        made_bundle = True
+    except FileExistsError:
+        if not os.path.isdir(bundle) or os.listdir(bundle):
+            raise PyruncError(f"bundle {bundle} exists and is not an empty directory") from None
+    except OSError as e:
+        raise PyruncError(f"bundle {bundle}: {e.strerror}") from None
+    rootfs = os.path.join(bundle, "rootfs")
+    try:
+        os.mkdir(rootfs, 0o755)
+        unpack_image(layout, manifest, config, rootfs)
+        spec = to_runtime_spec(config, rootfs)
+        with open(os.path.join(bundle, "config.json"), "x") as f:
+            f.write(dumps(spec))
+    except BaseException:
+        if made_bundle:
+            shutil.rmtree(bundle, ignore_errors=True)
+        else:
+            shutil.rmtree(rootfs, ignore_errors=True)
+            try:
+                os.unlink(os.path.join(bundle, "config.json"))
+            except OSError:
+                pass
+        raise
+    return 0
