@@ -1,0 +1,376 @@
+"""`pyrunc image unpack` (src/pyrunc/image): OCI layouts built here with
+tarfile, unpacked, and the rootfs and config.json checked; hostile layers
+must stay inside the rootfs (a sentinel outside is watched)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from oci_layout import OCI_INDEX, LayoutBuilder, entry, host_arch, layer_tar
+from pyrunc.cli.image import parse_image, unpack
+from pyrunc.cli.main import main
+from pyrunc.errors import PyruncError
+from pyrunc.image.imageconfig import exec_user
+from pyrunc.image.layout import select_platform
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="owners and device nodes need root")
+
+
+@pytest.fixture
+def area(tmp_path: Path):
+    """A layout builder, the bundle path, and a sentinel outside both."""
+    (tmp_path / "sentinel").write_text("untouched")
+    (tmp_path / "outside").mkdir()
+    return LayoutBuilder(tmp_path / "layout"), tmp_path / "bundle", tmp_path
+
+
+def outside_state(tmp: Path) -> dict:
+    """Everything outside the bundle and layout, to compare before/after."""
+    out = {}
+    for p in sorted(tmp.rglob("*")):
+        rel = p.relative_to(tmp)
+        if rel.parts[0] in ("bundle", "layout"):
+            continue
+        st = p.lstat()
+        out[str(rel)] = (st.st_mode, st.st_size, st.st_nlink, p.read_bytes() if p.is_file() and not p.is_symlink() else None)
+    return out
+
+
+def build(area, layers, config=None, **kw):
+    b, bundle, _ = area
+    b.tag(b.image([layer_tar(l) for l in layers], config, **kw))
+    return str(b.path), str(bundle)
+
+
+def xattrs_supported(path: Path) -> bool:
+    probe = path / ".xattr-probe"
+    probe.write_text("")
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+
+
+# --- the entry types and their metadata ------------------------------------
+
+@root_only
+def test_entry_types_and_metadata(area):
+    long = "d/" + "x" * 150 + "/" + "y" * 120  # PAX long name
+    lay, bundle = build(area, [[
+        entry("etc", "dir", mode=0o755, mtime=1000),
+        entry("etc/data", data=b"hello", mode=0o640, uid=12, gid=34, mtime=2000),
+        entry("bin/su", data=b"#!", mode=0o4755, mtime=3000),
+        entry("bin/sg", data=b"#!", mode=0o2711),
+        entry("tmp", "dir", mode=0o1777),
+        entry("etc/link", "symlink", link="data", uid=5, gid=6),
+        entry("etc/hard", "hardlink", link="etc/data"),
+        entry("dev/null2", "char", mode=0o666, dev=(1, 3)),
+        entry("dev/loopx", "block", mode=0o600, dev=(7, 200)),
+        entry("run/fifo", "fifo", mode=0o620),
+        entry(long, data=b"long"),
+    ]], gzip_layers=True)
+    unpack(lay, bundle)
+    r = Path(bundle) / "rootfs"
+    st = (r / "etc/data").lstat()
+    assert (r / "etc/data").read_bytes() == b"hello"
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime) == (0o640, 12, 34, 2000)
+    assert stat.S_IMODE((r / "bin/su").lstat().st_mode) == 0o4755
+    assert stat.S_IMODE((r / "bin/sg").lstat().st_mode) == 0o2711
+    assert stat.S_IMODE((r / "tmp").lstat().st_mode) == 0o1777
+    assert (r / "etc").lstat().st_mtime == 1000  # set after its children arrived
+    assert os.readlink(r / "etc/link") == "data"
+    assert ((r / "etc/link").lstat().st_uid, (r / "etc/link").lstat().st_gid) == (5, 6)
+    assert (r / "etc/hard").lstat().st_ino == st.st_ino
+    c = (r / "dev/null2").lstat()
+    assert stat.S_ISCHR(c.st_mode) and (os.major(c.st_rdev), os.minor(c.st_rdev)) == (1, 3)
+    assert stat.S_IMODE(c.st_mode) == 0o666
+    b = (r / "dev/loopx").lstat()
+    assert stat.S_ISBLK(b.st_mode) and (os.major(b.st_rdev), os.minor(b.st_rdev)) == (7, 200)
+    f = (r / "run/fifo").lstat()
+    assert stat.S_ISFIFO(f.st_mode) and stat.S_IMODE(f.st_mode) == 0o620
+    assert (r / long).read_bytes() == b"long"
+
+
+@root_only
+def test_xattrs_from_pax(area):
+    _, _, tmp = area
+    if not xattrs_supported(tmp):
+        pytest.skip(f"{tmp}: no user.* xattrs on this filesystem")
+    cap = bytes.fromhex("0100000200200000000000000000000000000000")  # cap_net_bind_service+ep
+    lay, bundle = build(area, [[
+        entry("bin/ping", data=b"x", mode=0o755, xattrs={"user.note": b"hi", "security.capability": cap}),
+    ]])
+    unpack(lay, bundle)
+    p = Path(bundle) / "rootfs/bin/ping"
+    assert os.getxattr(p, "user.note") == b"hi"
+    assert os.getxattr(p, "security.capability") == cap
+
+
+def test_whiteouts_and_opaque_dirs_across_layers(area):
+    lay, bundle = build(area, [
+        [entry("a/keep", data=b"1"), entry("a/gone", data=b"2"), entry("a/sub/deep", data=b"3"),
+         entry("o/old1", data=b"x"), entry("o/olddir/f", data=b"y")],
+        [entry("a/.wh.gone"), entry("a/.wh.sub"), entry("a/.wh.never-existed"),
+         entry("o", "dir", mode=0o755), entry("o/.wh..wh..opq"), entry("o/new", data=b"n")],
+        [entry("a/gone", data=b"back")],
+    ])
+    unpack(lay, bundle)
+    r = Path(bundle) / "rootfs"
+    assert sorted(os.listdir(r / "a")) == ["gone", "keep"]
+    assert (r / "a/gone").read_bytes() == b"back"
+    assert sorted(os.listdir(r / "o")) == ["new"]
+    assert not any(n.startswith(".wh.") for _, d, f in os.walk(r) for n in d + f)
+
+
+def test_opaque_keeps_entries_of_its_own_layer(area):
+    lay, bundle = build(area, [
+        [entry("o/old", data=b"x")],
+        [entry("o/new", data=b"n"), entry("o/.wh..wh..opq")],
+    ])
+    unpack(lay, bundle)
+    assert os.listdir(Path(bundle) / "rootfs/o") == ["new"]
+
+
+def test_hard_link_to_lower_layer_and_replacement(area):
+    lay, bundle = build(area, [
+        [entry("usr/bin/prog", data=b"v1", mode=0o755), entry("x", "dir")],
+        [entry("usr/bin/alias", "hardlink", link="usr/bin/prog"), entry("x", data=b"now a file")],
+    ])
+    unpack(lay, bundle)
+    r = Path(bundle) / "rootfs"
+    assert (r / "usr/bin/alias").lstat().st_ino == (r / "usr/bin/prog").lstat().st_ino
+    assert (r / "x").read_bytes() == b"now a file"
+
+
+# --- hostile layers --------------------------------------------------------
+
+HOSTILE = {
+    "dotdot": [entry("../../sentinel", data=b"pwned"), entry("../outside/new", data=b"pwned")],
+    "absolute": [entry("/sentinel-abs", data=b"pwned")],
+    "symlink-then-file": [entry("evil", "symlink", link="../.."), entry("evil/sentinel", data=b"pwned"),
+                          entry("evil2", "symlink", link="/"), entry("evil2/outside/x", data=b"pwned")],
+    "absolute-symlink-dir": [entry("esc", "symlink", link="TMP/outside"), entry("esc/f", data=b"pwned")],
+    "hardlink-out": [entry("ln", "hardlink", link="../../sentinel")],
+    "hardlink-via-symlink": [entry("e", "symlink", link="TMP"), entry("ln", "hardlink", link="e/sentinel")],
+    "whiteout-out": [entry("../.wh.sentinel"), entry("e", "symlink", link="TMP"), entry("e/.wh.sentinel"),
+                     entry("e/.wh.outside")],
+    "opaque-out": [entry("e", "symlink", link="TMP"), entry("e/.wh..wh..opq")],
+    "symlink-replaced-dir": [entry("d", "symlink", link="TMP/outside"), entry("d", "dir"),
+                             entry("d/f", data=b"in")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_layers_stay_inside(area, case):
+    _, bundle, tmp = area
+    entries = []
+    for ti, data in HOSTILE[case]:
+        ti.name = ti.name.replace("TMP", str(tmp))
+        ti.linkname = ti.linkname.replace("TMP", str(tmp))
+        entries.append((ti, data))
+    lay, bundle = build(area, [entries])
+    before = outside_state(tmp)
+    try:
+        unpack(lay, bundle)
+    except PyruncError as e:
+        assert "\n" not in str(e)
+        assert not os.path.exists(bundle)  # a failed unpack removes the bundle it made
+    assert outside_state(tmp) == before
+    assert (tmp / "sentinel").read_text() == "untouched"
+
+
+# --- digests, refs, platforms -------------------------------------------------
+
+def test_digest_mismatch_fails_and_leaves_nothing(area):
+    b, bundle, tmp = area
+    lay, bundle = build(area, [[entry("f", data=b"good")]])
+    index = json.loads((b.path / "index.json").read_text())
+    man = json.loads((b.path / "blobs/sha256" / index["manifests"][0]["digest"][7:]).read_bytes())
+    layer = b.path / "blobs/sha256" / man["layers"][0]["digest"][7:]
+    data = layer.read_bytes()
+    layer.write_bytes(data.replace(b"good", b"evil"))
+    with pytest.raises(PyruncError, match="does not match its digest") as e:
+        unpack(lay, bundle)
+    assert "\n" not in str(e.value)
+    assert not os.path.exists(bundle)
+
+
+def test_truncated_blob_fails(area):
+    b, bundle, _ = area
+    lay, bundle = build(area, [[entry("f", data=b"good")]])
+    cfg = json.loads((b.path / "index.json").read_text())["manifests"][0]["digest"][7:]
+    p = b.path / "blobs/sha256" / cfg
+    p.write_bytes(p.read_bytes()[:-5])
+    with pytest.raises(PyruncError, match="size"):
+        unpack(lay, bundle)
+
+
+def test_ref_selection_and_missing_ref(area):
+    b, bundle, tmp = area
+    b.tag(b.image([layer_tar([entry("which", data=b"one")])]), "v1")
+    b.tag(b.image([layer_tar([entry("which", data=b"two")])]), "latest")
+    unpack(str(b.path), str(bundle))  # default ref: latest, as umoci
+    assert (bundle / "rootfs/which").read_bytes() == b"two"
+    unpack(f"{b.path}:v1", str(tmp / "b2"))
+    assert (tmp / "b2/rootfs/which").read_bytes() == b"one"
+    with pytest.raises(PyruncError, match="image reference not found"):
+        unpack(f"{b.path}:nope", str(tmp / "b3"))
+    assert not (tmp / "b3").exists()
+
+
+def test_platform_selection_from_nested_index(area):
+    b, bundle, _ = area
+    other = "s390x" if host_arch() != "s390x" else "riscv64"
+    mine = b.image([layer_tar([entry("arch", data=b"host")])])
+    theirs = b.image([layer_tar([entry("arch", data=b"other")])], arch=other)
+    inner = b.blob(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {**theirs, "platform": {"os": "linux", "architecture": other}},
+        {**mine, "platform": {"os": "linux", "architecture": host_arch()}},
+    ]}).encode(), OCI_INDEX)
+    outer = b.blob(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [inner]}).encode(), OCI_INDEX)
+    b.tag(outer)
+    unpack(str(b.path), str(bundle))
+    assert (bundle / "rootfs/arch").read_bytes() == b"host"
+
+
+def test_no_manifest_for_platform(area):
+    b, bundle, _ = area
+    theirs = b.image([layer_tar([entry("a", data=b"")])], arch="mips64le")
+    b.tag(b.blob(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {**theirs, "platform": {"os": "windows", "architecture": host_arch()}}]}).encode(), OCI_INDEX))
+    with pytest.raises(PyruncError, match="no manifest for platform linux/"):
+        unpack(str(b.path), str(bundle))
+
+
+def test_select_platform_variants():
+    d7 = {"mediaType": "m", "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}}
+    d6 = {"mediaType": "m", "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}}
+    plain = {"mediaType": "m", "platform": {"os": "linux", "architecture": "arm"}}
+    assert select_platform([d6, d7], {"os": "linux", "architecture": "arm", "variant": "v7"}) is d7
+    assert select_platform([d6], {"os": "linux", "architecture": "arm", "variant": "v7"}) is None
+    assert select_platform([plain, d7], {"os": "linux", "architecture": "arm", "variant": "v7"}) is d7
+    assert select_platform([d6, plain], {"os": "linux", "architecture": "arm", "variant": "v5"}) is plain
+
+
+def test_zstd_layer_without_module(area, monkeypatch):
+    import sys
+    b, bundle, _ = area
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # import fails as if not installed
+    desc = b.image([layer_tar([entry("f")])])
+    man_path = b.path / "blobs/sha256" / desc["digest"][7:]
+    man = json.loads(man_path.read_bytes())
+    man["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd"
+    b.tag(b.blob(json.dumps(man).encode(), desc["mediaType"]))
+    with pytest.raises(PyruncError, match="'zstandard' is not installed"):
+        unpack(str(b.path), str(bundle))
+    assert not bundle.exists()
+
+
+@pytest.mark.parametrize("arg, want", [
+    ("/img/lay", ("/img/lay", "latest")),
+    ("/img/lay:v1.0", ("/img/lay", "v1.0")),
+    ("lay:a/b", ("lay", "a/b")),
+    ("/a:b/my lay", ("/a:b/my lay", "latest")),  # what follows the last ":" is no ref name
+    ("/a:b/lay", ("/a", "b/lay")),  # it is one: umoci splits there too
+    ("lay:", ("lay:", "latest")),
+])
+def test_parse_image(arg, want):
+    assert parse_image(arg) == want
+
+
+def test_cli_errors_are_one_line(area, capfd):
+    _, bundle, tmp = area
+    assert main(["image", "unpack", "--image", str(tmp / "missing"), str(bundle)]) == 1
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "not an OCI image layout" in err and "Traceback" not in err
+    bundle.mkdir()
+    (bundle / "x").write_text("")
+    lay, _ = build(area, [[entry("f")]])
+    assert main(["image", "unpack", "--image", lay, str(bundle)]) == 1
+    assert "not an empty directory" in capfd.readouterr().err
+    assert os.listdir(bundle) == ["x"]
+    assert main(["image", "unpack", "--help"]) == 0
+    assert "--image DIR[:REF] BUNDLE" in capfd.readouterr().out
+    assert main(["image", "--help"]) == 0
+    assert "unpack" in capfd.readouterr().out
+
+
+# --- image config -> config.json --------------------------------------------
+
+PASSWD = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1001:Bob:/home/bob:/bin/sh\n"
+GROUP = "root:x:0:\nbobs:x:1001:\nwheel:x:10:bob,alice\nstaff:x:50:bob\n"
+
+
+@pytest.mark.parametrize("spec, want", [
+    ("", (0, 0, [], "/root")),
+    ("bob", (1000, 1001, [10, 50], "/home/bob")),
+    ("1000", (1000, 1001, [10, 50], "/home/bob")),
+    ("bob:staff", (1000, 50, [], "/home/bob")),
+    ("bob:10", (1000, 10, [], "/home/bob")),
+    ("1234", (1234, 0, [], "")),
+    ("1234:5678", (1234, 5678, [], "")),
+    ("root", (0, 0, [], "/root")),
+])
+def test_exec_user_forms(spec, want):
+    u = exec_user(spec, PASSWD, GROUP)
+    assert (u["uid"], u["gid"], u["sgids"], u["home"]) == want
+
+
+@pytest.mark.parametrize("spec", ["nobody", "bob:nogroup"])
+def test_exec_user_unknown_names(spec):
+    with pytest.raises(PyruncError, match="cannot parse user spec"):
+        exec_user(spec, PASSWD, GROUP)
+
+
+def test_exec_user_without_files():
+    assert exec_user("55:66", None, None)["uid"] == 55
+    with pytest.raises(PyruncError):
+        exec_user("bob", None, None)
+
+
+def test_config_json_mapping(area):
+    lay, bundle = build(area, [[entry("etc/passwd", data=PASSWD.encode()), entry("etc/group", data=GROUP.encode())]], {
+        "User": "bob", "Entrypoint": ["/bin/ep", "-x"], "Cmd": ["arg"], "WorkingDir": "/srv",
+        "Env": ["PATH=/custom", "FOO=bar=baz"], "Labels": {"com.example.l": "v"}, "StopSignal": "SIGINT",
+        "ExposedPorts": {"80/tcp": {}, "53/udp": {}}, "Volumes": {"/data": {}},
+    })
+    unpack(lay, bundle)
+    spec = json.loads((Path(bundle) / "config.json").read_text())
+    p = spec["process"]
+    assert p["args"] == ["/bin/ep", "-x", "arg"]
+    assert p["cwd"] == "/srv"
+    assert p["terminal"] is True
+    assert p["user"] == {"uid": 1000, "gid": 1001, "additionalGids": [10, 50]}
+    assert p["env"] == ["PATH=/custom", "TERM=xterm", "FOO=bar=baz", "HOME=/home/bob"]
+    assert spec["root"] == {"path": "rootfs"}
+    a = spec["annotations"]
+    assert a["com.example.l"] == "v"
+    assert a["org.opencontainers.image.stopSignal"] == "SIGINT"
+    assert a["org.opencontainers.image.exposedPorts"] == "53/udp,80/tcp"
+    assert a["org.opencontainers.image.architecture"] == host_arch()
+    assert {"destination": "/data", "type": "tmpfs", "source": "none",
+            "options": ["rw", "nosuid", "nodev", "noexec", "relatime"]} in spec["mounts"]
+
+
+def test_config_without_entrypoint_keeps_default_args(area):
+    lay, bundle = build(area, [[entry("f")]], {})
+    unpack(lay, bundle)
+    spec = json.loads((Path(bundle) / "config.json").read_text())
+    assert spec["process"]["args"] == ["sh"] and spec["process"]["cwd"] == "/"
+    assert spec["process"]["user"] == {"uid": 0, "gid": 0}
+
+
+def test_user_resolved_inside_rootfs(area):
+    """/etc/passwd as a symlink to an absolute path is read inside the rootfs."""
+    lay, bundle = build(area, [[entry("real/passwd", data=b"app:x:77:88::/app:/bin/sh\n"),
+                                entry("etc/passwd", "symlink", link="/real/passwd")]], {"User": "app"})
+    unpack(lay, bundle)
+    assert json.loads((Path(bundle) / "config.json").read_text())["process"]["user"] == {"uid": 77, "gid": 88}
