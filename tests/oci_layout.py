@@ -89,3 +89,16 @@ class LayoutBuilder:
 def host_arch() -> str:
     m = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
+
+
+def user_xattrs_supported(path: Path) -> bool:
+    """Whether files under `path` take user.* xattrs (tmpfs before 6.6 does not)."""
+    probe = Path(path) / ".xattr-probe"
+    probe.write_text("")
+    try:
+        os.setxattr(probe, "user.probe", b"1")
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.unlink()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from oci_layout import OCI_INDEX, LayoutBuilder, entry, host_arch, layer_tar
+from oci_layout import user_xattrs_supported, OCI_INDEX, LayoutBuilder, entry, host_arch, layer_tar
 from pyrunc.cli.image import parse_image, unpack
 from pyrunc.cli.main import main
 from pyrunc.errors import PyruncError
@@ -45,18 +45,6 @@ def build(area, layers, config=None, **kw):
     b, bundle, _ = area
     b.tag(b.image([layer_tar(l) for l in layers], config, **kw))
     return str(b.path), str(bundle)
-
-
-def xattrs_supported(path: Path) -> bool:
-    probe = path / ".xattr-probe"
-    probe.write_text("")
-    try:
-        os.setxattr(probe, "user.probe", b"1")
-        return True
-    except OSError:
-        return False
-    finally:
-        probe.unlink()
 
 
 # --- the entry types and their metadata ------------------------------------
@@ -102,7 +90,7 @@ def test_entry_types_and_metadata(area):
 @root_only
 def test_xattrs_from_pax(area):
     _, _, tmp = area
-    if not xattrs_supported(tmp):
+    if not user_xattrs_supported(tmp):
         pytest.skip(f"{tmp}: no user.* xattrs on this filesystem")
     cap = bytes.fromhex("0100000200200000000000000000000000000000")  # cap_net_bind_service+ep
     lay, bundle = build(area, [[

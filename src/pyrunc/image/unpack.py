@@ -102,12 +102,15 @@ def apply_layer(rootfd: int, fileobj) -> None:
     """Extract one uncompressed tar stream onto the rootfs at `rootfd`."""
     made: set[str] = set()       # paths this layer created (an opaque dir keeps them)
     times: list[tuple[str, tarfile.TarInfo]] = []
+    kept: dict[str, tuple[int, int]] = {}  # lower directories this layer changes: their times stay
     with tarfile.open(fileobj=fileobj, mode="r|", errorlevel=2) as tar:
         for m in tar:
             path = clean(m.name)
             if not path:
                 continue  # the root itself: its metadata is the bundle's
             parent, _, base = path.rpartition("/")
+            if parent not in made and parent not in kept:
+                _keep_times(rootfd, parent, kept)
             if base == OPAQUE:
                 _opaque(rootfd, parent, made)
                 continue
@@ -122,8 +125,30 @@ def apply_layer(rootfd: int, fileobj) -> None:
             if not m.islnk():
                 times.append((path, m))
     # directories change as their children arrive: times go on last, deepest first
+    for path, ns in kept.items():
+        if path not in made:
+            _utime(rootfd, path, ns)
     for path, m in reversed(times):
-        _set_times(rootfd, path, m)
+        mtime = int(m.mtime * 1_000_000_000)
+        atime = m.pax_headers.get("atime")
+        try:
+            ans = int(float(atime) * 1_000_000_000) if atime else mtime
+        except ValueError:
+            ans = mtime
+        _utime(rootfd, path, (ans, mtime))
+
+
+def _keep_times(rootfd: int, path: str, kept: dict[str, tuple[int, int]]) -> None:
+    """Remember the times of an existing directory (as umoci restores them)."""
+    try:
+        fd = open_in_root(rootfd, path or "/", C.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        st = os.fstat(fd)
+        kept[path] = (st.st_atime_ns, st.st_mtime_ns)
+    finally:
+        os.close(fd)
 
 
 def _parent_fd(rootfd: int, parent: str, create: bool) -> int | None:
@@ -272,17 +297,16 @@ def _lsetxattr(pfd: int, base: str, key: str, value: str) -> None:
         os.close(fd)
 
 
-def _set_times(rootfd: int, path: str, m: tarfile.TarInfo) -> None:
+def _utime(rootfd: int, path: str, ns: tuple[int, int]) -> None:
     parent, _, base = path.rpartition("/")
+    if not base:
+        return  # the rootfs itself
     pfd = _parent_fd(rootfd, parent, False)
     if pfd is None:
         return
     try:
-        mtime = int(m.mtime * 1_000_000_000)
-        atime = m.pax_headers.get("atime")
-        ans = int(float(atime) * 1_000_000_000) if atime else mtime
-        os.utime(base, ns=(ans, mtime), dir_fd=pfd, follow_symlinks=False)
-    except (FileNotFoundError, ValueError):
+        os.utime(base, ns=ns, dir_fd=pfd, follow_symlinks=False)
+    except FileNotFoundError:
         pass  # removed by a later entry of the same layer
     finally:
         os.close(pfd)

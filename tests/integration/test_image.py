@@ -1,0 +1,120 @@
+"""`pyrunc image unpack`: an OCI layout built here from the busybox rootfs
+(tests/oci_layout.py), unpacked, run, checked from inside the container, and
+cross-checked against `umoci unpack` of the same layout."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from oci_layout import user_xattrs_supported, LayoutBuilder, entry, layer_tar, tree_tar
+
+SCRIPT = "id -u; id -g; pwd; echo $GREETING; cat /etc/motd; test -e /etc/hostname || echo no-hostname; " \
+         "ls /opq; stat -c '%a %u:%g' /bin/suid; test /bin/hard -ef /bin/busybox && echo hard-ok"
+
+
+@pytest.fixture
+def layout(busybox_rootfs: Path, tmp_path: Path) -> Path:
+    xattrs = {"user.origin": b"layer2"} if user_xattrs_supported(tmp_path) else None
+    b = LayoutBuilder(tmp_path / "layout")
+    upper = layer_tar([
+        entry("etc/motd", data=b"hello from the image\n", mode=0o640, uid=1000, gid=1000, xattrs=xattrs),
+        entry("etc/.wh.hostname"),
+        entry("opq", "dir", mode=0o755), entry("opq/.wh..wh..opq"), entry("opq/new", data=b""),
+        entry("bin/hard", "hardlink", link="bin/busybox"),
+        entry("bin/suid", data=b"#!/bin/sh\n", mode=0o4755, uid=0, gid=0),
+        entry("run/fifo", "fifo", mode=0o600),
+        entry("dev/null2", "char", mode=0o666, dev=(1, 3)),
+        entry("work", "dir", mode=0o777),
+        entry("bin/sym", "symlink", link="../etc/motd"),
+    ])
+    lower_extra = layer_tar([entry("opq/old", data=b"gone")])
+    b.tag(b.image([tree_tar(busybox_rootfs), lower_extra, upper], {
+        "Entrypoint": ["/bin/sh", "-c"], "Cmd": [SCRIPT], "User": "1000:1000", "WorkingDir": "/work",
+        "Env": ["GREETING=hi there"], "Labels": {"org.example.label": "yes"}, "StopSignal": "SIGTERM",
+    }, gzip_layers=True), "v1")
+    return b.path
+
+
+def _has_image_command(rt) -> bool:
+    return rt.run("image", "--help").rc == 0
+
+
+def test_unpack_then_run(rt, layout, tmp_path):
+    if not _has_image_command(rt):
+        pytest.skip("the runtime under test has no `image` command")
+    bundle = tmp_path / "bundle"
+    rt.ok("image", "unpack", "--image", f"{layout}:v1", bundle)
+    cfg = json.loads((bundle / "config.json").read_text())
+    assert cfg["process"]["terminal"] is True  # as umoci writes it
+    cfg["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    res = rt.run_fg(rt.new_id("img"), bundle)
+    assert res.rc == 0, res
+    assert res.stdout.splitlines() == ["1000", "1000", "/work", "hi there", "hello from the image",
+                                       "no-hostname", "new", "4755 0:0", "hard-ok"]
+
+
+def test_unpack_failure_leaves_nothing(rt, layout, tmp_path):
+    if not _has_image_command(rt):
+        pytest.skip("the runtime under test has no `image` command")
+    bundle = tmp_path / "bundle"
+    rt.fail("image", "unpack", "--image", f"{layout}:nope", bundle, match="image reference not found",
+            one_line=True)
+    assert not bundle.exists()
+    man = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    blob = layout / "blobs" / "sha256" / json.loads((layout / "blobs/sha256" / man[7:]).read_text())["layers"][0]["digest"][7:]
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    blob.write_bytes(bytes(data))
+    res = rt.run("image", "unpack", "--image", f"{layout}:v1", bundle).expect_fail(one_line=True)
+    assert "Traceback" not in res.stderr
+    assert not bundle.exists()
+
+
+def _tree(root: Path) -> dict:
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            rel = str(p.relative_to(root))
+            info = {"type": stat.S_IFMT(st.st_mode), "mode": stat.S_IMODE(st.st_mode), "owner": (st.st_uid, st.st_gid)}
+            if stat.S_ISREG(st.st_mode):
+                info["data"] = p.read_bytes()
+                info["nlink"] = st.st_nlink
+            elif stat.S_ISLNK(st.st_mode):
+                info["link"] = os.readlink(p)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                info["rdev"] = st.st_rdev
+            if not stat.S_ISLNK(st.st_mode):
+                info["mtime"] = int(st.st_mtime)
+                info["xattrs"] = {k: os.getxattr(p, k) for k in sorted(os.listxattr(p))}
+            out[rel] = info
+    return out
+
+
+def test_same_tree_and_config_as_umoci(rt, layout, tmp_path):
+    if not _has_image_command(rt):
+        pytest.skip("the runtime under test has no `image` command")
+    umoci = shutil.which("umoci")
+    if umoci is None:
+        pytest.skip("umoci is not installed: nothing to compare with")
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    rt.ok("image", "unpack", "--image", f"{layout}:v1", ours)
+    p = subprocess.run([umoci, "unpack", "--image", f"{layout}:v1", str(theirs)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    a, b = _tree(ours / "rootfs"), _tree(theirs / "rootfs")
+    assert sorted(a) == sorted(b)
+    diffs = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    assert not diffs, sorted(diffs)[:20]
+    ca, cb = (json.loads((d / "config.json").read_text()) for d in (ours, theirs))
+    for key in ("args", "env", "cwd", "user", "terminal"):
+        assert ca["process"].get(key) == cb["process"].get(key), key
+    assert ca["root"] == cb["root"]
+    assert ca["annotations"] == cb["annotations"]
