@@ -3,7 +3,7 @@
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 need=""
-for pkg in runc crun busybox-static podman netavark iptables uidmap libseccomp2 iproute2 containerd docker.io criu; do
+for pkg in runc crun busybox-static podman netavark iptables uidmap libseccomp2 iproute2 containerd docker.io criu umoci; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then
