@@ -1,0 +1,1 @@
+"""Image tools (skopeo/umoci jobs): references, platforms, layouts, unpacking."""
