@@ -105,7 +105,8 @@ def test_docker_ok(text, canonical, familiar):
     ref = R.parse(text)
     assert isinstance(ref, R.DockerReference)
     assert str(ref) == canonical
-    assert ref.named.familiar() == familiar
+    assert ref.familiar() == "docker://" + familiar
+    assert ref.reference == (ref.digest or ref.tag)
     assert R.parse(canonical) == ref
 
 

@@ -184,6 +184,15 @@ class DockerReference:
     def __str__(self) -> str:
         return f"docker://{self.named}"
 
+    @property
+    def reference(self) -> str:
+        """What the registry API's /manifests/ takes: the digest, else the tag."""
+        return self.digest if self.digest is not None else self.tag or DEFAULT_TAG
+
+    def familiar(self) -> str:
+        """skopeo's display form: `docker://busybox:latest`."""
+        return "docker://" + self.named.familiar()
+
 
 @dataclass(frozen=True, slots=True)
 class OCIReference:
