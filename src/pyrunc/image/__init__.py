@@ -1,1 +1,1 @@
-"""Image tools (issue 12): reading OCI image layouts and unpacking them into bundles."""
+"""Image tools (skopeo/umoci jobs): references, platforms, layouts, unpacking."""
