@@ -16,7 +16,6 @@ from pyrunc.cli.image import parse_image, unpack
 from pyrunc.cli.main import main
 from pyrunc.errors import PyruncError
 from pyrunc.image.imageconfig import exec_user
-from pyrunc.image.layout import select_platform
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="owners and device nodes need root")
 
@@ -234,18 +233,8 @@ def test_no_manifest_for_platform(area):
     theirs = b.image([layer_tar([entry("a", data=b"")])], arch="mips64le")
     b.tag(b.blob(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {**theirs, "platform": {"os": "windows", "architecture": host_arch()}}]}).encode(), OCI_INDEX))
-    with pytest.raises(PyruncError, match="no manifest for platform linux/"):
+    with pytest.raises(PyruncError, match="no image found in image index"):
         unpack(str(b.path), str(bundle))
-
-
-def test_select_platform_variants():
-    d7 = {"mediaType": "m", "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}}
-    d6 = {"mediaType": "m", "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}}
-    plain = {"mediaType": "m", "platform": {"os": "linux", "architecture": "arm"}}
-    assert select_platform([d6, d7], {"os": "linux", "architecture": "arm", "variant": "v7"}) is d7
-    assert select_platform([d6], {"os": "linux", "architecture": "arm", "variant": "v7"}) is None
-    assert select_platform([plain, d7], {"os": "linux", "architecture": "arm", "variant": "v7"}) is d7
-    assert select_platform([d6, plain], {"os": "linux", "architecture": "arm", "variant": "v5"}) is plain
 
 
 def test_zstd_layer_without_module(area, monkeypatch):

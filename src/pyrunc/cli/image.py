@@ -2,8 +2,6 @@
 from an OCI image layout on disk, as `umoci unpack` does."""
 from __future__ import annotations
 
-import re
-
 FLAGS: dict = {}
 HELP = """USAGE:
    pyrunc image command [command options] [arguments...]
@@ -36,17 +34,12 @@ OPTIONS:
    --image value  the OCI image layout and reference, DIR[:REF]
 """
 DEFAULT_REF = "latest"
-# umoci's refname rule (casext): components of alphanumerics joined by
-# -._:@+ or "--", separated by '/'
-_COMP = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
-_REFNAME = re.compile(rf"^{_COMP}(?:/{_COMP})*$")
-
-
 def parse_image(arg: str) -> tuple[str, str]:
     """(layout dir, ref) of DIR[:REF]: split on the last ':' only when what
     follows is a valid ref name."""
+    from ..image.reference import _OCI_REF_RE  # umoci's ref.name grammar too
     d, sep, ref = arg.rpartition(":")
-    if sep and d and _REFNAME.match(ref):
+    if sep and d and _OCI_REF_RE.fullmatch(ref):
         return d, ref
     return arg, DEFAULT_REF
 

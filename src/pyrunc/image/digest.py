@@ -12,7 +12,7 @@ import re
 
 from ..errors import PyruncError
 
-_ALGS = {"sha256": 64, "sha512": 128}
+_ALGS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _DIGEST = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
 
 

@@ -3,7 +3,7 @@
 `oci-layout`, `index.json`, and `blobs/<alg>/<hex>`; a reference names a
 descriptor of index.json by its `org.opencontainers.image.ref.name`
 annotation, and an index (or a Docker manifest list) on the way is resolved
-to the host's platform. Every blob is verified against its digest.
+to the host's platform as skopeo resolves it (platform.py). Every blob is verified against its digest.
 """
 from __future__ import annotations
 
@@ -20,24 +20,8 @@ MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v2+json")
 MAX_JSON = 16 << 20  # a manifest, index or config larger than this is no image
 
-# uname -m -> (GOARCH, variant)
-_MACHINES = {
-    "x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", ""), "arm64": ("arm64", ""),
-    "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "armv5tel": ("arm", "v5"),
-    "i386": ("386", ""), "i686": ("386", ""), "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""),
-    "riscv64": ("riscv64", ""), "mips64": ("mips64", ""), "loongarch64": ("loong64", ""),
-}
-
-
 class ImageError(PyruncError):
     """A layout, manifest or config that cannot be used."""
-
-
-def host_platform() -> dict:
-    """The host's platform as image-spec names it (os, architecture, variant)."""
-    machine = os.uname().machine
-    arch, variant = _MACHINES.get(machine, (machine, ""))
-    return {"os": "linux", "architecture": arch, "variant": variant}
 
 
 class Layout:
@@ -101,8 +85,9 @@ class Layout:
             raise ImageError(f"image reference {ref} is ambiguous in {self.path}: {len(found)} descriptors")
         return found[0]
 
-    def resolve(self, desc: dict, platform: dict | None = None, depth: int = 0) -> tuple[dict, dict]:
-        """(manifest descriptor, manifest) for `desc`, through indexes."""
+    def resolve(self, desc: dict, depth: int = 0) -> tuple[dict, dict]:
+        """(manifest descriptor, manifest) for `desc`, through indexes, each
+        resolved to the host's platform as skopeo chooses (image/platform.py)."""
         if depth > 8:
             raise ImageError("image index nested too deeply")
         mt = desc.get("mediaType")
@@ -110,36 +95,11 @@ class Layout:
             return desc, self.read_json(desc, "manifest")
         if mt not in INDEX_TYPES:
             raise ImageError(f"unsupported media type {mt!r} for {desc.get('digest')}")
+        from .platform import DOCKER_LIST, OCI_INDEX, choose
         index = self.read_json(desc, "index")
-        chosen = select_platform(_manifests(index, f"index {desc.get('digest')}"), platform or host_platform())
-        if chosen is None:
-            p = platform or host_platform()
-            name = "/".join(x for x in (p["os"], p["architecture"], p.get("variant")) if x)
-            raise ImageError(f"no manifest for platform {name} in index {desc.get('digest')}")
-        return self.resolve(chosen, platform, depth + 1)
-
-
-def select_platform(descs: list, platform: dict) -> dict | None:
-    """The first descriptor for `platform`: os and architecture must match;
-    a variant on both sides must match too, and an exact variant wins."""
-    best = None
-    for d in descs:
-        if not isinstance(d, dict):
-            continue
-        p = d.get("platform")
-        if p is None:
-            if best is None and d.get("mediaType") in MANIFEST_TYPES + INDEX_TYPES:
-                best = d
-            continue
-        if not isinstance(p, dict) or p.get("os") != platform["os"] or p.get("architecture") != platform["architecture"]:
-            continue
-        want, have = platform.get("variant") or "", p.get("variant") or ""
-        if want and have == want:
-            return d
-        if not want or not have:
-            if best is None or best.get("platform") is None:
-                best = d
-    return best
+        manifests = [d for d in _manifests(index, f"index {desc.get('digest')}") if isinstance(d, dict)]
+        chosen = choose(manifests, kind=DOCKER_LIST if mt == INDEX_TYPES[1] else OCI_INDEX)
+        return self.resolve(chosen, depth + 1)
 
 
 def _manifests(index: dict, what: str) -> list:
