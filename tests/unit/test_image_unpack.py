@@ -150,6 +150,9 @@ HOSTILE = {
     "whiteout-out": [entry("../.wh.sentinel"), entry("e", "symlink", link="TMP"), entry("e/.wh.sentinel"),
                      entry("e/.wh.outside")],
     "opaque-out": [entry("e", "symlink", link="TMP"), entry("e/.wh..wh..opq")],
+    "hardlink-to-dir": [entry("d", "dir"), entry("ln", "hardlink", link="d")],
+    "file-as-parent": [entry("f", data=b""), entry("f/g", data=b"x")],
+    "symlink-loop": [entry("a", "symlink", link="b"), entry("b", "symlink", link="a"), entry("a/x", data=b"")],
     "symlink-replaced-dir": [entry("d", "symlink", link="TMP/outside"), entry("d", "dir"),
                              entry("d/f", data=b"in")],
 }
@@ -351,3 +354,27 @@ def test_user_resolved_inside_rootfs(area):
                                 entry("etc/passwd", "symlink", link="/real/passwd")]], {"User": "app"})
     unpack(lay, bundle)
     assert json.loads((Path(bundle) / "config.json").read_text())["process"]["user"] == {"uid": 77, "gid": 88}
+
+
+def test_runtime_commands_do_not_import_image_tools():
+    import subprocess
+    import sys
+    code = ("import sys\nimport pyrunc.cli.main, pyrunc.cli.run, pyrunc.cli.create, pyrunc.cli.start, "
+            "pyrunc.cli.exec, pyrunc.cli.state\n"
+            "print(sorted(m for m in sys.modules if m.startswith('pyrunc.image')))")
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": src}).stdout
+    assert out.strip() == "[]"
+
+
+def test_rootfs_mode_ignores_umask(area):
+    lay, bundle = build(area, [[entry("deep/er/file", data=b"")]])
+    old = os.umask(0o077)
+    try:
+        unpack(lay, bundle)
+    finally:
+        os.umask(old)
+    r = Path(bundle) / "rootfs"
+    assert stat.S_IMODE(r.stat().st_mode) == 0o755
+    assert stat.S_IMODE((r / "deep/er").stat().st_mode) == 0o755

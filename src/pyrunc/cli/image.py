@@ -69,12 +69,8 @@ def run(ctx, opts: dict, args: list[str]) -> int:
 def unpack(image: str, bundle: str) -> int:
     """Unpack; on any failure remove what was made and raise a one-line error."""
     import os
-    import shutil
     from ..errors import PyruncError
-    from ..image.imageconfig import to_runtime_spec
     from ..image.layout import Layout
-    from ..image.unpack import unpack_image
-    from ..spec.example import dumps
     path, ref = parse_image(image)
     layout = Layout(path)
     desc = layout.find_ref(ref)
@@ -83,6 +79,20 @@ def unpack(image: str, bundle: str) -> int:
     if not isinstance(cdesc, dict):
         raise PyruncError("manifest: no config descriptor")
     config = layout.read_json(cdesc, "config")
+    old_umask = os.umask(0o022)  # implicit parents and the rootfs are 0755 whatever the caller's umask
+    try:
+        return _unpack_into(layout, manifest, config, bundle)
+    finally:
+        os.umask(old_umask)
+
+
+def _unpack_into(layout, manifest: dict, config: dict, bundle: str) -> int:
+    import os
+    import shutil
+    from ..errors import PyruncError
+    from ..image.imageconfig import to_runtime_spec
+    from ..image.unpack import unpack_image
+    from ..spec.example import dumps
     made_bundle = False
     try:
         os.mkdir(bundle, 0o755)
