@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_userns import make_reachable
 from oci_layout import user_xattrs_supported, LayoutBuilder, entry, layer_tar, tree_tar
 
 SCRIPT = "id -u; id -g; pwd; echo $GREETING; cat /etc/motd; test -e /etc/hostname || echo no-hostname; " \
@@ -99,15 +100,40 @@ def _tree(root: Path) -> dict:
     return out
 
 
-def test_same_tree_and_config_as_umoci(rt, layout, tmp_path):
+def test_unpack_with_id_maps_then_run(rt, layout, tmp_path):
+    """--uid-map/--gid-map: owners shifted on the host, the container (in a
+    user namespace with those maps) sees the image's own ids."""
+    if not _has_image_command(rt):
+        pytest.skip("the runtime under test has no `image` command")
+    if not os.path.exists("/proc/self/ns/user"):
+        pytest.skip("no user namespaces")
+    bundle = tmp_path / "bundle"
+    rt.ok("image", "unpack", "--uid-map", "0:100000:65536", "--gid-map", "0:100000:65536",
+          "--image", f"{layout}:v1", bundle)
+    st = (bundle / "rootfs/etc/motd").lstat()
+    assert (st.st_uid, st.st_gid) == (101000, 101000)
+    make_reachable(bundle)
+    cfg = json.loads((bundle / "config.json").read_text())
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = ["/bin/sh", "-c", "stat -c '%u:%g' /etc/motd /bin/busybox; id -u"]
+    (bundle / "config.json").write_text(json.dumps(cfg))
+    res = rt.run_fg(rt.new_id("imgns"), bundle)
+    assert res.rc == 0, res.stderr
+    assert res.stdout.split() == ["1000:1000", "0:0", "1000"]
+
+
+@pytest.mark.parametrize("maps", [[], ["--uid-map", "0:100000:65536", "--gid-map", "0:200000:65536"]],
+                         ids=["plain", "id-maps"])
+def test_same_tree_and_config_as_umoci(rt, layout, tmp_path, maps):
     if not _has_image_command(rt):
         pytest.skip("the runtime under test has no `image` command")
     umoci = shutil.which("umoci")
     if umoci is None:
         pytest.skip("umoci is not installed: nothing to compare with")
     ours, theirs = tmp_path / "ours", tmp_path / "theirs"
-    rt.ok("image", "unpack", "--image", f"{layout}:v1", ours)
-    p = subprocess.run([umoci, "unpack", "--image", f"{layout}:v1", str(theirs)], capture_output=True, text=True)
+    rt.ok("image", "unpack", *maps, "--image", f"{layout}:v1", ours)
+    p = subprocess.run([umoci, "unpack", *maps, "--image", f"{layout}:v1", str(theirs)], capture_output=True,
+                       text=True)
     assert p.returncode == 0, p.stderr
     a, b = _tree(ours / "rootfs"), _tree(theirs / "rootfs")
     assert sorted(a) == sorted(b)
@@ -117,4 +143,7 @@ def test_same_tree_and_config_as_umoci(rt, layout, tmp_path):
     for key in ("args", "env", "cwd", "user", "terminal"):
         assert ca["process"].get(key) == cb["process"].get(key), key
     assert ca["root"] == cb["root"]
+    for key in ("uidMappings", "gidMappings"):
+        assert ca["linux"].get(key) == cb["linux"].get(key), key
+    assert ({"type": "user"} in ca["linux"]["namespaces"]) == ({"type": "user"} in cb["linux"]["namespaces"])
     assert ca["annotations"] == cb["annotations"]

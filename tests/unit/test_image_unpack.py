@@ -378,3 +378,36 @@ def test_rootfs_mode_ignores_umask(area):
     r = Path(bundle) / "rootfs"
     assert stat.S_IMODE(r.stat().st_mode) == 0o755
     assert stat.S_IMODE((r / "deep/er").stat().st_mode) == 0o755
+
+
+@root_only
+def test_id_maps_shift_owners_and_add_a_user_namespace(area):
+    lay, bundle = build(area, [[entry("etc/f", data=b"", uid=1000, gid=50), entry("root", "dir", mode=0o700)]])
+    unpack(lay, bundle, [(0, 100000, 65536)], [(0, 200000, 65536)])
+    r = Path(bundle) / "rootfs"
+    st = (r / "etc/f").lstat()
+    assert (st.st_uid, st.st_gid) == (101000, 200050)
+    assert ((r / "root").lstat().st_uid, (r / "root").lstat().st_gid) == (100000, 200000)
+    assert (r.lstat().st_uid, r.lstat().st_gid) == (100000, 200000)
+    linux = json.loads((Path(bundle) / "config.json").read_text())["linux"]
+    assert linux["uidMappings"] == [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert linux["gidMappings"] == [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    assert [n for n in linux["namespaces"] if n["type"] == "user"] == [{"type": "user"}]
+
+
+@root_only
+def test_unmapped_owner_fails_cleanly(area):
+    lay, bundle = build(area, [[entry("f", data=b"", uid=70000)]])
+    with pytest.raises(PyruncError, match="container uid 70000 cannot be mapped"):
+        unpack(lay, bundle, [(0, 100000, 65536)], [])
+    assert not os.path.exists(bundle)
+
+
+@pytest.mark.parametrize("bad", ["0:100000", "a:b:c", "0:1:0", "-1:0:5", "0:0:4294967296"])
+def test_bad_id_map_flag(area, capfd, bad):
+    _, bundle, _ = area
+    lay, _ = build(area, [[entry("f")]])
+    assert main(["image", "unpack", "--uid-map", bad, "--image", lay, str(bundle)]) == 1
+    err = capfd.readouterr().err
+    assert "invalid --uid-map" in err and err.count("\n") == 1
+    assert not bundle.exists()

@@ -11,12 +11,12 @@ COMMANDS:
 
 Run 'pyrunc image COMMAND --help' for a command's options.
 """
-UNPACK_FLAGS = {"image": ("str", "")}
+UNPACK_FLAGS = {"image": ("str", ""), "uid-map": ("list", []), "gid-map": ("list", [])}
 UNPACK_HELP = """NAME:
    pyrunc image unpack - unpack an image from an OCI image layout into a runtime bundle
 
 USAGE:
-   pyrunc image unpack --image DIR[:REF] BUNDLE
+   pyrunc image unpack [--uid-map C:H:N]... [--gid-map C:H:N]... --image DIR[:REF] BUNDLE
 
 DESCRIPTION:
    Reads the OCI image layout DIR, picks the manifest whose
@@ -31,7 +31,10 @@ EXAMPLE:
    # cd bb && pyrunc run bb1
 
 OPTIONS:
-   --image value  the OCI image layout and reference, DIR[:REF]
+   --image value    the OCI image layout and reference, DIR[:REF]
+   --uid-map value  a uid mapping container:host:size: owners are mapped on
+                    the host and config.json gets a user namespace with it
+   --gid-map value  a gid mapping container:host:size
 """
 DEFAULT_REF = "latest"
 def parse_image(arg: str) -> tuple[str, str]:
@@ -63,10 +66,23 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         raise PyruncError('pyrunc: "image unpack" requires exactly 1 argument(s)')
     if not uopts["image"]:
         raise PyruncError("image unpack: --image DIR[:REF] is required")
-    return unpack(uopts["image"], uargs[0])
+    return unpack(uopts["image"], uargs[0], _maps(uopts["uid-map"], "uid"), _maps(uopts["gid-map"], "gid"))
 
 
-def unpack(image: str, bundle: str) -> int:
+def _maps(values: list[str], kind: str) -> list[tuple[int, int, int]]:
+    """umoci's --uid-map/--gid-map values, container:host:size."""
+    from ..errors import PyruncError
+    out = []
+    for v in values:
+        parts = v.split(":")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts) or int(parts[2]) == 0 \
+                or any(int(p) > 0xFFFFFFFF for p in parts):
+            raise PyruncError(f"invalid --{kind}-map {v!r}: expected container:host:size")
+        out.append((int(parts[0]), int(parts[1]), int(parts[2])))
+    return out
+
+
+def unpack(image: str, bundle: str, uid_map: list | None = None, gid_map: list | None = None) -> int:
     """Unpack; on any failure remove what was made and raise a one-line error."""
     import os
     from ..errors import PyruncError
@@ -81,17 +97,17 @@ def unpack(image: str, bundle: str) -> int:
     config = layout.read_json(cdesc, "config")
     old_umask = os.umask(0o022)  # implicit parents and the rootfs are 0755 whatever the caller's umask
     try:
-        return _unpack_into(layout, manifest, config, bundle)
+        return _unpack_into(layout, manifest, config, bundle, uid_map or [], gid_map or [])
     finally:
         os.umask(old_umask)
 
 
-def _unpack_into(layout, manifest: dict, config: dict, bundle: str) -> int:
+def _unpack_into(layout, manifest: dict, config: dict, bundle: str, uid_map: list, gid_map: list) -> int:
     import os
     import shutil
     from ..errors import PyruncError
     from ..image.imageconfig import to_runtime_spec
-    from ..image.unpack import unpack_image
+    from ..image.unpack import IdMap, unpack_image
     from ..spec.example import dumps
     made_bundle = False
     try:
@@ -105,8 +121,8 @@ def _unpack_into(layout, manifest: dict, config: dict, bundle: str) -> int:
     rootfs = os.path.join(bundle, "rootfs")
     try:
         os.mkdir(rootfs, 0o755)
-        unpack_image(layout, manifest, config, rootfs)
-        spec = to_runtime_spec(config, rootfs)
+        unpack_image(layout, manifest, config, rootfs, IdMap("uid", uid_map), IdMap("gid", gid_map))
+        spec = to_runtime_spec(config, rootfs, uid_map, gid_map)
         with open(os.path.join(bundle, "config.json"), "x") as f:
             f.write(dumps(spec))
     except BaseException:

@@ -111,8 +111,10 @@ def exec_user(spec: str, passwd: str | None, group: str | None) -> dict:
     return res
 
 
-def to_runtime_spec(image: dict, rootfs: str) -> dict:
-    """The bundle's config.json for `image` unpacked at `rootfs`."""
+def to_runtime_spec(image: dict, rootfs: str, uid_map: list | None = None, gid_map: list | None = None) -> dict:
+    """The bundle's config.json for `image` unpacked at `rootfs`; with id
+    maps (container, host, size), a user namespace with them, as umoci's
+    UnpackRuntimeJSON adds."""
     from ..spec import example as E
     if image.get("os") != "linux":
         raise ImageError(f"unsupported OS: {image.get('os')}")
@@ -160,7 +162,14 @@ def to_runtime_spec(image: dict, rootfs: str) -> dict:
     for vol in sorted(vols) if isinstance(vols, dict) else []:
         spec.setdefault("mounts", []).append({"destination": vol, "type": "tmpfs", "source": "none",
                                               "options": ["rw", "nosuid", "nodev", "noexec", "relatime"]})
-    spec.get("linux", {}).pop("seccomp", None)
+    linux = spec.setdefault("linux", {})
+    linux.pop("seccomp", None)
+    if uid_map or gid_map:
+        ns = [n for n in linux.get("namespaces", []) if n.get("type") != "user"]
+        linux["namespaces"] = ns + [{"type": "user"}]
+        for key, ranges in (("uidMappings", uid_map), ("gidMappings", gid_map)):
+            if ranges:
+                linux[key] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in ranges]
     return spec
 
 

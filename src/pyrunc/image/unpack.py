@@ -60,8 +60,27 @@ def decompressor(media_type: str, raw):
     raise ImageError(f"unsupported layer media type {media_type!r}")
 
 
-def unpack_image(layout: Layout, manifest: dict, config: dict, rootfs: str) -> None:
+class IdMap:
+    """An image's owners as the host sees them: umoci's --uid-map/--gid-map
+    (container:host:size ranges); no ranges is the identity."""
+
+    def __init__(self, kind: str, ranges: list[tuple[int, int, int]] | None = None) -> None:
+        self.kind = kind
+        self.ranges = ranges or []
+
+    def to_host(self, cid: int) -> int:
+        if not self.ranges:
+            return cid
+        for c, h, n in self.ranges:
+            if c <= cid < c + n:
+                return h + cid - c
+        raise ImageError(f"container {self.kind} {cid} cannot be mapped to a host {self.kind}")
+
+
+def unpack_image(layout: Layout, manifest: dict, config: dict, rootfs: str,
+                 uids: IdMap | None = None, gids: IdMap | None = None) -> None:
     """Apply the manifest's layers in order into `rootfs` (which exists)."""
+    ids = (uids or IdMap("uid"), gids or IdMap("gid"))
     from .digest import VerifyingReader
     layers = manifest.get("layers")
     if not isinstance(layers, list):
@@ -71,6 +90,8 @@ def unpack_image(layout: Layout, manifest: dict, config: dict, rootfs: str) -> N
         raise ImageError(f"image config lists {len(diff_ids)} diff_ids for {len(layers)} layers")
     rootfd = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
+        if os.geteuid() == 0 and (ids[0].ranges or ids[1].ranges):
+            os.fchown(rootfd, ids[0].to_host(0), ids[1].to_host(0))  # the rootfs is the mapped root's, as umoci's
         for i, desc in enumerate(layers):
             if not isinstance(desc, dict):
                 raise ImageError(f"manifest: layer {i} is not a descriptor")
@@ -78,7 +99,7 @@ def unpack_image(layout: Layout, manifest: dict, config: dict, rootfs: str) -> N
             try:
                 stream = decompressor(desc.get("mediaType", ""), blob)
                 tarstream = VerifyingReader(stream, diff_ids[i], None, "layer diff_id") if diff_ids else stream
-                apply_layer(rootfd, tarstream)
+                apply_layer(rootfd, tarstream, ids)
                 if diff_ids:
                     tarstream.finish()
                 blob.finish()
@@ -98,8 +119,9 @@ def _why(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
-def apply_layer(rootfd: int, fileobj) -> None:
+def apply_layer(rootfd: int, fileobj, ids: tuple[IdMap, IdMap] | None = None) -> None:
     """Extract one uncompressed tar stream onto the rootfs at `rootfd`."""
+    ids = ids or (IdMap("uid"), IdMap("gid"))
     made: set[str] = set()       # paths this layer created (an opaque dir keeps them)
     times: list[tuple[str, tarfile.TarInfo]] = []
     kept: dict[str, tuple[int, int]] = {}  # lower directories this layer changes: their times stay
@@ -120,7 +142,7 @@ def apply_layer(rootfd: int, fileobj) -> None:
                     raise ImageError(f"invalid whiteout {m.name!r}")
                 _whiteout(rootfd, parent, target)
                 continue
-            _extract(rootfd, tar, m, parent, base)
+            _extract(rootfd, tar, m, parent, base, ids)
             made.add(path)
             if not m.islnk():
                 times.append((path, m))
@@ -207,7 +229,8 @@ def _opaque(rootfd: int, parent: str, made: set[str]) -> None:
         os.close(pfd)
 
 
-def _extract(rootfd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, parent: str, base: str) -> None:
+def _extract(rootfd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, parent: str, base: str,
+             ids: tuple[IdMap, IdMap]) -> None:
     pfd = _parent_fd(rootfd, parent, True)
     try:
         try:
@@ -243,7 +266,7 @@ def _extract(rootfd: int, tar: tarfile.TarFile, m: tarfile.TarInfo, parent: str,
             os.mkfifo(base, 0o600, dir_fd=pfd)
         else:
             raise ImageError(f"{m.name}: unsupported tar entry type {m.type!r}")
-        _set_meta(pfd, base, m, mode)
+        _set_meta(pfd, base, m, mode, ids)
     finally:
         os.close(pfd)
 
@@ -268,10 +291,10 @@ def _hardlink(rootfd: int, linkname: str, pfd: int, base: str) -> None:
         os.close(spfd)
 
 
-def _set_meta(pfd: int, base: str, m: tarfile.TarInfo, mode: int) -> None:
+def _set_meta(pfd: int, base: str, m: tarfile.TarInfo, mode: int, ids: tuple[IdMap, IdMap]) -> None:
     """Owner, then mode (chown clears setuid/setgid), then xattrs."""
     if os.geteuid() == 0:
-        os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+        os.chown(base, ids[0].to_host(m.uid), ids[1].to_host(m.gid), dir_fd=pfd, follow_symlinks=False)
     xattrs = {k[len(XATTR_PAX):]: v for k, v in m.pax_headers.items() if k.startswith(XATTR_PAX)}
     if m.issym():
         for k, v in xattrs.items():
