@@ -22,7 +22,8 @@ OPAQUE = ".wh..wh..opq"
 XATTR_PAX = "SCHILY.xattr."
 GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip",
               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-              "application/vnd.docker.image.rootfs.diff.tar.gzip")
+              "application/vnd.docker.image.rootfs.diff.tar.gzip",
+              "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
 ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",
               "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
 TAR_TYPES = ("application/vnd.oci.image.layer.v1.tar",
