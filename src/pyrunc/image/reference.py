@@ -163,23 +163,15 @@ def with_default_tag(n: Named) -> Named:
 
 
 @dataclass(frozen=True, slots=True)
-class DockerReference:
-    """docker://[DOMAIN/]PATH[:TAG|@DIGEST], a registry (API v2) image."""
-
-    domain: str
-    path: str
-    tag: Optional[str] = None
-    digest: Optional[str] = None
+class DockerReference(Named):
+    """docker://[DOMAIN/]PATH[:TAG|@DIGEST], a registry (API v2) image: a
+    Named (its fields, name and familiar form) with the transport's text."""
 
     transport = "docker"
 
     @property
     def named(self) -> Named:
         return Named(self.domain, self.path, self.tag, self.digest)
-
-    @property
-    def name(self) -> str:
-        return self.named.name
 
     def __str__(self) -> str:
         return f"docker://{self.named}"
@@ -191,7 +183,7 @@ class DockerReference:
 
     def familiar(self) -> str:
         """skopeo's display form: `docker://busybox:latest`."""
-        return "docker://" + self.named.familiar()
+        return "docker://" + Named.familiar(self)
 
 
 @dataclass(frozen=True, slots=True)
