@@ -64,7 +64,7 @@ rm -rf "$lib.new"
 # PYTHONDONTWRITEBYTECODE would keep pip from compiling the package: the
 # compiled files are what makes every command start fast
 env -u PYTHONDONTWRITEBYTECODE "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-    --no-deps --no-warn-script-location --target "$lib.new" "$here"
+    --no-warn-script-location --target "$lib.new" "$here"
 # `pyrunc --version` prints it on its "commit:" line, as runc prints the
 # `git describe` it was built from (runc's Makefile runs the same command)
 commit=$(git -C "$here" describe --dirty --long --always 2>/dev/null || true)

@@ -1,0 +1,1 @@
+"""Image transports: one module per transport name (transport.py loads them lazily)."""
