@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from oci_layout import user_xattrs_supported, OCI_INDEX, LayoutBuilder, entry, host_arch, layer_tar
-from pyrunc.cli.image import parse_image, unpack
+from pyrunc.image.bundle import parse_image, unpack
 from pyrunc.cli.main import main
 from pyrunc.errors import PyruncError
 from pyrunc.image.imageconfig import exec_user
