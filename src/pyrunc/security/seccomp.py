@@ -68,7 +68,7 @@ import os
 import stat
 import struct
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from ..fastjson import dumps
 from ..linux import seccomp as L
 
@@ -159,102 +159,109 @@ class Profile:
         return any(r.action == "notify" for r in self.rules)
 
 
-def _bad(msg: str) -> PyruncError:
-    return PyruncError(msg)
+def _bad(msg: str, path: str | None = None) -> ConfigError:
+    return ConfigError(msg, path)
 
 
-def _uint(v: object, what: str, bits: int = 64) -> int:
+_SC = "linux.seccomp"
+
+
+def _uint(v: object, what: str, bits: int = 64, path: str | None = None) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v >= 1 << bits:
-        raise _bad(f"seccomp: {what} must be an unsigned {bits}-bit integer, not {v!r}")
+        raise _bad(f"seccomp: {what} must be an unsigned {bits}-bit integer, not {v!r}", path)
     return v
 
 
-def _str(v: object, what: str) -> str:
+def _str(v: object, what: str, path: str | None = None) -> str:
     if not isinstance(v, str):
-        raise _bad(f"seccomp: {what} must be a string, not {v!r}")
+        raise _bad(f"seccomp: {what} must be a string, not {v!r}", path)
     return v
 
 
-def _action(name: object) -> str:
+def _action(name: object, path: str) -> str:
     kind = ACTIONS.get(name) if isinstance(name, str) else None
     if kind is None:
-        raise _bad(f"string {name if isinstance(name, str) else repr(name)} is not a valid action for seccomp")
+        raise _bad(f"string {name if isinstance(name, str) else repr(name)} is not a valid action for seccomp", path)
     return kind
 
 
 def parse(sc: object) -> Profile | None:
     """The spec's linux.seccomp as a Profile; None when it asks for no filter
-    (no defaultAction and no syscalls, as runc reads it). Raises PyruncError
+    (no defaultAction and no syscalls, as runc reads it). Raises ConfigError
     with runc's wording for anything it would refuse."""
     if sc is None:
         return None
     if not isinstance(sc, dict):
-        raise _bad("seccomp: linux.seccomp must be an object")
+        raise _bad("seccomp: linux.seccomp must be an object", _SC)
     syscalls = sc.get("syscalls") or []
     if not isinstance(syscalls, list):
-        raise _bad("seccomp: linux.seccomp.syscalls must be an array")
+        raise _bad("seccomp: linux.seccomp.syscalls must be an array", f"{_SC}.syscalls")
     if not sc.get("defaultAction") and not syscalls:
         return None
     p = Profile()
     flags = sc.get("flags")
     if flags is not None:
         if not isinstance(flags, list):
-            raise _bad("seccomp: linux.seccomp.flags must be an array")
+            raise _bad("seccomp: linux.seccomp.flags must be an array", f"{_SC}.flags")
         p.flags = []
-        for f in flags:
+        for i, f in enumerate(flags):
             if f not in FLAGS:
-                raise _bad(f"seccomp flag {f} is not known to pyrunc")
+                raise _bad(f"seccomp flag {f} is not known to pyrunc", f"{_SC}.flags[{i}]")
             p.flags.append(f)
-    for a in sc.get("architectures") or []:
+    for i, a in enumerate(sc.get("architectures") or []):
         name = ARCHS.get(a) if isinstance(a, str) else None
         if name is None:
-            raise _bad(f"string {a} is not a valid arch for seccomp")
+            raise _bad(f"string {a} is not a valid arch for seccomp", f"{_SC}.architectures[{i}]")
         p.archs.append(name)
-    p.default = _action(sc.get("defaultAction", ""))
+    p.default = _action(sc.get("defaultAction", ""), f"{_SC}.defaultAction")
     if sc.get("defaultErrnoRet") is not None:
-        p.default_errno = _uint(sc["defaultErrnoRet"], "defaultErrnoRet", 32)
-    p.listener_path = _str(sc.get("listenerPath") or "", "listenerPath")
-    p.listener_metadata = _str(sc.get("listenerMetadata") or "", "listenerMetadata")
-    for call in syscalls:
+        p.default_errno = _uint(sc["defaultErrnoRet"], "defaultErrnoRet", 32, f"{_SC}.defaultErrnoRet")
+    p.listener_path = _str(sc.get("listenerPath") or "", "listenerPath", f"{_SC}.listenerPath")
+    p.listener_metadata = _str(sc.get("listenerMetadata") or "", "listenerMetadata", f"{_SC}.listenerMetadata")
+    for i, call in enumerate(syscalls):
+        at = f"{_SC}.syscalls[{i}]"
         if not isinstance(call, dict):
-            raise _bad("seccomp: every entry of linux.seccomp.syscalls must be an object")
-        action = _action(call.get("action", ""))
+            raise _bad("seccomp: every entry of linux.seccomp.syscalls must be an object", at)
+        action = _action(call.get("action", ""), f"{at}.action")
         errno = call.get("errnoRet")
         if errno is not None:
-            errno = _uint(errno, "errnoRet", 32)
+            errno = _uint(errno, "errnoRet", 32, f"{at}.errnoRet")
         names = call.get("names") or []
         if not isinstance(names, list):
-            raise _bad("seccomp: syscalls[].names must be an array")
-        for name in names:
+            raise _bad("seccomp: syscalls[].names must be an array", f"{at}.names")
+        for j, name in enumerate(names):
             args = []
-            for arg in call.get("args") or []:
+            for k, arg in enumerate(call.get("args") or []):
+                arg_at = f"{at}.args[{k}]"
                 if not isinstance(arg, dict):
-                    raise _bad("seccomp: syscalls[].args entries must be objects")
+                    raise _bad("seccomp: syscalls[].args entries must be objects", arg_at)
                 op = OPERATORS.get(arg.get("op")) if isinstance(arg.get("op"), str) else None
                 if op is None:
-                    raise _bad(f"string {arg.get('op')} is not a valid operator for seccomp")
-                index = _uint(arg.get("index", 0), "args[].index", 32)
+                    raise _bad(f"string {arg.get('op')} is not a valid operator for seccomp", f"{arg_at}.op")
+                index = _uint(arg.get("index", 0), "args[].index", 32, f"{arg_at}.index")
                 if index >= SYSCALL_MAX_ARGUMENTS:
                     # runc finds this when it adds the rule (so not for a syscall
                     # it skips); here, in the parent, for every rule
                     raise _bad(f"error creating seccomp syscall condition for syscall {name}: "
-                               f"syscalls only have up to 6 arguments ({index} given)")
+                               f"syscalls only have up to 6 arguments ({index} given)", f"{arg_at}.index")
                 args.append((index, op,
-                             _uint(arg.get("value", 0), "args[].value"),
-                             _uint(arg.get("valueTwo", 0), "args[].valueTwo")))
-            p.rules.append(Rule(_str(name, "syscall name"), action, errno, args))
+                             _uint(arg.get("value", 0), "args[].value", 64, f"{arg_at}.value"),
+                             _uint(arg.get("valueTwo", 0), "args[].valueTwo", 64, f"{arg_at}.valueTwo")))
+            p.rules.append(Rule(_str(name, "syscall name", f"{at}.names[{j}]"), action, errno, args))
     # runc's InitSeccomp checks that need no library
     if p.default == "notify":
-        raise _bad("SCMP_ACT_NOTIFY cannot be used as default action")
+        raise _bad("SCMP_ACT_NOTIFY cannot be used as default action", f"{_SC}.defaultAction")
     for r in p.rules:
         if r.action == "notify" and r.name in ("write", "sendmsg"):
             # runc refuses write: its init writes to the parent after loading
             # the filter. pyrunc's container process sends the listener fd
             # itself (sendmsg), which would wait forever for the agent that
             # has not got the fd yet.
-            raise _bad(f"SCMP_ACT_NOTIFY cannot be used for the {r.name} syscall")
+            i = next(i for i, c in enumerate(syscalls) if r.name in (c.get("names") or ())
+                     and ACTIONS.get(c.get("action")) == "notify")
+            raise _bad(f"SCMP_ACT_NOTIFY cannot be used for the {r.name} syscall", f"{_SC}.syscalls[{i}].action")
     if p.notify and not p.listener_path:
-        raise _bad("seccomp listenerPath is not set")
+        raise _bad("seccomp listenerPath is not set", f"{_SC}.listenerPath")
     return p
 
 
