@@ -52,6 +52,18 @@ def test_attributes_and_text():
     assert E.InitError("y").reason == "y"
 
 
+@pytest.mark.parametrize("e", [E.PyruncError("p", 3), E.ConfigError("m", "process.args"), E.ContainerNotFound("web"),
+                               E.InvalidState("container paused", "paused"), E.InitError("line", "why", "exec")],
+                         ids=lambda e: type(e).__name__)
+def test_pickles_with_its_attributes(e):
+    """As multiprocessing and concurrent.futures hand them between processes
+    (BaseException's pickling: the class called with `args`, then the
+    attributes restored; so every __init__ must take just the message)."""
+    import pickle
+    got = pickle.loads(pickle.dumps(e))
+    assert (type(got), got.args, vars(got)) == (type(e), e.args, vars(e))
+
+
 def test_errors_module_imports_nothing():
     """Every command imports errors.py: it must stay classes only."""
     tree = ast.parse(open(E.__file__).read())
