@@ -309,22 +309,26 @@ def annotation_properties(annotations: dict | None) -> list:
         if not key.startswith(ANNOTATION_PREFIX):
             continue
         name = key[len(ANNOTATION_PREFIX):]
-        from ..spec.schema import key_path
-        at = key_path("annotations", key)
         if len(name) < 3 or not name.isascii() or not name.isalpha():
             why = "too short" if len(name) < 3 else "contains non-alphabetic character"
-            raise ConfigError(f"annotation {key} name incorrect: {why}", at)
+            raise ConfigError(f"annotation {key} name incorrect: {why}", _annotation(key))
         try:
             var = parse_gvariant(str(value))
         except ValueError as e:
-            raise ConfigError(f"annotation {key}={value} value parse error: {e}", at) from e
+            raise ConfigError(f"annotation {key}={value} value parse error: {e}", _annotation(key)) from e
         if name.endswith("Sec") and len(name) > 3 and "a" <= name[-4] <= "z":
             if var.signature not in ("y", "n", "q", "i", "u", "x", "t", "d"):
-                raise ConfigError(f"annotation {key}={value} value parse error: not a number", at)
+                raise ConfigError(f"annotation {key}={value} value parse error: not a number", _annotation(key))
             name = name[:-3] + "USec"
             var = Variant("t", int(var.value * 1000000) & MAX_UINT64)
         props.append((name, var))
     return props
+
+
+def _annotation(key: str) -> str:
+    """An annotation's field path, for a ConfigError."""
+    from ..spec.schema import key_path
+    return key_path("annotations", key)
 
 
 _GV_TYPES = {"boolean": "b", "byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u",
