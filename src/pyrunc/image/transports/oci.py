@@ -140,7 +140,7 @@ class OCISource(ImageSource):
         try:
             return open(self.layout.blob_path(digest), "rb")
         except OSError as e:
-            raise ImageError(f"reading blob {digest}: {e.strerror}") from None
+            raise ImageError(f"open {e.filename}: {e.strerror}") from None
 
 
 def open_source(ref: OCIReference, opts: Options) -> OCISource:
@@ -234,12 +234,12 @@ class OCIDestination(ImageDestination):
             except FileExistsError:
                 pass
             except OSError as e:
-                raise ImageError(f"writing blob: {d}: {e.strerror}") from None
+                raise ImageError(f"{d}: {e.strerror}") from None
         existed = os.path.lexists(final)
         try:
             write_file(final, write, self.path, "oci-put-blob")
         except OSError as e:
-            raise ImageError(f"writing blob: {e.strerror}") from None
+            raise ImageError(f"storing blob to file {go_quote(final)}: {e.strerror}") from None
         if not existed:
             with self._lock:
                 self._written.append(final)
