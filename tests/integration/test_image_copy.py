@@ -68,6 +68,8 @@ def tree(path: Path) -> dict:
     (["oci:SRC", "oci:DST:y"], r"more than one image in oci, choose an image"),
     (["oci:NOWHERE:x", "oci:DST:y"], r"initializing source oci:\S+: \S+: not an OCI image layout"),
     (["oci-archive:NOWHERE", "oci:DST:y"], r"archive file not found"),
+    (["oci:SRC:x", "oci-archive:NOWHERE/x.tar"], r"initializing destination oci-archive:\S+: creating tar file .*no such directory"),
+    (["oci:SRC:x", "oci:"], r"initializing destination oci:: the layout directory name is empty"),
     (["--override-arch", "riscv64", "oci:SRC:multi", "oci:DST:y"],
      r"choosing an image from manifest list oci:\S+:multi: no image found in image index for architecture "
      r'\\?"riscv64\\?"'),

@@ -476,3 +476,45 @@ def test_all_to_single_image_destination_refused(tmp_path, monkeypatch):
 def test_library_wrapper(src, tmp_path):
     b, d = src
     assert lib_copy(f"oci:{b.path}:x", f"oci:{tmp_path / 'dst'}:y", quiet=True).manifest_digest == d["digest"]
+
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+
+def docker_image(b: LayoutBuilder, text: bytes, arch: str) -> dict:
+    raw = layer_tar([entry("d", data=text)])
+    layer = b.blob(gzip.compress(raw, mtime=0), "application/vnd.docker.image.rootfs.diff.tar.gzip")
+    cfg = {"architecture": arch, "os": "linux", "rootfs": {"type": "layers",
+           "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}
+    c = b.blob(json.dumps(cfg).encode(), "application/vnd.docker.container.image.v1+json")
+    m = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": c, "layers": [layer]}
+    return b.blob(json.dumps(m, indent=3).encode(), DOCKER_MANIFEST)
+
+
+def test_docker_list_and_manifest_kept_as_they_are(tmp_path):
+    """A Docker list is resolved as skopeo resolves one (platform.choose's
+    Docker rules) and the Docker manifest is stored byte for byte, named
+    with its own media type."""
+    b = LayoutBuilder(tmp_path / "src")
+    per = {a: docker_image(b, a.encode(), a) for a in ("s390x", host_arch())}
+    lst = {"schemaVersion": 2, "mediaType": DOCKER_LIST,
+           "manifests": [{**d, "platform": {"os": "linux", "architecture": a}} for a, d in per.items()]}
+    b.tag(b.blob(json.dumps(lst).encode(), DOCKER_LIST), "d")
+    r = q(f"oci:{b.path}:d", f"oci:{tmp_path / 'dst'}:y")
+    assert r.manifest_digest == per[host_arch()]["digest"] and r.media_type == DOCKER_MANIFEST
+    assert index(tmp_path / "dst") == [{**per[host_arch()], "annotations": {REF_NAME: "y"}}]
+    r = q(f"oci:{b.path}:d", f"oci:{tmp_path / 'all'}:y", all=True)
+    assert r.media_type == DOCKER_LIST and blobs(tmp_path / "all") == blobs(b.path)
+
+
+def test_docker_layers_decompressed_for_uncompressed_destination(tmp_path, monkeypatch):
+    import pyrunc.image.copier as c
+    b = LayoutBuilder(tmp_path / "src")
+    b.tag(docker_image(b, b"docker", host_arch()), "d")
+    dest = Uncompressed()
+    monkeypatch.setattr(c, "open_destination", lambda ref, opts: dest)
+    r = q(f"oci:{b.path}:d", "docker-archive:/nonexistent.tar")
+    (desc, data), = [v for k, v in dest.blobs.items() if v[0].get("mediaType", "").endswith("diff.tar")]
+    assert desc["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar"
+    assert desc["digest"] == "sha256:" + hashlib.sha256(data).hexdigest() and r.decompressed

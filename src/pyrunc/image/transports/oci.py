@@ -66,7 +66,9 @@ def go_json(obj) -> bytes:
 
 
 def _dir(ref) -> str:
-    return ref.dir or "."
+    if not ref.dir:  # skopeo: "mkdir : no such file or directory"
+        raise ImageError("the layout directory name is empty")
+    return ref.dir
 
 
 # ---------------------------------------------------------------- reading

@@ -94,6 +94,14 @@ def _tar_error(e: Exception) -> str:
 class OCIArchiveDestination(ImageDestination):
     def __init__(self, ref: OCIArchiveReference) -> None:
         self.reference = ref
+        # Checked now rather than after the whole copy, when the tar is written.
+        if not ref.file:
+            raise ImageError("the archive file name is empty")
+        parent = os.path.dirname(os.path.abspath(ref.file))
+        if not os.path.isdir(parent):
+            raise ImageError(f"creating tar file {go_quote(ref.file)}: {parent}: no such directory")
+        if os.path.isdir(ref.file):
+            raise ImageError(f"creating tar file {go_quote(ref.file)}: is a directory")
         try:
             self._tmp = tempfile.mkdtemp(prefix="oci", dir=big_files_dir())
         except OSError as e:
