@@ -205,7 +205,7 @@ def test_instance_not_matching_its_digest(tmp_path):
     b.tag(idesc, "m")
     p = b.path / "blobs" / "sha256" / per[host_arch()]["digest"].split(":")[1]
     p.write_bytes(p.read_bytes() + b" ")
-    with pytest.raises(PyruncError, match="Manifest does not match provided manifest digest"):
+    with pytest.raises(PyruncError, match="^copying system image from manifest list: Manifest does not match provided manifest digest"):
         q(f"oci:{b.path}:m", f"oci:{tmp_path / 'dst'}:y")
     assert not (tmp_path / "dst").exists()
 
@@ -518,3 +518,42 @@ def test_docker_layers_decompressed_for_uncompressed_destination(tmp_path, monke
     (desc, data), = [v for k, v in dest.blobs.items() if v[0].get("mediaType", "").endswith("diff.tar")]
     assert desc["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar"
     assert desc["digest"] == "sha256:" + hashlib.sha256(data).hexdigest() and r.decompressed
+
+
+def test_failed_layer_stops_the_others(src, tmp_path, monkeypatch):
+    """Layers copy in parallel; when one fails the others stop at their next
+    read instead of running to the end, and nothing is left."""
+    import time
+    import pyrunc.image.copier as c
+    from pyrunc.image.transports import oci
+    b, d = src
+    bad = corrupt_layer(b, d, 0)
+    reads = []
+
+    class Slow:
+        def __init__(self, raw):
+            self.raw = raw
+
+        def read(self, n=-1):
+            time.sleep(0.05)
+            reads.append(n)
+            return self.raw.read(1)  # one byte at a time: seconds for the whole layer
+
+        def close(self):
+            self.raw.close()
+
+    real = oci.OCISource.get_blob
+
+    def get_blob(self, desc):
+        f = real(self, desc)
+        if desc["digest"] != bad:
+            return Slow(f)
+        time.sleep(0.2)  # the slow layer is under way when this one fails
+        return f
+
+    monkeypatch.setattr(oci.OCISource, "get_blob", get_blob)
+    started = time.monotonic()
+    with pytest.raises(PyruncError, match=f"blob {bad}: content does not match"):
+        q(f"oci:{b.path}:x", f"oci:{tmp_path / 'dst'}:y")
+    assert time.monotonic() - started < 2 and 0 < len(reads) < 20
+    assert not (tmp_path / "dst").exists()

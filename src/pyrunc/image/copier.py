@@ -187,9 +187,8 @@ class _Copier:
                 self._copy_all(raw, mt)
             else:
                 digest = self._choose(raw, mt)
-                iraw, imt = self._instance(digest)
                 with _context("copying system image from manifest list"):
-                    self._copy_single(iraw, imt, None)
+                    self._copy_single(*self._instance(digest), None)
         else:
             self._copy_single(raw, mt, None)
         return self.result
