@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from oci_layout import OCI_INDEX, LayoutBuilder, entry, host_arch, layer_tar, tree_tar
+from oci_layout import OCI_INDEX, LayoutBuilder, entry, layer_tar, tree_tar
 
 REF_NAME = "org.opencontainers.image.ref.name"
 need_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")

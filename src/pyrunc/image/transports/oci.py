@@ -23,7 +23,6 @@ import os
 import threading
 from typing import BinaryIO, Optional
 
-from ...errors import PyruncError
 from ..digest import VerifyingReader
 from ..digest import parse as parse_digest
 from ..layout import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, ImageError, Layout, _loads
@@ -108,34 +107,24 @@ class OCISource(ImageSource):
         return manifests[0]
 
     def get_manifest(self, instance: Optional[str] = None) -> tuple[bytes, str]:
+        """The top-level manifest is checked against index.json's descriptor
+        here; an instance is checked by the copy engine against its digest."""
+        import io
         from ..layout import MAX_JSON
-        if instance is None:
-            desc, what = self.descriptor, "manifest"
-        else:
-            desc, what = {"digest": instance, "size": None}, f"manifest {instance}"
+        desc = self.descriptor if instance is None else {"digest": instance}
         digest = desc.get("digest")
         try:
-            path = self.layout.blob_path(digest)
-        except PyruncError:
-            raise ImageError(f"{what}: invalid digest {digest!r}") from None
-        try:
-            with open(path, "rb") as f:
+            with open(self.layout.blob_path(digest), "rb") as f:
                 raw = f.read(MAX_JSON + 1)
         except OSError as e:
-            raise ImageError(f"{what} {digest}: {e.strerror}") from None
+            raise ImageError(f"manifest {digest}: {e.strerror}") from None
         if len(raw) > MAX_JSON:
-            raise ImageError(f"{what} {digest}: too large")
-        if instance is None:
-            # The top-level manifest is checked against index.json's descriptor
-            # (instances are checked by the copy engine against their digest).
-            import io
-            size = desc.get("size")
-            r = VerifyingReader(io.BytesIO(raw), digest, size if isinstance(size, int) else None, "manifest")
-            r.finish()
-            mt = desc.get("mediaType") or guess_media_type(raw)
-        else:
-            mt = guess_media_type(raw)
-        return raw, mt
+            raise ImageError(f"manifest {digest}: too large")
+        if instance is not None:
+            return raw, guess_media_type(raw)
+        size = desc.get("size")
+        VerifyingReader(io.BytesIO(raw), digest, size if isinstance(size, int) else None, "manifest").finish()
+        return raw, desc.get("mediaType") or guess_media_type(raw)
 
     def get_blob(self, desc: dict) -> BinaryIO:
         digest = desc.get("digest")
