@@ -475,6 +475,22 @@ def test_all_to_single_image_destination_refused(tmp_path, monkeypatch):
 def test_library_wrapper(src, tmp_path):
     b, d = src
     assert lib_copy(f"oci:{b.path}:x", f"oci:{tmp_path / 'dst'}:y", quiet=True).manifest_digest == d["digest"]
+    ib = LayoutBuilder(tmp_path / "multi")
+    idesc, per = multi(ib, ["amd64", "arm64"])
+    ib.tag(idesc, "m")
+    r = lib_copy(f"oci:{ib.path}:m", f"oci:{tmp_path / 'arm'}:y", src_opts={"arch": "arm64"}, quiet=True)
+    assert r.manifest_digest == per["arm64"]["digest"]
+    with pytest.raises(PyruncError, match="unknown option"):
+        lib_copy(f"oci:{b.path}:x", f"oci:{tmp_path / 'dst'}:y", src_opts={"arm": "x"})
+
+
+def test_oci_archive_with_all(tmp_path):
+    b = LayoutBuilder(tmp_path / "src")
+    idesc, per = multi(b, ["amd64", "arm64"])
+    b.tag(idesc, "m")
+    q(f"oci:{b.path}:m", f"oci-archive:{tmp_path / 'all.tar'}:m", all=True)
+    r = q(f"oci-archive:{tmp_path / 'all.tar'}:m", f"oci:{tmp_path / 'back'}:m", all=True)
+    assert r.manifest_digest == idesc["digest"] and blobs(tmp_path / "back") == blobs(b.path)
 
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

@@ -60,15 +60,17 @@ class _Cancelled(Exception):
 def copy(src_ref, dst_ref, src_opts: Optional[Options] = None, dst_opts: Optional[Options] = None,
          all: bool = False, quiet: bool = False, progress=None) -> CopyResult:
     """Copy the image `src_ref` names to `dst_ref` (references as skopeo
-    writes them, or parsed ones). `progress` is where the report goes
+    writes them, or parsed ones). src_opts/dst_opts: transport.Options (or a
+    dict of its fields; the platform fields of src_opts choose the image of
+    an index). `progress` is where the report goes
     (default stdout, as skopeo); `quiet` reports nothing. Raises PyruncError
     with one line; on failure the destination is left as it was."""
     from .progress import Report
     from .reference import parse
     src_ref = _parse(parse, src_ref, "source")
     dst_ref = _parse(parse, dst_ref, "destination")
-    src_opts = src_opts or Options()
-    dst_opts = dst_opts or Options()
+    src_opts = _options(src_opts)
+    dst_opts = _options(dst_opts)
     report = Report(sys.stdout if progress is None else progress, quiet)
     dest = _open(open_destination, dst_ref, dst_opts, "initializing destination")
     try:
@@ -82,6 +84,19 @@ def copy(src_ref, dst_ref, src_opts: Optional[Options] = None, dst_opts: Optiona
             src.close()
     finally:
         dest.close()
+
+
+def _options(opts) -> Options:
+    """Options, or a dict of its fields (the library's convenience)."""
+    if opts is None:
+        return Options()
+    if isinstance(opts, dict):
+        try:
+            return Options(**opts)
+        except TypeError:
+            known = ", ".join(Options.__dataclass_fields__)
+            raise PyruncError(f"unknown option in {sorted(opts)}: the options are {known}") from None
+    return opts
 
 
 def _parse(parse, ref, what: str):
