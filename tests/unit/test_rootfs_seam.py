@@ -24,7 +24,7 @@ from pyrunc.rootfs import hostns, setup
 from pyrunc.rootfs import options as O
 from pyrunc.rootfs.setup import Rootfs, finalize, finalize_paths
 from pyrunc.spec.example import example
-from syscall_recorder import RecordingSyscalls
+from syscall_recorder import RecordingSyscalls, fd_where
 
 NOSUID, NODEV, NOEXEC, RDONLY = C.MS_NOSUID, C.MS_NODEV, C.MS_NOEXEC, C.MS_RDONLY
 BIND, REC, REMOUNT = C.MS_BIND, C.MS_REC, C.MS_REMOUNT
@@ -527,3 +527,76 @@ def test_host_bind_without_the_new_mount_api(syscalls, root):
         ("mount", root, root, "bind", BIND | REC, None),
         ("mount", None, root, None, C.MS_PRIVATE | REC, None),
     ]
+
+
+def test_tmpcopyup_mounts_aside_then_moves(syscalls, root):
+    """tmpcopyup: a tmpfs mounted aside, the directory's files copied in
+    (none here: the recorder mounts nothing), then moved onto it."""
+    R = root
+    os.mkdir(f"{R}/cache")
+    m = {"destination": "/cache", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "nodev"]}
+    opened(rootfs({"mounts": [m]}, R, syscalls)).mount(m)
+    aside = f"/tmp/.pyrunc-copyup-{os.getpid()}"
+    assert syscalls.calls == [("mount", "tmpfs", aside, "tmpfs", NODEV, "mode=0755"),
+                              ("mount", aside, f"{R}/cache", None, C.MS_MOVE, None)]
+    assert not os.path.exists(aside)
+
+
+# -- idmapped trees (the runtime parent's side) -------------------------------------------
+
+@pytest.mark.parametrize("options, tree_flags, attr_flags", [
+    (["bind", "idmap"], 0, C.AT_EMPTY_PATH),
+    (["rbind", "idmap"], C.AT_RECURSIVE, C.AT_EMPTY_PATH),
+    (["rbind", "ridmap"], C.AT_RECURSIVE, C.AT_EMPTY_PATH | C.AT_RECURSIVE),
+])
+def test_idmapped_tree(syscalls, tmp_path, options, tree_flags, attr_flags):
+    """A detached clone of the source (recursive for rbind), idmapped with the
+    user namespace fd (recursively for ridmap)."""
+    from pyrunc.rootfs.idmap import _idmapped_tree
+    src = str(tmp_path)
+    userns = os.open("/proc/self/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.close(_idmapped_tree({"source": src, "options": options}, src, userns))
+    finally:
+        os.close(userns)
+    assert syscalls.calls == [
+        ("open_tree", src, C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | tree_flags),
+        ("mount_setattr", src, attr_flags, C.MOUNT_ATTR_IDMAP, 0, 0, userns),
+    ]
+
+
+def test_idmapped_tree_refused(syscalls, tmp_path):
+    from pyrunc.rootfs.idmap import _idmapped_tree
+    src = str(tmp_path)
+    syscalls.fail("mount_setattr", errno.EINVAL)
+    before = open_fds()
+    with pytest.raises(PyruncError) as e:
+        _idmapped_tree({"source": src, "options": ["bind", "idmap"]}, src, 0)
+    assert str(e.value) == (f"failed to set MOUNT_ATTR_IDMAP on {src}: {os.strerror(errno.EINVAL)} "
+                            "(maybe the filesystem used doesn't support idmap mounts on this kernel?)")
+    assert open_fds() == before  # the clone is closed
+
+
+# -- init/child.py ----------------------------------------------------------------------
+
+@pytest.mark.skipif(not os.path.exists("/dev/console"), reason="the test's / needs a /dev/console to resolve")
+def test_console_is_bound_onto_dev_console(syscalls, monkeypatch):
+    """The init's console: the pty slave bound onto /dev/console (resolved in
+    the new root, here this process's /), the master sent to the parent."""
+    from pyrunc import log, terminal
+    from pyrunc.init import child
+    sent = []
+
+    class Channel:
+        def send(self, tag, payload="", fds=()):
+            sent.append((tag, [fd_where(fd) for fd in fds]))
+    monkeypatch.setattr(log, "keep_stderr", lambda: None)
+    monkeypatch.setattr(terminal, "setup_slave_as_stdio", lambda fd: syscalls.note("stdio", fd_where(fd)))
+    before = open_fds()
+    child._setup_console(Channel(), {})
+    assert len(syscalls.calls) == 2 and syscalls.calls[0][2:] == ("/dev/console", None, BIND, None)
+    slave = syscalls.calls[0][1]
+    assert re.fullmatch(r"/dev/pts/\d+", slave)
+    assert syscalls.calls[1][0] == "stdio" and syscalls.calls[1][1].startswith(slave)  # "(deleted)": master closed
+    assert len(sent) == 1 and sent[0][0] == "T" and sent[0][1][0] in ("/dev/ptmx", "/dev/pts/ptmx")
+    assert open_fds() == before
