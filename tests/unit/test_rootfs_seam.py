@@ -591,6 +591,7 @@ def test_console_is_bound_onto_dev_console(syscalls, monkeypatch):
         def send(self, tag, payload="", fds=()):
             sent.append((tag, [fd_where(fd) for fd in fds]))
     monkeypatch.setattr(log, "keep_stderr", lambda: None)
+    monkeypatch.setattr(terminal, "open_pty", lambda: (*os.openpty(), ""))  # /dev/pts/ptmx may be 000
     monkeypatch.setattr(terminal, "setup_slave_as_stdio", lambda fd: syscalls.note("stdio", fd_where(fd)))
     before = open_fds()
     child._setup_console(Channel(), {})
