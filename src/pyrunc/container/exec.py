@@ -12,6 +12,7 @@ import os
 
 from .. import log as _log  # not `log`: functions here import it locally too
 from ..errors import ConfigError, InitError, InvalidState, PyruncError
+from ..init.sync import Msg
 from ..linux import consts as C
 
 
@@ -140,7 +141,7 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         if master is not None:
             from ..terminal import clear_onlcr
             clear_onlcr(master)
-        ch.send("g")
+        ch.send(Msg.GO)
         _await_exec(ch, pid)
         if _log.debug_enabled():
             _log.debug(f"exec: process {pid} started in container {cid}")
@@ -181,7 +182,7 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
     try:
         while True:
             tag, payload, fds = ch.recv()
-            if tag == "P":
+            if tag == Msg.INIT_PID:
                 pid = int(payload)
                 os.waitpid(pid1, 0)
                 pid1 = 0
@@ -190,12 +191,12 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
                 except PyruncError as e:
                     raise PyruncError(f"unable to start container process: {e}") from None
                 attrs.set_final_affinity(pid, initial, final_cpus)
-                ch.send("j", str(pid))
-            elif tag == "T":
+                ch.send(Msg.CGROUP_JOINED, str(pid))
+            elif tag == Msg.CONSOLE:
                 master = fds[0] if fds else None
-            elif tag == "R":
+            elif tag == Msg.READY:
                 return pid, master, ch
-            elif tag == "E":
+            elif tag == Msg.ERROR:
                 raise _exec_error(payload.decode(errors="replace"))
             else:
                 raise InitError("exec failed: the process exited before it was ready",
@@ -220,7 +221,7 @@ def _await_exec(ch, pid: int) -> None:
     """EOF once the process has exec'd; an error message if it failed first."""
     tag, payload, _ = ch.recv()
     ch.close()
-    if tag == "E":
+    if tag == Msg.ERROR:
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
@@ -256,9 +257,9 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
         seal_imports()  # our root is now the container's: never import from it
         pid = os.fork()
         if pid:
-            ch.send("P", str(pid))
+            ch.send(Msg.INIT_PID, str(pid))
             os._exit(0)
-        host_pid = ch.expect("j")
+        host_pid = ch.expect(Msg.CGROUP_JOINED)
         if _log.debug_enabled():
             _log.debug("child process in init()")
         if keyring:
@@ -269,7 +270,7 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             size = process.get("consoleSize")
             if size:
                 T.set_window_size(slave, size.get("height", 0), size.get("width", 0))
-            ch.send("T", fds=[master])
+            ch.send(Msg.CONSOLE, fds=[master])
             os.close(master)
             from .. import log
             log.keep_stderr()
@@ -283,8 +284,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
         if sc is not None:
             sc.pid = int(host_pid or 0)  # for the notify agent
             final.seccomp = sc
-        ch.send("R")
-        ch.expect("g")
+        ch.send(Msg.READY)
+        ch.expect(Msg.GO)
         if _log.debug_enabled():
             _log.debug("setns_init: about to exec")
         final.execute(preserve_fds)  # the channel closes on exec: EOF tells the parent
