@@ -248,3 +248,72 @@ class RegistryServer:
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}"
+
+
+class FakeRegistry:
+    """A scripted registry (http.server in a thread) for what a real one
+    will not do on demand: wrong bytes, redirects, 5xx, dropped
+    connections, Link pages, schema 1. `routes` maps a path to a callable
+    (handler, query) -> None that writes the whole answer; every request
+    is recorded in `requests` as (method, path, headers)."""
+
+    def __init__(self, basic_auth: Optional[tuple[str, str]] = None) -> None:
+        self.routes: dict = {}
+        self.requests: list[tuple[str, str, dict]] = []
+        self.basic_auth = basic_auth
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _any(self) -> None:
+                path, _, query = self.path.partition("?")
+                fake.requests.append((self.command, self.path, dict(self.headers)))
+                if fake.basic_auth and path.startswith("/v2/") and self.headers.get("Host", "").startswith("127."):
+                    want = "Basic " + base64.b64encode(":".join(fake.basic_auth).encode()).decode()
+                    if self.headers.get("Authorization") != want:
+                        return reply(self, 401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                                     {"WWW-Authenticate": 'Basic realm="fake"'})
+                route = fake.routes.get(path)
+                if route is None:
+                    return reply(self, 404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}')
+                route(self, urllib.parse.parse_qs(query))
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.routes["/v2/"] = lambda h, q: reply(h, 200, b"{}")
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "FakeRegistry":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def reply(h: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",
+          headers: Optional[dict] = None, length: Optional[int] = None) -> None:
+    """One answer; `length` announces another Content-Length than len(body)
+    (then the connection is closed after the body: a dropped connection)."""
+    h.send_response(status)
+    for k, v in (headers or {}).items():
+        h.send_header(k, v)
+    h.send_header("Content-Length", str(len(body) if length is None else length))
+    if length is not None:
+        h.send_header("Connection", "close")
+        h.close_connection = True
+    h.end_headers()
+    if h.command != "HEAD":
+        h.wfile.write(body)
+        h.wfile.flush()

@@ -103,6 +103,9 @@ class Client:
         if self._pool is None:
             import urllib3
             ctx = certs.ssl_context(self._cert_dir, self.verify)
+            if not self.verify:   # asked for: not a warning on every request
+                import warnings
+                warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
             self._pool = urllib3.PoolManager(
                 num_pools=4, maxsize=POOL_SIZE, ssl_context=ctx, retries=False,
                 cert_reqs="CERT_REQUIRED" if self.verify else "CERT_NONE",
@@ -337,9 +340,16 @@ class BlobReader:
     def read(self, n: int = -1) -> bytes:
         if self._res is None:
             return b""
+        if n is None or n < 0:   # piece by piece: what came before a drop is kept
+            parts = []
+            while True:
+                data = self.read(1 << 16)
+                if not data:
+                    return b"".join(parts)
+                parts.append(data)
         while True:
             try:
-                data = self._res.read(None if n is None or n < 0 else n)
+                data = self._res.read(n)
             except Exception as e:  # urllib3's and the socket's failures
                 if isinstance(e, PyruncError) or not _retryable(e) or self._resumes >= self.MAX_RESUMES:
                     if isinstance(e, PyruncError):
@@ -350,7 +360,7 @@ class BlobReader:
                 self._resume()
                 continue
             self._offset += len(data)
-            if not data or n is None or n < 0:
+            if not data:
                 self._eof = True
             return data
 
