@@ -193,7 +193,8 @@ def test_network_reason():
         assert errors.network_reason(e, "h:1") == "dial tcp h:1: connect: connection refused"
     e = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] ...")
     e.verify_message = "self-signed certificate"
-    assert errors.network_reason(e, "h:1") == "tls: failed to verify certificate: x509: self-signed certificate"
+    assert errors.network_reason(e, "h:1") == \
+        "tls: failed to verify certificate: x509: certificate signed by unknown authority"
     e = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
     e.reason = "WRONG_VERSION_NUMBER"
     assert errors.network_reason(e, "h:1") == "http: server gave HTTP response to HTTPS client"

@@ -112,6 +112,18 @@ def response_error(status: int, body: bytes, challenges: list[tuple[str, dict]] 
     return RegistryError(f"StatusCode: {status}, {_short(body)}", status)
 
 
+# OpenSSL's verify messages as Go's crypto/x509 words them
+_X509_GO = {
+    "unable to get local issuer certificate": "certificate signed by unknown authority",
+    "self-signed certificate": "certificate signed by unknown authority",
+    "self-signed certificate in certificate chain": "certificate signed by unknown authority",
+    "self signed certificate": "certificate signed by unknown authority",
+    "self signed certificate in certificate chain": "certificate signed by unknown authority",
+    "certificate has expired": "certificate has expired or is not yet valid",
+    "certificate is not yet valid": "certificate has expired or is not yet valid",
+}
+
+
 def _chain(exc: BaseException):
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -127,6 +139,7 @@ def network_reason(exc: BaseException, host: str) -> str:
     for e in _chain(exc):
         if isinstance(e, ssl.SSLCertVerificationError):
             msg = e.verify_message or "certificate verify failed"
+            msg = _X509_GO.get(msg, msg)
             return f"tls: failed to verify certificate: x509: {msg}"
         if isinstance(e, ssl.SSLError):
             if e.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
