@@ -52,6 +52,10 @@ def read_body(res, limit: int = MAX_ERROR_BODY) -> bytes:
     """At most `limit` bytes of a response, which is then released."""
     try:
         data = res.read(limit + 1)
+    except Exception as e:   # the connection dropped while the body came
+        url = getattr(res, "pyrunc_url", "")
+        parts = urlsplit(url)
+        raise network_error("GET", url, e, parts.netloc) from None
     finally:
         res.release_conn()
     if len(data) > limit:

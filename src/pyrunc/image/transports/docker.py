@@ -236,7 +236,9 @@ class DockerDestination(ImageDestination):
             read_body(res)
             size = desc.get("size")
             length = res.headers.get("Content-Length")
-            return not (isinstance(size, int) and length and length.isdigit() and int(length) != size)
+            # a known size must match (size -1: not known before the stream ends)
+            return not (isinstance(size, int) and size >= 0 and length and length.isdigit()
+                        and int(length) != size)
         if res.status == 404:
             read_body(res)
             return False
