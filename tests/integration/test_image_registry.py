@@ -531,3 +531,16 @@ def test_manifest_by_digest_is_verified(fake):
     fake.routes[f"/v2/f/manifests/{d}"] = lambda h, q: reply(h, 200, MANIFEST, {"Content-Type": docker_mod.OCI_MANIFEST})
     with pytest.raises(digests.DigestError, match=f"^manifest {d} in {fake.host}/f: content does not match"):
         open_source(f"docker://{fake.host}/f@{d}", INSECURE)
+
+
+def test_registries_conf_insecure_means_http(plain, layout, tmp_path, monkeypatch):
+    from pyrunc.image.registry import registriesconf
+    conf = tmp_path / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{plain.host}"\ninsecure = true\n')
+    monkeypatch.setattr(registriesconf, "config_files", lambda home=None: [str(conf)])
+    push_image(layout, f"{plain.host}/conf/app:v1", Options())
+    src = open_source(f"docker://{plain.host}/conf/app:v1")
+    assert src.client.scheme == "http"
+    src.close()
+    with pytest.raises(PyruncError, match="http: server gave HTTP response to HTTPS client"):
+        open_source(f"docker://{plain.host}/conf/app:v1", Options(tls_verify=True))

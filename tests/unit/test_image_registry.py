@@ -271,3 +271,51 @@ def test_cert_dir_errors(tmp_path):
     with pytest.raises(PyruncError, match=f"^loading {tmp_path}/bad.crt: "):
         certs.ssl_context(str(tmp_path), True)
     assert certs.ssl_context(str(tmp_path / "none"), False).verify_mode == 0
+
+
+# --- registries.conf --------------------------------------------------------------------
+
+from pyrunc.image.registry import registriesconf  # noqa: E402
+
+
+@pytest.mark.parametrize("ref, prefix, ok", [
+    ("reg.io/a/b", "reg.io", True), ("reg.io", "reg.io", True), ("reg.io:5000/a", "reg.io", True),
+    ("reg.io/a/b", "reg.io/a", True), ("reg.io/ab", "reg.io/a", False), ("reg.iox/a", "reg.io", False),
+    ("x.example.com/a", "*.example.com", True), ("a.b.example.com:1/a", "*.example.com", True),
+    ("example.com/a", "*.example.com", False), ("h/x.example.com", "*.example.com", False),
+])
+def test_registries_conf_prefix_match(ref, prefix, ok):
+    assert registriesconf._matches(ref, prefix) is ok
+
+
+def test_registries_conf_files_merge_and_longest_prefix(tmp_path):
+    a, b = tmp_path / "a.conf", tmp_path / "b.conf"
+    a.write_text('[registries.insecure]\nregistries = ["old.io"]\n'
+                 '[[registry]]\nlocation = "reg.io"\ninsecure = true\n'
+                 '[[registry]]\nprefix = "reg.io/secure"\nlocation = "reg.io/secure/"\n')
+    b.write_text('[[registry]]\nlocation = "bad.io"\nblocked = true\n'
+                 '[[registry]]\nlocation = "old.io"\ninsecure = false\n')
+    files = [str(a), str(tmp_path / "missing.conf"), str(b)]
+    assert registriesconf.find("reg.io/x/y", files) == registriesconf.RegistryConf("reg.io", True, False)
+    assert registriesconf.find("reg.io/secure/y", files).insecure is False
+    assert registriesconf.find("bad.io/x", files).blocked
+    assert registriesconf.find("old.io/x", files).insecure is False     # the later file wins
+    assert registriesconf.find("other.io/x", files) is None
+    (tmp_path / "c.conf").write_text('[[registry]]\nlocation = "https://x.io"\n')
+    with pytest.raises(PyruncError, match="^invalid location 'https://x.io': URI schemes are not supported$"):
+        registriesconf.find("x.io/a", [str(tmp_path / "c.conf")])
+
+
+def test_client_uses_registries_conf(tmp_path, monkeypatch):
+    conf = tmp_path / "registries.conf"
+    conf.write_text('[[registry]]\nlocation = "insecure.io"\ninsecure = true\n'
+                    '[[registry]]\nlocation = "blocked.io/team"\nblocked = true\n')
+    monkeypatch.setattr(registriesconf, "config_files", lambda home=None: [str(conf)])
+    assert Client("insecure.io", "a", "pull", Options(creds="u:p")).verify is False
+    assert Client("insecure.io", "a", "pull", Options(creds="u:p", tls_verify=True)).verify is True
+    assert Client("secure.io", "a", "pull", Options(creds="u:p")).verify is True
+    with pytest.raises(PyruncError, match="^registry blocked.io/team is blocked in registries.conf$"):
+        Client("blocked.io", "team/app", "pull", Options(creds="u:p"))
+    conf.write_text("[[registry]\n")
+    with pytest.raises(PyruncError, match=f"^loading registries: loading registries configuration {conf}: "):
+        Client("x.io", "a", "pull", Options(creds="u:p"))

@@ -73,7 +73,15 @@ class Client:
         self.registry = registry_host(domain)
         self.repo = repo
         self.scope = auth.Scope("repository", repo, actions)
-        self.verify = opts.tls_verify is not False
+        from . import registriesconf
+        try:
+            conf = registriesconf.find(f"{domain}/{repo}")
+        except PyruncError as e:
+            raise PyruncError(f"loading registries: {e}") from None
+        if conf is not None and conf.blocked:
+            raise PyruncError(f"registry {conf.prefix} is blocked in registries.conf")
+        # --tls-verify, when given, wins over registries.conf's `insecure`
+        self.verify = opts.tls_verify if opts.tls_verify is not None else not (conf and conf.insecure)
         try:
             self.creds = (auth.parse_creds(opts.creds) if opts.creds is not None
                           else auth.lookup(f"{domain}/{repo}", opts.authfile))
