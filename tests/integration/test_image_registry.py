@@ -47,28 +47,28 @@ def _server(work: Path, name: str, **kw):
 
 
 @pytest.fixture(scope="module")
-def plain(work):
+def reg_plain(work):
     reg = _server(work, "plain")
     yield reg
     reg.stop()
 
 
 @pytest.fixture(scope="module")
-def basic(work):
+def reg_basic(work):
     reg = _server(work, "basic", auth="htpasswd", users=USERS)
     yield reg
     reg.stop()
 
 
 @pytest.fixture(scope="module")
-def tls(work):
+def reg_tls(work):
     reg = _server(work, "tls", tls=True)
     yield reg
     reg.stop()
 
 
 @pytest.fixture(scope="module")
-def token(work):
+def reg_token(work):
     reg = _server(work, "token", auth="token", users=USERS, anonymous_pull=True)
     yield reg
     reg.stop()
@@ -163,10 +163,10 @@ def push_image(layout: Path, dest: str, opts: Options, ref: str = "v1", monolith
 # --- pull ------------------------------------------------------------------------
 
 @needs_skopeo
-def test_pull_what_skopeo_pushed(plain, layout):
-    skopeo_push(layout, "v1", f"{plain.host}/pull/app:v1")
+def test_pull_what_skopeo_pushed(reg_plain, layout):
+    skopeo_push(layout, "v1", f"{reg_plain.host}/pull/app:v1")
     desc, raw = layout_manifest(layout)
-    src = open_source(f"docker://{plain.host}/pull/app:v1", INSECURE)
+    src = open_source(f"docker://{reg_plain.host}/pull/app:v1", INSECURE)
     try:
         got, mt = src.get_manifest()
         assert got == raw and sha(got) == desc["digest"] and mt == desc["mediaType"]
@@ -178,16 +178,16 @@ def test_pull_what_skopeo_pushed(plain, layout):
     finally:
         src.close()
     # by digest too
-    src = open_source(f"docker://{plain.host}/pull/app@{desc['digest']}", INSECURE)
+    src = open_source(f"docker://{reg_plain.host}/pull/app@{desc['digest']}", INSECURE)
     assert src.get_manifest()[0] == raw
     src.close()
 
 
 @needs_skopeo
-def test_pull_index_and_instances(plain, multi):
-    skopeo_push(multi, "all", f"{plain.host}/pull/multi:all")
+def test_pull_index_and_instances(reg_plain, multi):
+    skopeo_push(multi, "all", f"{reg_plain.host}/pull/multi:all")
     desc, raw = layout_manifest(multi, "all")
-    src = open_source(f"docker://{plain.host}/pull/multi:all", INSECURE)
+    src = open_source(f"docker://{reg_plain.host}/pull/multi:all", INSECURE)
     try:
         got, mt = src.get_manifest()
         assert (got, mt) == (raw, OCI_INDEX)
@@ -198,11 +198,11 @@ def test_pull_index_and_instances(plain, multi):
         src.close()
 
 
-def test_parallel_blob_reads_share_one_client(plain, layout):
+def test_parallel_blob_reads_share_one_client(reg_plain, layout):
     """Six threads read blobs at once through one source (the copy engine's way)."""
     from concurrent.futures import ThreadPoolExecutor
-    push_image(layout, f"{plain.host}/par/app:v1", INSECURE)
-    src = open_source(f"docker://{plain.host}/par/app:v1", INSECURE)
+    push_image(layout, f"{reg_plain.host}/par/app:v1", INSECURE)
+    src = open_source(f"docker://{reg_plain.host}/par/app:v1", INSECURE)
     m = json.loads(src.get_manifest()[0])
     blobs = ([m["config"]] + m["layers"]) * 4
     with ThreadPoolExecutor(6) as ex:
@@ -215,8 +215,8 @@ def test_parallel_blob_reads_share_one_client(plain, layout):
 
 @needs_skopeo
 @pytest.mark.parametrize("mode", ["monolithic", "chunked"])
-def test_push_read_back_by_skopeo(plain, layout, tmp_path, mode):
-    repo = f"{plain.host}/push/{mode}:v1"
+def test_push_read_back_by_skopeo(reg_plain, layout, tmp_path, mode):
+    repo = f"{reg_plain.host}/push/{mode}:v1"
     kw = {"monolithic_max": 1 << 30} if mode == "monolithic" else {"monolithic_max": 0, "chunk_size": 16 << 10}
     methods = push_image(layout, repo, INSECURE, **kw)
     if mode == "monolithic":
@@ -234,24 +234,24 @@ def test_push_read_back_by_skopeo(plain, layout, tmp_path, mode):
 
 
 @needs_skopeo
-def test_push_index(plain, multi):
-    repo = f"{plain.host}/push/multi:all"
+def test_push_index(reg_plain, multi):
+    repo = f"{reg_plain.host}/push/multi:all"
     push_image(multi, repo, INSECURE, ref="all")
     desc, raw = layout_manifest(multi, "all")
     assert skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{repo}").stdout.encode() == raw
     inst = json.loads(raw)["manifests"][1]["digest"]
     assert skopeo("inspect", "--raw", "--tls-verify=false",
-                  f"docker://{plain.host}/push/multi@{inst}").stdout.encode() == blob_bytes(multi, inst)
+                  f"docker://{reg_plain.host}/push/multi@{inst}").stdout.encode() == blob_bytes(multi, inst)
 
 
 @pytest.mark.parametrize("mode", ["monolithic", "chunked"])
-def test_push_blob_digest_mismatch_leaves_nothing(plain, mode, tmp_path):
+def test_push_blob_digest_mismatch_leaves_nothing(reg_plain, mode, tmp_path):
     """The stream is checked (stream.finish()) before the PUT that would make
     the blob exist: bytes that are not the digest's never land."""
     data = b"the real content" * 100
     wrong = {"digest": sha(b"something else"), "size": len(data),
              "mediaType": "application/vnd.oci.image.layer.v1.tar"}
-    dst = open_destination(f"docker://{plain.host}/push/bad:{mode}", INSECURE)
+    dst = open_destination(f"docker://{reg_plain.host}/push/bad:{mode}", INSECURE)
     if mode == "chunked":
         dst.monolithic_max, dst.chunk_size = 0, 500
     f = tmp_path / "blob"
@@ -263,26 +263,26 @@ def test_push_blob_digest_mismatch_leaves_nothing(plain, mode, tmp_path):
     dst.close()
 
 
-def test_nothing_tagged_before_commit(plain, layout):
+def test_nothing_tagged_before_commit(reg_plain, layout):
     desc, raw = layout_manifest(layout)
-    dst = open_destination(f"docker://{plain.host}/push/uncommitted:v1", INSECURE)
+    dst = open_destination(f"docker://{reg_plain.host}/push/uncommitted:v1", INSECURE)
     dst.put_manifest(raw, desc["mediaType"])
     dst.close()
     with pytest.raises(PyruncError, match="^reading manifest v1 in .*/push/uncommitted: "):
-        open_source(f"docker://{plain.host}/push/uncommitted:v1", INSECURE)
+        open_source(f"docker://{reg_plain.host}/push/uncommitted:v1", INSECURE)
 
 
-def test_put_manifest_instance_digest_checked(plain, layout):
+def test_put_manifest_instance_digest_checked(reg_plain, layout):
     desc, raw = layout_manifest(layout)
-    dst = open_destination(f"docker://{plain.host}/push/x:v1", INSECURE)
+    dst = open_destination(f"docker://{reg_plain.host}/push/x:v1", INSECURE)
     with pytest.raises(PyruncError, match=r"^Attempted to PutManifest using an explicitly specified digest"):
         dst.put_manifest(raw, desc["mediaType"], sha(b"other"))
     dst.close()
 
 
-def test_push_manifest_with_missing_blobs_is_one_line(plain, layout):
+def test_push_manifest_with_missing_blobs_is_one_line(reg_plain, layout):
     desc, raw = layout_manifest(layout)
-    dst = open_destination(f"docker://{plain.host}/push/missing:v1", INSECURE)
+    dst = open_destination(f"docker://{reg_plain.host}/push/missing:v1", INSECURE)
     dst.put_manifest(raw, desc["mediaType"])
     with pytest.raises(PyruncError, match=r"^uploading manifest v1 to 127\.0\.0\.1:\d+/push/missing: "
                                           r"manifest blob unknown: blob unknown to registry$|"
@@ -293,14 +293,14 @@ def test_push_manifest_with_missing_blobs_is_one_line(plain, layout):
 
 # --- errors ------------------------------------------------------------------------
 
-def test_no_such_tag_or_repo(plain, layout):
-    push_image(layout, f"{plain.host}/err/app:v1", INSECURE)
+def test_no_such_tag_or_repo(reg_plain, layout):
+    push_image(layout, f"{reg_plain.host}/err/app:v1", INSECURE)
     with pytest.raises(PyruncError) as e:
-        open_source(f"docker://{plain.host}/err/app:nope", INSECURE)
-    assert str(e.value) == f"reading manifest nope in {plain.host}/err/app: manifest unknown"
+        open_source(f"docker://{reg_plain.host}/err/app:nope", INSECURE)
+    assert str(e.value) == f"reading manifest nope in {reg_plain.host}/err/app: manifest unknown"
     with pytest.raises(PyruncError) as e:
-        open_source(f"docker://{plain.host}/err/none:v1", INSECURE)
-    assert str(e.value) == f"reading manifest v1 in {plain.host}/err/none: manifest unknown"
+        open_source(f"docker://{reg_plain.host}/err/none:v1", INSECURE)
+    assert str(e.value) == f"reading manifest v1 in {reg_plain.host}/err/none: manifest unknown"
 
 
 def test_connection_refused():
@@ -315,111 +315,112 @@ def test_connection_refused():
                                  "connection refused")
 
 
-def test_https_to_a_plain_http_registry(plain):
+def test_https_to_a_plain_http_registry(reg_plain):
     with pytest.raises(PyruncError) as e:
-        open_source(f"docker://{plain.host}/a:v1")
-    assert str(e.value) == (f'pinging container registry {plain.host}: Get "https://{plain.host}/v2/": '
+        open_source(f"docker://{reg_plain.host}/a:v1")
+    assert str(e.value) == (f'pinging container registry {reg_plain.host}: Get "https://{reg_plain.host}/v2/": '
                             "http: server gave HTTP response to HTTPS client")
 
 
 # --- TLS -----------------------------------------------------------------------
 
-def test_tls_with_cert_dir(tls, layout):
-    opts = Options(cert_dir=str(tls.cert_dir))
-    push_image(layout, f"{tls.host}/tls/app:v1", opts)
-    src = open_source(f"docker://{tls.host}/tls/app:v1", opts)
+def test_tls_with_cert_dir(reg_tls, layout):
+    opts = Options(cert_dir=str(reg_tls.cert_dir))
+    push_image(layout, f"{reg_tls.host}/tls/app:v1", opts)
+    src = open_source(f"docker://{reg_tls.host}/tls/app:v1", opts)
     assert src.client.scheme == "https"
     assert sha(src.get_manifest()[0]) == layout_manifest(layout)[0]["digest"]
     src.close()
 
 
-def test_tls_certs_d_per_host(tls, layout, tmp_path, monkeypatch):
-    d = tmp_path / "certs.d" / tls.host
+def test_tls_certs_d_per_host(reg_tls, layout, tmp_path, monkeypatch):
+    d = tmp_path / "certs.d" / reg_tls.host
     d.mkdir(parents=True)
-    shutil.copy(tls.ca, d / "ca.crt")
+    shutil.copy(reg_tls.ca, d / "ca.crt")
     monkeypatch.setattr(certs, "PER_HOST_DIRS", (str(tmp_path / "nothing"), str(tmp_path / "certs.d")))
-    push_image(layout, f"{tls.host}/tls/certsd:v1", Options())
-    src = open_source(f"docker://{tls.host}/tls/certsd:v1")
+    push_image(layout, f"{reg_tls.host}/tls/certsd:v1", Options())
+    src = open_source(f"docker://{reg_tls.host}/tls/certsd:v1")
     src.close()
 
 
-def test_tls_unknown_authority(tls):
+def test_tls_unknown_authority(reg_tls):
     with pytest.raises(PyruncError) as e:
-        open_source(f"docker://{tls.host}/tls/app:v1")
-    assert str(e.value) == (f'pinging container registry {tls.host}: Get "https://{tls.host}/v2/": '
+        open_source(f"docker://{reg_tls.host}/tls/app:v1")
+    assert str(e.value) == (f'pinging container registry {reg_tls.host}: Get "https://{reg_tls.host}/v2/": '
                             "tls: failed to verify certificate: x509: certificate signed by unknown authority")
 
 
-def test_tls_verify_false_skips_verification(tls, layout):
-    push_image(layout, f"{tls.host}/tls/noverify:v1", INSECURE)
-    src = open_source(f"docker://{tls.host}/tls/noverify:v1", INSECURE)
+def test_tls_verify_false_skips_verification(reg_tls, layout):
+    push_image(layout, f"{reg_tls.host}/tls/noverify:v1", INSECURE)
+    src = open_source(f"docker://{reg_tls.host}/tls/noverify:v1", INSECURE)
     assert src.client.scheme == "https"
     src.close()
 
 
 # --- Basic auth ------------------------------------------------------------------
 
-def test_basic_auth(basic, layout, tmp_path, monkeypatch):
+def test_basic_auth(reg_basic, layout, tmp_path, monkeypatch):
     creds = Options(tls_verify=False, creds="alice:wonderland")
-    push_image(layout, f"{basic.host}/basic/app:v1", creds)
-    src = open_source(f"docker://{basic.host}/basic/app:v1", creds)
+    push_image(layout, f"{reg_basic.host}/basic/app:v1", creds)
+    src = open_source(f"docker://{reg_basic.host}/basic/app:v1", creds)
     assert src.tags() == ["v1"]
     src.close()
     # from an auth file, matched by host/repo key (the most specific entry wins)
     authfile = tmp_path / "auth.json"
     authfile.write_text(json.dumps({"auths": {
-        basic.host: {"auth": "d3Jvbmc6d3Jvbmc="},          # wrong:wrong
-        f"{basic.host}/basic": {"auth": "YWxpY2U6d29uZGVybGFuZA=="},   # alice:wonderland
+        reg_basic.host: {"auth": "d3Jvbmc6d3Jvbmc="},          # wrong:wrong
+        f"{reg_basic.host}/basic": {"auth": "YWxpY2U6d29uZGVybGFuZA=="},   # alice:wonderland
     }}))
-    src = open_source(f"docker://{basic.host}/basic/app:v1", Options(tls_verify=False, authfile=str(authfile)))
+    src = open_source(f"docker://{reg_basic.host}/basic/app:v1", Options(tls_verify=False, authfile=str(authfile)))
     src.close()
     monkeypatch.setenv("REGISTRY_AUTH_FILE", str(authfile))
-    src = open_source(f"docker://{basic.host}/basic/app:v1", INSECURE)
+    src = open_source(f"docker://{reg_basic.host}/basic/app:v1", INSECURE)
     src.close()
 
 
-def test_basic_auth_wrong_password(basic):
+def test_basic_auth_wrong_password(reg_basic):
     for opts in (Options(tls_verify=False, creds="alice:nope"), INSECURE):
         with pytest.raises(PyruncError) as e:
-            open_source(f"docker://{basic.host}/basic/app:v1", opts)
-        assert str(e.value) == f"reading manifest v1 in {basic.host}/basic/app: authentication required"
+            open_source(f"docker://{reg_basic.host}/basic/app:v1", opts)
+        assert str(e.value) == f"reading manifest v1 in {reg_basic.host}/basic/app: authentication required"
 
 
 # --- token auth ------------------------------------------------------------------
 
-def test_token_auth_push_pull_and_cache(token, layout):
+def test_token_auth_push_pull_and_cache(reg_token, layout):
     creds = Options(tls_verify=False, creds="alice:wonderland")
-    token.token.requests.clear()
-    push_image(layout, f"{token.host}/tok/app:v1", creds)
-    asked = token.token.requests
+    reg_token.token.requests.clear()
+    push_image(layout, f"{reg_token.host}/tok/app:v1", creds)
+    asked = reg_token.token.requests
     assert len(asked) == 1, asked      # one token for the whole push: cached per scope
     assert asked[0]["account"] == "alice" and asked[0]["scope"] == ["repository:tok/app:pull,push"]
-    token.token.requests.clear()
-    src = open_source(f"docker://{token.host}/tok/app:v1", creds)
+    reg_token.token.requests.clear()
+    src = open_source(f"docker://{reg_token.host}/tok/app:v1", creds)
     m = json.loads(src.get_manifest()[0])
     for b in m["layers"]:
         read_all(src, b)
     src.close()
-    assert [r["scope"] for r in token.token.requests] == [["repository:tok/app:pull"]]
+    assert [r["scope"] for r in reg_token.token.requests] == [["repository:tok/app:pull"]]
 
 
-def test_token_anonymous_pull(token, layout):
-    push_image(layout, f"{token.host}/tok/anon:v1", Options(tls_verify=False, creds="alice:wonderland"))
-    token.token.requests.clear()
-    src = open_source(f"docker://{token.host}/tok/anon:v1", INSECURE)
+def test_token_anonymous_pull(reg_token, layout):
+    push_image(layout, f"{reg_token.host}/tok/anon:v1", Options(tls_verify=False, creds="alice:wonderland"))
+    reg_token.token.requests.clear()
+    src = open_source(f"docker://{reg_token.host}/tok/anon:v1", INSECURE)
     assert sha(src.get_manifest()[0]) == layout_manifest(layout)[0]["digest"]
     src.close()
-    assert token.token.requests[0]["account"] is None
+    assert reg_token.token.requests[0]["account"] is None
     # but no anonymous push
-    with pytest.raises(PyruncError, match=rf"^uploading manifest v2 to {token.host}/tok/anon: "
+    with pytest.raises(PyruncError, match=rf"^uploading manifest v2 to {reg_token.host}/tok/anon: "
                                           "requested access to the resource is denied$"):
-        push_image(layout, f"{token.host}/tok/anon:v2", INSECURE)
+        push_image(layout, f"{reg_token.host}/tok/anon:v2", INSECURE)
 
 
-def test_token_wrong_password(token):
+def test_token_wrong_password(reg_token):
     with pytest.raises(PyruncError) as e:
-        open_source(f"docker://{token.host}/tok/app:v1", Options(tls_verify=False, creds="alice:nope"))
-    assert str(e.value).startswith("unable to retrieve auth token: invalid username/password: ")
+        open_source(f"docker://{reg_token.host}/tok/app:v1", Options(tls_verify=False, creds="alice:nope"))
+    assert str(e.value).startswith("unable to retrieve auth token: invalid username/password: "
+                                   "unauthorized: invalid username or password")
     assert "\n" not in str(e.value)
 
 
@@ -533,14 +534,61 @@ def test_manifest_by_digest_is_verified(fake):
         open_source(f"docker://{fake.host}/f@{d}", INSECURE)
 
 
-def test_registries_conf_insecure_means_http(plain, layout, tmp_path, monkeypatch):
+def test_registries_conf_insecure_means_http(reg_plain, layout, tmp_path, monkeypatch):
     from pyrunc.image.registry import registriesconf
     conf = tmp_path / "registries.conf"
-    conf.write_text(f'[[registry]]\nlocation = "{plain.host}"\ninsecure = true\n')
+    conf.write_text(f'[[registry]]\nlocation = "{reg_plain.host}"\ninsecure = true\n')
     monkeypatch.setattr(registriesconf, "config_files", lambda home=None: [str(conf)])
-    push_image(layout, f"{plain.host}/conf/app:v1", Options())
-    src = open_source(f"docker://{plain.host}/conf/app:v1")
+    push_image(layout, f"{reg_plain.host}/conf/app:v1", Options())
+    src = open_source(f"docker://{reg_plain.host}/conf/app:v1")
     assert src.client.scheme == "http"
     src.close()
     with pytest.raises(PyruncError, match="http: server gave HTTP response to HTTPS client"):
-        open_source(f"docker://{plain.host}/conf/app:v1", Options(tls_verify=True))
+        open_source(f"docker://{reg_plain.host}/conf/app:v1", Options(tls_verify=True))
+
+
+# --- through the CLI (pyrunc image copy) ----------------------------------------------
+
+@pytest.fixture
+def copy_cli(rt):
+    if rt.run("image", "copy", "--help").rc != 0:
+        pytest.skip("the runtime under test has no `image copy`")
+    return rt
+
+
+def test_cli_copy_registry_to_oci(copy_cli, reg_plain, multi, tmp_path):
+    push_image(multi, f"{reg_plain.host}/cli/multi:all", INSECURE, ref="all")
+    desc, raw = layout_manifest(multi, "all")
+    out = tmp_path / "out"
+    copy_cli.ok("image", "copy", "-q", "--all", "--src-tls-verify=false",
+                f"docker://{reg_plain.host}/cli/multi:all", f"oci:{out}:all")
+    got = json.loads((out / "index.json").read_text())["manifests"][0]
+    assert got["digest"] == desc["digest"]
+    for name in os.listdir(multi / "blobs" / "sha256"):
+        if (out / "blobs" / "sha256" / name).exists():
+            assert (out / "blobs" / "sha256" / name).read_bytes() == (multi / "blobs" / "sha256" / name).read_bytes()
+    for inst in json.loads(raw)["manifests"]:   # --all: every instance and its blobs
+        m = json.loads(blob_bytes(out, inst["digest"]))
+        for b in [m["config"]] + m["layers"]:
+            assert sha(blob_bytes(out, b["digest"])) == b["digest"]
+
+
+@needs_skopeo
+def test_cli_copy_oci_to_registry_with_creds(copy_cli, reg_token, layout, tmp_path):
+    desc, raw = layout_manifest(layout)
+    repo = f"{reg_token.host}/cli/app:v2"
+    copy_cli.ok("image", "copy", "-q", "--dest-tls-verify=false", "--dest-creds", "alice:wonderland",
+                f"oci:{layout}:v1", f"docker://{repo}")
+    got = skopeo("inspect", "--raw", "--tls-verify=false", "--creds", "alice:wonderland", f"docker://{repo}")
+    assert got.stdout.encode() == raw
+
+
+def test_cli_copy_registry_failures_are_one_line(copy_cli, reg_basic, tmp_path):
+    port = free_port()
+    out = tmp_path / "out"
+    copy_cli.fail("image", "copy", f"docker://127.0.0.1:{port}/a:v1", f"oci:{out}:v1", one_line=True,
+                  match="connection refused")
+    copy_cli.fail("image", "copy", "--src-tls-verify=false", "--src-creds", "alice:nope",
+                  f"docker://{reg_basic.host}/basic/app:v1", f"oci:{out}:v1", one_line=True,
+                  match="authentication required")
+    assert not out.exists()
