@@ -315,6 +315,15 @@ def test_connection_refused():
                                  "connection refused")
 
 
+def test_unknown_host_and_empty_domain():
+    with pytest.raises(PyruncError, match=r'^pinging container registry nosuchhost\.invalid: '
+                                          r'Get "https://nosuchhost\.invalid/v2/": dial tcp: lookup nosuchhost\.invalid: '):
+        open_source("docker://nosuchhost.invalid/x:v1")
+    from pyrunc.image.reference import DockerReference
+    with pytest.raises(PyruncError, match="^docker reference has no registry domain$"):
+        open_source(DockerReference("", "x", "v1"))
+
+
 def test_https_to_a_plain_http_registry(reg_plain):
     with pytest.raises(PyruncError) as e:
         open_source(f"docker://{reg_plain.host}/a:v1")
