@@ -59,6 +59,16 @@ def make_ca_and_server_cert(d: Path, ip: str = "127.0.0.1") -> tuple[Path, Path,
     return d / "ca.crt", d / "server.cert", d / "server.key"
 
 
+def make_client_cert(d: Path, ca: Path, ca_key: Path, name: str = "client") -> tuple[Path, Path]:
+    """(NAME.cert, NAME.key): a client certificate signed by the CA."""
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    _run("openssl", "req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    (d / f"{name}.cnf").write_text("extendedKeyUsage=clientAuth\n")
+    _run("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", str(ca), "-CAkey", str(ca_key),
+         "-CAcreateserial", "-out", f"{name}.cert", "-days", "2", "-extfile", f"{name}.cnf", cwd=d)
+    return d / f"{name}.cert", d / f"{name}.key"
+
+
 def bcrypt_hash(password: str) -> str:
     """An htpasswd bcrypt hash (crypt's METHOD_BLOWFISH, else the bcrypt module)."""
     import warnings
@@ -167,10 +177,14 @@ class TokenService:
 
 class RegistryServer:
     """docker-registry serve, in one flavour: auth None, "htpasswd" or
-    "token"; tls True for HTTPS with a CA of its own (`ca`, `cert_dir`)."""
+    "token"; tls True for HTTPS with a CA of its own (`ca`, `cert_dir`
+    holding ca.crt); client_certs True to require a client certificate
+    signed by that CA (then in `cert_dir` too, as client.cert/client.key)."""
 
     def __init__(self, tmp: Path, auth: Optional[str] = None, tls: bool = False,
-                 users: Optional[dict[str, str]] = None, anonymous_pull: bool = True) -> None:
+                 users: Optional[dict[str, str]] = None, anonymous_pull: bool = True,
+                 client_certs: bool = False) -> None:
+        self.client_certs = client_certs
         self.dir = Path(tmp)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.auth, self.tls = auth, tls
@@ -195,6 +209,11 @@ class RegistryServer:
             self.cert_dir.mkdir(exist_ok=True)
             shutil.copy(ca, self.cert_dir / "ca.crt")
             lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
+            if self.client_certs:
+                ccert, ckey = make_client_cert(self.dir / "tls", ca, self.dir / "tls" / "ca.key")
+                shutil.copy(ccert, self.cert_dir / "client.cert")
+                shutil.copy(ckey, self.cert_dir / "client.key")
+                lines += ["    clientcas:", f"      - {ca}"]
         if self.auth == "htpasswd":
             htpasswd = self.dir / "htpasswd"
             htpasswd.write_text("".join(f"{u}:{bcrypt_hash(p)}\n" for u, p in self.users.items()))

@@ -366,6 +366,23 @@ def test_tls_verify_false_skips_verification(reg_tls, layout):
     src.close()
 
 
+def test_tls_client_certificate(work, layout, tmp_path):
+    reg = RegistryServer(work / "mtls", tls=True, client_certs=True).start()
+    try:
+        opts = Options(cert_dir=str(reg.cert_dir))      # ca.crt + client.cert/client.key
+        push_image(layout, f"{reg.host}/mtls/app:v1", opts)
+        open_source(f"docker://{reg.host}/mtls/app:v1", opts).close()
+        only_ca = tmp_path / "only-ca"
+        only_ca.mkdir()
+        shutil.copy(reg.ca, only_ca / "ca.crt")
+        with pytest.raises(PyruncError) as e:
+            open_source(f"docker://{reg.host}/mtls/app:v1", Options(cert_dir=str(only_ca)))
+        assert str(e.value) in [f'pinging container registry {reg.host}: Get "https://{reg.host}/v2/": '
+                                f"remote error: tls: {why}" for why in ("bad certificate", "certificate required")]
+    finally:
+        reg.stop()
+
+
 # --- Basic auth ------------------------------------------------------------------
 
 def test_basic_auth(reg_basic, layout, tmp_path, monkeypatch):

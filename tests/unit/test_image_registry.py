@@ -198,6 +198,9 @@ def test_network_reason():
     e = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
     e.reason = "WRONG_VERSION_NUMBER"
     assert errors.network_reason(e, "h:1") == "http: server gave HTTP response to HTTPS client"
+    e = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
+    e.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    assert errors.network_reason(e, "h:1") == "remote error: tls: certificate required"
     e = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     assert errors.network_reason(e, "nohost.invalid:443") == "dial tcp: lookup nohost.invalid: no such host"
     assert str(errors.network_error("GET", "https://h/v2/", e, "h:443")) == \

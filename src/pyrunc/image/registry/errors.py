@@ -145,7 +145,11 @@ def network_reason(exc: BaseException, host: str) -> str:
             if e.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
                             "HTTP_REQUEST"):
                 return "http: server gave HTTP response to HTTPS client"
-            return f"tls: {(e.reason or 'handshake failure').lower().replace('_', ' ')}"
+            reason = e.reason or "HANDSHAKE_FAILURE"
+            for alert in ("SSLV3_ALERT_", "TLSV1_ALERT_", "TLSV13_ALERT_"):
+                if reason.startswith(alert):   # the server refused us (Go: remote error)
+                    return f"remote error: tls: {reason[len(alert):].lower().replace('_', ' ')}"
+            return f"tls: {reason.lower().replace('_', ' ')}"
         if isinstance(e, socket.gaierror):
             name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
             if e.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
