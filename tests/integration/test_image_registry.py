@@ -214,15 +214,18 @@ def test_parallel_blob_reads_share_one_client(reg_plain, layout):
 # --- push ------------------------------------------------------------------------
 
 @needs_skopeo
-@pytest.mark.parametrize("mode", ["monolithic", "chunked"])
+@pytest.mark.parametrize("mode", ["monolithic", "streamed", "chunked"])
 def test_push_read_back_by_skopeo(reg_plain, layout, tmp_path, mode):
     repo = f"{reg_plain.host}/push/{mode}:v1"
-    kw = {"monolithic_max": 1 << 30} if mode == "monolithic" else {"monolithic_max": 0, "chunk_size": 16 << 10}
+    kw = {"monolithic": {"monolithic_max": 1 << 30}, "streamed": {"monolithic_max": 0},
+          "chunked": {"monolithic_max": 0, "chunk_size": 16 << 10}}[mode]
     methods = push_image(layout, repo, INSECURE, **kw)
     if mode == "monolithic":
         assert "PATCH" not in methods
+    elif mode == "streamed":
+        assert methods.count("PATCH") == methods.count("POST") == 3   # one per blob
     else:
-        assert methods.count("PATCH") >= 4   # 40 KiB of noise in 16 KiB chunks, plus the small blobs
+        assert methods.count("PATCH") >= 5   # 40 KiB of noise in 16 KiB chunks, plus the small blobs
     desc, raw = layout_manifest(layout)
     assert skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{repo}").stdout.encode() == raw
     out = tmp_path / "out"
@@ -244,7 +247,7 @@ def test_push_index(reg_plain, multi):
                   f"docker://{reg_plain.host}/push/multi@{inst}").stdout.encode() == blob_bytes(multi, inst)
 
 
-@pytest.mark.parametrize("mode", ["monolithic", "chunked"])
+@pytest.mark.parametrize("mode", ["monolithic", "streamed", "chunked"])
 def test_push_blob_digest_mismatch_leaves_nothing(reg_plain, mode, tmp_path):
     """The stream is checked (stream.finish()) before the PUT that would make
     the blob exist: bytes that are not the digest's never land."""
@@ -252,8 +255,8 @@ def test_push_blob_digest_mismatch_leaves_nothing(reg_plain, mode, tmp_path):
     wrong = {"digest": sha(b"something else"), "size": len(data),
              "mediaType": "application/vnd.oci.image.layer.v1.tar"}
     dst = open_destination(f"docker://{reg_plain.host}/push/bad:{mode}", INSECURE)
-    if mode == "chunked":
-        dst.monolithic_max, dst.chunk_size = 0, 500
+    if mode != "monolithic":
+        dst.monolithic_max, dst.chunk_size = 0, (500 if mode == "chunked" else None)
     f = tmp_path / "blob"
     f.write_bytes(data)
     with open(f, "rb") as fh, pytest.raises(digests.DigestError, match="content does not match its digest"):

@@ -276,6 +276,11 @@ class Client:
                 return auth.Scope.parse(params["scope"])
         return None
 
+    def get_external(self, url: str):
+        """GET a URL that is not the registry's (a foreign layer's), with
+        retries but never with our credentials (CVE-2020-15157)."""
+        return self._call("GET", url, self._base_headers(None), None)
+
     @staticmethod
     def location(res) -> Optional[str]:
         """The absolute URL of a response's Location header."""

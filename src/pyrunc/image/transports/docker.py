@@ -37,9 +37,13 @@ ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST, SCHEMA1_SIGNED, SCHEMA1, DOCK
 MAX_MANIFEST_SIZE = 4 << 20
 
 # put_blob: a blob up to MONOLITHIC_MAX bytes is read, verified and sent in
-# one PUT; a bigger one (or one of unknown size) in PATCH chunks of CHUNK_SIZE.
+# one PUT; a bigger one (or one of unknown size) streams in one PATCH
+# (chunked transfer encoding, as skopeo sends it), or, with CHUNK_SIZE set,
+# in PATCH requests of CHUNK_SIZE bytes each (for registries or proxies
+# that limit a request's size).
 MONOLITHIC_MAX = 4 << 20
-CHUNK_SIZE = 16 << 20
+CHUNK_SIZE: Optional[int] = None
+STREAM_PIECE = 1 << 20
 
 _TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 
@@ -142,7 +146,7 @@ class DockerSource(ImageSource):
         errors = []
         for u in urls:
             try:
-                res = self.client._call("GET", u, self.client._base_headers(None), None)
+                res = self.client.get_external(u)
             except PyruncError as e:
                 errors.append(str(e))
                 continue
@@ -213,6 +217,22 @@ def _read_full(stream, n: int) -> bytes:
     return b"".join(parts)
 
 
+def _streamed(stream, failed: list):
+    """The body of a streamed PATCH: the blob, then stream.finish() before
+    the body's end, so that a blob that does not match its digest is cut
+    off and never completes. A failure is kept in `failed` for the caller."""
+    try:
+        while True:
+            data = stream.read(STREAM_PIECE)
+            if not data:
+                break
+            yield data
+        stream.finish()
+    except BaseException as e:
+        failed.append(e)
+        raise
+
+
 def _with_digest(location: str, d: str) -> str:
     parts = urlsplit(location)
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "digest"]
@@ -266,6 +286,20 @@ class DockerDestination(ImageDestination):
                 data = _read_full(stream, size + 1)
                 stream.finish()
                 body = data
+            elif not self.chunk_size:
+                failed: list[BaseException] = []
+                try:
+                    res = self.client.request("PATCH", location, headers, _streamed(stream, failed))
+                except PyruncError:
+                    if failed:   # the source's failure, not the connection's
+                        raise failed[0] from None
+                    raise
+                if failed:
+                    raise failed[0]
+                if not 200 <= res.status < 400:
+                    raise self.client.error(res, "uploading layer chunked")
+                location = self._location(res, "uploading layer chunked")
+                body = b""
             else:
                 offset = 0
                 while True:
