@@ -266,6 +266,30 @@ def test_push_blob_digest_mismatch_leaves_nothing(reg_plain, mode, tmp_path):
     dst.close()
 
 
+def test_push_source_failure_mid_stream_is_the_sources(reg_plain):
+    """A source that fails while its blob streams up is reported as itself,
+    not as a network failure, and the upload is dropped."""
+    class Failing:
+        def __init__(self):
+            self.n = 0
+
+        def read(self, n=-1):
+            self.n += 1
+            if self.n > 3:
+                raise OSError(5, "Input/output error (the source disk)")
+            return b"x" * 1000
+
+        def close(self):
+            pass
+    data_digest = sha(b"x" * 10_000)
+    dst = open_destination(f"docker://{reg_plain.host}/push/failing:v1", INSECURE)
+    dst.monolithic_max = 0
+    with pytest.raises(OSError, match="the source disk"):
+        dst.put_blob({"digest": data_digest, "size": 10_000}, digests.VerifyingReader(Failing(), data_digest, 10_000))
+    assert not dst.has_blob({"digest": data_digest, "size": 10_000})
+    dst.close()
+
+
 def test_nothing_tagged_before_commit(reg_plain, layout):
     desc, raw = layout_manifest(layout)
     dst = open_destination(f"docker://{reg_plain.host}/push/uncommitted:v1", INSECURE)
