@@ -645,3 +645,26 @@ def test_cli_copy_registry_failures_are_one_line(copy_cli, reg_basic, tmp_path):
                   f"docker://{reg_basic.host}/basic/app:v1", f"oci:{out}:v1", one_line=True,
                   match="authentication required")
     assert not out.exists()
+
+
+def test_refused_token_is_renewed_once(fake):
+    realm = f"http://{fake.host}/token"
+    issued = []
+    challenge = {"WWW-Authenticate": f'Bearer realm="{realm}",service="fake"'}
+    fake.routes["/v2/"] = lambda h, q: reply(h, 401, b"{}", challenge)
+
+    def token(h, q):
+        issued.append(q.get("scope"))
+        reply(h, 200, json.dumps({"token": f"t{len(issued)}", "expires_in": 300}).encode())
+
+    def manifest(h, q):
+        if h.headers.get("Authorization") != "Bearer t2":   # the first token is refused
+            return reply(h, 401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                         {"WWW-Authenticate": f'Bearer realm="{realm}",service="fake",error="invalid_token"'})
+        reply(h, 200, MANIFEST, {"Content-Type": docker_mod.OCI_MANIFEST})
+    fake.routes["/token"] = token
+    fake.routes["/v2/f/manifests/v1"] = manifest
+    src = open_source(f"docker://{fake.host}/f:v1", INSECURE)
+    assert src.get_manifest()[0] == MANIFEST
+    assert issued == [["repository:f:pull"]] * 2
+    src.close()

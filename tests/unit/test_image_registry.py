@@ -322,3 +322,28 @@ def test_client_uses_registries_conf(tmp_path, monkeypatch):
     conf.write_text("[[registry]\n")
     with pytest.raises(PyruncError, match=f"^loading registries: loading registries configuration {conf}: "):
         Client("x.io", "a", "pull", Options(creds="u:p"))
+
+
+def test_credential_helper(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    helper = bindir / "docker-credential-fake"
+    helper.write_text('#!/bin/sh\nread reg\n'
+                      'case "$reg" in\n'
+                      '  known.io) echo \'{"ServerURL":"known.io","Username":"hu","Secret":"hs"}\';;\n'
+                      '  broken.io) echo "keychain locked"; exit 3;;\n'
+                      '  *) echo "credentials not found in native keychain"; exit 1;;\n'
+                      'esac\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    f = tmp_path / "auth.json"
+    f.write_text(json.dumps({"credHelpers": {"known.io": "fake", "other.io": "fake", "broken.io": "fake",
+                                             "gone.io": "missing"},
+                             "auths": {"other.io": {"auth": _b64("file:pw")}}}))
+    assert auth.lookup("known.io/a/b", str(f)) == auth.Credentials("hu", "hs")
+    assert auth.lookup("other.io/a", str(f)) == auth.Credentials()      # the helper wins, and has none
+    with pytest.raises(PyruncError, match="^looking up credentials for broken.io in credential helper fake: "
+                                          "keychain locked$"):
+        auth.lookup("broken.io/a", str(f))
+    with pytest.raises(PyruncError, match='executable file not found in \\$PATH$'):
+        auth.lookup("gone.io/a", str(f))

@@ -99,7 +99,7 @@ def key_lookup_order(key: str, registry: str, legacy: bool) -> Iterator[str]:
         key = key.rsplit("/", 1)[0]
 
 
-def _read_auths(path: AuthPath) -> dict:
+def _read_file(path: AuthPath) -> dict:
     try:
         with open(path.path, "rb") as f:
             raw = f.read()
@@ -115,10 +115,44 @@ def _read_auths(path: AuthPath) -> dict:
                           f'{why}') from None
     if not isinstance(doc, dict):
         raise PyruncError(f'reading JSON file "{path.path}": not a JSON object')
+    return doc
+
+
+def _auths(path: AuthPath, doc: dict) -> dict:
     auths = doc if path.legacy else doc.get("auths") or {}
     if not isinstance(auths, dict):
         raise PyruncError(f'reading JSON file "{path.path}": "auths" is not a JSON object')
     return auths
+
+
+def from_helper(helper: str, registry: str) -> Credentials:
+    """docker-credential-HELPER get: the registry on stdin, JSON
+    {Username, Secret} on stdout; "credentials not found" means none."""
+    import subprocess
+    prog = f"docker-credential-{helper}"
+    try:
+        res = subprocess.run([prog, "get"], input=registry.encode(), capture_output=True, timeout=60)
+    except FileNotFoundError:
+        raise PyruncError(f'looking up credentials for {registry} in credential helper {helper}: '
+                          f'exec: "{prog}": executable file not found in $PATH') from None
+    except (OSError, subprocess.TimeoutExpired) as e:
+        why = e.strerror if isinstance(e, OSError) else "timed out"
+        raise PyruncError(f"looking up credentials for {registry} in credential helper {helper}: {why}") from None
+    out = res.stdout.decode("utf-8", "replace").strip()
+    if res.returncode != 0:
+        if "credentials not found" in out.lower():
+            return Credentials()
+        why = out.splitlines()[0] if out else f"exit status {res.returncode}"
+        raise PyruncError(f"looking up credentials for {registry} in credential helper {helper}: {why}")
+    try:
+        doc = json.loads(out)
+        user, secret = doc.get("Username", ""), doc.get("Secret", "")
+    except (ValueError, AttributeError):
+        raise PyruncError(f"looking up credentials for {registry} in credential helper {helper}: "
+                          "its answer is not JSON") from None
+    if user == "<token>":     # an identity token (OAuth2): not supported, as if none
+        return Credentials(identity_token=secret)
+    return Credentials(str(user), str(secret))
 
 
 def _decode(path: str, key: str, entry) -> Credentials:
@@ -137,9 +171,13 @@ def _decode(path: str, key: str, entry) -> Credentials:
 
 
 def find_in_file(key: str, registry: str, path: AuthPath) -> Credentials:
-    """findCredentialsInFile, without credential helpers (credHelpers
-    entries are not run: such a registry is reached anonymously)."""
-    auths = _read_auths(path)
+    """findCredentialsInFile: a credHelpers entry for the registry runs its
+    helper; otherwise the most specific `auths` entry."""
+    doc = _read_file(path)
+    helpers = doc.get("credHelpers") if not path.legacy else None
+    if isinstance(helpers, dict) and isinstance(helpers.get(registry), str):
+        return from_helper(helpers[registry], registry)
+    auths = _auths(path, doc)
     for k in key_lookup_order(key, registry, path.legacy):
         if k in auths:
             return _decode(path.path, k, auths[k])

@@ -264,6 +264,11 @@ class Client:
             elif not self.challenges and challenges:
                 # the ping answered 200 but this resource wants credentials
                 self.challenges = challenges
+            elif any(c[0] == "bearer" for c in self.challenges):
+                # a cached token refused before its time (clock skew,
+                # revocation): ask for a new one, once
+                with self._token_lock:
+                    self._tokens.pop(str(extra) if extra is not None else "", None)
             else:
                 return res
             res.drain_conn()
@@ -300,7 +305,7 @@ class Client:
     def _authorization(self, extra: Optional[auth.Scope]) -> Optional[str]:
         for scheme, params in self.challenges:
             if scheme == "basic":
-                return auth.basic_header(self.creds) if self.creds else None
+                return auth.basic_header(self.creds) if (self.creds.username or self.creds.password) else None
             if scheme == "bearer":
                 return "Bearer " + self._token(params, extra)
         return None
