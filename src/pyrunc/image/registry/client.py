@@ -89,7 +89,7 @@ class Client:
             raise PyruncError(f"getting username and password: {e}") from None
         self._cert_dir = certs.cert_dir(domain, opts.cert_dir)
         self._pool = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()   # the ping, and the pool's creation under it
         self._token_lock = threading.Lock()
         self._pinged = False
         self._ping_error: Optional[PyruncError] = None
@@ -112,7 +112,11 @@ class Client:
     # --- the connection ---------------------------------------------------------
 
     def _pool_manager(self):
-        if self._pool is None:
+        if self._pool is not None:
+            return self._pool
+        with self._lock:
+            if self._pool is not None:
+                return self._pool
             import urllib3
             ctx = certs.ssl_context(self._cert_dir, self.verify)
             if not self.verify:   # asked for: not a warning on every request
