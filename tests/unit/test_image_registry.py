@@ -201,6 +201,10 @@ def test_network_reason():
     e = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
     e.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
     assert errors.network_reason(e, "h:1") == "remote error: tls: certificate required"
+    import http.client
+    assert errors.network_reason(http.client.RemoteDisconnected("closed"), "h:1") == "EOF"
+    assert errors.network_reason(http.client.BadStatusLine("SSH-2.0-x\r\n"), "h:1") == \
+        'malformed HTTP response "SSH-2.0-x\\r\\n"'
     e = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     assert errors.network_reason(e, "nohost.invalid:443") == "dial tcp: lookup nohost.invalid: no such host"
     assert str(errors.network_error("GET", "https://h/v2/", e, "h:443")) == \

@@ -136,7 +136,12 @@ def network_reason(exc: BaseException, host: str) -> str:
     """Why a request got no answer, in Go's words where users know them
     (`connect: connection refused`, `x509: ...`)."""
     import errno as _errno
+    import http.client
     for e in _chain(exc):
+        if isinstance(e, http.client.RemoteDisconnected):
+            return "EOF"
+        if isinstance(e, http.client.BadStatusLine):
+            return f"malformed HTTP response {json.dumps(str(e.args[0] if e.args else '')[:50])}"
         if isinstance(e, ssl.SSLCertVerificationError):
             msg = e.verify_message or "certificate verify failed"
             msg = _X509_GO.get(msg, msg)
