@@ -36,6 +36,13 @@ def sha(data: bytes) -> str:
 
 # --- fixtures --------------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def fresh_blob_locations(monkeypatch):
+    """Each test starts without the blob locations earlier ones recorded
+    (else pushes mount instead of uploading)."""
+    monkeypatch.setattr(docker_mod, "_locations", {})
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("registry")
@@ -288,6 +295,25 @@ def test_push_source_failure_mid_stream_is_the_sources(reg_plain):
         dst.put_blob({"digest": data_digest, "size": 10_000}, digests.VerifyingReader(Failing(), data_digest, 10_000))
     assert not dst.has_blob({"digest": data_digest, "size": 10_000})
     dst.close()
+
+
+@needs_skopeo
+@pytest.mark.parametrize("flavour", ["reg_plain", "reg_token"])
+def test_push_mounts_blobs_from_another_repository(flavour, layout, request):
+    reg = request.getfixturevalue(flavour)
+    opts = Options(tls_verify=False, creds="alice:wonderland" if flavour == "reg_token" else None)
+    first = push_image(layout, f"{reg.host}/mount/one:v1", opts)
+    assert first.count("PUT") == 4      # three blobs uploaded, and the manifest
+    if flavour == "reg_token":
+        reg.token.requests.clear()
+    second = push_image(layout, f"{reg.host}/mount/two:v1", opts)
+    assert second.count("POST") == 3 and second.count("PUT") == 1   # three mounts; the manifest PUT only
+    if flavour == "reg_token":   # the mount's token also grants pull on the first repository
+        assert ["repository:mount/two:pull,push", "repository:mount/one:pull"] in \
+            [r["scope"] for r in reg.token.requests]
+    creds = ["--creds", "alice:wonderland"] if flavour == "reg_token" else []
+    assert skopeo("inspect", "--raw", "--tls-verify=false", *creds,
+                  f"docker://{reg.host}/mount/two:v1").stdout.encode() == layout_manifest(layout)[1]
 
 
 def test_nothing_tagged_before_commit(reg_plain, layout):

@@ -242,13 +242,15 @@ class Client:
         return fallback
 
     def request(self, method: str, path: str, headers: Optional[dict] = None, body=None,
-                authenticate: bool = True, follow: bool = True):
+                authenticate: bool = True, follow: bool = True,
+                extra_scope: Optional[auth.Scope] = None):
         """A request to the registry (`path` from /v2/, or a URL it gave,
-        such as an upload's Location), authenticated as its challenges ask.
+        such as an upload's Location), authenticated as its challenges ask
+        (a bearer token also granting `extra_scope` when given).
         Returns the urllib3 response, its body not read yet."""
         self.ping()
         url = path if "://" in path else self.url(path)
-        extra: Optional[auth.Scope] = None
+        extra: Optional[auth.Scope] = extra_scope
         retried_auth = False
         while True:
             h = self._base_headers(headers)

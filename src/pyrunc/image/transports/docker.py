@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from typing import BinaryIO, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import PyruncError
 from .. import digest as digests
 from ..reference import DockerReference
+from ..registry import auth
 from ..registry.client import BlobReader, Client, read_body
 from ..transport import ImageDestination, ImageSource, Options
 
@@ -85,6 +87,26 @@ def _check_digest(raw: bytes, want: str, what: str) -> None:
         raise digests.DigestError(f"{what}: content does not match its digest {want} (got {alg}:{got})")
 
 
+# Where blobs were seen in this process: (registry host, digest) -> repos.
+# A destination missing a blob that another repository of the same
+# registry holds asks the registry to mount it from there (skopeo does
+# the same from its blob info cache): nothing crosses the network.
+_locations: dict[tuple[str, str], list[str]] = {}
+_locations_lock = threading.Lock()
+
+
+def _record(client: Client, digest: str) -> None:
+    with _locations_lock:
+        repos = _locations.setdefault((client.registry, digest), [])
+        if client.repo not in repos:
+            repos.append(client.repo)
+
+
+def _known_elsewhere(client: Client, digest: str) -> list[str]:
+    with _locations_lock:
+        return [r for r in _locations.get((client.registry, digest), ()) if r != client.repo]
+
+
 def _docker_ref(ref) -> DockerReference:
     if not isinstance(ref, DockerReference):
         raise PyruncError(f"not a docker:// reference: {ref}")
@@ -117,6 +139,14 @@ class DockerSource(ImageSource):
                               "(the image must be pushed again as schema 2 or OCI)")
         if ":" in tag_or_digest:
             _check_digest(raw, tag_or_digest, f"manifest {tag_or_digest} in {self.client.name}")
+        if media_type in (OCI_MANIFEST, DOCKER_MANIFEST):
+            try:
+                doc = json.loads(raw)
+                for b in [doc.get("config")] + list(doc.get("layers") or ()):
+                    if isinstance(b, dict) and isinstance(b.get("digest"), str):
+                        _record(self.client, b["digest"])
+            except (ValueError, TypeError, AttributeError):
+                pass   # not ours to judge: the copy engine reads it
         return raw, media_type
 
     def get_manifest(self, instance: Optional[str] = None) -> tuple[bytes, str]:
@@ -138,6 +168,7 @@ class DockerSource(ImageSource):
         res = self.client.request("GET", path)
         if res.status != 200:
             raise self.client.error(res, "fetching blob")
+        _record(self.client, d)
         return BlobReader(self.client, path, res)
 
     def _external_blob(self, urls: list[str]) -> BinaryIO:
@@ -257,12 +288,35 @@ class DockerDestination(ImageDestination):
             size = desc.get("size")
             length = res.headers.get("Content-Length")
             # a known size must match (size -1: not known before the stream ends)
-            return not (isinstance(size, int) and size >= 0 and length and length.isdigit()
-                        and int(length) != size)
+            if isinstance(size, int) and size >= 0 and length and length.isdigit() and int(length) != size:
+                return False
+            _record(self.client, d)
+            return True
         if res.status == 404:
             read_body(res)
-            return False
+            return any(self._mount(d, repo) for repo in _known_elsewhere(self.client, d))
         raise self.client.error(res, f"checking whether a blob {d} exists in {self.client.name}")
+
+    def _mount(self, d: str, from_repo: str) -> bool:
+        """Cross-repository blob mount (POST ?mount=&from=): True when the
+        registry made it; any failure only means the blob is uploaded."""
+        path = f"/v2/{self.client.repo}/blobs/uploads/?" + urlencode({"mount": d, "from": from_repo})
+        try:
+            res = self.client.request("POST", path, extra_scope=auth.Scope("repository", from_repo, "pull"))
+            if res.status == 201:
+                read_body(res)
+                _record(self.client, d)
+                return True
+            if res.status == 202:   # an ordinary upload was started instead: drop it
+                location = self.client.location(res)
+                read_body(res)
+                if location:
+                    self._cancel(location)
+            else:
+                read_body(res)
+        except PyruncError:
+            pass
+        return False
 
     def _location(self, res, context: str) -> str:
         location = self.client.location(res)
@@ -319,6 +373,7 @@ class DockerDestination(ImageDestination):
             if res.status != 201:
                 raise self.client.error(res, f"uploading layer {d} to {self.client.name}")
             read_body(res)
+            _record(self.client, d)
         except BaseException:
             self._cancel(location)
             raise
