@@ -694,3 +694,29 @@ def test_refused_token_is_renewed_once(fake):
     assert src.get_manifest()[0] == MANIFEST
     assert issued == [["repository:f:pull"]] * 2
     src.close()
+
+
+# --- pyrunc image list-tags ----------------------------------------------------------
+
+@needs_skopeo
+def test_cli_list_tags_as_skopeo(rt, reg_basic, layout):
+    if rt.run("image", "list-tags", "--help").rc != 0:
+        pytest.skip("the runtime under test has no `image list-tags`")
+    opts = Options(tls_verify=False, creds="alice:wonderland")
+    for tag in ("v1", "v2", "latest"):
+        push_image(layout, f"{reg_basic.host}/lt/app:{tag}", opts)
+    args = ["--tls-verify=false", "--creds", "alice:wonderland", f"docker://{reg_basic.host}/lt/app"]
+    ours = rt.ok("image", "list-tags", *args).stdout
+    assert ours == skopeo("list-tags", *args).stdout
+    assert json.loads(ours) == {"Repository": f"{reg_basic.host}/lt/app", "Tags": ["latest", "v1", "v2"]}
+    rt.fail("image", "list-tags", "--tls-verify=false", f"docker://{reg_basic.host}/lt/app:v1", one_line=True,
+            match="No tag or digest allowed in reference")
+    rt.fail("image", "list-tags", "oci:/tmp/x", one_line=True, match="Unsupported transport 'oci' for tag listing")
+    rt.fail("image", "list-tags", *args[:3], f"docker://{reg_basic.host}/lt/none", one_line=True,
+            match="Error listing repository tags: fetching tags list: repository name not known to registry")
+
+
+def test_library_list_tags(reg_plain, layout):
+    import pyrunc.image
+    push_image(layout, f"{reg_plain.host}/lib/app:1.0", INSECURE)
+    assert pyrunc.image.list_tags(f"docker://{reg_plain.host}/lib/app", INSECURE) == ["1.0"]

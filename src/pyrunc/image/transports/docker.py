@@ -421,6 +421,25 @@ class DockerDestination(ImageDestination):
         self.client.close()
 
 
+def repository_tags(text: str, opts: Options) -> tuple[str, list[str]]:
+    """skopeo list-tags of docker://NAME (no tag, no digest): the
+    repository's name and its tags."""
+    from ..reference import parse_normalized_named
+    if not text.startswith("docker://"):
+        transport = text.split(":", 1)[0] if ":" in text else text
+        raise PyruncError(f"Unsupported transport '{transport}' for tag listing. Only supported: docker")
+    name = parse_normalized_named(text[len("docker://"):])
+    if name.tag is not None or name.digest is not None:
+        raise PyruncError("No tag or digest allowed in reference")
+    src = DockerSource(DockerReference(name.domain, name.path, "latest"), opts)
+    try:
+        return name.name, src.tags()
+    except PyruncError as e:
+        raise PyruncError(f"Error listing repository tags: {e}") from None
+    finally:
+        src.close()
+
+
 def open_source(ref, opts: Options) -> DockerSource:
     src = DockerSource(_docker_ref(ref), opts)
     try:
