@@ -720,3 +720,15 @@ def test_library_list_tags(reg_plain, layout):
     import pyrunc.image
     push_image(layout, f"{reg_plain.host}/lib/app:1.0", INSECURE)
     assert pyrunc.image.list_tags(f"docker://{reg_plain.host}/lib/app", INSECURE) == ["1.0"]
+
+
+def test_push_to_a_digest_reference(reg_plain, layout):
+    desc, raw = layout_manifest(layout)
+    push_image(layout, f"{reg_plain.host}/bydigest/app@{desc['digest']}", INSECURE)
+    src = open_source(f"docker://{reg_plain.host}/bydigest/app@{desc['digest']}", INSECURE)
+    assert src.get_manifest()[0] == raw
+    src.close()
+    dst = open_destination(f"docker://{reg_plain.host}/bydigest/app@{sha(b'other')}", INSECURE)
+    with pytest.raises(digests.DigestError, match="does not match its digest"):
+        dst.put_manifest(raw, desc["mediaType"])
+    dst.close()
