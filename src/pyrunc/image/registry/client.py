@@ -42,10 +42,9 @@ def _retryable(exc: BaseException) -> bool:
     """A connection dropped or timed out while the request was answered
     (not a refused connection, an unknown host or a TLS failure)."""
     import urllib3.exceptions as ue
-    if isinstance(exc, (ue.NewConnectionError, ue.SSLError, ue.LocationParseError)):
-        return False
-    return isinstance(exc, (ue.ProtocolError, ue.ReadTimeoutError, ue.ConnectTimeoutError,
-                            ConnectionResetError, BrokenPipeError))
+    if isinstance(exc, (ue.ConnectTimeoutError, ue.SSLError, ue.LocationParseError)):
+        return False   # connecting: see Client._call
+    return isinstance(exc, (ue.ProtocolError, ue.ReadTimeoutError, ConnectionResetError, BrokenPipeError))
 
 
 def read_body(res, limit: int = MAX_ERROR_BODY) -> bytes:
@@ -218,9 +217,11 @@ class Client:
                 raise
             except Exception as e:   # urllib3's and the socket's failures
                 import urllib3.exceptions as ue
-                refused = isinstance(e, ue.NewConnectionError) and not isinstance(e, ue.NameResolutionError)
-                if (replayable and attempt < len(RETRY_DELAYS)
-                        and (_retryable(e) or (refused and retry_connect))):
+                # refused or timed out while connecting (NewConnectionError is a
+                # ConnectTimeoutError): not tried again at the first contact
+                connecting = isinstance(e, ue.ConnectTimeoutError) and not isinstance(e, ue.NameResolutionError)
+                if replayable and attempt < len(RETRY_DELAYS) and (
+                        retry_connect if connecting else _retryable(e)):
                     time.sleep(RETRY_DELAYS[attempt])
                     attempt += 1
                     continue
