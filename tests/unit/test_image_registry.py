@@ -351,3 +351,11 @@ def test_credential_helper(tmp_path, monkeypatch):
         auth.lookup("broken.io/a", str(f))
     with pytest.raises(PyruncError, match='executable file not found in \\$PATH$'):
         auth.lookup("gone.io/a", str(f))
+
+
+def test_registry_error_pickles_with_its_attributes():
+    import pickle
+    e = errors.response_error(404, _body("MANIFEST_UNKNOWN", "manifest unknown")).wrap("reading manifest x in r/a")
+    got = pickle.loads(pickle.dumps(e))
+    assert (type(got), got.args, vars(got)) == (type(e), e.args, vars(e))
+    assert (got.status, got.error_code, str(got)) == (404, "MANIFEST_UNKNOWN", "reading manifest x in r/a: manifest unknown")
