@@ -293,11 +293,11 @@ class FakeRegistry:
                 if fake.basic_auth and path.startswith("/v2/") and self.headers.get("Host", "").startswith("127."):
                     want = "Basic " + base64.b64encode(":".join(fake.basic_auth).encode()).decode()
                     if self.headers.get("Authorization") != want:
-                        return reply(self, 401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                        return reply(self, 401, error_body("UNAUTHORIZED", "authentication required"),
                                      {"WWW-Authenticate": 'Basic realm="fake"'})
                 route = fake.routes.get(path)
                 if route is None:
-                    return reply(self, 404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}')
+                    return reply(self, 404, error_body("NAME_UNKNOWN", "repository name not known to registry"))
                 route(self, urllib.parse.parse_qs(query))
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _any
@@ -319,6 +319,11 @@ class FakeRegistry:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def error_body(code: str, message: str) -> bytes:
+    """A registry's error answer (the distribution spec's errors list)."""
+    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
 
 
 def reply(h: http.server.BaseHTTPRequestHandler, status: int, body: bytes = b"",

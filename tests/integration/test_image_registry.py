@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from oci_layout import OCI_INDEX, LayoutBuilder, entry, layer_tar
-from registry_server import FakeRegistry, RegistryServer, available, free_port, reply
+from registry_server import FakeRegistry, RegistryServer, available, error_body, free_port, reply
 from pyrunc.errors import PyruncError
 from pyrunc.image import digest as digests
 from pyrunc.image.registry import certs, client as client_mod
@@ -370,7 +370,8 @@ def test_connection_refused():
 
 def test_unknown_host_and_empty_domain():
     with pytest.raises(PyruncError, match=r'^pinging container registry nosuchhost\.invalid: '
-                                          r'Get "https://nosuchhost\.invalid/v2/": dial tcp: lookup nosuchhost\.invalid: '):
+                                          r'Get "https://nosuchhost\.invalid/v2/": '
+                                          r'dial tcp: lookup nosuchhost\.invalid: '):
         open_source("docker://nosuchhost.invalid/x:v1")
     from pyrunc.image.reference import DockerReference
     with pytest.raises(PyruncError, match="^docker reference has no registry domain$"):
@@ -608,7 +609,8 @@ def test_schema1_is_refused_in_one_line(fake):
 
 def test_manifest_by_digest_is_verified(fake):
     d = sha(b"another manifest")
-    fake.routes[f"/v2/f/manifests/{d}"] = lambda h, q: reply(h, 200, MANIFEST, {"Content-Type": docker_mod.OCI_MANIFEST})
+    fake.routes[f"/v2/f/manifests/{d}"] = lambda h, q: reply(h, 200, MANIFEST,
+                                                             {"Content-Type": docker_mod.OCI_MANIFEST})
     with pytest.raises(digests.DigestError, match=f"^manifest {d} in {fake.host}/f: content does not match"):
         open_source(f"docker://{fake.host}/f@{d}", INSECURE)
 
@@ -685,7 +687,7 @@ def test_refused_token_is_renewed_once(fake):
 
     def manifest(h, q):
         if h.headers.get("Authorization") != "Bearer t2":   # the first token is refused
-            return reply(h, 401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+            return reply(h, 401, error_body("UNAUTHORIZED", "authentication required"),
                          {"WWW-Authenticate": f'Bearer realm="{realm}",service="fake",error="invalid_token"'})
         reply(h, 200, MANIFEST, {"Content-Type": docker_mod.OCI_MANIFEST})
     fake.routes["/token"] = token

@@ -358,4 +358,5 @@ def test_registry_error_pickles_with_its_attributes():
     e = errors.response_error(404, _body("MANIFEST_UNKNOWN", "manifest unknown")).wrap("reading manifest x in r/a")
     got = pickle.loads(pickle.dumps(e))
     assert (type(got), got.args, vars(got)) == (type(e), e.args, vars(e))
-    assert (got.status, got.error_code, str(got)) == (404, "MANIFEST_UNKNOWN", "reading manifest x in r/a: manifest unknown")
+    assert (got.status, got.error_code, str(got)) == \
+        (404, "MANIFEST_UNKNOWN", "reading manifest x in r/a: manifest unknown")
