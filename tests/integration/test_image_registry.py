@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from oci_layout import OCI_INDEX, LayoutBuilder, entry, layer_tar
-from registry_server import FakeRegistry, RegistryServer, available, error_body, free_port, reply
+from registry_server import FakeRegistry, RegistryServer, available, bcrypt_hash, error_body, free_port, reply
 from pyrunc.errors import PyruncError
 from pyrunc.image import digest as digests
 from pyrunc.image.registry import certs, client as client_mod
@@ -62,6 +62,10 @@ def reg_plain(work):
 
 @pytest.fixture(scope="module")
 def reg_basic(work):
+    try:
+        bcrypt_hash("probe")
+    except ImportError:
+        pytest.skip("no bcrypt for htpasswd: Python's crypt module (< 3.13) or the bcrypt module")
     reg = _server(work, "basic", auth="htpasswd", users=USERS)
     yield reg
     reg.stop()
