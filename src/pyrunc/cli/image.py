@@ -19,6 +19,13 @@ def _help() -> str:
             f"COMMANDS:\n{lines}\nRun 'pyrunc image COMMAND --help' for a command's options.\n")
 
 
+def __getattr__(name: str) -> str:
+    """HELP for cli/main.py's `pyrunc image --help`, made from the table."""
+    if name == "HELP":
+        return _help()
+    raise AttributeError(name)
+
+
 def run(ctx, opts: dict, args: list[str]) -> int:
     import importlib
     import sys
