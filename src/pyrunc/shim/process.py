@@ -15,13 +15,18 @@ whose shim is gone: it prints a DeleteResponse (exit status 137).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import posixpath
-import signal
-import socket
 import sys
-import threading
+
+try:  # the builtin module: hashlib would load OpenSSL (3 ms of `start`)
+    from _sha256 import sha256
+except ImportError:  # Python >= 3.12
+    try:
+        from _sha2 import sha256
+    except ImportError:
+        from hashlib import sha256
+import _socket as socket  # `socket` imports enum: 2 ms of `start` for names
 
 # containerd 1.6's runtime/v2/shim/util_unix.go: the shims' sockets live
 # under defaults.DefaultStateDir/s, whatever the daemon's own state dir
@@ -48,7 +53,7 @@ def _go_join(*parts: str) -> str:
 def socket_address(containerd_address: str, namespace: str, group: str) -> str:
     """unix:///run/containerd/s/<sha256 of address/namespace/group>, as
     containerd 1.6's shim.SocketAddress."""
-    digest = hashlib.sha256(_go_join(containerd_address, namespace, group).encode()).hexdigest()
+    digest = sha256(_go_join(containerd_address, namespace, group).encode()).hexdigest()
     return f"unix://{SOCKET_ROOT}/{digest}"
 
 
@@ -164,8 +169,6 @@ def start(flags: dict[str, object], bundle: str) -> str:
 
 def _read_options():
     """The runc Options containerd passes on stdin (an Any), if any."""
-    from pyrunc.shim import messages as m
-    from pyrunc.shim.protobuf import Any, DecodeError
     try:
         if os.isatty(0):
             return None
@@ -176,6 +179,8 @@ def _read_options():
         return None
     if not data:
         return None
+    from pyrunc.shim import messages as m
+    from pyrunc.shim.protobuf import Any, DecodeError
     try:
         any_ = Any.decode(data)
         if any_.type_url.rpartition("/")[2] == m.Options.NAME:
@@ -245,10 +250,16 @@ def delete() -> bytes:
 def serve(listener: socket.socket, flags: dict[str, object], bundle: str, address: str | None) -> int:
     """Serve the Task service on `listener` until Shutdown (or SIGTERM /
     SIGINT); the socket file is removed on the way out."""
+    import signal
+    import socket as std_socket
+    import threading
+
     from pyrunc.shim import messages as m
     from pyrunc.shim.service import TaskService
     from pyrunc.shim.ttrpc import Server
 
+    if not isinstance(listener, std_socket.socket):  # start's _socket.socket
+        listener = std_socket.socket(fileno=listener.detach())
     _open_log(bundle)
     stop = threading.Event()
     server = Server()
