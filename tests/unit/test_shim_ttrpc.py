@@ -259,3 +259,47 @@ def test_task_service_over_ttrpc(tmp_path):
     c.call(m.TASK_SERVICE, "Shutdown", m.ShutdownRequest(id="c1"))
     assert stopped.is_set()
     c.close()
+
+
+# -- events to containerd -----------------------------------------------------------------
+
+def test_publisher_forwards_events_and_reconnects(tmp_path):
+    from pyrunc.shim.events import Publisher
+    got: list[m.ForwardRequest] = []
+
+    def forward(payload: bytes) -> bytes:
+        got.append(m.ForwardRequest.decode(payload))
+        return m.Empty().encode()
+
+    path = str(tmp_path / "containerd.sock.ttrpc")
+
+    def listen() -> tuple[T.Server, socket.socket, threading.Thread]:
+        server = T.Server()
+        server.register(m.EVENTS_SERVICE, {"Forward": forward})
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(4)
+        t = threading.Thread(target=server.serve, args=(listener,), daemon=True)
+        t.start()
+        return server, listener, t
+
+    def stop(server: T.Server, listener: socket.socket, t: threading.Thread) -> None:
+        server.shutdown(timeout=1)
+        t.join(5)
+        listener.close()
+        server.close()
+        os.unlink(path)
+
+    first = listen()
+    pub = Publisher(path, "k8s.io")
+    pub.publish(m.TaskExit(container_id="c1", id="c1", pid=42, exit_status=3))
+    env = got[0].envelope
+    assert (env.namespace, env.topic, env.event.type_url) == ("k8s.io", "/tasks/exit", "containerd.events.TaskExit")
+    assert env.event.unpack(m.TYPES) == m.TaskExit(container_id="c1", id="c1", pid=42, exit_status=3)
+    assert abs(env.timestamp.seconds - time.time()) < 60
+    stop(*first)                                  # containerd restarts
+    second = listen()
+    pub.publish(m.TaskOOM(container_id="c1"))
+    assert got[1].envelope.topic == "/tasks/oom"
+    pub.close()
+    stop(*second)

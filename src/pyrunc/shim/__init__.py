@@ -6,5 +6,6 @@ Modules (each imported only by the code that needs it):
   ttrpc     ttrpc framing, server and client (containerd's shim transport)
   service   the Task service table served by the shim
   process   the shim's process model: socket address, start, delete, serve
+  events    the events publisher (Forward to containerd)
   main      the command line (`containerd-shim-pyrunc-v1`)
 """
