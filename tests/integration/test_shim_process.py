@@ -323,3 +323,18 @@ def _cmdline(pid: int) -> str:
 
 def _pids_with(text: str) -> list[int]:
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and text in _cmdline(int(p)) and alive(int(p))]
+
+
+@pytest.mark.parametrize("stdin, text", [
+    (b"\x0a\x05ab", "io.containerd.pyrunc.v1: invalid shim options on stdin"),
+    (m.Any.pack(m.Options(shim_cgroup="/pyrunc-shim-test-nonexistent/x")).encode(),
+     "io.containerd.pyrunc.v1: failed to join cgroup /pyrunc-shim-test-nonexistent/x: "),
+])
+def test_start_failures_leave_nothing(ctx, stdin, text):
+    b = ctx.bundle("c1")
+    r = ctx.run(b, "-namespace", ctx.ns, "-address", ctx.address, "-id", "c1", "start", stdin=stdin)
+    assert r.returncode == 1 and r.stdout == b"", r
+    assert r.stderr.decode().startswith(text) and r.stderr.decode().count("\n") == 1, r.stderr
+    assert not os.path.exists(ctx.expected_address("c1")[len("unix://"):])
+    assert sorted(p.name for p in b.iterdir()) == ["config.json"]
+    assert not [p for p in _pids_with(NAME) if ctx.address in _cmdline(p)]

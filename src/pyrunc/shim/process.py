@@ -138,6 +138,7 @@ def start(flags: dict[str, object], bundle: str) -> str:
     running one of its group, else a new one forked here)."""
     address = socket_address(str(flags["address"]), str(flags["namespace"]),
                              grouping_key(bundle, str(flags["id"])))
+    options = _read_options()
     path = socket_path(address)
     try:
         listener = _listen(path)
@@ -152,18 +153,25 @@ def start(flags: dict[str, object], bundle: str) -> str:
             listener = _listen(path)
         except OSError as e2:
             raise ShimError(f"create new shim socket: {path}: {os.strerror(e2.errno or 0).lower()}") from None
+    pid = 0
     try:
         write_address(bundle, address)
-        options = _read_options()
         pid = _spawn(listener, flags, bundle, address)
-    except BaseException:
+        listener.close()
+        _adjust_oom_score(pid)
+        if options is not None and options.shim_cgroup:
+            _join_cgroup(pid, options.shim_cgroup)
+    except BaseException:  # nothing left behind: no server, socket or address file
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
         listener.close()
         remove_socket(address)
+        try:
+            os.unlink(os.path.join(bundle, "address"))
+        except OSError:
+            pass
         raise
-    listener.close()
-    _adjust_oom_score(pid)
-    if options is not None and options.shim_cgroup:
-        _join_cgroup(pid, options.shim_cgroup)
     return address
 
 
