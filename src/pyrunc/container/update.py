@@ -27,7 +27,8 @@ def update(root: str, cid: str, upd: dict, *, l3_cache_schema: str = "", mem_bw_
         if l3_cache_schema or mem_bw_schema:
             _check_rdt(l3_cache_schema, mem_bw_schema, linux)
         if status == "stopped":
-            raise PyruncError("container not running")
+            from ..errors import InvalidState
+            raise InvalidState("container not running", status)
         from ..cgroups import manager_from_state
         cg = manager_from_state(st)
         from ..cgroups.resources import validate, is_v2
