@@ -140,3 +140,10 @@ def go_escape(s: str) -> str:
             .replace("\u2029", "\\u2029")
         )
     return s
+
+
+def key_path(prefix: str, key: str) -> str:
+    """A map entry's field path as spec/schema.py's walk names it, for a
+    ConfigError: linux.sysctl["a.b"] (here so the mechanisms below spec/
+    name their fields the same way)."""
+    return f"{prefix}[{dumps(key)}]"

@@ -39,6 +39,20 @@ ROOMS: list[tuple[str, int, tuple[str, ...]]] = [
 ]
 
 
+# Edges left out of the cycle check, each with its reason; the test below
+# fails once one of them is gone, so that the exception goes with it.
+# image/transport.py holds both the transport interface (ImageSource, ...),
+# which every image/transports/*.py imports, and the dispatcher that imports
+# those modules lazily (open_source, open_destination). Splitting the
+# dispatcher out of transport.py (image/ is another work's) ends the cycle.
+CYCLE_EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("pyrunc.image.transport", "pyrunc.image.transports.oci"): "dispatcher beside the interface",
+    ("pyrunc.image.transport", "pyrunc.image.transports.ociarchive"): "dispatcher beside the interface",
+    ("pyrunc.image.transport", "pyrunc.image.transports.docker"): "dispatcher beside the interface",
+    ("pyrunc.image.transport", "pyrunc.image.transports.dockerarchive"): "dispatcher beside the interface",
+}
+
+
 def _modules() -> dict[str, tuple[str, bool]]:
     """module name -> (file, is_package) for every .py under src/pyrunc."""
     mods = {}
@@ -108,7 +122,7 @@ def _cycle(edges: dict[str, dict[str, int]]) -> list[str] | None:
         color[v] = 1
         stack.append(v)
         for w in sorted(edges.get(v, ())):
-            if ancestor(v, w):
+            if ancestor(v, w) or (v, w) in CYCLE_EXCEPTIONS:
                 continue
             if color.get(w) == 1:
                 return stack[stack.index(w):] + [w]
@@ -139,6 +153,24 @@ def test_no_import_cycle():
     if cyc:
         where = " -> ".join(f"{a} (line {edges[a][b]})" for a, b in zip(cyc, cyc[1:]))
         raise AssertionError(f"import cycle: {where} -> {cyc[-1]}")
+
+
+def test_cycle_exceptions_are_still_needed():
+    """An exception whose edge is gone (or no longer closes a cycle) is removed."""
+    edges = _graph(_modules())
+    present = {e for e in CYCLE_EXCEPTIONS if e[1] in edges.get(e[0], {})}
+    # an edge named for a module that does not exist (yet) is harmless
+    gone = [e for e in CYCLE_EXCEPTIONS if e not in present and e[1] in edges]
+    assert not gone, f"exceptions no longer needed: {gone}"
+    for v, w in present:  # each still closes a cycle: w leads back to v
+        seen, todo = set(), [w]
+        while todo:
+            x = todo.pop()
+            if x not in seen:
+                seen.add(x)
+                todo.extend(y for y in edges.get(x, ()) if (x, y) not in CYCLE_EXCEPTIONS
+                            and not x.startswith(y + "."))
+        assert v in seen, f"{v} -> {w} no longer closes a cycle: remove its exception"
 
 
 def test_no_upward_import():
