@@ -23,3 +23,11 @@ def copy(src, dst, **kw):
     CopyResult (manifest digest, media type, blobs copied and skipped)."""
     from .copier import copy as _copy
     return _copy(src, dst, **kw)
+
+
+def list_tags(repository: str, opts=None) -> list[str]:
+    """The tags of docker://NAME, as skopeo list-tags lists them (opts: a
+    pyrunc.image.transport.Options: tls_verify, creds, authfile, cert_dir)."""
+    from .transport import Options
+    from .transports.docker import repository_tags
+    return repository_tags(repository, opts or Options())[1]
