@@ -7,6 +7,7 @@ FLAGS: dict = {}
 # subcommand -> (module under pyrunc.cli, one-line summary)
 SUBCOMMANDS = {
     "unpack": ("image_unpack", "unpack an image from an OCI image layout into a runtime bundle"),
+    "inspect": ("image_inspect", "show an image's digest, config and layers (skopeo inspect)"),
 }
 
 

@@ -2,6 +2,7 @@
 
     import pyrunc.image
     pyrunc.image.unpack("/images/busybox:latest", "/containers/bb")
+    info = pyrunc.image.inspect("docker-archive:/images/bb.tar")
 
 Every function imports its module when called: `import pyrunc` costs the
 runtime nothing for them. Errors are pyrunc.errors.PyruncError with a
@@ -14,3 +15,12 @@ def unpack(image: str, bundle: str, uid_map=None, gid_map=None):
     """A runtime bundle from DIR[:REF] (an OCI layout); see image/bundle.py."""
     from .bundle import unpack as _unpack
     return _unpack(image, bundle, uid_map, gid_map)
+
+
+def inspect(image: str, *, no_tags: bool = False, manifest_digest: str | None = None, **options):
+    """skopeo inspect TRANSPORT:REF as an ImageInfo (image/inspector.py);
+    `options` are transport.Options' fields (tls_verify, creds, authfile,
+    cert_dir, os, arch, variant). `.to_json()` is skopeo's output."""
+    from .inspector import inspect as _inspect
+    from .transport import Options
+    return _inspect(image, Options(**options), no_tags, manifest_digest)
