@@ -36,12 +36,14 @@ MANIFEST_FILE = "manifest.json"
 REPOSITORIES_FILE = "repositories"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 # What containers/image names every layer of the manifest it synthesizes
 # (the layers are in fact served uncompressed; consumers go by the diff_id).
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MAX_MANIFEST_JSON = 1 << 20    # iolimits.MaxTarFileManifestSize
 MAX_CONFIG = 4 << 20           # iolimits.MaxConfigBodySize
 _CHUNK = 1 << 20
+USTAR_MAX_SIZE = 0o77777777777   # 11 octal digits
 _LEGACY_ATTRS = ("architecture", "config", "container", "container_config",
                  "created", "docker_version", "os")
 
@@ -214,6 +216,7 @@ class _Archive:
         members: dict[str, tarfile.TarInfo] = {}
         f = os.fdopen(os.dup(self.fd), "rb")
         try:
+            f.seek(0)
             with tarfile.open(fileobj=f, mode="r:") as tar:
                 for m in tar:
                     members.setdefault(_clean(m.name), m)
@@ -419,9 +422,9 @@ def _descriptor(media_type: str, size: int, digest: str) -> str:
 def _header(name: str, size: int, link: str = "") -> bytes:
     """A member header as Go's archive/tar writes tar.FileInfoHeader's:
     USTAR, mode 0444 (a symlink 0), owner 0, mtime 0, every numeric field
-    (device numbers too) in octal; PAX when a name does not fit."""
+    (device numbers too) in octal; PAX when a name or the size does not fit."""
     bname, blink = name.encode(), link.encode()
-    if len(bname) > 100 or len(blink) > 100:
+    if len(bname) > 100 or len(blink) > 100 or size > USTAR_MAX_SIZE:
         ti = tarfile.TarInfo(name)
         ti.mtime = 0
         if link:
@@ -503,19 +506,42 @@ class ArchiveDestination(ImageDestination):
 
     # --- the tar stream (the lock held) ---
 
-    def _send(self, name: str, size: int, stream) -> None:
-        """One regular member of exactly `size` bytes."""
-        self._out.write(_header(name, size))
+    def _send(self, name: str, size: Optional[int], stream) -> int:
+        """One regular member of exactly `size` bytes or, with size None, of
+        what the stream holds: its header is written again once the size is
+        known (the archive is a regular file, written by one thread at a time)."""
+        start = self._out.tell()
+        self._out.write(_header(name, size or 0))
         done = 0
-        while done < size:
-            chunk = stream.read(min(_CHUNK, size - done))
+        while size is None or done < size:
+            chunk = stream.read(_CHUNK if size is None else min(_CHUNK, size - done))
             if not chunk:
                 break
             self._out.write(chunk)
             done += len(chunk)
-        if done != size:
+        if size is not None and done != size:
             raise PyruncError(f"Size mismatch when copying {name}, expected {size}, got {done}")
-        self._out.write(_pad(size))
+        if size is None:
+            self._out.flush()
+            if done > USTAR_MAX_SIZE:  # the header grows: write the member again after a larger one
+                return self._resend(name, start, done)
+            os.pwrite(self._out.fileno(), _header(name, done), start)
+        self._out.write(_pad(done))
+        return done
+
+    def _resend(self, name: str, start: int, size: int) -> int:
+        import tempfile
+        fd = self._out.fileno()
+        with tempfile.TemporaryFile(dir=big_temp_dir(), prefix="container_images_docker-tar") as spool:
+            pos = start + tarfile.BLOCKSIZE
+            while pos < start + tarfile.BLOCKSIZE + size:
+                chunk = os.pread(fd, min(_CHUNK, start + tarfile.BLOCKSIZE + size - pos), pos)
+                spool.write(chunk)
+                pos += len(chunk)
+            spool.seek(0)
+            self._out.seek(start)
+            self._out.truncate()
+            return self._send(name, size, spool)
 
     def _send_bytes(self, name: str, data: bytes) -> None:
         self._send(name, len(data), io.BytesIO(data))
@@ -547,18 +573,18 @@ class ArchiveDestination(ImageDestination):
                 self._config, self._config_digest = data, digest
             return
         name = digest.split(":", 1)[1] + ".tar"
-        # Stream straight into the archive when it is free and the size is
-        # known; otherwise (another layer is being written, or the size is
-        # unknown) spool to a temporary file first, as tarfile.Destination does.
-        if isinstance(size, int) and size >= 0 and self._lock.acquire(blocking=False):
+        known = size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+        # Straight into the archive when no other layer is being written;
+        # otherwise spooled to a temporary file first and appended after.
+        if self._lock.acquire(blocking=False):
             try:
                 self._check_open()
                 if digest in self._blobs:
                     stream.finish()
                     return
-                self._guarded(self._send, name, size, stream)
+                written = self._guarded(self._send, name, known, stream)
                 self._guarded(stream.finish)
-                self._blobs[digest] = size
+                self._blobs[digest] = written
             finally:
                 self._lock.release()
             return
@@ -571,6 +597,8 @@ class ArchiveDestination(ImageDestination):
                     break
                 spool.write(chunk)
                 n += len(chunk)
+            if known is not None and n != known:
+                raise PyruncError(f"Size mismatch when copying {name}, expected {known}, got {n}")
             stream.finish()
             spool.seek(0)
             with self._lock:
@@ -583,10 +611,10 @@ class ArchiveDestination(ImageDestination):
         if self._broken or self._committed:
             raise PyruncError("docker-archive: the archive can no longer be written to")
 
-    def _guarded(self, fn, *args) -> None:
+    def _guarded(self, fn, *args):
         """A write that, failing half-way, leaves the archive unusable."""
         try:
-            fn(*args)
+            return fn(*args)
         except BaseException as e:
             self._broken = True
             if isinstance(e, OSError):
@@ -600,7 +628,8 @@ class ArchiveDestination(ImageDestination):
             man = json.loads(raw)
         except ValueError as e:
             raise PyruncError(f"parsing manifest: {e}") from None
-        if not isinstance(man, dict) or man.get("schemaVersion") != 2 or man.get("mediaType") != DOCKER_MANIFEST:
+        if not isinstance(man, dict) or man.get("schemaVersion") != 2 \
+                or man.get("mediaType", media_type) not in (DOCKER_MANIFEST, OCI_MANIFEST):
             raise PyruncError("Unsupported manifest type, need a Docker schema 2 manifest")
         config = man.get("config")
         layers = man.get("layers") or []
@@ -613,9 +642,15 @@ class ArchiveDestination(ImageDestination):
             validate_digest(d)
         with self._lock:
             self._check_open()
-            missing = [d for d in digests + [config_digest] if d not in self._blobs]
+            if config_digest not in self._blobs:
+                raise PyruncError(f"docker-archive: the manifest names config {config_digest}, which was not written")
+            if any(d not in self._blobs for d in digests):
+                # A manifest still naming the compressed blobs (an OCI one as
+                # the source had it): the layers are stored as their diff_ids.
+                digests = self._diff_ids(len(digests))
+            missing = [d for d in digests if d not in self._blobs]
             if missing:
-                raise PyruncError(f"docker-archive: the manifest names blob {missing[0]}, which was not written")
+                raise PyruncError(f"docker-archive: the manifest names layer {missing[0]}, which was not written")
             if self._config is None or self._config_digest != config_digest:
                 raise PyruncError(f"docker-archive: config {config_digest} was not written as a config")
             self._guarded(self._write_legacy, digests, self._config)
@@ -624,6 +659,17 @@ class ArchiveDestination(ImageDestination):
                 "RepoTags": [f"{t.name}:{t.tag}" for t in dict.fromkeys(self._repo_tags)],
                 "Layers": [d.split(":", 1)[1] + ".tar" for d in digests],
             }
+
+    def _diff_ids(self, count: int) -> list[str]:
+        """The config's rootfs.diff_ids (there must be `count`)."""
+        try:
+            diff_ids = field(field(json.loads(self._config or b"null"), "rootfs"), "diff_ids")
+        except ValueError:
+            diff_ids = None
+        if not isinstance(diff_ids, list) or len(diff_ids) != count \
+                or not all(isinstance(d, str) for d in diff_ids):
+            raise PyruncError(f"docker-archive: the config does not list {count} diff_ids for the manifest's layers")
+        return diff_ids
 
     def _write_legacy(self, digests: list[str], config: bytes) -> None:
         """Per-layer directories (<id>/layer.tar, VERSION, json) and the
