@@ -137,9 +137,14 @@ def test_read_docker_save(tmp_path, style, gz):
 
 
 def test_read_compressed_archive(tmp_path):
+    fds = len(os.listdir("/proc/self/fd"))
     tar = docker_save_tar(tmp_path / "s.tar", [{"layers": [L1], "tags": ["a:b"]}])
     (tmp_path / "s.tar.gz").write_bytes(gzip.compress(tar.read_bytes()))
     assert read_image(f"docker-archive:{tmp_path}/s.tar.gz") == read_image(f"docker-archive:{tar}")
+    (tmp_path / "bad.tar.gz").write_bytes(gzip.compress(tar.read_bytes())[:-100])
+    with pytest.raises(PyruncError, match="auto-decompressing input"):
+        transport.open_source(f"docker-archive:{tmp_path}/bad.tar.gz")
+    assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_choose_image(tmp_path):

@@ -18,6 +18,13 @@ def _help() -> str:
             f"COMMANDS:\n{lines}\nRun 'pyrunc image COMMAND --help' for a command's options.\n")
 
 
+def __getattr__(name: str) -> str:
+    """HELP (what `pyrunc image --help` prints) lists SUBCOMMANDS as they are."""
+    if name == "HELP":
+        return _help()
+    raise AttributeError(name)
+
+
 def run(ctx, opts: dict, args: list[str]) -> int:
     import importlib
     import sys

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from ..errors import PyruncError
 from . import gojson
+from .digest import read_at_most
 from .transport import ImageSource, Options, open_source
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -143,12 +144,12 @@ class _Image:
         try:
             stream = self.src.get_blob(desc)
             try:
-                data = stream.read(MAX_CONFIG + 1)
+                data = read_at_most(stream, MAX_CONFIG)
             finally:
                 stream.close()
         except PyruncError as e:
             raise PyruncError(f"Error reading configuration blob: {e}") from None
-        if len(data) > MAX_CONFIG:
+        if data is None:
             raise PyruncError(f"Error reading configuration blob: exceeded maximum allowed size of {MAX_CONFIG} bytes")
         _verify(data, digest, "config")
         return data

@@ -28,6 +28,7 @@ import threading
 from typing import BinaryIO, Optional
 
 from ...errors import PyruncError
+from ..digest import read_at_most
 from ..gojson import compact_raw, field, raw_members
 from ..reference import DockerArchiveReference, Named, go_quote, parse_normalized_named, validate_digest
 from ..transport import ImageDestination, ImageSource, Options
@@ -173,23 +174,28 @@ class _Archive:
         except OSError as e:
             raise PyruncError(f"opening file {go_quote(path)}: {_why(e)}") from None
         try:
-            head = os.pread(fd, 8, 0)
-            kind = _compression(head)
+            kind = _compression(os.pread(fd, 8, 0))
             if kind is not None:
-                fd = self._decompress_to_temp(fd, kind)
-            self.fd = fd
+                plain = self._decompress_to_temp(fd, kind)
+                os.close(fd)
+                fd = plain
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        try:
             self.members = self._index()
             data = self.read_member(MANIFEST_FILE, MAX_MANIFEST_JSON)
             self.items = self._parse_manifest(data)
         except BaseException:
-            os.close(fd)
+            self.close()
             raise
 
     @staticmethod
     def _decompress_to_temp(fd: int, kind: str) -> int:
         """The archive decompressed into an unlinked temporary file."""
         import tempfile
-        with os.fdopen(fd, "rb") as raw:
+        with os.fdopen(os.dup(fd), "rb") as raw:
             try:
                 tmp = tempfile.TemporaryFile(dir=big_temp_dir(), prefix="container_images_docker-tar")
             except OSError as e:
@@ -404,10 +410,6 @@ class ArchiveSource(ImageSource):
             return self._open_layer(self._layers[digest][0])
         raise PyruncError(f"Unknown blob {digest}")
 
-    def archive_tags(self) -> list[str]:
-        """RepoTags of the chosen image (what `docker load` would tag)."""
-        return list(self._archive.choose(self.reference.ref, self.reference.source_index)["RepoTags"])
-
     def close(self) -> None:
         self._archive.close()
 
@@ -561,8 +563,8 @@ class ArchiveDestination(ImageDestination):
         size = desc.get("size")
         is_config = str(desc.get("mediaType", "")).endswith("json")
         if is_config:
-            data = stream.read(MAX_CONFIG + 1)
-            if len(data) > MAX_CONFIG:
+            data = read_at_most(stream, MAX_CONFIG)
+            if data is None:
                 raise PyruncError(f"reading Config file stream: exceeded maximum allowed size of {MAX_CONFIG} bytes")
             stream.finish()
             with self._lock:
