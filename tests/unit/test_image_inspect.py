@@ -264,3 +264,26 @@ def test_raw_json_helpers():
     assert gojson.marshal({"a": "<\ud800>"}) == '{"a":"\\u003c\ufffd\\u003e"}'
     assert gojson.field({"Labels": 1, "labels": 2}, "labels") == 2
     assert gojson.field({"LABELS": 1}, "Labels") == 1
+
+
+def test_tags_refused(stub, capfd):
+    """A registry that denies the tags list: a warning and no tags (skopeo);
+    any other failure of the list is an error."""
+    class Refused(PyruncError):
+        def __init__(self, msg: str, code: str) -> None:
+            super().__init__(msg)
+            self.error_code = code
+
+    raw, mt, blobs = image(CFG)
+    for err, ok in ((Refused("denied: requested access to the resource is denied", "DENIED"), True),
+                    (Refused("unknown: 404 page not found", "UNKNOWN"), True),
+                    (Refused("unauthorized: authentication required", "UNAUTHORIZED"), False)):
+        src = Stub("docker://example.com/a/b:1", raw, mt, blobs)
+        src.tags = lambda err=err: (_ for _ in ()).throw(err)
+        stub(src)
+        if ok:
+            assert inspector.inspect("docker://example.com/a/b:1").repo_tags == []
+            assert "Registry disallows tag list retrieval; skipping" in capfd.readouterr().err
+        else:
+            with pytest.raises(PyruncError, match="Error determining repository tags: unauthorized"):
+                inspector.inspect("docker://example.com/a/b:1")

@@ -275,6 +275,13 @@ def _info(img: _Image, name: str, repo_tags: list[str], digest_alg: Optional[str
     )
 
 
+def _tags_blocked(e: PyruncError) -> bool:
+    """A registry that refuses the tags list (ECR's DENIED, public.ecr.aws's
+    404 page): skopeo warns and goes on without the tags."""
+    code = getattr(e, "error_code", "")
+    return code == "DENIED" or (code == "UNKNOWN" and "404 page not found" in str(e))
+
+
 def _docker_name(src: ImageSource) -> str:
     """DockerReference().Name(): docker:// and docker-archive:…:NAME:TAG only."""
     ref = src.reference
@@ -298,7 +305,10 @@ def inspect(image: str, opts: Optional[Options] = None, no_tags: bool = False,
             try:
                 tags = list(img.src.tags())
             except PyruncError as e:
-                raise PyruncError(f"Error determining repository tags: {e}") from None
+                if not _tags_blocked(e):
+                    raise PyruncError(f"Error determining repository tags: {e}") from None
+                from .. import log
+                log.warn("Registry disallows tag list retrieval; skipping")
         return _info(img, _docker_name(img.src), tags, manifest_digest)
     finally:
         img.close()
