@@ -435,3 +435,19 @@ def test_skopeo_reads_what_is_written(tmp_path):
     assert [gzip.decompress(g) if g[:2] == b"\x1f\x8b" else g for g in got] == [L1, L2, L3]
     r = skopeo("inspect", "--raw", f"docker-archive:{out}")
     assert r.returncode == 0 and r.stdout == read_image(f"docker-archive:{out}")[0]
+
+
+def test_write_to_a_pipe(tmp_path):
+    """FILE that is no regular file (a fifo, /dev/stdout) gets the finished
+    archive; no temporary file is left beside it."""
+    lay = layout_image(tmp_path)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    copy_to(lay, f"docker-archive:{fifo}:a:b")
+    reader.join(timeout=30)
+    copy_to(lay, f"docker-archive:{tmp_path}/regular.tar:a:b")
+    assert got == [(tmp_path / "regular.tar").read_bytes()]
+    assert sorted(os.listdir(tmp_path)) == ["fifo", "layout", "regular.tar"]
