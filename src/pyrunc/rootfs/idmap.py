@@ -67,12 +67,12 @@ def _idmapped_tree(m: dict, src: str, userns: int) -> int:
     recursive = "rbind" in opts  # the clone takes the submounts; "ridmap" maps them too
     flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | (C.AT_RECURSIVE if recursive else 0)
     try:
-        tree = L.open_tree(-100, src, flags)  # AT_FDCWD
+        tree = L.sc.open_tree(-100, src, flags)  # AT_FDCWD
     except OSError as e:
         raise PyruncError(f"open_tree(OPEN_TREE_CLONE) {src}: {os.strerror(e.errno)}") from None
     try:
         attr_flags = C.AT_EMPTY_PATH | (C.AT_RECURSIVE if "ridmap" in opts else 0)
-        L.mount_setattr(tree, "", attr_flags, C.MOUNT_ATTR_IDMAP, userns_fd=userns)
+        L.sc.mount_setattr(tree, "", attr_flags, C.MOUNT_ATTR_IDMAP, userns_fd=userns)
     except OSError as e:
         os.close(tree)
         extra = " (maybe the filesystem used doesn't support idmap mounts on this kernel?)" if e.errno == 22 else ""
