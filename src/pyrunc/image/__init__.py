@@ -1,6 +1,7 @@
 """Image tools (skopeo's and umoci's jobs) as a library.
 
     import pyrunc.image
+    pyrunc.image.copy("oci-archive:busybox.tar", "oci:/images:busybox", quiet=True)
     pyrunc.image.unpack("/images/busybox:latest", "/containers/bb")
     info = pyrunc.image.inspect("docker-archive:/images/bb.tar")
 
@@ -15,6 +16,14 @@ def unpack(image: str, bundle: str, uid_map=None, gid_map=None):
     """A runtime bundle from DIR[:REF] (an OCI layout); see image/bundle.py."""
     from .bundle import unpack as _unpack
     return _unpack(image, bundle, uid_map, gid_map)
+
+
+def copy(src, dst, **kw):
+    """Copy an image between transports as skopeo copy does (see
+    image/copier.py: src_opts, dst_opts, all, quiet, progress); returns a
+    CopyResult (manifest digest, media type, blobs copied and skipped)."""
+    from .copier import copy as _copy
+    return _copy(src, dst, **kw)
 
 
 def inspect(image: str, *, no_tags: bool = False, manifest_digest: str | None = None, **options):
