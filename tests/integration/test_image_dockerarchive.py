@@ -57,3 +57,18 @@ def _members(path: Path) -> dict[str, bytes]:
     import tarfile
     with tarfile.open(path) as t:
         return {m.name: (t.extractfile(m).read() if m.isreg() else m.linkname.encode()) for m in t}
+
+
+def test_copy_from_docker_archive_as_skopeo(rt, layout, tmp_path):
+    """A docker-archive source serves its layers uncompressed under a gzip
+    media type (as containers/image does): the engine goes by the bytes, and
+    archive -> archive is skopeo's archive byte for byte."""
+    if not _has_copy(rt):
+        pytest.skip("the runtime under test has no `image copy`")
+    src = tmp_path / "src.tar"
+    r = skopeo("copy", "-q", f"oci:{layout}:v1", f"docker-archive:{src}:busybox:v1")
+    assert r.returncode == 0, r.stderr
+    rt.ok("image", "copy", "-q", f"docker-archive:{src}", f"docker-archive:{tmp_path}/mine.tar:a:b")
+    r = skopeo("copy", "-q", f"docker-archive:{src}", f"docker-archive:{tmp_path}/theirs.tar:a:b")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "mine.tar").read_bytes() == (tmp_path / "theirs.tar").read_bytes()

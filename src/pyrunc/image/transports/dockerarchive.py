@@ -28,6 +28,7 @@ import threading
 from typing import BinaryIO, Optional
 
 from ...errors import PyruncError
+from ..compression import HEAD, decompressing, detect
 from ..digest import read_at_most
 from ..gojson import compact_raw, field, raw_members
 from ..reference import DockerArchiveReference, Named, go_quote, parse_normalized_named, validate_digest
@@ -48,11 +49,6 @@ USTAR_MAX_SIZE = 0o77777777777   # 11 octal digits
 _LEGACY_ATTRS = ("architecture", "config", "container", "container_config",
                  "created", "docker_version", "os")
 
-# pkg/compression's magic numbers.
-_MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"BZh", "bzip2"),
-          (b"\xfd7zXZ\x00", "xz"), (b"\x28\xb5\x2f\xfd", "zstd"))
-
-
 def open_source(ref: DockerArchiveReference, opts: Options) -> "ArchiveSource":
     return ArchiveSource(ref)
 
@@ -70,30 +66,6 @@ def _why(e: BaseException) -> str:
 def big_temp_dir() -> str:
     """containers/image's directory for big temporary files (not a tmpfs /tmp)."""
     return os.environ.get("TMPDIR") or "/var/tmp"
-
-
-def _compression(head: bytes) -> Optional[str]:
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
-
-
-def _decompressed(kind: str, raw: BinaryIO):
-    if kind == "gzip":
-        import gzip
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    if kind == "bzip2":
-        import bz2
-        return bz2.BZ2File(raw, "rb")
-    if kind == "xz":
-        import lzma
-        return lzma.LZMAFile(raw, "rb")
-    try:
-        import zstandard
-    except ImportError:
-        raise PyruncError("zstd-compressed data: the Python module 'zstandard' is not installed") from None
-    return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
 
 
 def _clean(name: str) -> str:
@@ -174,7 +146,7 @@ class _Archive:
         except OSError as e:
             raise PyruncError(f"opening file {go_quote(path)}: {_why(e)}") from None
         try:
-            kind = _compression(os.pread(fd, 8, 0))
+            kind = detect(os.pread(fd, HEAD, 0))
             if kind is not None:
                 plain = self._decompress_to_temp(fd, kind)
                 os.close(fd)
@@ -201,7 +173,7 @@ class _Archive:
             except OSError as e:
                 raise PyruncError(f"creating temporary file: {_why(e)}") from None
             try:
-                src = _decompressed(kind, raw)
+                src = decompressing(kind, raw)
                 while True:
                     try:
                         chunk = src.read(_CHUNK)
@@ -372,7 +344,7 @@ class ArchiveSource(ImageSource):
         """A layer's size as served (decompressed: it must be read through)."""
         m = self._archive.member(path)
         span = _Span(self._archive.fd, m.offset_data, m.size)
-        kind = _compression(span.read(8))
+        kind = detect(span.read(HEAD))
         if kind is None:
             return m.size
         stream = self._open_layer(path)
@@ -388,11 +360,11 @@ class ArchiveSource(ImageSource):
 
     def _open_layer(self, path: str):
         m = self._archive.member(path)
-        kind = _compression(_Span(self._archive.fd, m.offset_data, m.size).read(8))
+        kind = detect(_Span(self._archive.fd, m.offset_data, m.size).read(HEAD))
         span = _Span(self._archive.fd, m.offset_data, m.size)
         if kind is None:
             return span
-        return _Decompressing(_decompressed(kind, span), span)
+        return _Decompressing(decompressing(kind, span), span)
 
     def get_manifest(self, instance: Optional[str] = None) -> tuple[bytes, str]:
         if instance is not None:
