@@ -164,3 +164,36 @@ def test_errors(rt, images, tmp_path):
     rt.run("image", "inspect", "--manifest-digest", "md5", images["da-full"]).expect_fail(
         rc=1, match="not available", one_line=True)
     assert list(tmp_path.iterdir()) == [tmp_path / "state"]
+
+
+def test_docker_registry_as_skopeo(rt, images, tmp_path):
+    """docker://: Name and RepoTags (the repository's tags) too, against a
+    local registry (tests/registry_server.py)."""
+    _needs("docker://x")
+    if not (SRC / "docker.py").exists():
+        pytest.skip("the docker:// transport is not in this tree yet")
+    try:
+        import registry_server
+    except ImportError:
+        pytest.skip("tests/registry_server.py is not in this tree yet")
+    why = registry_server.available()
+    if why:
+        pytest.skip(why)
+    with registry_server.RegistryServer(tmp_path / "reg") as reg:
+        for tag in ("1", "latest"):
+            r = skopeo("copy", "-q", "--dest-tls-verify=false", images["oci-full"], f"docker://{reg.host}/lib/app:{tag}")
+            assert r.returncode == 0, r.stderr
+        r = skopeo("copy", "-q", "--dest-tls-verify=false", images["da-bare"], f"docker://{reg.host}/lib/da:x")
+        assert r.returncode == 0, r.stderr
+        for ref in (f"docker://{reg.host}/lib/app:1", f"docker://{reg.host}/lib/da:x"):
+            for flags in ([], ["-n"]):
+                theirs = skopeo("inspect", "--tls-verify=false", *flags, ref)
+                assert theirs.returncode == 0, theirs.stderr
+                mine = _inspect(rt, "--tls-verify=false", *flags, ref)
+                assert _without_layers_data(mine) == theirs.stdout.decode()
+            assert sorted(json.loads(_inspect(rt, "--tls-verify=false", ref))["RepoTags"]) in (["1", "latest"], ["x"])
+            for flags in (["--raw"], ["--config", "--raw"]):
+                theirs = skopeo("inspect", "--tls-verify=false", *flags, ref)
+                assert _raw(rt, "--tls-verify=false", *flags, ref) == theirs.stdout
+        rt.run("image", "inspect", "--tls-verify=false", f"docker://{reg.host}/lib/nope:1").expect_fail(
+            rc=1, match="manifest unknown", one_line=True)
