@@ -72,3 +72,20 @@ def test_copy_from_docker_archive_as_skopeo(rt, layout, tmp_path):
     r = skopeo("copy", "-q", f"docker-archive:{src}", f"docker-archive:{tmp_path}/theirs.tar:a:b")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "mine.tar").read_bytes() == (tmp_path / "theirs.tar").read_bytes()
+
+
+def test_additional_tags_as_skopeo(rt, layout, tmp_path):
+    if not _has_copy(rt):
+        pytest.skip("the runtime under test has no `image copy`")
+    flags = ["--additional-tag", "quay.io/x/y:2,other:3", "--additional-tag", "busybox:v1"]
+    rt.ok("image", "copy", "-q", *flags, f"oci:{layout}:v1", f"docker-archive:{tmp_path}/mine.tar:busybox:v1")
+    r = skopeo("copy", "-q", *flags, f"oci:{layout}:v1", f"docker-archive:{tmp_path}/theirs.tar:busybox:v1")
+    assert r.returncode == 0, r.stderr
+    assert _members(tmp_path / "mine.tar") == _members(tmp_path / "theirs.tar")
+    assert json.loads(_members(tmp_path / "mine.tar")["manifest.json"])[0]["RepoTags"] == [
+        "docker.io/library/busybox:v1", "quay.io/x/y:2", "docker.io/library/other:3"]
+    for tag, msg in (("nope", "additional-tag 'nope' must be a tagged reference"),
+                     ("BAD:1", "error parsing additional-tag 'BAD:1'")):
+        rt.run("image", "copy", "--additional-tag", tag, f"oci:{layout}:v1",
+               f"docker-archive:{tmp_path}/x.tar").expect_fail(rc=1, match=msg, one_line=True)
+    assert not (tmp_path / "x.tar").exists()

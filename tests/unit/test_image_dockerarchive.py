@@ -451,3 +451,29 @@ def test_write_to_a_pipe(tmp_path):
     copy_to(lay, f"docker-archive:{tmp_path}/regular.tar:a:b")
     assert got == [(tmp_path / "regular.tar").read_bytes()]
     assert sorted(os.listdir(tmp_path)) == ["fifo", "layout", "regular.tar"]
+
+
+def test_additional_tags(tmp_path):
+    """Options.additional_tags (copy --additional-tag): more RepoTags, after
+    the reference's, each once."""
+    lay = layout_image(tmp_path)
+    l = Layout(str(lay))
+    m = l.read_json(l.find_ref("v1"), "manifest")
+    cfg_raw = l.open_blob(m["config"]).read()
+    out = tmp_path / "t.tar"
+    dest = transport.open_destination(f"docker-archive:{out}:a:1",
+                                      transport.Options(additional_tags=("quay.io/b/c:2", "a:1")))
+    for layer in (L1, L2):
+        dest.put_blob({"mediaType": DOCKER_TAR, "digest": sha(layer), "size": -1},
+                      VerifyingReader(io.BytesIO(layer), sha(layer)))
+    dest.put_blob(m["config"], VerifyingReader(io.BytesIO(cfg_raw), m["config"]["digest"], len(cfg_raw)))
+    dest.put_manifest(l.open_blob(l.find_ref("v1")).read(), m["mediaType"])
+    dest.commit()
+    dest.close()
+    with tarfile.open(out) as t:
+        assert json.load(t.extractfile("manifest.json"))[0]["RepoTags"] == ["docker.io/library/a:1", "quay.io/b/c:2"]
+        assert sorted(json.load(t.extractfile("repositories"))) == ["docker.io/library/a", "quay.io/b/c"]
+    for tag, msg in (("nope", "must be a tagged reference"), ("A:1", "error parsing additional-tag")):
+        with pytest.raises(PyruncError, match=msg):
+            transport.open_destination(f"docker-archive:{tmp_path}/x.tar", transport.Options(additional_tags=(tag,)))
+    assert sorted(os.listdir(tmp_path)) == ["layout", "t.tar"]

@@ -54,7 +54,19 @@ def open_source(ref: DockerArchiveReference, opts: Options) -> "ArchiveSource":
 
 
 def open_destination(ref: DockerArchiveReference, opts: Options) -> "ArchiveDestination":
-    return ArchiveDestination(ref)
+    extra = [additional_tag(t) for t in opts.additional_tags]
+    return ArchiveDestination(ref, extra)
+
+
+def additional_tag(text: str) -> Named:
+    """A --additional-tag value: a tagged name (skopeo's checks and words)."""
+    try:
+        n = parse_normalized_named(text)
+    except PyruncError as e:
+        raise PyruncError(f"error parsing additional-tag '{text}': {e}") from None
+    if n.tag is None:
+        raise PyruncError(f"additional-tag '{text}' must be a tagged reference")
+    return n
 
 
 def _why(e: BaseException) -> str:
@@ -434,12 +446,13 @@ class ArchiveDestination(ImageDestination):
     needs_uncompressed_layers = True
     supports_index = False
 
-    def __init__(self, ref: DockerArchiveReference) -> None:
+    def __init__(self, ref: DockerArchiveReference, additional_tags: Optional[list[Named]] = None) -> None:
         self.reference = ref
         if ref.source_index != -1:
             raise PyruncError(f"Destination reference must not contain a manifest index @{ref.source_index}")
         self.path = ref.path
-        self._repo_tags: list[Named] = [ref.ref] if ref.ref is not None else []
+        # RepoTags: NAME:TAG of the reference, then each --additional-tag.
+        self._repo_tags: list[Named] = ([ref.ref] if ref.ref is not None else []) + list(additional_tags or ())
         self._lock = threading.Lock()
         self._blobs: dict[str, int] = {}           # digest -> size, written already
         self._config: Optional[bytes] = None
