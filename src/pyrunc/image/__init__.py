@@ -33,3 +33,11 @@ def inspect(image: str, *, no_tags: bool = False, manifest_digest: str | None = 
     from .inspector import inspect as _inspect
     from .transport import Options
     return _inspect(image, Options(**options), no_tags, manifest_digest)
+
+
+def list_tags(repository: str, opts=None) -> list[str]:
+    """The tags of docker://NAME, as skopeo list-tags lists them (opts: a
+    pyrunc.image.transport.Options: tls_verify, creds, authfile, cert_dir)."""
+    from .transport import Options
+    from .transports.docker import repository_tags
+    return repository_tags(repository, opts or Options())[1]

@@ -15,25 +15,30 @@ from __future__ import annotations
 
 import os
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from ..linux import consts as C
 from .options import is_idmapped
 
 
-def validate(m: dict, has_userns: bool) -> None:
+def validate(m: dict, has_userns: bool, where: str | None = None) -> None:
+    """runc's rules for an id-mapped mount; `where` is its field path
+    ("mounts[2]") for the ConfigError."""
     opts = set(m.get("options") or [])
     if not is_idmapped(m):
         return
     if not (m.get("type") == "bind" or opts & {"bind", "rbind"}):
-        raise PyruncError(f"mount {m.get('destination')}: idmapped mounts are only supported for bind mounts")
+        raise ConfigError(f"mount {m.get('destination')}: idmapped mounts are only supported for bind mounts",
+                          where and where + ".type")
     has_maps = bool(m.get("uidMappings")) or bool(m.get("gidMappings"))
     if (m.get("uidMappings") is not None or m.get("gidMappings") is not None) and not (m.get("uidMappings") and m.get("gidMappings")):
-        raise PyruncError(f"mount {m.get('destination')}: idmapped mounts need both uidMappings and gidMappings")
+        raise ConfigError(f"mount {m.get('destination')}: idmapped mounts need both uidMappings and gidMappings",
+                          where and where + (".gidMappings" if m.get("uidMappings") else ".uidMappings"))
     if os.geteuid() != 0:
-        raise PyruncError(f"mount {m.get('destination')}: id-mapped mounts are not supported for rootless containers")
+        raise ConfigError(f"mount {m.get('destination')}: id-mapped mounts are not supported for rootless containers",
+                          where)
     if not has_maps and not has_userns:
-        raise PyruncError(f"mount {m.get('destination')}: idmapped mount without its own uidMappings/gidMappings "
-                          "needs a user namespace in the container")
+        raise ConfigError(f"mount {m.get('destination')}: idmapped mount without its own uidMappings/gidMappings "
+                          "needs a user namespace in the container", where and where + ".uidMappings")
 
 
 def mount_source(m: dict, bundle: str, init_pid: int, kind: str) -> int:
