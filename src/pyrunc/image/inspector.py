@@ -109,7 +109,7 @@ class _Image:
             raw, mt = self.src.get_manifest(instance)
         except PyruncError as e:
             raise PyruncError(f"Error retrieving manifest for image: {e}") from None
-        return raw, mt or guess_media_type(raw)
+        return raw, mt   # each transport guesses it where its store does not say
 
     def instance(self) -> tuple[bytes, str, dict]:
         """(raw, media type, parsed) of the image's own manifest: the top-level
@@ -156,26 +156,6 @@ class _Image:
 
     def close(self) -> None:
         self.src.close()
-
-
-def guess_media_type(raw: bytes) -> str:
-    """manifest.GuessMIMEType, for a source that does not say."""
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return ""
-    if not isinstance(obj, dict):
-        return ""
-    mt = obj.get("mediaType")
-    if isinstance(mt, str) and mt:
-        return mt
-    if obj.get("schemaVersion") == 1:
-        return DOCKER_SCHEMA1[1] if "signatures" in obj else DOCKER_SCHEMA1[0]
-    if "manifests" in obj:
-        return OCI_INDEX
-    if isinstance(obj.get("config"), dict):
-        return OCI_MANIFEST
-    return ""
 
 
 def _parse(raw: bytes, what: str) -> dict:
