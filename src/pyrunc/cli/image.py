@@ -7,9 +7,9 @@ FLAGS: dict = {}
 # subcommand -> (module under pyrunc.cli, one-line summary)
 SUBCOMMANDS = {
     "copy": ("image_copy", "copy an image from one location to another (as skopeo copy)"),
+    "inspect": ("image_inspect", "show an image's digest, config and layers (as skopeo inspect)"),
     "list-tags": ("image_list_tags", "list the tags of a registry repository (as skopeo list-tags)"),
     "unpack": ("image_unpack", "unpack an image from an OCI image layout into a runtime bundle"),
-    "inspect": ("image_inspect", "show an image's digest, config and layers (skopeo inspect)"),
 }
 
 
@@ -21,7 +21,7 @@ def _help() -> str:
 
 
 def __getattr__(name: str) -> str:
-    """HELP (what `pyrunc image --help` prints) lists SUBCOMMANDS as they are."""
+    """HELP for cli/main.py's `pyrunc image --help`, made from the table."""
     if name == "HELP":
         return _help()
     raise AttributeError(name)
