@@ -21,7 +21,7 @@ import pytest
 
 from oci_layout import LayoutBuilder, docker_save_tar, entry, host_arch, layer_tar
 from pyrunc.errors import PyruncError
-from pyrunc.image import transport
+from pyrunc.image import transports as transport
 from pyrunc.image.digest import DigestError, VerifyingReader
 from pyrunc.image.layout import Layout
 

@@ -41,15 +41,7 @@ ROOMS: list[tuple[str, int, tuple[str, ...]]] = [
 
 # Edges left out of the cycle check, each with its reason; the test below
 # fails once one of them is gone, so that the exception goes with it.
-# image/transport.py holds both the transport interface (ImageSource, ...),
-# which every image/transports/*.py imports, and the dispatcher that imports
-# those modules lazily (open_source, open_destination). Splitting the
-# dispatcher out of transport.py (image/ is another work's) ends the cycle.
 CYCLE_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("pyrunc.image.transport", "pyrunc.image.transports.oci"): "dispatcher beside the interface",
-    ("pyrunc.image.transport", "pyrunc.image.transports.ociarchive"): "dispatcher beside the interface",
-    ("pyrunc.image.transport", "pyrunc.image.transports.docker"): "dispatcher beside the interface",
-    ("pyrunc.image.transport", "pyrunc.image.transports.dockerarchive"): "dispatcher beside the interface",
 }
 
 

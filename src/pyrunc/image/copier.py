@@ -30,7 +30,8 @@ from ..errors import PyruncError
 from .digest import VerifyingReader
 from .layout import INDEX_TYPES, MAX_JSON
 from .platform import DOCKER_LIST, OCI_INDEX, choose
-from .transport import ImageDestination, ImageSource, Options, open_destination, open_source
+from .transport import ImageDestination, ImageSource, Options
+from .transports import open_destination, open_source
 
 WORKERS = 6  # containers/image's maxParallelDownloads
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"

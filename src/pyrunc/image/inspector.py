@@ -1,6 +1,6 @@
 """What `skopeo inspect` tells about an image, on any transport.
 
-The image is read through transport.open_source. Its top-level manifest
+The image is read through transports.open_source. Its top-level manifest
 gives the digest (an index's, when the reference names one); the fields come
 from the instance chosen for the platform (platform.py, --override-*), and
 from its config, as containers/image's Inspect fills types.ImageInspectInfo:
@@ -18,7 +18,8 @@ from typing import Any, Optional
 from ..errors import PyruncError
 from . import gojson
 from .digest import read_at_most
-from .transport import ImageSource, Options, open_source
+from .transport import ImageSource, Options
+from .transports import open_source
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

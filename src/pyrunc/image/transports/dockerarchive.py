@@ -43,13 +43,6 @@ def open_source(ref: DockerArchiveReference, opts: Options) -> "ArchiveSource":
     return ArchiveSource(ref)
 
 
-def open_destination(ref: DockerArchiveReference, opts: Options):
-    """An ArchiveDestination (dockerarchive_writer.py)."""
-    extra = [additional_tag(t) for t in opts.additional_tags]
-    from .dockerarchive_writer import ArchiveDestination
-    return ArchiveDestination(ref, extra)
-
-
 def additional_tag(text: str) -> Named:
     """A --additional-tag value: a tagged name (skopeo's checks and words)."""
     try:

@@ -23,7 +23,8 @@ from ..digest import read_at_most
 from ..gojson import compact_raw, field, raw_members
 from ..reference import DockerArchiveReference, Named, go_quote, validate_digest
 from ..transport import ImageDestination
-from .dockerarchive import CHUNK, DOCKER_MANIFEST, MANIFEST_FILE, MAX_CONFIG, big_temp_dir, why
+from ..transport import Options
+from .dockerarchive import CHUNK, DOCKER_MANIFEST, MANIFEST_FILE, MAX_CONFIG, additional_tag, big_temp_dir, why
 
 REPOSITORIES_FILE = "repositories"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -65,6 +66,13 @@ def _pad(size: int) -> bytes:
 def _go_map(d: dict[str, bytes]) -> bytes:
     """json.Marshal of a map[string]any whose values are already JSON."""
     return b"{" + b",".join(json.dumps(k).encode() + b":" + v for k, v in sorted(d.items())) + b"}"
+
+
+
+def open_destination(ref: DockerArchiveReference, opts: Options) -> "ArchiveDestination":
+    """docker-archive:'s destination (transports.open_destination loads this
+    module only to write, so reading an archive never imports the writer)."""
+    return ArchiveDestination(ref, [additional_tag(t) for t in opts.additional_tags])
 
 
 class ArchiveDestination(ImageDestination):
