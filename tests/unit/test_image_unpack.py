@@ -411,3 +411,107 @@ def test_bad_id_map_flag(area, capfd, bad):
     err = capfd.readouterr().err
     assert "invalid --uid-map" in err and err.count("\n") == 1
     assert not bundle.exists()
+
+
+# --- umoci.json, --rootless, a full disk ----------------------------------------
+
+def test_umoci_json_as_umoci_writes_it(area):
+    lay, bundle = build(area, [[entry("f")]])
+    b, _, _ = area
+    unpack(lay, bundle, [(0, 100000, 65536)], [(0, 200000, 65536)])
+    desc = json.loads((b.path / "index.json").read_text())["manifests"][0]
+    text = (Path(bundle) / "umoci.json").read_text()
+    assert text.endswith("}\n") and ", " not in text  # Go's compact encoding
+    meta = json.loads(text)
+    assert meta == {"umoci_version": "2", "from_descriptor_path": {"descriptor_walk": [desc]},
+                    "map_options": {"uid_mappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                                    "gid_mappings": [{"containerID": 0, "hostID": 200000, "size": 65536}],
+                                    "rootless": False},
+                    "whiteout_mode": 0}
+
+
+def test_umoci_json_walks_through_indexes(area):
+    b, bundle, _ = area
+    mine = b.image([layer_tar([entry("f")])])
+    inner = b.blob(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {**mine, "platform": {"os": "linux", "architecture": host_arch()}}]}).encode(), OCI_INDEX)
+    b.tag(inner)
+    unpack(str(b.path), str(bundle))
+    walk = json.loads((bundle / "umoci.json").read_text())["from_descriptor_path"]["descriptor_walk"]
+    assert [d["digest"] for d in walk] == [inner["digest"], mine["digest"]]
+    assert walk[1]["platform"] == {"os": "linux", "architecture": host_arch()}
+
+
+@pytest.mark.parametrize("uid, gid, want", [
+    (0, 0, None),
+    (0, 8, "08ffffffff0f1008"),  # as umoci 0.4.7 wrote it for Debian's /var/mail
+    (1000, 0, "08e80710ffffffff0f"),
+    (65534, 65534, "08feff0310feff03"),
+])
+def test_rootlesscontainers_payload(uid, gid, want):
+    from pyrunc.image.layers import rootless_payload
+    got = rootless_payload(uid, gid)
+    assert (got.hex() if got is not None else None) == want
+
+
+def test_rootless_unpack_records_owners_and_fakes_devices(area):
+    _, _, tmp = area
+    if not user_xattrs_supported(tmp):
+        pytest.skip(f"{tmp}: no user.* xattrs on this filesystem")
+    lay, bundle = build(area, [[
+        entry("etc/owned", data=b"x", uid=1000, gid=50, mode=0o4755),
+        entry("etc/root", data=b"y"),
+        entry("etc/lnk", "symlink", link="owned", uid=7, gid=7),
+        entry("dev/null2", "char", mode=0o666, dev=(1, 3), uid=3),
+        entry("run/fifo", "fifo", mode=0o620),
+        entry("ro", "dir", mode=0o555), entry("ro/f", data=b"", uid=1),
+        entry("shut", "dir", mode=0o000), entry("shut/f", data=b""),
+        entry("mark", data=b"", xattrs={"user.rootlesscontainers": b"\x08\x05"}),
+    ]], {"User": "0:0"})
+    unpack(lay, bundle, rootless=True)
+    r = Path(bundle) / "rootfs"
+    me = (os.geteuid(), os.getegid())
+    for p in ("etc/owned", "etc/root", "dev/null2", "run/fifo", "ro/f"):
+        st = (r / p).lstat()
+        assert (st.st_uid, st.st_gid) == me, p
+    assert os.getxattr(r / "etc/owned", "user.rootlesscontainers") == bytes.fromhex("08e80710 32".replace(" ", ""))
+    assert stat.S_IMODE((r / "etc/owned").lstat().st_mode) == 0o4755
+    assert "user.rootlesscontainers" not in os.listxattr(r / "etc/root")
+    assert "user.rootlesscontainers" not in os.listxattr(r / "mark")  # the layer's own is dropped
+    n = (r / "dev/null2").lstat()
+    assert stat.S_ISREG(n.st_mode) and n.st_size == 0 and stat.S_IMODE(n.st_mode) == 0o666
+    assert stat.S_ISFIFO((r / "run/fifo").lstat().st_mode)
+    assert stat.S_IMODE((r / "ro").lstat().st_mode) == 0o555
+    assert stat.S_IMODE((r / "shut").lstat().st_mode) == 0o000
+    cfg = json.loads((Path(bundle) / "config.json").read_text())
+    linux = cfg["linux"]
+    assert linux["uidMappings"] == [{"containerID": 0, "hostID": me[0], "size": 1}]
+    assert linux["gidMappings"] == [{"containerID": 0, "hostID": me[1], "size": 1}]
+    assert [n["type"] for n in linux["namespaces"]][-1] == "user"
+    assert "network" not in [n["type"] for n in linux["namespaces"]] and "resources" not in linux
+    mounts = {m["destination"]: m for m in cfg["mounts"]}
+    assert mounts["/sys"] == {"destination": "/sys", "type": "bind", "source": "/sys",
+                              "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    assert "/sys/fs/cgroup" not in mounts and "/etc/resolv.conf" in mounts
+    assert not any(o.startswith(("uid=", "gid=")) for m in cfg["mounts"] for o in m.get("options", []))
+    meta = json.loads((Path(bundle) / "umoci.json").read_text())["map_options"]
+    assert meta["rootless"] is True and meta["uid_mappings"][0]["hostID"] == me[0]
+
+
+@root_only
+def test_full_disk_is_one_line_and_leaves_nothing(area, capfd):
+    import subprocess
+    _, _, tmp = area
+    small = tmp / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs")
+    try:
+        lay, _ = build(area, [[entry("a", data=b"x" * 1000), entry("big", data=os.urandom(3 << 20))]],
+                       gzip_layers=True)
+        assert main(["image", "unpack", "--image", lay, str(small / "bundle")]) == 1
+        err = capfd.readouterr().err
+        assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err, err
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)])

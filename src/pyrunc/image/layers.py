@@ -77,6 +77,10 @@ _PFLAGS = C.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_CACHE = 256  # directory fds kept open while a layer is applied
 
 
+class EntryError(ImageError):
+    """An entry of a layer that could not be applied (said with its path)."""
+
+
 def rootless_payload(uid: int, gid: int) -> bytes | None:
     """The user.rootlesscontainers value (rootless-containers/proto's
     Resource{uint32 uid = 1; uint32 gid = 2}) umoci records for an owner
@@ -128,6 +132,8 @@ def unpack_image(layout: Layout, manifest: dict, config: dict, rootfs: str,
                 Applier(rootfd, ids, rootless).apply(stream.next_chunk)
                 stream.finish()
                 stream = None
+            except EntryError as e:
+                raise ImageError(f"layer {desc.get('digest')}: {e}") from None
             except (EOFError, OSError, TarError, zlib.error) as e:
                 if isinstance(e, ImageError):
                     raise
@@ -236,10 +242,10 @@ class Applier:
                     continue  # the root itself: its metadata is the bundle's
                 try:
                     self._entry(reader, e, path)
+                except ImageError as err:
+                    raise EntryError(str(err)) from None
                 except OSError as err:
-                    if isinstance(err, ImageError):
-                        raise
-                    raise ImageError(f"{path}: {err.strerror or err}") from None
+                    raise EntryError(f"{path}: {err.strerror or err}") from None
             self._finish_dirs()
         finally:
             self.close()
