@@ -13,8 +13,9 @@ Each iteration unpacks the same image once with each tool (the order
 alternates every iteration, so page cache and disk drifts hit both alike)
 into a fresh bundle under --dir (default: a temp dir next to the image;
 put it on tmpfs with --dir /dev/shm to leave the disk's inode-creation
-cost out); the wall time of the command is recorded and the bundle removed
-(then `sync`) outside the timed part. --warmup iterations first are not
+cost out); the wall time of the command is recorded. Bundles are removed
+at the end (or, with --remove-each, right after each run, then `sync`: on
+this machine's ext4 the freed inodes make the next runs much slower). --warmup iterations first are not
 recorded. Caches are not dropped: both tools read the layer from the page
 cache. Reported: median, min and max per tool and the ratio of medians
 pyrunc/umoci. --rootless runs both as the unprivileged user `nobody`
@@ -85,6 +86,8 @@ def main(argv=None) -> int:
     ap.add_argument("--pyrunc", default=shutil.which("pyrunc") or "pyrunc")
     ap.add_argument("--umoci", default=shutil.which("umoci") or "umoci")
     ap.add_argument("--rootless", action="store_true", help="both as user nobody, with --rootless")
+    ap.add_argument("--remove-each", action="store_true",
+                    help="remove each bundle (and sync) right after it is timed, not all at the end")
     ap.add_argument("--json", action="store_true", help="JSON on stdout")
     a = ap.parse_args(argv)
     layout = a.image.rpartition(":")[0] or a.image
@@ -103,11 +106,12 @@ def main(argv=None) -> int:
             for name in order:
                 bundle = os.path.join(base, f"{name}-{i}")
                 dt = run_once(tools[name], bundle, a.rootless)
-                remove(bundle)
+                if a.remove_each:
+                    remove(bundle)
                 if i >= a.warmup:
                     samples[name].append(dt)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        remove(base)
     med = {k: statistics.median(v) for k, v in samples.items()}
     doc = {"image": a.image, "runs": a.runs, "warmup": a.warmup, "rootless": a.rootless,
            "bundle_fs": fs_type(base), "machine": machine(),
