@@ -515,3 +515,48 @@ def test_full_disk_is_one_line_and_leaves_nothing(area, capfd):
         assert os.listdir(small) == []
     finally:
         subprocess.run(["umount", str(small)])
+
+
+def _custom_layer(area, blob: bytes, raw: bytes, media_type: str):
+    """An image of one layer given as its blob (compressed as the test wants)."""
+    b, bundle, _ = area
+    ldesc = b.blob(blob, media_type)
+    cfg = {"architecture": host_arch(), "os": "linux", "config": {},
+           "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}
+    cdesc = b.blob(json.dumps(cfg).encode(), "application/vnd.oci.image.config.v1+json")
+    man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "config": cdesc, "layers": [ldesc]}
+    b.tag(b.blob(json.dumps(man).encode(), man["mediaType"]))
+    return str(b.path), bundle
+
+
+def test_zstd_layer(area):
+    zstandard = pytest.importorskip("zstandard")
+    raw = layer_tar([entry("z/big", data=os.urandom(1 << 21)), entry("z/small", data=b"zz")])
+    lay, bundle = _custom_layer(area, zstandard.ZstdCompressor().compress(raw), raw,
+                                "application/vnd.oci.image.layer.v1.tar+zstd")
+    unpack(lay, str(bundle))
+    assert (bundle / "rootfs/z/small").read_bytes() == b"zz"
+    assert (bundle / "rootfs/z/big").stat().st_size == 1 << 21
+
+
+def test_gzip_members_and_padding(area):
+    import gzip
+    raw = layer_tar([entry("m/a", data=b"first" * 1000), entry("m/b", data=b"second")])
+    blob = gzip.compress(raw[:5000]) + gzip.compress(raw[5000:]) + b"\0" * 1000
+    lay, bundle = _custom_layer(area, blob, raw, "application/vnd.oci.image.layer.v1.tar+gzip")
+    unpack(lay, str(bundle))
+    assert (bundle / "rootfs/m/b").read_bytes() == b"second"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_broken_gzip_is_one_line_and_leaves_nothing(area, damage):
+    import gzip
+    raw = layer_tar([entry("f", data=os.urandom(100000))])
+    blob = gzip.compress(raw)
+    blob = blob[:len(blob) // 2] if damage == "truncated" else blob[:20] + bytes(50) + blob[70:]
+    lay, bundle = _custom_layer(area, blob, raw, "application/vnd.oci.image.layer.v1.tar+gzip")
+    with pytest.raises(PyruncError) as e:
+        unpack(lay, str(bundle))
+    assert "\n" not in str(e.value) and str(e.value).startswith("layer sha256:")
+    assert not bundle.exists()

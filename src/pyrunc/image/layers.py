@@ -106,7 +106,6 @@ def unpack_image(layout: Layout, manifest: dict, config: dict, rootfs: str,
     rootless: umoci's --rootless (no owners applied, they are recorded in
     the user.rootlesscontainers xattr; device nodes become empty files)."""
     ids = (uids or IdMap("uid"), gids or IdMap("gid"))
-    from .digest import VerifyingReader
     from .layerstream import LayerStream
     from .tarreader import TarError
     layers = manifest.get("layers")
@@ -125,10 +124,7 @@ def unpack_image(layout: Layout, manifest: dict, config: dict, rootfs: str,
             blob = layout.open_blob(desc, "layer")
             stream = None
             try:
-                tar = decompressor(desc.get("mediaType", ""), blob)
-                if diff_ids:
-                    tar = VerifyingReader(tar, diff_ids[i], None, "layer diff_id")
-                stream = LayerStream(blob, tar)
+                stream = LayerStream(blob, desc.get("mediaType", ""), diff_ids[i] if diff_ids else None)
                 Applier(rootfd, ids, rootless).apply(stream.next_chunk)
                 stream.finish()
                 stream = None
