@@ -6,7 +6,8 @@ command line pays only for what a command uses.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["Container", "load_config", "PyruncError"]
+_ERRORS = ("PyruncError", "ConfigError", "ContainerNotFound", "ContainerNotExist", "InvalidState", "InitError")
+__all__ = ["Container", "load_config", *_ERRORS]
 
 
 def __getattr__(name: str):
@@ -16,7 +17,7 @@ def __getattr__(name: str):
     if name == "load_config":
         from .spec.config import load_config
         return load_config
-    if name == "PyruncError":
-        from .errors import PyruncError
-        return PyruncError
+    if name in _ERRORS:
+        from . import errors
+        return getattr(errors, name)
     raise AttributeError(name)

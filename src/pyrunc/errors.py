@@ -1,4 +1,7 @@
-"""The one exception type the CLI turns into a single line on stderr."""
+"""The exceptions pyrunc raises: the CLI turns any of them into one line on
+stderr (their text, unchanged by the class); a library caller tells them
+apart by type instead of by message. Classes only: every command imports
+this module, so it imports nothing."""
 from __future__ import annotations
 
 
@@ -10,9 +13,55 @@ class PyruncError(Exception):
         self.code = code
 
 
-class ContainerNotExist(PyruncError):
-    def __init__(self) -> None:
+class ConfigError(PyruncError):
+    """The configuration is invalid (config.json, a Spec or dict given to
+    Container.create, exec's process, update's resources), found before
+    anything was made. `path` names the faulty field as the messages do
+    ("linux.resources.memory.limit", "mounts[2].options[0]",
+    'linux.sysctl["net.ipv4.ip_forward"]'), or is None when the error is not
+    about one field (unreadable file, invalid JSON, a rule between fields)."""
+
+    def __init__(self, msg: str, path: str | None = None, code: int = 1) -> None:
+        super().__init__(msg, code)
+        self.path = path
+
+
+class ContainerNotFound(PyruncError):
+    """No container with that id under the state root; `id` is the id asked
+    for, when the raiser knew it."""
+
+    def __init__(self, cid: str | None = None) -> None:
         super().__init__("container does not exist")
+        self.id = cid
+
+
+ContainerNotExist = ContainerNotFound  # the name before the library API had its own
+
+
+class InvalidState(PyruncError):
+    """The container's status forbids the operation (start of a running
+    container, pause of a stopped one, delete of a running one without
+    force, exec into a stopped one, ...); `status` is the status the
+    container had ("created", "running", "paused", "stopped")."""
+
+    def __init__(self, msg: str, status: str | None = None, code: int = 1) -> None:
+        super().__init__(msg, code)
+        self.status = status
+
+
+class InitError(PyruncError):
+    """Setting the container's process up failed inside the container: the
+    init (or exec's process) reported an error over the sync channel before
+    the user's program ran, or died without a word (e.g. the OOM killer).
+    The text is the runtime's full line ("pyrunc create failed: unable to
+    start container process: error during container init: ..."); `reason`
+    is the container side's own message, and `op` the operation
+    ("create", "run" or "exec")."""
+
+    def __init__(self, msg: str, reason: str = "", op: str = "", code: int = 1) -> None:
+        super().__init__(msg, code)
+        self.reason = reason or msg
+        self.op = op
 
 
 class ExecveError(PyruncError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -132,5 +133,114 @@ def test_update_takes_model_resources(rt, bundle, tmp_path):
         with pytest.raises(pyrunc.PyruncError, match=r"^resources\.pids\.limit: expected an integer, got a string$"):
             c.update(upd)
         assert upd == {"pids": {"limit": "max"}, "memory": None}  # the caller's dict is not touched
+    finally:
+        c.delete(force=True)
+
+
+# --- errors by type ---------------------------------------------------------------
+
+def _raises(cls, fn, *args, **kw):
+    with pytest.raises(cls) as e:
+        fn(*args, **kw)
+    return e.value
+
+
+def test_container_not_found(tmp_path):
+    c = pyrunc.Container("nope", root=str(tmp_path))
+    for op in (c.state, c.start, c.kill, c.delete, c.pause, c.resume, c.stats,
+               lambda: c.exec(["true"]), lambda: c.update({"pids": {"limit": 5}})):
+        e = _raises(pyrunc.ContainerNotFound, op)
+        assert str(e) == "container does not exist" and e.id == "nope"
+    assert isinstance(e, pyrunc.ContainerNotExist)  # the old name still catches it
+
+
+def test_invalid_state_for_each_forbidden_transition(rt, bundle, tmp_path):
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+
+    def forbidden(op, msg):
+        e = _raises(pyrunc.InvalidState, op)
+        assert str(e) == msg and e.status == c.status
+
+    try:
+        forbidden(c.resume, "container not paused")
+        c.start()
+        forbidden(c.start, "cannot start an already running container")
+        forbidden(c.resume, "container not paused")
+        forbidden(c.delete, f"cannot delete container {c.id} that is not stopped: running")
+        c.pause()
+        assert c.status == "paused"
+        forbidden(c.start, "cannot start a paused container")
+        forbidden(c.pause, "container paused")
+        forbidden(lambda: c.exec(["true"]), "cannot exec in a paused container (use --ignore-paused to override)")
+        forbidden(c.delete, f"cannot delete container {c.id} that is not stopped: paused")
+        c.resume()
+        c.kill("KILL")
+        for _ in range(200):
+            if c.status == "stopped":
+                break
+            time.sleep(0.01)
+        forbidden(c.start, "cannot start a container that has stopped")
+        forbidden(c.kill, "container not running")
+        forbidden(c.pause, "container not running")
+        forbidden(lambda: c.exec(["true"]), "cannot exec in a stopped container")
+        forbidden(lambda: c.update({"pids": {"limit": 5}}), "container not running")
+        c.delete()  # stopped: no force needed
+    finally:
+        if pyrunc.Container.list(root):
+            c.delete(force=True)
+
+
+def test_init_error_carries_the_containers_reason(rt, bundle, tmp_path, leakcheck):
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("/no/such/binary")
+    e = _raises(pyrunc.InitError, pyrunc.Container.create, "lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    assert str(e).startswith("pyrunc create failed: unable to start container process: exec:")
+    assert e.op == "create" and e.reason.startswith('exec: "/no/such/binary"') and e.reason in str(e)
+    assert pyrunc.Container.list(root) == []
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        e = _raises(pyrunc.InitError, c.exec, ["/no/such/binary"])
+        assert e.op == "exec" and str(e) == "exec failed: unable to start container process: " + e.reason
+        e = _raises(pyrunc.InitError, c.exec, ["true"], cwd="/no/such/dir")
+        assert e.op == "exec" and "/no/such/dir" in e.reason
+    finally:
+        c.delete(force=True)
+    leakcheck.assert_clean()
+
+
+@pytest.mark.parametrize("change, path", [
+    (lambda d: d["process"].update(args=[]), "process.args"),
+    (lambda d: d["process"].update(scheduler={"policy": "SCHED_BOGUS"}), "process.scheduler.policy"),
+    (lambda d: d["linux"].update(seccomp={"defaultAction": "SCMP_ACT_BOGUS"}), "linux.seccomp.defaultAction"),
+    # checked once the state dir exists: it goes again
+    (lambda d: d["linux"].update(resources={"memory": {"swappiness": 101}}), "linux.resources.memory.swappiness"),
+    (lambda d: d["linux"].update(resources={"devices": [{"allow": True, "type": "x", "access": "r"}]}),
+     "linux.resources.devices[0].type"),
+])
+def test_create_raises_config_error_with_the_path(rt, bundle, tmp_path, leakcheck, change, path):
+    import copy
+    root = str(tmp_path / "lib-root")
+    cfg = copy.deepcopy(bundle.config)
+    change(cfg)
+    e = _raises(pyrunc.ConfigError, pyrunc.Container.create, "lib-" + rt.new_id(), bundle=str(bundle.path),
+                root=root, config=cfg)
+    assert e.path == path
+    assert pyrunc.Container.list(root) == []
+    leakcheck.assert_clean()
+
+
+def test_update_raises_config_error(rt, bundle, tmp_path):
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        e = _raises(pyrunc.ConfigError, c.update, {"pids": {"limit": "max"}})
+        assert e.path == "resources.pids.limit"
+        e = _raises(pyrunc.ConfigError, c.update, {"unified": {"a/b": "1"}})  # the merged whole is checked
+        v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        assert e.path == ('linux.resources.unified["a/b"]' if v2 else "linux.resources.unified"), str(e)
     finally:
         c.delete(force=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from . import running_in_userns
 
 WILDCARD = -1
@@ -57,7 +57,8 @@ def spec_rules(resources: dict, linux_devices: list | None = None) -> list[tuple
     rules: list[tuple] = []
     for i, d in enumerate(resources.get("devices") or []):
         if not isinstance(d, dict):
-            raise PyruncError(f"invalid config: linux.resources.devices[{i}] must be an object")
+            raise ConfigError(f"invalid config: linux.resources.devices[{i}] must be an object",
+                              f"linux.resources.devices[{i}]")
         t = d.get("type") or "a"
         major = d.get("major")
         minor = d.get("minor")
@@ -65,14 +66,16 @@ def spec_rules(resources: dict, linux_devices: list | None = None) -> list[tuple
         minor = -1 if minor is None else minor
         access = d.get("access") or ""
         if not access:
-            raise PyruncError(f"device access at {i} field cannot be empty")
+            raise ConfigError(f"device access at {i} field cannot be empty", f"linux.resources.devices[{i}].access")
         if t not in ("a", "b", "c"):
-            raise PyruncError(f'invalid cgroup device type "{t}"')
+            raise ConfigError(f'invalid cgroup device type "{t}"', f"linux.resources.devices[{i}].type")
         for v, what in ((major, "major"), (minor, "minor")):
             if isinstance(v, bool) or not isinstance(v, int) or v < -1 or v > 0xFFFFFFFF:
-                raise PyruncError(f"invalid device {what} number {v!r} at linux.resources.devices[{i}]")
+                raise ConfigError(f"invalid device {what} number {v!r} at linux.resources.devices[{i}]",
+                                  f"linux.resources.devices[{i}].{what}")
         if not isinstance(access, str):
-            raise PyruncError(f"invalid device access {access!r} at linux.resources.devices[{i}] (a string of r, w, m)")
+            raise ConfigError(f"invalid device access {access!r} at linux.resources.devices[{i}] (a string of r, w, m)",
+                              f"linux.resources.devices[{i}].access")
         perms = _perm_str(_perm_set(access))  # as runc: other letters mean nothing (validate warns)
         if not perms and t != "a":
             continue

@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 import os
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from . import is_rootless
 
 # resource -> v1 controller that carries it (fs.subsystems names)
@@ -117,9 +117,10 @@ def _v1_dir(paths: dict[str, str], ctrl: str) -> str:
 
 def _int(v: object, what: str, lo: int = -(1 << 63), hi: int = MAX_UINT64) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise PyruncError(f"invalid config: linux.resources.{what} must be an integer, not {v!r}")
+        raise ConfigError(f"invalid config: linux.resources.{what} must be an integer, not {v!r}",
+                          f"linux.resources.{what}")
     if not lo <= v <= hi:
-        raise PyruncError(f"invalid config: linux.resources.{what} {v} is out of range")
+        raise ConfigError(f"invalid config: linux.resources.{what} {v} is out of range", f"linux.resources.{what}")
     return v
 
 
@@ -136,7 +137,7 @@ def _obj(r: dict, key: str) -> dict:
     if v is None:
         return {}
     if not isinstance(v, dict):
-        raise PyruncError(f"invalid config: linux.resources.{key} must be an object")
+        raise ConfigError(f"invalid config: linux.resources.{key} must be an object", f"linux.resources.{key}")
     return v
 
 
@@ -145,7 +146,8 @@ def _list(d: dict, key: str, what: str) -> list:
     if v is None:
         return []
     if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-        raise PyruncError(f"invalid config: linux.resources.{what}.{key} must be a list of objects")
+        raise ConfigError(f"invalid config: linux.resources.{what}.{key} must be a list of objects",
+                          f"linux.resources.{what}.{key}")
     return v
 
 
@@ -179,11 +181,11 @@ def convert_memory_swap_to_v2(swap: int, memory: int) -> int:
     if memory == -1:
         return swap
     if memory == 0:
-        raise PyruncError("unable to set swap limit without memory limit")
+        raise ConfigError("unable to set swap limit without memory limit", "linux.resources.memory.swap")
     if memory < 0:
-        raise PyruncError(f"invalid memory value: {memory}")
+        raise ConfigError(f"invalid memory value: {memory}", "linux.resources.memory.limit")
     if swap < memory:
-        raise PyruncError("memory+swap limit should be >= memory limit")
+        raise ConfigError("memory+swap limit should be >= memory limit", "linux.resources.memory.swap")
     return swap - memory
 
 
@@ -201,10 +203,10 @@ def _num_to_str(v: int) -> str:
 
 def validate(r: dict, v2: bool, warn=None) -> list[str]:
     """Check every value pyrunc will write; returns the warnings (settings
-    runc ignores) and raises PyruncError on the first invalid one."""
+    runc ignores) and raises ConfigError on the first invalid one."""
     warnings: list[str] = []
     if not isinstance(r, dict):
-        raise PyruncError("invalid config: linux.resources must be an object")
+        raise ConfigError("invalid config: linux.resources must be an object", "linux.resources")
     mem = _obj(r, "memory")
     limit = _get(mem, "limit", "memory")
     swap = _get(mem, "swap", "memory")
@@ -215,7 +217,8 @@ def validate(r: dict, v2: bool, warn=None) -> list[str]:
     if sw is not None:
         sw = _int(sw, "memory.swappiness")
         if sw not in (-1, MAX_UINT64) and not 0 <= sw <= 100:
-            raise PyruncError(f"invalid memory swappiness value: {sw} (valid range is 0-100)")
+            raise ConfigError(f"invalid memory swappiness value: {sw} (valid range is 0-100)",
+                              "linux.resources.memory.swappiness")
         if v2 and sw not in (-1, MAX_UINT64):
             warnings.append("memory.swappiness is not supported on cgroup v2: ignored (as runc)")
     if mem.get("disableOOMKiller") and v2:
@@ -229,7 +232,7 @@ def validate(r: dict, v2: bool, warn=None) -> list[str]:
         _get(cpu, k, "cpu")
     for k in ("cpus", "mems"):
         if cpu.get(k) is not None and not isinstance(cpu[k], str):
-            raise PyruncError(f"invalid config: linux.resources.cpu.{k} must be a string")
+            raise ConfigError(f"invalid config: linux.resources.cpu.{k} must be a string", f"linux.resources.cpu.{k}")
     if v2 and (_get(cpu, "realtimePeriod", "cpu") or _get(cpu, "realtimeRuntime", "cpu")):
         warnings.append("cpu.realtimePeriod and cpu.realtimeRuntime are not supported on cgroup v2: ignored (as runc)")
     pids = _obj(r, "pids")
@@ -253,27 +256,32 @@ def validate(r: dict, v2: bool, warn=None) -> list[str]:
     hp = r.get("hugepageLimits")
     if hp is not None:
         if not isinstance(hp, list):
-            raise PyruncError("invalid config: linux.resources.hugepageLimits must be a list")
-        for h in hp:
+            raise ConfigError("invalid config: linux.resources.hugepageLimits must be a list",
+                              "linux.resources.hugepageLimits")
+        for i, h in enumerate(hp):
             if not isinstance(h, dict) or not isinstance(h.get("pageSize"), str) or not h["pageSize"] \
                     or "/" in h["pageSize"]:
-                raise PyruncError("invalid config: linux.resources.hugepageLimits[].pageSize must be a page size such as \"2MB\"")
+                raise ConfigError("invalid config: linux.resources.hugepageLimits[].pageSize must be a page size "
+                                  "such as \"2MB\"", f"linux.resources.hugepageLimits[{i}].pageSize")
             _get(h, "limit", "hugepageLimits", *U64)
     net = _obj(r, "network")
     if net:
         _get(net, "classID", "network", *U32)
-        for p in _list(net, "priorities", "network"):
+        for i, p in enumerate(_list(net, "priorities", "network")):
             if not isinstance(p.get("name"), str) or not p["name"] or any(c in p["name"] for c in " \n/"):
-                raise PyruncError("invalid config: linux.resources.network.priorities[].name must be an interface name")
+                raise ConfigError("invalid config: linux.resources.network.priorities[].name must be an interface name",
+                                  f"linux.resources.network.priorities[{i}].name")
             _get(p, "priority", "network.priorities", *U32)
         if v2 and (net.get("classID") or net.get("priorities")):
             warnings.append("linux.resources.network (net_cls/net_prio) is not supported on cgroup v2: ignored (as runc)")
     rdma = _obj(r, "rdma")
     for dev, lim in rdma.items():
         if not dev or any(c in dev for c in " \n"):
-            raise PyruncError(f"invalid config: linux.resources.rdma: {dev!r} is not a device name")
+            raise ConfigError(f"invalid config: linux.resources.rdma: {dev!r} is not a device name",
+                              "linux.resources.rdma")
         if not isinstance(lim, dict):
-            raise PyruncError(f"invalid config: linux.resources.rdma[{dev!r}] must be an object")
+            raise ConfigError(f"invalid config: linux.resources.rdma[{dev!r}] must be an object",
+                              _map_field("rdma", dev))
         for k in ("hcaHandles", "hcaObjects"):
             if lim.get(k) is not None:
                 _int(lim[k], f"rdma.{dev}.{k}", *U32)
@@ -285,16 +293,23 @@ def validate(r: dict, v2: bool, warn=None) -> list[str]:
     uni = r.get("unified")
     if uni:
         if not v2:
-            raise PyruncError("invalid configuration: cannot use unified on cgroup v1")
+            raise ConfigError("invalid configuration: cannot use unified on cgroup v1", "linux.resources.unified")
         if not isinstance(uni, dict) or not all(isinstance(v, str) for v in uni.values()):
-            raise PyruncError("invalid config: linux.resources.unified must map file names to strings")
+            raise ConfigError("invalid config: linux.resources.unified must map file names to strings",
+                              "linux.resources.unified")
         for k in uni:
             if "/" in k:
-                raise PyruncError(f'unified resource "{k}" must be a file name (no slashes)')
+                raise ConfigError(f'unified resource "{k}" must be a file name (no slashes)',
+                                  _map_field("unified", k))
     if warn is not None:
         for w in warnings:
             warn(w)
     return warnings
+
+
+def _map_field(field: str, key: str) -> str:
+    from ..spec.schema import key_path
+    return key_path(f"linux.resources.{field}", key)
 
 
 def check(paths: dict[str, str], r: dict, linux_devices: list | None = None) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from .. import log
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from . import Manager, hierarchies
 from .dbus import Connection, DBusError, Variant, parse_address
 
@@ -49,8 +49,8 @@ def parse_cgroups_path(cgroups_path: str, cid: str) -> tuple[str, str, str]:
         return "", DEFAULT_PREFIX, cid
     parts = cgroups_path.split(":")
     if len(parts) != 3:
-        raise PyruncError('expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, '
-                          f'got "{cgroups_path}" instead')
+        raise ConfigError('expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, '
+                          f'got "{cgroups_path}" instead', "linux.cgroupsPath")
     return parts[0], parts[1], parts[2]
 
 
@@ -61,17 +61,18 @@ def unit_name(prefix: str, name: str) -> str:
 
 def expand_slice(slice_name: str) -> str:
     """systemd's slice nesting as a path: "a-b-c.slice" is
-    /a.slice/a-b.slice/a-b-c.slice; "-.slice" is the root."""
+    /a.slice/a-b.slice/a-b-c.slice; "-.slice" is the root. The slice is
+    linux.cgroupsPath's first part."""
     suffix = ".slice"
     if len(slice_name) < len(suffix) or not slice_name.endswith(suffix) or "/" in slice_name:
-        raise PyruncError(f"invalid slice name: {slice_name}")
+        raise ConfigError(f"invalid slice name: {slice_name}", "linux.cgroupsPath")
     base = slice_name[:-len(suffix)]
     if base == "-":
         return "/"
     path = prefix = ""
     for component in base.split("-"):
         if not component:
-            raise PyruncError(f"invalid slice name: {slice_name}")
+            raise ConfigError(f"invalid slice name: {slice_name}", "linux.cgroupsPath")
         path += "/" + prefix + component + suffix
         prefix += component + "-"
     return path
@@ -310,18 +311,24 @@ def annotation_properties(annotations: dict | None) -> list:
         name = key[len(ANNOTATION_PREFIX):]
         if len(name) < 3 or not name.isascii() or not name.isalpha():
             why = "too short" if len(name) < 3 else "contains non-alphabetic character"
-            raise PyruncError(f"annotation {key} name incorrect: {why}")
+            raise ConfigError(f"annotation {key} name incorrect: {why}", _annotation(key))
         try:
             var = parse_gvariant(str(value))
         except ValueError as e:
-            raise PyruncError(f"annotation {key}={value} value parse error: {e}") from None
+            raise ConfigError(f"annotation {key}={value} value parse error: {e}", _annotation(key)) from e
         if name.endswith("Sec") and len(name) > 3 and "a" <= name[-4] <= "z":
             if var.signature not in ("y", "n", "q", "i", "u", "x", "t", "d"):
-                raise PyruncError(f"annotation {key}={value} value parse error: not a number")
+                raise ConfigError(f"annotation {key}={value} value parse error: not a number", _annotation(key))
             name = name[:-3] + "USec"
             var = Variant("t", int(var.value * 1000000) & MAX_UINT64)
         props.append((name, var))
     return props
+
+
+def _annotation(key: str) -> str:
+    """An annotation's field path, for a ConfigError."""
+    from ..spec.schema import key_path
+    return key_path("annotations", key)
 
 
 _GV_TYPES = {"boolean": "b", "byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u",

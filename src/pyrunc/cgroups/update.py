@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 
 _MEMORY_FIELDS = ("limit", "reservation", "swap", "checkBeforeUpdate")
 _CPU_FIELDS = ("shares", "quota", "period", "burst", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle")
@@ -40,7 +40,7 @@ def _given(d: dict | None, key: str) -> bool:
 def merge_update(old: dict | None, upd: dict) -> tuple[dict, dict, list[str]]:
     """(new stored linux.resources, the resources to write now, ignored keys)."""
     if not isinstance(upd, dict):
-        raise PyruncError("invalid resources: must be a JSON object")
+        raise ConfigError("invalid resources: must be a JSON object", "resources")
     old = copy.deepcopy(old or {})
     new = copy.deepcopy(old)
     apply: dict = {}
@@ -53,7 +53,7 @@ def merge_update(old: dict | None, upd: dict) -> tuple[dict, dict, list[str]]:
     um = upd.get("memory")
     if um is not None:
         if not isinstance(um, dict):
-            raise PyruncError("invalid resources: memory must be an object")
+            raise ConfigError("invalid resources: memory must be an object", "resources.memory")
         for k in um:
             if k not in _MEMORY_FIELDS and k not in ("kernel", "kernelTCP") and um[k] is not None:
                 ignored.append(f"memory.{k}")
@@ -83,7 +83,7 @@ def merge_update(old: dict | None, upd: dict) -> tuple[dict, dict, list[str]]:
     uc = upd.get("cpu")
     if uc is not None:
         if not isinstance(uc, dict):
-            raise PyruncError("invalid resources: cpu must be an object")
+            raise ConfigError("invalid resources: cpu must be an object", "resources.cpu")
         for k in uc:
             if k not in _CPU_FIELDS and uc[k] is not None:
                 ignored.append(f"cpu.{k}")
@@ -117,7 +117,7 @@ def merge_update(old: dict | None, upd: dict) -> tuple[dict, dict, list[str]]:
     up = upd.get("pids")
     if up is not None:
         if not isinstance(up, dict):
-            raise PyruncError("invalid resources: pids must be an object")
+            raise ConfigError("invalid resources: pids must be an object", "resources.pids")
         if _given(up, "limit"):
             new.setdefault("pids", {})["limit"] = up["limit"]
             apply["pids"] = {"limit": up["limit"]}
@@ -126,7 +126,7 @@ def merge_update(old: dict | None, upd: dict) -> tuple[dict, dict, list[str]]:
     ub = upd.get("blockIO")
     if ub is not None:
         if not isinstance(ub, dict):
-            raise PyruncError("invalid resources: blockIO must be an object")
+            raise ConfigError("invalid resources: blockIO must be an object", "resources.blockIO")
         nb = new.setdefault("blockIO", {})
         ab: dict = {}
         for k in ("weight", "leafWeight"):
@@ -134,13 +134,15 @@ def merge_update(old: dict | None, upd: dict) -> tuple[dict, dict, list[str]]:
                 nb[k] = ab[k] = ub[k]
         for wd in ub.get("weightDevice") or []:
             if not isinstance(wd, dict):
-                raise PyruncError("invalid resources: blockIO.weightDevice entries must be objects")
+                raise ConfigError("invalid resources: blockIO.weightDevice entries must be objects",
+                                  "resources.blockIO.weightDevice")
             entry = _upsert_weight(nb.setdefault("weightDevice", []), wd)
             ab.setdefault("weightDevice", []).append(dict(entry))
         for key in _THROTTLES:
             for td in ub.get(key) or []:
                 if not isinstance(td, dict):
-                    raise PyruncError(f"invalid resources: blockIO.{key} entries must be objects")
+                    raise ConfigError(f"invalid resources: blockIO.{key} entries must be objects",
+                                      f"resources.blockIO.{key}")
                 lst = nb.setdefault(key, [])
                 for cur in reversed(lst):
                     if cur.get("major") == td.get("major") and cur.get("minor") == td.get("minor"):
@@ -159,7 +161,7 @@ def merge_update(old: dict | None, upd: dict) -> tuple[dict, dict, list[str]]:
     uu = upd.get("unified")
     if uu:
         if not isinstance(uu, dict):
-            raise PyruncError("invalid resources: unified must be an object")
+            raise ConfigError("invalid resources: unified must be an object", "resources.unified")
         new.setdefault("unified", {}).update(uu)
         apply["unified"] = dict(uu)
 
@@ -224,7 +226,8 @@ def update(root: str, cid: str, upd: dict, *, l3_cache_schema: str = "", mem_bw_
         if l3_cache_schema or mem_bw_schema:
             _check_rdt(l3_cache_schema, mem_bw_schema, linux)
         if status == "stopped":
-            raise PyruncError("container not running")
+            from ..errors import InvalidState
+            raise InvalidState("container not running", status)
         from . import manager_from_state
         cg = manager_from_state(st)
         from .resources import validate, is_v2

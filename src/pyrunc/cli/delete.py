@@ -23,10 +23,10 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     from .main import check_args
     check_args("delete", args, 1)
     from ..container.ops import delete
-    from ..errors import ContainerNotExist
+    from ..errors import ContainerNotFound
     try:
         delete(ctx.root, args[0], opts["force"])
-    except ContainerNotExist:
+    except ContainerNotFound:
         if not opts["force"]:
             raise
     return 0

@@ -76,7 +76,8 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     if interval <= 0:
         raise PyruncError("duration interval must be greater than 0")
     if status == "stopped":
-        raise PyruncError(f"container with id {cid} is not running")
+        from ..errors import InvalidState
+        raise InvalidState(f"container with id {cid} is not running", status)
     from ..cgroups import Manager
     cg = Manager(st.get("cgroup_paths") or {})
     if opts["stats"]:

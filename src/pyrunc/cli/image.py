@@ -6,6 +6,8 @@ from __future__ import annotations
 FLAGS: dict = {}
 # subcommand -> (module under pyrunc.cli, one-line summary)
 SUBCOMMANDS = {
+    "copy": ("image_copy", "copy an image from one location to another (as skopeo copy)"),
+    "list-tags": ("image_list_tags", "list the tags of a registry repository (as skopeo list-tags)"),
     "unpack": ("image_unpack", "unpack an image from an OCI image layout into a runtime bundle"),
 }
 
@@ -15,6 +17,13 @@ def _help() -> str:
     lines = "".join(f"   {n:<{width}}{s}\n" for n, (_, s) in SUBCOMMANDS.items())
     return ("USAGE:\n   pyrunc image command [command options] [arguments...]\n\n"
             f"COMMANDS:\n{lines}\nRun 'pyrunc image COMMAND --help' for a command's options.\n")
+
+
+def __getattr__(name: str) -> str:
+    """HELP for cli/main.py's `pyrunc image --help`, made from the table."""
+    if name == "HELP":
+        return _help()
+    raise AttributeError(name)
 
 
 def run(ctx, opts: dict, args: list[str]) -> int:

@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("events", "display container events such as OOM notifications, cpu, memory, and IO usage statistics"),
     "exec": ("exec", "execute new process inside the container"),
     "features": ("features", "show the enabled features"),
-    "image": ("image", "image tools: unpack an OCI image layout into a bundle"),
+    "image": ("image", "image tools: copy, inspect and list images (as skopeo), unpack them into bundles (as umoci)"),
     "kill": ("kill", "kill sends the specified signal (default: SIGTERM) to the container's init process"),
     "list": ("list", "lists containers started by pyrunc with the given root"),
     "pause": ("pause", "pause suspends all processes inside the container"),

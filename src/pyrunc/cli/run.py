@@ -94,9 +94,10 @@ def _go(launched) -> None:
     ch.close()
     if tag == "E":
         from ..container.ops import destroy
-        from ..errors import PyruncError
+        from ..errors import InitError
         destroy(launched.sd, launched.state, "running")
-        raise PyruncError(f"pyrunc run failed: {payload.decode(errors='replace')}")
+        reason = payload.decode(errors="replace")
+        raise InitError(f"pyrunc run failed: {reason}", reason, "run")
 
 
 def _poststart(launched, keep: bool, relock: bool = False) -> None:

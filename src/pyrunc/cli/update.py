@@ -202,7 +202,7 @@ def resources_from_flags(opts: dict) -> dict:
 
 def read_resources(src: str) -> dict:
     import sys
-    from ..errors import PyruncError
+    from ..errors import ConfigError
     from ..fastjson import loads
     try:
         if src == "-":
@@ -211,13 +211,13 @@ def read_resources(src: str) -> dict:
             with open(src, "rb") as f:
                 data = f.read()
     except OSError as e:
-        raise PyruncError(f"open {src}: {(e.strerror or '').lower()}") from None
+        raise ConfigError(f"open {src}: {(e.strerror or '').lower()}") from e
     try:
         r = loads(data)
     except ValueError as e:
-        raise PyruncError(f"invalid resources JSON: {e}") from None
+        raise ConfigError(f"invalid resources JSON: {e}") from e
     if not isinstance(r, dict):
-        raise PyruncError("invalid resources JSON: must be an object")
+        raise ConfigError("invalid resources JSON: must be an object")
     return r  # field names are matched as Go does by the schema walk (spec/schema.py)
 
 
@@ -225,10 +225,10 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     from .main import check_args
     check_args("update", args, 1)
     import os
-    from ..errors import ContainerNotExist
+    from ..errors import ContainerNotFound
     from ..container.state import StateDir
     if not os.path.isdir(StateDir(ctx.root, args[0]).path):  # runc: getContainer first
-        raise ContainerNotExist()
+        raise ContainerNotFound(args[0])
     if opts["resources"]:
         upd = read_resources(opts["resources"])
     else:

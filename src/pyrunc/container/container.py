@@ -25,16 +25,16 @@ if TYPE_CHECKING:
 def _config_dict(config: "Spec | Resources | dict", what: str = "config") -> dict:
     """A private JSON copy of the caller's object (the state keeps it as JSON,
     and the type check drops its nulls)."""
-    from ..errors import PyruncError
+    from ..errors import ConfigError
     from ..fastjson import dumps, loads
     d = config.to_dict() if hasattr(config, "to_dict") else config
     if not isinstance(d, dict):
         kind = "a Spec" if what == "config" else "Resources"
-        raise PyruncError(f"{what}: expected {kind} or a dict, got {type(d).__name__}")
+        raise ConfigError(f"{what}: expected {kind} or a dict, got {type(d).__name__}")
     try:
         return loads(dumps(d))
     except (TypeError, ValueError) as e:
-        raise PyruncError(f"{what}: not representable as JSON: {e}") from None
+        raise ConfigError(f"{what}: not representable as JSON: {e}") from e
 
 
 class Container:
@@ -86,6 +86,13 @@ class Container:
 
     def delete(self, force: bool = False) -> None:
         ops.delete(self.root, self.id, force)
+
+    def pause(self) -> None:
+        """Freeze every process of the container (status: paused)."""
+        ops.pause(self.root, self.id)
+
+    def resume(self) -> None:
+        ops.resume(self.root, self.id)
 
     def update(self, resources: "Resources | dict") -> None:
         """Change the container's resources (linux.resources format, or a

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from .. import log as _log  # not `log`: functions here import it locally too
-from ..errors import PyruncError
+from ..errors import ConfigError, InitError, InvalidState, PyruncError
 from ..linux import consts as C
 
 
@@ -24,14 +24,14 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             with open(o["process"], "rb") as f:
                 p = loads(f.read())
         except OSError as e:
-            raise PyruncError(f"{o['process']}: {e.strerror}") from None
+            raise ConfigError(f"{o['process']}: {e.strerror}") from e
         except ValueError as e:
-            raise PyruncError(f"{o['process']}: invalid JSON: {e}") from None
+            raise ConfigError(f"{o['process']}: invalid JSON: {e}") from e
         if not isinstance(p, dict):
-            raise PyruncError(f"{o['process']}: process must be a JSON object")
+            raise ConfigError(f"{o['process']}: process must be a JSON object", "process")
     else:
         if not args:
-            raise PyruncError("exec: process args cannot be empty")
+            raise ConfigError("exec: process args cannot be empty", "process.args")
         p = {k: v for k, v in base.items()}
         p["args"] = list(args)
         if base.get("env") is not None or o.get("env"):  # none at all: no HOME either (runc)
@@ -43,14 +43,15 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
             u, _, g = o["user"].partition(":")
             try:
                 p["user"] = {"uid": int(u), "gid": int(g) if g else 0}
-            except ValueError:
-                raise PyruncError(f"parsing {o['user']!r} as user[:group]: only numeric ids are supported") from None
+            except ValueError as e:
+                raise ConfigError(f"parsing {o['user']!r} as user[:group]: only numeric ids are supported",
+                                  "process.user") from e
         if o.get("additional-gids"):
             user = dict(p.get("user") or {})
             try:
                 user["additionalGids"] = [int(x) for x in o["additional-gids"]]
-            except ValueError:
-                raise PyruncError("--additional-gids takes numeric group ids") from None
+            except ValueError as e:
+                raise ConfigError("--additional-gids takes numeric group ids", "process.user.additionalGids") from e
             p["user"] = user
         if o.get("cap"):
             caps = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
@@ -84,9 +85,9 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
     sd, st, status = load(root, cid, shared=True)
     sd.unlock()
     if status == "stopped":
-        raise PyruncError("cannot exec in a stopped container")
+        raise InvalidState("cannot exec in a stopped container", status)
     if status == "paused" and not o.get("ignore-paused"):
-        raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
+        raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)", status)
     subs = None
     if o.get("cgroup"):
         from ..cgroups.join import parse_sub_cgroups
@@ -195,9 +196,10 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
             elif tag == "R":
                 return pid, master, ch
             elif tag == "E":
-                raise PyruncError(_exec_error(payload.decode(errors="replace")))
+                raise _exec_error(payload.decode(errors="replace"))
             else:
-                raise PyruncError("exec failed: the process exited before it was ready")
+                raise InitError("exec failed: the process exited before it was ready",
+                                "the process exited before it was ready", "exec")
     except BaseException:
         for p in (pid, pid1):
             _kill(p)
@@ -223,13 +225,14 @@ def _await_exec(ch, pid: int) -> None:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-        raise PyruncError(_exec_error(payload.decode(errors="replace")))
+        raise _exec_error(payload.decode(errors="replace"))
 
 
-def _exec_error(msg: str) -> str:
+def _exec_error(msg: str) -> InitError:
+    """What the process reported before its execve, as runc words it."""
     if msg.startswith("exec:") or msg.startswith("chdir"):
-        return "exec failed: unable to start container process: " + msg
-    return "exec failed: " + msg
+        return InitError("exec failed: unable to start container process: " + msg, msg, "exec")
+    return InitError("exec failed: " + msg, msg, "exec")
 
 
 def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve_fds: int,

@@ -12,7 +12,7 @@ import os
 import time
 
 from .. import log
-from ..errors import PyruncError
+from ..errors import InitError, PyruncError
 from ..fastjson import dumps
 from ..spec import config as spec_config
 from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nano
@@ -151,9 +151,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             while True:
                 t, payload, _ = ch.recv()
                 if t == "E":
-                    raise PyruncError(_init_error(o.mode, payload)) from None
+                    raise _init_error(o.mode, payload) from None
                 if not t:
-                    raise PyruncError(_creation_error(o.mode, _died(cg))) from None
+                    raise _init_died(o.mode, cg) from None
 
         def reply(tag: str) -> None:
             try:
@@ -259,9 +259,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
                 _set_rlimits(init_pid, process.get("rlimits") or [])
                 break
             elif tag == "E":
-                raise PyruncError(_init_error(o.mode, payload))
+                raise _init_error(o.mode, payload)
             else:
-                raise PyruncError(_creation_error(o.mode, _died(cg)))
+                raise _init_died(o.mode, cg)
         if o.pid_file:
             _write_pid_file(o.pid_file, init_pid)
         if master is not None and console is not None:
@@ -277,9 +277,9 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             # closes the channel (EOF) and waits on the fifo; its error, if not
             t, payload, _ = ch.recv()
             if t == "E":
-                raise PyruncError(_init_error(o.mode, payload))
+                raise _init_error(o.mode, payload)
             if t or proc_start_time(init_pid) != state["init_start"]:
-                raise PyruncError(_creation_error(o.mode, _died(cg)))
+                raise _init_died(o.mode, cg)
             ch.close()
             ch = None
         if log.debug_enabled():
@@ -347,14 +347,20 @@ def _died(cg) -> str:
     return "container init exited unexpectedly"
 
 
-def _init_error(mode: str, payload: bytes) -> str:
+def _init_error(mode: str, payload: bytes) -> InitError:
     """An error the stage child or the init reported: runc's words for an
     error inside the container's set-up ("unable to start container process:
     error during container init: error mounting ...")."""
-    msg = payload.decode(errors="replace")
+    reason = msg = payload.decode(errors="replace")
     if not msg.startswith(("exec:", "chdir", "unable to ")):
         msg = "unable to start container process: error during container init: " + msg
-    return _creation_error(mode, msg)
+    return InitError(_creation_error(mode, msg), reason, mode)
+
+
+def _init_died(mode: str, cg) -> InitError:
+    """The init went away without a word."""
+    why = _died(cg)
+    return InitError(_creation_error(mode, why), why, mode)
 
 
 def _creation_error(mode: str, msg: str) -> str:
@@ -430,8 +436,8 @@ def _set_rlimits(pid: int, rlimits: list[dict]) -> None:
             prlimit(pid, typ, soft, hard)
         except OSError as e:
             err = os.strerror(e.errno).lower() if e.errno else str(e)
-            raise PyruncError("unable to start container process: error during container init: "
-                              f"error setting rlimits for ready process: error setting rlimit type {typ}: {err}") from None
+            why = f"error setting rlimits for ready process: error setting rlimit type {typ}: {err}"
+            raise InitError("unable to start container process: error during container init: " + why, why) from e
 
 
 def _host_id(maps: list[dict] | None) -> int:

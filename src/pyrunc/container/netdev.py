@@ -38,7 +38,7 @@ import _socket
 import os
 import struct
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from ..linux import consts as C
 
 _NLMSGHDR = struct.Struct("=IHHII")   # len, type, flags, seq, pid
@@ -280,29 +280,31 @@ def validate(linux: dict | None, namespaces: dict[str, str]) -> None:
     if not devices:
         return
     if not isinstance(devices, dict):
-        raise PyruncError("invalid config: linux.netDevices has the wrong type")
+        raise ConfigError("invalid config: linux.netDevices has the wrong type", "linux.netDevices")
     if "network" not in namespaces:
-        raise PyruncError("unable to move network devices without a NET namespace")
+        raise ConfigError("unable to move network devices without a NET namespace", "linux.netDevices")
     if os.geteuid() != 0:
-        raise PyruncError("network devices are not supported for rootless containers")
+        raise ConfigError("network devices are not supported for rootless containers", "linux.netDevices")
+    from ..spec.schema import key_path
     targets: set[str] = set()
     for name, dev in devices.items():
+        at = key_path("linux.netDevices", name)
         if not valid_name(name):
-            raise PyruncError(f"invalid network device name {_goq(name)}")
+            raise ConfigError(f"invalid network device name {_goq(name)}", at)
         if dev is not None and not isinstance(dev, dict):
-            raise PyruncError(f"invalid config: linux.netDevices[{name}] has the wrong type")
+            raise ConfigError(f"invalid config: linux.netDevices[{name}] has the wrong type", at)
         new = (dev or {}).get("name") or ""
         if new and not valid_name(new):
-            raise PyruncError(f"invalid network device name {_goq(str(new))}")
+            raise ConfigError(f"invalid network device name {_goq(str(new))}", at + ".name")
         target = new or name
         if "%" not in target:
             if target in targets:
-                raise PyruncError(f"network device name {_goq(target)} is given to two devices")
+                raise ConfigError(f"network device name {_goq(target)} is given to two devices", at)
             targets.add(target)
         try:
             _socket.if_nametoindex(name)
-        except OSError:
-            raise PyruncError(f"link not found for interface {name} on runtime namespace: Link not found") from None
+        except OSError as e:
+            raise ConfigError(f"link not found for interface {name} on runtime namespace: Link not found", at) from e
 
 
 # -- moving ----------------------------------------------------------------------------

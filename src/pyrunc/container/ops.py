@@ -8,7 +8,7 @@ import select
 import time
 
 from .. import log
-from ..errors import PyruncError
+from ..errors import InvalidState, PyruncError
 from .state import StateDir, oci_state, proc_start_time, status_of
 
 
@@ -16,8 +16,8 @@ def load(root: str, cid: str, shared: bool = False) -> tuple[StateDir, dict, str
     """Lock, load and derive the status of a container."""
     sd = StateDir(root, cid)
     if not os.path.isdir(sd.path):
-        from ..errors import ContainerNotExist
-        raise ContainerNotExist()
+        from ..errors import ContainerNotFound
+        raise ContainerNotFound(cid)
     sd.lock(shared=shared)
     st = sd.load()
     return sd, st, status_of(st, sd.fifo)
@@ -33,11 +33,11 @@ def start(root: str, cid: str) -> None:
     sd, st, status = load(root, cid)
     try:
         if status == "stopped":
-            raise PyruncError("cannot start a container that has stopped")
+            raise InvalidState("cannot start a container that has stopped", status)
         if status == "running":
-            raise PyruncError("cannot start an already running container")
+            raise InvalidState("cannot start an already running container", status)
         if status == "paused":
-            raise PyruncError("cannot start a paused container")
+            raise InvalidState("cannot start a paused container", status)
         _release_fifo(sd.fifo, st["pid"])
         if log.debug_enabled():
             log.debug(f"start: container {cid} started, init pid {st['pid']}")
@@ -77,8 +77,8 @@ def _release_fifo(path: str, pid: int) -> None:
     writing, writes one byte and goes on to exec the user's process."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise PyruncError("cannot start an already running container") from None
+    except FileNotFoundError as e:  # another start took it
+        raise InvalidState("cannot start an already running container", "running") from e
     try:
         p = select.poll()
         p.register(fd, select.POLLIN)
@@ -86,10 +86,10 @@ def _release_fifo(path: str, pid: int) -> None:
             if p.poll(100):
                 data = os.read(fd, 1)
                 if not data:
-                    raise PyruncError("cannot start an already running container")
+                    raise InvalidState("cannot start an already running container", "running")
                 break
             if proc_start_time(pid) is None:
-                raise PyruncError("container process is already dead")
+                raise InvalidState("container process is already dead", "stopped")
     finally:
         os.close(fd)
     os.unlink(path)
@@ -132,7 +132,7 @@ def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
             if all_procs:  # runc: with --all a stopped container is not an error
                 _signal_all(st, sig)
                 return
-            raise PyruncError("container not running")
+            raise InvalidState("container not running", status)
         if all_procs:
             _signal_all(st, sig)
         else:
@@ -166,8 +166,8 @@ def _signal_all(st: dict, sig: int) -> None:
 def delete(root: str, cid: str, force: bool = False) -> None:
     sd = StateDir(root, cid)
     if not os.path.isdir(sd.path):
-        from ..errors import ContainerNotExist
-        raise ContainerNotExist()
+        from ..errors import ContainerNotFound
+        raise ContainerNotFound(cid)
     sd.lock()
     try:
         st = sd.load()
@@ -175,8 +175,8 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         # a create killed before its state existed (runc removes the
         # directory even without --force), or a corrupt state: what the
         # create planned to make, if it said, goes too
-        from ..errors import ContainerNotExist
-        if force or isinstance(e, ContainerNotExist):
+        from ..errors import ContainerNotFound
+        if force or isinstance(e, ContainerNotFound):
             plan = sd.load_plan()
             if plan:
                 destroy(sd, plan, "stopped")
@@ -188,7 +188,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     status = status_of(st, sd.fifo)
     if status in ("running", "paused") and not force:
         sd.unlock()
-        raise PyruncError(f"cannot delete container {cid} that is not stopped: {status}")
+        raise InvalidState(f"cannot delete container {cid} that is not stopped: {status}", status)
     destroy(sd, st, status)
 
 
@@ -263,7 +263,7 @@ def pause(root: str, cid: str) -> None:
     sd, st, status = load(root, cid)
     try:
         if status not in ("running", "created"):
-            raise PyruncError("container not running" if status == "stopped" else f"container {status}")
+            raise InvalidState("container not running" if status == "stopped" else f"container {status}", status)
         _freeze(st, True)
     finally:
         sd.unlock()
@@ -273,7 +273,7 @@ def resume(root: str, cid: str) -> None:
     sd, st, status = load(root, cid)
     try:
         if status != "paused":
-            raise PyruncError("container not paused")
+            raise InvalidState("container not paused", status)
         _freeze(st, False)
     finally:
         sd.unlock()

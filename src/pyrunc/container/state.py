@@ -10,7 +10,7 @@ import fcntl
 import os
 import time
 
-from ..errors import ContainerNotExist, PyruncError
+from ..errors import ContainerNotFound, PyruncError
 from ..fastjson import dumps, loads
 
 STATE_FILE = "state.json"
@@ -79,8 +79,8 @@ class StateDir:
             return
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise ContainerNotExist() from None
+        except FileNotFoundError as e:
+            raise ContainerNotFound(self.id) from e
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         self._lock_fd = fd
 
@@ -99,8 +99,8 @@ class StateDir:
         try:
             with open(os.path.join(self.path, STATE_FILE), "rb") as f:
                 return loads(f.read())
-        except FileNotFoundError:
-            raise ContainerNotExist() from None
+        except FileNotFoundError as e:
+            raise ContainerNotFound(self.id) from e
         except ValueError:
             raise PyruncError(f"container {self.id}: corrupt state file") from None
 

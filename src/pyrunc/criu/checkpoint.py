@@ -139,7 +139,8 @@ def checkpoint(root: str, cid: str, flags: dict) -> None:
     sd, st, status = load(root, cid)
     try:
         if status in ("created", "stopped"):
-            raise PyruncError(f"Container cannot be checkpointed in {status} state")
+            from ..errors import InvalidState
+            raise InvalidState(f"Container cannot be checkpointed in {status} state", status)
         o = from_flags(flags)
         try:
             _dump(sd, st, o)

@@ -2,7 +2,7 @@
 
 A transport (docker://, oci:, oci-archive:, docker-archive:) opens an
 ImageSource to read and an ImageDestination to write, as containers/image's
-types.ImageSource and ImageDestination do. The copy engine (copy.py) only
+types.ImageSource and ImageDestination do. The copy engine (copier.py) only
 speaks these two interfaces: it chooses the platform, streams blobs from one
 to the other (verifying each against its digest as it goes), and writes the
 manifests last, so a destination never names a blob it does not hold.
@@ -63,10 +63,12 @@ class ImageDestination:
     reference: Reference
     # True where layers must be stored uncompressed (docker-archive): the
     # engine then decompresses each layer, verifies it against its diff_id and
-    # passes it with desc {"digest": diff_id, "size": ..., "mediaType": tar}.
+    # passes it with desc {"digest": diff_id, "size": -1 (unknown until the
+    # stream ends), "mediaType": tar}.
     needs_uncompressed_layers: bool = False
-    # False where only one image can be written (docker-archive): --all
-    # then copies the platform's instance only, as skopeo does.
+    # False where only one image can be written (docker-archive): --all of
+    # an index is then refused, as skopeo refuses it ("copying multiple
+    # images: destination transport ... does not support ...").
     supports_index: bool = True
 
     def has_blob(self, desc: dict) -> bool:

@@ -476,7 +476,7 @@ def _setup_console(ch: Channel, process: dict) -> None:
     finally:
         os.close(rootfd)
     try:
-        L.mount(fd_path(slave), fd_path(target), None, C.MS_BIND)
+        L.sc.mount(fd_path(slave), fd_path(target), None, C.MS_BIND)
     finally:
         os.close(target)
     ch.send("T", fds=[master])

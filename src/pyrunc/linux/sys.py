@@ -47,10 +47,14 @@ _libc.prctl.argtypes = [ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong, ffi.c_
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:
     if _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)) < 0:
-        e = ffi.get_errno()
-        # the errno's text as Go prints it (lower case), where runc's users grep for it
-        raise OSError(e, f"mount {source or ''}:{target} (type {fstype or ''}, flags {flags:#x}): "
-                         f"{os.strerror(e).lower()}")
+        raise mount_error(ffi.get_errno(), source, target, fstype, flags)
+
+
+def mount_error(e: int, source: str | None, target: str, fstype: str | None, flags: int) -> OSError:
+    """mount()'s failure: the errno's text as Go prints it (lower case),
+    where runc's users grep for it. (Also what a test recorder raises.)"""
+    return OSError(e, f"mount {source or ''}:{target} (type {fstype or ''}, flags {flags:#x}): "
+                      f"{os.strerror(e).lower()}")
 
 
 def umount2(target: str, flags: int = 0) -> None:
@@ -277,3 +281,36 @@ def overwrite_memory(addr: int, size: int, data: bytes = b"") -> None:
     _libc.memset(addr, 0, size)
     if data:
         _libc.memcpy(addr, data, len(data))
+
+
+# --- the seam of rootfs and init ---------------------------------------------
+
+
+class Syscalls:
+    """Every call that changes the container's mount tree, root or device
+    nodes, as rootfs/ and init/ make them: `sc.mount(...)`, never
+    `mount(...)` or `os.chroot(...)` there. Unit tests swap the one instance,
+    `sc`, for a recorder (tests/unit/syscall_recorder.py) and check the
+    order and arguments of these calls without a kernel or root.
+
+    The attributes are the plain functions, so a call costs one attribute
+    lookup more than calling the function itself, and nothing is imported
+    for it. Plain file operations (open, mkdir, symlink, unlink, stat) and
+    the path resolution inside the rootfs (openat2) are not here: tests run
+    them for real on a temporary directory."""
+
+    mount = staticmethod(mount)
+    umount2 = staticmethod(umount2)
+    pivot_root = staticmethod(pivot_root)
+    open_tree = staticmethod(open_tree)
+    move_mount = staticmethod(move_mount)
+    mount_setattr = staticmethod(mount_setattr)
+    unshare = staticmethod(unshare)
+    chdir = staticmethod(os.chdir)
+    fchdir = staticmethod(os.fchdir)
+    chroot = staticmethod(os.chroot)
+    mknod = staticmethod(os.mknod)
+    chown = staticmethod(os.chown)
+
+
+sc = Syscalls()

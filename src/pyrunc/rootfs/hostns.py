@@ -34,14 +34,14 @@ def bind_rootfs(rootfs: str, propagation: str | None, record=None) -> int:
     except OSError as e:
         raise PyruncError(f"error preparing rootfs: bind {rootfs}: {os.strerror(e.errno).lower()}") from None
     try:
-        L.mount(None, rootfs, None, PROPAGATION.get(propagation or "", C.MS_SLAVE | C.MS_REC))
+        L.sc.mount(None, rootfs, None, PROPAGATION.get(propagation or "", C.MS_SLAVE | C.MS_REC))
         mnt_id = _mnt_id(rootfs)
     except OSError as e:
         mnt_id, why = 0, os.strerror(e.errno).lower()
     else:
         why = "its mount id is unknown"
     if not mnt_id:
-        L.umount2(rootfs, C.MNT_DETACH)
+        L.sc.umount2(rootfs, C.MNT_DETACH)
         raise PyruncError(f"error preparing rootfs: {rootfs}: {why}")
     return mnt_id
 
@@ -55,7 +55,7 @@ def release(rootfs: str, mnt_id: int) -> None:
             return
         top = _mnt_id(real)
         try:
-            L.umount2(real, C.MNT_DETACH)
+            L.sc.umount2(real, C.MNT_DETACH)
         except OSError:
             return
         if top == mnt_id:
@@ -66,18 +66,18 @@ def _attach_bind(rootfs: str, record) -> None:
     """A recursive clone of `rootfs` (open_tree), recorded, then moved onto
     it; a plain recursive bind where the kernel lacks the new mount API."""
     try:
-        tree = L.open_tree(_AT_FDCWD, rootfs, C.OPEN_TREE_CLONE | C.AT_RECURSIVE | C.OPEN_TREE_CLOEXEC)
+        tree = L.sc.open_tree(_AT_FDCWD, rootfs, C.OPEN_TREE_CLONE | C.AT_RECURSIVE | C.OPEN_TREE_CLOEXEC)
     except OSError as e:
         if e.errno != errno.ENOSYS:
             raise
-        L.mount(rootfs, rootfs, "bind", C.MS_BIND | C.MS_REC)
+        L.sc.mount(rootfs, rootfs, "bind", C.MS_BIND | C.MS_REC)
         if record is not None:
             record(_mnt_id(rootfs))
         return
     try:
         if record is not None:
             record(_fd_mnt_id(tree))
-        L.move_mount(tree, "", _AT_FDCWD, rootfs, C.MOVE_MOUNT_F_EMPTY_PATH)
+        L.sc.move_mount(tree, "", _AT_FDCWD, rootfs, C.MOVE_MOUNT_F_EMPTY_PATH)
     finally:
         os.close(tree)
 

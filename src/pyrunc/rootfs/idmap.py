@@ -15,25 +15,30 @@ from __future__ import annotations
 
 import os
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from ..linux import consts as C
 from .options import is_idmapped
 
 
-def validate(m: dict, has_userns: bool) -> None:
+def validate(m: dict, has_userns: bool, where: str | None = None) -> None:
+    """runc's rules for an id-mapped mount; `where` is its field path
+    ("mounts[2]") for the ConfigError."""
     opts = set(m.get("options") or [])
     if not is_idmapped(m):
         return
     if not (m.get("type") == "bind" or opts & {"bind", "rbind"}):
-        raise PyruncError(f"mount {m.get('destination')}: idmapped mounts are only supported for bind mounts")
+        raise ConfigError(f"mount {m.get('destination')}: idmapped mounts are only supported for bind mounts",
+                          where and where + ".type")
     has_maps = bool(m.get("uidMappings")) or bool(m.get("gidMappings"))
     if (m.get("uidMappings") is not None or m.get("gidMappings") is not None) and not (m.get("uidMappings") and m.get("gidMappings")):
-        raise PyruncError(f"mount {m.get('destination')}: idmapped mounts need both uidMappings and gidMappings")
+        raise ConfigError(f"mount {m.get('destination')}: idmapped mounts need both uidMappings and gidMappings",
+                          where and where + (".gidMappings" if m.get("uidMappings") else ".uidMappings"))
     if os.geteuid() != 0:
-        raise PyruncError(f"mount {m.get('destination')}: id-mapped mounts are not supported for rootless containers")
+        raise ConfigError(f"mount {m.get('destination')}: id-mapped mounts are not supported for rootless containers",
+                          where)
     if not has_maps and not has_userns:
-        raise PyruncError(f"mount {m.get('destination')}: idmapped mount without its own uidMappings/gidMappings "
-                          "needs a user namespace in the container")
+        raise ConfigError(f"mount {m.get('destination')}: idmapped mount without its own uidMappings/gidMappings "
+                          "needs a user namespace in the container", where and where + ".uidMappings")
 
 
 def mount_source(m: dict, bundle: str, init_pid: int, kind: str) -> int:
@@ -67,12 +72,12 @@ def _idmapped_tree(m: dict, src: str, userns: int) -> int:
     recursive = "rbind" in opts  # the clone takes the submounts; "ridmap" maps them too
     flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | (C.AT_RECURSIVE if recursive else 0)
     try:
-        tree = L.open_tree(-100, src, flags)  # AT_FDCWD
+        tree = L.sc.open_tree(-100, src, flags)  # AT_FDCWD
     except OSError as e:
         raise PyruncError(f"open_tree(OPEN_TREE_CLONE) {src}: {os.strerror(e.errno)}") from None
     try:
         attr_flags = C.AT_EMPTY_PATH | (C.AT_RECURSIVE if "ridmap" in opts else 0)
-        L.mount_setattr(tree, "", attr_flags, C.MOUNT_ATTR_IDMAP, userns_fd=userns)
+        L.sc.mount_setattr(tree, "", attr_flags, C.MOUNT_ATTR_IDMAP, userns_fd=userns)
     except OSError as e:
         os.close(tree)
         extra = " (maybe the filesystem used doesn't support idmap mounts on this kernel?)" if e.errno == 22 else ""

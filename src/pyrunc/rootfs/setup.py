@@ -7,6 +7,10 @@ createRuntime/createContainer hook points, then pivot_root (or move+chroot).
 Masked and read-only paths are applied after the pivot (see finalize()).
 Without a mount namespace the runtime has bound the rootfs onto itself in
 the host's (hostns.py) and the init chroots instead of pivoting.
+
+Every mount, pivot, chroot and mknod goes through `L.sc`, the syscall seam
+(linux/sys.py's Syscalls), which the unit tests replace with a recorder
+(tests/unit/test_rootfs_seam.py).
 """
 from __future__ import annotations
 
@@ -61,9 +65,9 @@ class Rootfs:
     def prepare(self) -> None:
         prop = O.PROPAGATION.get(self.linux.get("rootfsPropagation", ""), C.MS_SLAVE | C.MS_REC)
         if not self.hostns:
-            L.mount(None, "/", None, prop | C.MS_REC if prop & C.MS_REC else prop)
+            L.sc.mount(None, "/", None, prop | C.MS_REC if prop & C.MS_REC else prop)
             self._make_parent_private()
-            L.mount(self.rootfs, self.rootfs, "bind", C.MS_BIND | C.MS_REC)
+            L.sc.mount(self.rootfs, self.rootfs, "bind", C.MS_BIND | C.MS_REC)
         self.rootfd = os.open(self.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         mounts = self.spec.get("mounts") or []
         for m in mounts:
@@ -77,13 +81,13 @@ class Rootfs:
             self.create_devices(defaults=False)
         self._mkdir_cwd()
         self.runtime_hooks()
-        os.fchdir(self.rootfd)  # runc: the createContainer hooks run from the rootfs
+        L.sc.fchdir(self.rootfd)  # runc: the createContainer hooks run from the rootfs
         self.container_hooks()
         if self.hostns:  # runc: chroot, pivot_root needs a mount namespace of ours
-            os.fchdir(self.rootfd)
+            L.sc.fchdir(self.rootfd)
             os.close(self.rootfd)
-            os.chroot(".")
-            os.chdir("/")
+            L.sc.chroot(".")
+            L.sc.chdir("/")
             return
         os.close(self.rootfd)
         if self.no_pivot:
@@ -93,12 +97,12 @@ class Rootfs:
         # runc: rootfsPropagation applies to the new / as well (private it
         # already is: its parent was made private)
         if self.linux.get("rootfsPropagation") and not prop & C.MS_PRIVATE:
-            L.mount(None, "/", None, prop)
+            L.sc.mount(None, "/", None, prop)
 
     def _join(self) -> None:
         self.join_cgroup()
         if self.cgroupns:
-            L.unshare(C.CLONE_NEWCGROUP)
+            L.sc.unshare(C.CLONE_NEWCGROUP)
         self.joined = True
 
     def _make_parent_private(self) -> None:
@@ -107,7 +111,7 @@ class Rootfs:
         path = os.path.dirname(self.rootfs)
         while True:
             try:
-                L.mount(None, path, None, C.MS_PRIVATE)
+                L.sc.mount(None, path, None, C.MS_PRIVATE)
                 return
             except OSError as e:
                 if e.errno != errno.EINVAL or path == "/":
@@ -171,7 +175,7 @@ class Rootfs:
                 self._tmpcopyup(m, fd, flags, data)
             else:
                 try:
-                    L.mount(m.get("source") or mtype, fd_path(fd), mtype, flags, data)
+                    L.sc.mount(m.get("source") or mtype, fd_path(fd), mtype, flags, data)
                 except PermissionError:
                     if mtype != "sysfs" or not self.userns:
                         raise
@@ -192,7 +196,7 @@ class Rootfs:
         tmp = f"/tmp/.pyrunc-copyup-{os.getpid()}"
         os.mkdir(tmp, 0o700)
         try:
-            L.mount("tmpfs", tmp, "tmpfs", flags, data)
+            L.sc.mount("tmpfs", tmp, "tmpfs", flags, data)
             src = fd_path(fd)
             for name in os.listdir(src):
                 s = os.path.join(src, name)
@@ -201,7 +205,7 @@ class Rootfs:
                     shutil.copytree(s, d, symlinks=True)
                 else:
                     shutil.copy2(s, d, follow_symlinks=False)
-            L.mount(tmp, src, None, C.MS_MOVE)
+            L.sc.mount(tmp, src, None, C.MS_MOVE)
         finally:
             os.rmdir(tmp)
 
@@ -219,9 +223,9 @@ class Rootfs:
             fd = mkdir_all(self.rootfd, dest) if is_dir else create_file(self.rootfd, dest)
             try:
                 if srcfd >= 0 and is_idmapped(m):  # MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
-                    L.move_mount(srcfd, "", fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | 0x40)
+                    L.sc.move_mount(srcfd, "", fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | 0x40)
                 else:
-                    L.mount(fd_path(srcfd) if srcfd >= 0 else src, fd_path(fd), "bind",
+                    L.sc.mount(fd_path(srcfd) if srcfd >= 0 else src, fd_path(fd), "bind",
                             C.MS_BIND | (opts.flags & C.MS_REC))
             finally:
                 os.close(fd)
@@ -268,9 +272,9 @@ class Rootfs:
             if remount:
                 _remount_bind(target, opts, bind_source)
             if opts.attr_set or opts.attr_clr:
-                L.mount_setattr(fd, "", C.AT_EMPTY_PATH | C.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
+                L.sc.mount_setattr(fd, "", C.AT_EMPTY_PATH | C.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
             for p in opts.propagation:
-                L.mount(None, target, None, p)
+                L.sc.mount(None, target, None, p)
         finally:
             os.close(fd)
 
@@ -285,7 +289,7 @@ class Rootfs:
             fd = mkdir_all(self.rootfd, dest)
             try:
                 try:
-                    L.mount("cgroup2", fd_path(fd), "cgroup2", opts.flags & ~C.MS_REMOUNT, opts.data_str or None)
+                    L.sc.mount("cgroup2", fd_path(fd), "cgroup2", opts.flags & ~C.MS_REMOUNT, opts.data_str or None)
                     return
                 except OSError as e:
                     if e.errno not in (errno.EPERM, errno.EBUSY):
@@ -300,7 +304,7 @@ class Rootfs:
         tmpfs = O.parse(["nosuid", "nodev", "noexec", "mode=755"])
         tfd = mkdir_all(self.rootfd, dest)
         try:
-            L.mount("tmpfs", fd_path(tfd), "tmpfs", tmpfs.flags, tmpfs.data_str)
+            L.sc.mount("tmpfs", fd_path(tfd), "tmpfs", tmpfs.flags, tmpfs.data_str)
         finally:
             os.close(tfd)
         flags = opts.flags & ~C.MS_REMOUNT
@@ -312,9 +316,9 @@ class Rootfs:
             try:
                 if self.cgroupns:
                     data = key if not key.startswith("name=") else f"none,{key}"
-                    L.mount("cgroup", fd_path(fd), "cgroup", flags, data)
+                    L.sc.mount("cgroup", fd_path(fd), "cgroup", flags, data)
                 else:
-                    L.mount(path, fd_path(fd), "bind", C.MS_BIND | C.MS_REC)
+                    L.sc.mount(path, fd_path(fd), "bind", C.MS_BIND | C.MS_REC)
             finally:
                 os.close(fd)
             if not self.cgroupns and flags & ~C.MS_BIND:
@@ -337,7 +341,7 @@ class Rootfs:
     def create_devices(self, defaults: bool = True) -> None:
         devs = {p: (p, t, ma, mi, mode, 0, 0) for p, t, ma, mi, mode in DEFAULT_DEVICES} if defaults else {}
         for d in self.linux.get("devices") or []:  # the config's entry wins over a default
-            p = os.path.normpath("/" + d["path"])
+            p = os.path.normpath("/" + d["path"].lstrip("/"))  # not "//dev/x": the default it replaces
             devs[p] = (p, d.get("type", "c"), d.get("major", 0), d.get("minor", 0),
                        d.get("fileMode", 0o666), d.get("uid", 0), d.get("gid", 0))
         old = os.umask(0)
@@ -358,7 +362,7 @@ class Rootfs:
                 # mknod is not allowed in a user namespace: bind the host's node
                 fd = create_file(self.rootfd, path)
                 try:
-                    L.mount(path, fd_path(fd), "bind", C.MS_BIND)
+                    L.sc.mount(path, fd_path(fd), "bind", C.MS_BIND)
                 finally:
                     os.close(fd)
                 return
@@ -366,8 +370,8 @@ class Rootfs:
                 os.unlink(name, dir_fd=pfd)
             except FileNotFoundError:
                 pass
-            os.mknod(name, kind | (mode & 0o7777), os.makedev(major, minor), dir_fd=pfd)
-            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            L.sc.mknod(name, kind | (mode & 0o7777), os.makedev(major, minor), dir_fd=pfd)
+            L.sc.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
         except OSError as e:
             raise PyruncError(f"create device {path}: {e.strerror}") from None
         finally:
@@ -406,12 +410,12 @@ class Rootfs:
         old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         try:
-            os.fchdir(new)
-            L.pivot_root(".", ".")
-            os.fchdir(old)
-            L.mount(None, ".", None, C.MS_SLAVE | C.MS_REC)
-            L.umount2(".", C.MNT_DETACH)
-            os.chdir("/")
+            L.sc.fchdir(new)
+            L.sc.pivot_root(".", ".")
+            L.sc.fchdir(old)
+            L.sc.mount(None, ".", None, C.MS_SLAVE | C.MS_REC)
+            L.sc.umount2(".", C.MNT_DETACH)
+            L.sc.chdir("/")
         except OSError as e:
             raise PyruncError(f"pivot_root {self.rootfs}: {e.strerror}") from None
         finally:
@@ -425,19 +429,19 @@ class Rootfs:
         runc, unmount them first (or cover them with a tmpfs)."""
         for mp in _full_proc_sys_mounts(self.rootfs):
             try:
-                L.mount(None, mp, None, C.MS_SLAVE | C.MS_REC)
+                L.sc.mount(None, mp, None, C.MS_SLAVE | C.MS_REC)
             except FileNotFoundError:
                 continue  # under one already gone
             try:
-                L.umount2(mp, C.MNT_DETACH)
+                L.sc.umount2(mp, C.MNT_DETACH)
             except OSError as e:
                 if e.errno not in (errno.EINVAL, errno.EPERM):
                     raise
-                L.mount("tmpfs", mp, "tmpfs", 0, None)
-        os.chdir(self.rootfs)
-        L.mount(self.rootfs, "/", None, C.MS_MOVE)
-        os.chroot(".")
-        os.chdir("/")
+                L.sc.mount("tmpfs", mp, "tmpfs", 0, None)
+        L.sc.chdir(self.rootfs)
+        L.sc.mount(self.rootfs, "/", None, C.MS_MOVE)
+        L.sc.chroot(".")
+        L.sc.chdir("/")
 
 
 def _full_proc_sys_mounts(rootfs: str) -> list[str]:
@@ -474,24 +478,31 @@ def finalize(spec: dict, rootfs: str = "/") -> None:
     """After the pivot: read-only tmpfs mounts and /dev (mounted read-write
     until now, so that what lies below them could be made), masked and
     read-only paths, then a read-only root."""
-    linux = spec.get("linux") or {}
     rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for m in spec.get("mounts") or []:
-            dest = strip_root(rootfs, m["destination"])  # the rootfs' host path, if named, is / now
-            if "ro" in (m.get("options") or []) and _late_ro(m, dest):
-                _remount_ro(rootfd, m, dest)
-        for p in linux.get("readonlyPaths") or []:
-            _readonly_path(rootfd, p)
-        masked = linux.get("maskedPaths") or []
-        if masked:
-            _mask_paths(rootfd, masked, linux.get("mountLabel"))
+        finalize_paths(rootfd, spec, rootfs)
         if (spec.get("root") or {}).get("readonly"):
             st = os.statvfs("/")
             keep = st.f_flag & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC)
-            L.mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | keep)
+            L.sc.mount(None, "/", None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | keep)
     finally:
         os.close(rootfd)
+
+
+def finalize_paths(rootfd: int, spec: dict, rootfs: str) -> None:
+    """finalize()'s work below the root at `rootfd` (the new / in the
+    init; a directory in the unit tests): late read-only remounts, then
+    readonlyPaths, then maskedPaths."""
+    linux = spec.get("linux") or {}
+    for m in spec.get("mounts") or []:
+        dest = strip_root(rootfs, m["destination"])  # the rootfs' host path, if named, is / now
+        if "ro" in (m.get("options") or []) and _late_ro(m, dest):
+            _remount_ro(rootfd, m, dest)
+    for p in linux.get("readonlyPaths") or []:
+        _readonly_path(rootfd, p)
+    masked = linux.get("maskedPaths") or []
+    if masked:
+        _mask_paths(rootfd, masked, linux.get("mountLabel"))
 
 
 def _remount_bind(target: str, opts: O.MountOptions, source: int | str) -> None:
@@ -502,7 +513,7 @@ def _remount_bind(target: str, opts: O.MountOptions, source: int | str) -> None:
     kept — unless the config asks to clear one, or for another atime."""
     flags = opts.flags | C.MS_BIND | C.MS_REMOUNT
     try:
-        L.mount(None, target, None, flags)
+        L.sc.mount(None, target, None, flags)
         return
     except OSError as e:
         err = e
@@ -516,7 +527,7 @@ def _remount_bind(target: str, opts: O.MountOptions, source: int | str) -> None:
         raise PyruncError(f"{why}: cannot change locked atime flags {O.flag_names(src_flags & O.ATIME_ALL)}: "
                           f"{err.strerror}")
     try:
-        L.mount(None, target, None, flags | (src_flags & O.LOCKABLE))
+        L.sc.mount(None, target, None, flags | (src_flags & O.LOCKABLE))
     except OSError as e:
         raise PyruncError(f"{why}: remount with locked flags {O.flag_names(src_flags & O.LOCKABLE)} re-applied: "
                           f"{e.strerror}") from None
@@ -534,7 +545,7 @@ def _remount_ro(rootfd: int, m: dict, dest: str) -> None:
         return
     fd = open_in_root(rootfd, dest)
     try:
-        L.mount(None, fd_path(fd), None, (opts.flags & ~C.MS_BIND) | C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY)
+        L.sc.mount(None, fd_path(fd), None, (opts.flags & ~C.MS_BIND) | C.MS_REMOUNT | C.MS_BIND | C.MS_RDONLY)
     finally:
         os.close(fd)
 
@@ -545,13 +556,13 @@ def _readonly_path(rootfd: int, path: str) -> None:
     except FileNotFoundError:
         return
     try:
-        L.mount(fd_path(fd), fd_path(fd), None, C.MS_BIND | C.MS_REC)
+        L.sc.mount(fd_path(fd), fd_path(fd), None, C.MS_BIND | C.MS_REC)
     finally:
         os.close(fd)
     fd = open_in_root(rootfd, path)
     try:
         keep = os.statvfs(fd_path(fd)).f_flag & (C.MS_NOSUID | C.MS_NODEV | C.MS_NOEXEC)
-        L.mount(None, fd_path(fd), None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | keep)
+        L.sc.mount(None, fd_path(fd), None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | keep)
     finally:
         os.close(fd)
 
@@ -579,11 +590,11 @@ def _mask_paths(rootfd: int, paths: list[str], mount_label: str | None = None) -
                     continue
                 done.add(clean)
                 if not stat.S_ISDIR(os.fstat(fd).st_mode):
-                    L.mount(fd_path(null), fd_path(fd), None, C.MS_BIND)
+                    L.sc.mount(fd_path(null), fd_path(fd), None, C.MS_BIND)
                     continue
                 if shared >= 0:
                     try:
-                        L.mount(fd_path(shared), fd_path(fd), None, C.MS_BIND)
+                        L.sc.mount(fd_path(shared), fd_path(fd), None, C.MS_BIND)
                         continue
                     except OSError:
                         os.close(shared)  # each directory gets its own, as runc falls back
@@ -602,9 +613,9 @@ def _mask_paths(rootfd: int, paths: list[str], mount_label: str | None = None) -
 def _mask_dir(target: str, mount_label: str | None) -> None:
     """A read-only tmpfs as small as it gets (some kernels want 2 inodes)."""
     try:
-        L.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, format_mount_label("nr_blocks=1,nr_inodes=1", mount_label))
+        L.sc.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, format_mount_label("nr_blocks=1,nr_inodes=1", mount_label))
     except OSError:
-        L.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, format_mount_label("nr_blocks=1,nr_inodes=2", mount_label))
+        L.sc.mount("tmpfs", target, "tmpfs", C.MS_RDONLY, format_mount_label("nr_blocks=1,nr_inodes=2", mount_label))
 
 
 def _bind(m: dict) -> bool:

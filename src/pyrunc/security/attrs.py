@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from ..linux import consts as C
 
 MAX_CPU = 1023  # runc 1.5's ToCPUSet: a unix.CPUSet holds 1024 CPUs
@@ -43,14 +43,14 @@ def _goq(s: object) -> str:
 
 def _type(v: object, t: type | tuple, what: str) -> None:
     if not isinstance(v, t) or (isinstance(v, bool) and t in (int, (int,))):
-        raise PyruncError(f"invalid config: {what} has the wrong type")
+        raise ConfigError(f"invalid config: {what} has the wrong type", what)
 
 
 def _int(v: object, what: str, lo_hi: tuple[int, int]) -> int:
     _type(v, int, what)
     assert isinstance(v, int)
     if not lo_hi[0] <= v <= lo_hi[1]:
-        raise PyruncError(f"invalid config: {what} is out of range")
+        raise ConfigError(f"invalid config: {what} is out of range", what)
     return v
 
 
@@ -95,7 +95,7 @@ def _validate_personality(p: object, warn: bool) -> None:
     assert isinstance(p, dict)
     domain = p.get("domain", "")
     if domain not in ("LINUX", "LINUX32"):
-        raise PyruncError(f"invalid personality domain {domain}")
+        raise ConfigError(f"invalid personality domain {domain}", "linux.personality.domain")
     flags = p.get("flags")
     if flags is not None:
         _type(flags, list, "linux.personality.flags")
@@ -115,27 +115,32 @@ def _validate_scheduler(s: object) -> None:
     policy = s.get("policy", "")
     _type(policy, str, "process.scheduler.policy")
     if policy == "":
-        raise PyruncError("scheduler policy is required")
+        raise ConfigError("scheduler policy is required", "process.scheduler.policy")
     if policy not in C.SCHED_POLICIES:
-        raise PyruncError(f"invalid scheduler policy: {policy}")
+        raise ConfigError(f"invalid scheduler policy: {policy}", "process.scheduler.policy")
     flags = s.get("flags") or []
     _type(flags, list, "process.scheduler.flags")
-    for f in flags:
+    for i, f in enumerate(flags):
         _type(f, str, "process.scheduler.flags")
         if f not in C.SCHED_FLAGS:
-            raise PyruncError(f"invalid scheduler flag: {f}")
+            raise ConfigError(f"invalid scheduler flag: {f}", f"process.scheduler.flags[{i}]")
     nice = _int(s.get("nice", 0), "process.scheduler.nice", _INT32)
     prio = _int(s.get("priority", 0), "process.scheduler.priority", _INT32)
     dl = [_int(s.get(k, 0), f"process.scheduler.{k}", _UINT64) for k in ("runtime", "deadline", "period")]
     if policy in ("SCHED_OTHER", "SCHED_BATCH") and not -20 <= nice <= 19:
-        raise PyruncError(f"invalid scheduler.nice: {nice} when scheduler.policy is {policy}")
+        raise ConfigError(f"invalid scheduler.nice: {nice} when scheduler.policy is {policy}",
+                          "process.scheduler.nice")
     if prio != 0 and policy not in ("SCHED_FIFO", "SCHED_RR"):
-        raise PyruncError("scheduler.priority can only be specified for SchedFIFO or SchedRR policy")
+        raise ConfigError("scheduler.priority can only be specified for SchedFIFO or SchedRR policy",
+                          "process.scheduler.priority")
     if policy in ("SCHED_FIFO", "SCHED_RR") and not 1 <= prio <= 99:
         # runc leaves this to the kernel ("error setting scheduler: invalid argument")
-        raise PyruncError(f"invalid scheduler.priority: {prio} when scheduler.policy is {policy} (must be 1-99)")
+        raise ConfigError(f"invalid scheduler.priority: {prio} when scheduler.policy is {policy} (must be 1-99)",
+                          "process.scheduler.priority")
     if policy != "SCHED_DEADLINE" and any(dl):
-        raise PyruncError("scheduler runtime/deadline/period can only be specified for SchedDeadline policy")
+        first = ("runtime", "deadline", "period")[[bool(x) for x in dl].index(True)]
+        raise ConfigError("scheduler runtime/deadline/period can only be specified for SchedDeadline policy",
+                          f"process.scheduler.{first}")
 
 
 def _validate_io_priority(io: object) -> None:
@@ -144,15 +149,15 @@ def _validate_io_priority(io: object) -> None:
     prio = io.get("priority", 0)
     _type(prio, int, "process.ioPriority.priority")
     if not 0 <= prio <= 7:
-        raise PyruncError(f"invalid ioPriority.Priority: {prio}")
+        raise ConfigError(f"invalid ioPriority.Priority: {prio}", "process.ioPriority.priority")
     cls = io.get("class", "")
     if cls not in C.IOPRIO_CLASSES:
-        raise PyruncError(f"invalid ioPriority.Class: {_goq(cls)}")
+        raise ConfigError(f"invalid ioPriority.Class: {_goq(cls)}", "process.ioPriority.class")
 
 
 def exec_affinity(process: dict) -> tuple[set[int] | None, set[int] | None]:
     """(initial, final) CPU sets of process.execCPUAffinity; None where unset or
-    empty. Raises PyruncError with runc's "bad CPUAffinity.X: ..." message."""
+    empty. Raises ConfigError with runc's "bad CPUAffinity.X: ..." message."""
     aff = process.get("execCPUAffinity")
     if aff is None:
         return None, None
@@ -164,7 +169,7 @@ def exec_affinity(process: dict) -> tuple[set[int] | None, set[int] | None]:
         try:
             out.append(cpu_list(v) or None)
         except PyruncError as e:
-            raise PyruncError(f"bad CPUAffinity.{label}: {e}") from None
+            raise ConfigError(f"bad CPUAffinity.{label}: {e}", f"process.execCPUAffinity.{key}") from e
     return out[0], out[1]
 
 

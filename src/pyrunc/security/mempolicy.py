@@ -11,7 +11,7 @@ execve by the user's process and its children. A policy the kernel refuses
 """
 from __future__ import annotations
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from ..linux import consts as C
 from .attrs import _goq, cpu_list
 
@@ -26,33 +26,33 @@ def node_list(s: str) -> set[int]:
 def parse(mp: object) -> tuple[int, set[int]]:
     """(mode | flags, nodes) of a linux.memoryPolicy, or runc's error."""
     if not isinstance(mp, dict):
-        raise PyruncError("invalid config: linux.memoryPolicy has the wrong type")
+        raise ConfigError("invalid config: linux.memoryPolicy has the wrong type", "linux.memoryPolicy")
     mode_name = mp.get("mode", "")
     mode = C.MPOL_MODES.get(mode_name) if isinstance(mode_name, str) else None
     if mode is None:
-        raise PyruncError(f"invalid memory policy mode {_goq(mode_name)}")
+        raise ConfigError(f"invalid memory policy mode {_goq(mode_name)}", "linux.memoryPolicy.mode")
     nodes_s = mp.get("nodes", "")
     if not isinstance(nodes_s, str):
-        raise PyruncError("invalid config: linux.memoryPolicy.nodes has the wrong type")
+        raise ConfigError("invalid config: linux.memoryPolicy.nodes has the wrong type", "linux.memoryPolicy.nodes")
     try:
         nodes = node_list(nodes_s)
     except PyruncError as e:
-        raise PyruncError(f"invalid memory policy nodes {_goq(nodes_s)}: {e}") from None
+        raise ConfigError(f"invalid memory policy nodes {_goq(nodes_s)}: {e}", "linux.memoryPolicy.nodes") from e
     flags = mp.get("flags") or []
     if not isinstance(flags, list):
-        raise PyruncError("invalid config: linux.memoryPolicy.flags has the wrong type")
-    for f in flags:
+        raise ConfigError("invalid config: linux.memoryPolicy.flags has the wrong type", "linux.memoryPolicy.flags")
+    for i, f in enumerate(flags):
         bit = C.MPOL_FLAGS.get(f) if isinstance(f, str) else None
         if bit is None:
-            raise PyruncError(f"invalid memory policy flag {_goq(f)}")
+            raise ConfigError(f"invalid memory policy flag {_goq(f)}", f"linux.memoryPolicy.flags[{i}]")
         mode |= bit
     # runc's validator: how many nodes each mode takes
     base = mode & 0xFF
     if base in (C.MPOL_MODES["MPOL_DEFAULT"], C.MPOL_MODES["MPOL_LOCAL"]):
         if nodes:
-            raise PyruncError(f"memory policy mode requires 0 nodes but got {len(nodes)}")
+            raise ConfigError(f"memory policy mode requires 0 nodes but got {len(nodes)}", "linux.memoryPolicy.nodes")
     elif base != C.MPOL_MODES["MPOL_PREFERRED"] and not nodes:
-        raise PyruncError("memory policy mode requires at least one node but got 0")
+        raise ConfigError("memory policy mode requires at least one node but got 0", "linux.memoryPolicy.nodes")
     return mode, nodes
 
 

@@ -68,7 +68,7 @@ import os
 import stat
 import struct
 
-from ..errors import PyruncError
+from ..errors import ConfigError, PyruncError
 from ..fastjson import dumps
 from ..linux import seccomp as L
 
@@ -159,103 +159,131 @@ class Profile:
         return any(r.action == "notify" for r in self.rules)
 
 
-def _bad(msg: str) -> PyruncError:
-    return PyruncError(msg)
+def _bad(msg: str, path: str | None = None) -> ConfigError:
+    return ConfigError(msg, path)
 
 
-def _uint(v: object, what: str, bits: int = 64) -> int:
+def _uint(v: object, what: str, bits: int = 64, path: str | None = None) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v >= 1 << bits:
-        raise _bad(f"seccomp: {what} must be an unsigned {bits}-bit integer, not {v!r}")
+        raise _bad(f"seccomp: {what} must be an unsigned {bits}-bit integer, not {v!r}", path)
     return v
 
 
-def _str(v: object, what: str) -> str:
+def _str(v: object, what: str, path: str | None = None) -> str:
     if not isinstance(v, str):
-        raise _bad(f"seccomp: {what} must be a string, not {v!r}")
+        raise _bad(f"seccomp: {what} must be a string, not {v!r}", path)
     return v
 
 
-def _action(name: object) -> str:
+def _action(name: object, path: str) -> str:
     kind = ACTIONS.get(name) if isinstance(name, str) else None
     if kind is None:
-        raise _bad(f"string {name if isinstance(name, str) else repr(name)} is not a valid action for seccomp")
+        raise _bad(f"string {name if isinstance(name, str) else repr(name)} is not a valid action for seccomp", path)
     return kind
 
 
 def parse(sc: object) -> Profile | None:
     """The spec's linux.seccomp as a Profile; None when it asks for no filter
-    (no defaultAction and no syscalls, as runc reads it). Raises PyruncError
-    with runc's wording for anything it would refuse."""
+    (no defaultAction and no syscalls, as runc reads it). Raises ConfigError
+    with runc's wording for anything it would refuse. A profile has hundreds
+    of names: inside syscalls[] a failure's path is made on its way out (a
+    relative path, prefixed by each enclosing loop), never for valid entries."""
     if sc is None:
         return None
     if not isinstance(sc, dict):
-        raise _bad("seccomp: linux.seccomp must be an object")
+        raise _bad("seccomp: linux.seccomp must be an object", "linux.seccomp")
     syscalls = sc.get("syscalls") or []
     if not isinstance(syscalls, list):
-        raise _bad("seccomp: linux.seccomp.syscalls must be an array")
+        raise _bad("seccomp: linux.seccomp.syscalls must be an array", "linux.seccomp.syscalls")
     if not sc.get("defaultAction") and not syscalls:
         return None
     p = Profile()
     flags = sc.get("flags")
     if flags is not None:
         if not isinstance(flags, list):
-            raise _bad("seccomp: linux.seccomp.flags must be an array")
+            raise _bad("seccomp: linux.seccomp.flags must be an array", "linux.seccomp.flags")
         p.flags = []
-        for f in flags:
+        for i, f in enumerate(flags):
             if f not in FLAGS:
-                raise _bad(f"seccomp flag {f} is not known to pyrunc")
+                raise _bad(f"seccomp flag {f} is not known to pyrunc", f"linux.seccomp.flags[{i}]")
             p.flags.append(f)
-    for a in sc.get("architectures") or []:
+    for i, a in enumerate(sc.get("architectures") or []):
         name = ARCHS.get(a) if isinstance(a, str) else None
         if name is None:
-            raise _bad(f"string {a} is not a valid arch for seccomp")
+            raise _bad(f"string {a} is not a valid arch for seccomp", f"linux.seccomp.architectures[{i}]")
         p.archs.append(name)
-    p.default = _action(sc.get("defaultAction", ""))
+    p.default = _action(sc.get("defaultAction", ""), "linux.seccomp.defaultAction")
     if sc.get("defaultErrnoRet") is not None:
-        p.default_errno = _uint(sc["defaultErrnoRet"], "defaultErrnoRet", 32)
-    p.listener_path = _str(sc.get("listenerPath") or "", "listenerPath")
-    p.listener_metadata = _str(sc.get("listenerMetadata") or "", "listenerMetadata")
-    for call in syscalls:
-        if not isinstance(call, dict):
-            raise _bad("seccomp: every entry of linux.seccomp.syscalls must be an object")
-        action = _action(call.get("action", ""))
-        errno = call.get("errnoRet")
-        if errno is not None:
-            errno = _uint(errno, "errnoRet", 32)
-        names = call.get("names") or []
-        if not isinstance(names, list):
-            raise _bad("seccomp: syscalls[].names must be an array")
-        for name in names:
-            args = []
-            for arg in call.get("args") or []:
-                if not isinstance(arg, dict):
-                    raise _bad("seccomp: syscalls[].args entries must be objects")
-                op = OPERATORS.get(arg.get("op")) if isinstance(arg.get("op"), str) else None
-                if op is None:
-                    raise _bad(f"string {arg.get('op')} is not a valid operator for seccomp")
-                index = _uint(arg.get("index", 0), "args[].index", 32)
-                if index >= SYSCALL_MAX_ARGUMENTS:
-                    # runc finds this when it adds the rule (so not for a syscall
-                    # it skips); here, in the parent, for every rule
-                    raise _bad(f"error creating seccomp syscall condition for syscall {name}: "
-                               f"syscalls only have up to 6 arguments ({index} given)")
-                args.append((index, op,
-                             _uint(arg.get("value", 0), "args[].value"),
-                             _uint(arg.get("valueTwo", 0), "args[].valueTwo")))
-            p.rules.append(Rule(_str(name, "syscall name"), action, errno, args))
+        p.default_errno = _uint(sc["defaultErrnoRet"], "defaultErrnoRet", 32, "linux.seccomp.defaultErrnoRet")
+    p.listener_path = _str(sc.get("listenerPath") or "", "listenerPath", "linux.seccomp.listenerPath")
+    p.listener_metadata = _str(sc.get("listenerMetadata") or "", "listenerMetadata",
+                               "linux.seccomp.listenerMetadata")
+    for i, call in enumerate(syscalls):
+        try:
+            _parse_syscall(p, call)
+        except ConfigError as e:
+            e.path = f"linux.seccomp.syscalls[{i}]{e.path}"
+            raise
     # runc's InitSeccomp checks that need no library
     if p.default == "notify":
-        raise _bad("SCMP_ACT_NOTIFY cannot be used as default action")
+        raise _bad("SCMP_ACT_NOTIFY cannot be used as default action", "linux.seccomp.defaultAction")
     for r in p.rules:
         if r.action == "notify" and r.name in ("write", "sendmsg"):
             # runc refuses write: its init writes to the parent after loading
             # the filter. pyrunc's container process sends the listener fd
             # itself (sendmsg), which would wait forever for the agent that
             # has not got the fd yet.
-            raise _bad(f"SCMP_ACT_NOTIFY cannot be used for the {r.name} syscall")
+            i = next(i for i, c in enumerate(syscalls) if r.name in (c.get("names") or ())
+                     and ACTIONS.get(c.get("action")) == "notify")
+            raise _bad(f"SCMP_ACT_NOTIFY cannot be used for the {r.name} syscall",
+                       f"linux.seccomp.syscalls[{i}].action")
     if p.notify and not p.listener_path:
-        raise _bad("seccomp listenerPath is not set")
+        raise _bad("seccomp listenerPath is not set", "linux.seccomp.listenerPath")
     return p
+
+
+def _parse_syscall(p: Profile, call: object) -> None:
+    """One entry of linux.seccomp.syscalls: a Rule per name, added to `p`.
+    A ConfigError's path is relative to the entry ("", ".action", ...)."""
+    if not isinstance(call, dict):
+        raise _bad("seccomp: every entry of linux.seccomp.syscalls must be an object", "")
+    action = _action(call.get("action", ""), ".action")
+    errno = call.get("errnoRet")
+    if errno is not None:
+        errno = _uint(errno, "errnoRet", 32, ".errnoRet")
+    names = call.get("names") or []
+    if not isinstance(names, list):
+        raise _bad("seccomp: syscalls[].names must be an array", ".names")
+    if not names:
+        return
+    args = []  # the same for every name (an error names the first, which failed first)
+    for k, arg in enumerate(call.get("args") or ()):
+        try:
+            args.append(_parse_arg(arg, names[0]))
+        except ConfigError as e:
+            e.path = f".args[{k}]{e.path}"
+            raise
+    for j, name in enumerate(names):
+        if not isinstance(name, str):
+            _str(name, "syscall name", f".names[{j}]")
+        p.rules.append(Rule(name, action, errno, list(args)))
+
+
+def _parse_arg(arg: object, name: object) -> tuple[int, int, int, int]:
+    """(index, op, value, valueTwo) of a syscall's argument condition."""
+    if not isinstance(arg, dict):
+        raise _bad("seccomp: syscalls[].args entries must be objects", "")
+    op = OPERATORS.get(arg.get("op")) if isinstance(arg.get("op"), str) else None
+    if op is None:
+        raise _bad(f"string {arg.get('op')} is not a valid operator for seccomp", ".op")
+    index = _uint(arg.get("index", 0), "args[].index", 32, ".index")
+    if index >= SYSCALL_MAX_ARGUMENTS:
+        # runc finds this when it adds the rule (so not for a syscall
+        # it skips); here, in the parent, for every rule
+        raise _bad(f"error creating seccomp syscall condition for syscall {name}: "
+                   f"syscalls only have up to 6 arguments ({index} given)", ".index")
+    return (index, op, _uint(arg.get("value", 0), "args[].value", 64, ".value"),
+            _uint(arg.get("valueTwo", 0), "args[].valueTwo", 64, ".valueTwo"))
 
 
 def action_value(kind: str, errno: int | None) -> int:

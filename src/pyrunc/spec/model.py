@@ -13,7 +13,7 @@ Each class is a slotted dataclass whose attributes are the runtime-spec's JSON
 names (`additionalGids`, `cgroupsPath`; only `class` is spelled `class_`).
 None means "absent": to_dict() leaves it out. from_dict() checks a dict
 against the same table (schema.py) the command line checks config.json with,
-so a wrong type is a PyruncError naming the field; a unit test keeps these
+so a wrong type is a ConfigError naming the field; a unit test keeps these
 classes and that table in step. The command line never imports this module
 (dataclasses and typing cost start-up time that create cannot spare).
 

@@ -27,7 +27,7 @@ strings, got a string`; `mounts[2].options[0]: ...`; map keys are quoted,
 """
 from __future__ import annotations
 
-from ..errors import PyruncError
+from ..errors import ConfigError
 
 STR = ("s",)
 BOOL = ("b",)
@@ -220,12 +220,14 @@ class _Bad(Exception):
 
 
 def check(doc: object, t: tuple = SPEC, root: str = "") -> None:
-    """Raise PyruncError naming the first field of `doc` that does not have
-    the type `t` gives it; `root` names the document in the message."""
+    """Raise ConfigError naming the first field of `doc` that does not have
+    the type `t` gives it (in its message and its `path`); `root` names the
+    document."""
     try:
         _walk(doc, t)
     except _Bad as e:
-        raise PyruncError(f"{_path(root, e.path)}: {_why(e)}") from None
+        where = _path(root, e.path)
+        raise ConfigError(f"{where}: {_why(e)}", where if root or e.path else None) from None
 
 
 def _walk(v: object, t: tuple) -> None:
@@ -358,6 +360,12 @@ def _path(root: str, parts: list) -> str:
         else:
             out.append(f".{p}" if out != [""] else p)
     return "".join(out) or "config"
+
+
+def key_path(prefix: str, key: str) -> str:
+    """A map entry's field path as the walk names it: linux.sysctl["a.b"]."""
+    from ..fastjson import dumps
+    return f"{prefix}[{dumps(key)}]"
 
 
 def describe(t: tuple, plural: bool = False) -> str:
