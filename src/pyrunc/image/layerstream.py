@@ -16,39 +16,45 @@ import zlib
 from .layout import ImageError
 
 CHUNK = 1 << 18  # compressed bytes per read: zlib is fastest with outputs that stay in cache
+OUT_CHUNK = 1 << 20  # decompressed bytes per chunk handed to the main thread
 _END = object()
 
 
 class Gunzip:
     """A gzip stream's content (concatenated members too, NUL padding after
     the last one ignored, as Go's and Python's readers accept); CRC and
-    length are checked by zlib."""
+    length are checked by zlib. read(n) returns at most n bytes (all that
+    is left for n < 0), as a file does."""
 
     def __init__(self, raw) -> None:
         self._raw = raw
         self._d = zlib.decompressobj(31)
+        self._pending = b""  # input zlib has not consumed yet
         self._done = False
 
-    def read(self, n: int = CHUNK) -> bytes:
-        while not self._done:
-            data = self._raw.read(CHUNK)
-            if not data:
-                self._done = True
-                if not self._d.eof:
-                    raise EOFError("compressed data ended before the end-of-stream marker was reached")
-                break
-            out = []
-            while data:
-                if self._d.eof:
-                    if not data.strip(b"\0"):
-                        break  # padding
-                    self._d = zlib.decompressobj(31)
-                out.append(self._d.decompress(data))
-                data = self._d.unused_data if self._d.eof else b""
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(OUT_CHUNK), b""))
+        while n:
+            if self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                if self._done:
+                    break
+                data = self._raw.read(CHUNK)
+                if not data:
+                    self._done = True
+                    if not self._d.eof:
+                        raise EOFError("compressed data ended before the end-of-stream marker was reached")
+                    break
+            if self._d.eof:
+                if not data.strip(b"\0"):
+                    continue  # padding after the last member
+                self._d = zlib.decompressobj(31)
+            out = self._d.decompress(data, n)
+            self._pending = self._d.unused_data if self._d.eof else self._d.unconsumed_tail
             if out:
-                joined = b"".join(out) if len(out) > 1 else out[0]
-                if joined:
-                    return joined
+                return out
         return b""
 
 
@@ -138,7 +144,7 @@ class LayerStream:
         end: object = _END
         try:
             while not self._stop:
-                chunk = self._tar.read(CHUNK)
+                chunk = self._tar.read(OUT_CHUNK)
                 if not chunk:
                     break
                 if self._hash_q is not None:
