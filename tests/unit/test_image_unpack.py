@@ -155,11 +155,17 @@ HOSTILE = {
     "symlink-loop": [entry("a", "symlink", link="b"), entry("b", "symlink", link="a"), entry("a/x", data=b"")],
     "symlink-replaced-dir": [entry("d", "symlink", link="TMP/outside"), entry("d", "dir"),
                              entry("d/f", data=b"in")],
+    "locked-dir-then-symlink": [entry("l", "dir", mode=0), entry("l/f", data=b""), entry("l", "symlink", link="TMP"),
+                                entry("l/sentinel", data=b"pwned")],
+    "dir-fd-cache-symlink-swap": [entry("c", "dir"), entry("c/d", "dir"), entry("c/d/f", data=b""),
+                                  entry("c", "symlink", link="TMP"), entry("c/d/g", data=b"pwned"),
+                                  entry("c/outside/h", data=b"pwned")],
 }
 
 
+@pytest.mark.parametrize("rootless", [False, True], ids=["", "rootless"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_layers_stay_inside(area, case):
+def test_hostile_layers_stay_inside(area, case, rootless):
     _, bundle, tmp = area
     entries = []
     for ti, data in HOSTILE[case]:
@@ -169,7 +175,7 @@ def test_hostile_layers_stay_inside(area, case):
     lay, bundle = build(area, [entries])
     before = outside_state(tmp)
     try:
-        unpack(lay, bundle)
+        unpack(lay, bundle, rootless=rootless)
     except PyruncError as e:
         assert "\n" not in str(e)
         assert not os.path.exists(bundle)  # a failed unpack removes the bundle it made
