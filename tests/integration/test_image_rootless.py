@@ -88,3 +88,13 @@ def test_rootless_unpack_matches_umoci_and_runs(as_user, layout, tmp_path):
     (ours / "config.json").write_text(json.dumps(cfg))
     res = as_user.ok("run", "--bundle", str(ours), "img-rl1")
     assert res.stdout.splitlines() == ["0", "0:640", "added to a read-only lower directory"]
+
+
+def test_unprivileged_unpack_without_rootless_says_so(as_user, layout, tmp_path):
+    if not _has_image_command(as_user):
+        pytest.skip("the runtime under test has no `image` command")
+    work = tmp_path / "work"
+    work.mkdir()
+    os.chown(work, as_user.pw.pw_uid, as_user.pw.pw_gid)
+    as_user.fail("image", "unpack", "--image", f"{layout}:v1", str(work / "b"), match="unpack with --rootless")
+    assert os.listdir(work) == []

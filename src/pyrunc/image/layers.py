@@ -241,7 +241,10 @@ class Applier:
                 except ImageError as err:
                     raise EntryError(str(err)) from None
                 except OSError as err:
-                    raise EntryError(f"{path}: {err.strerror or err}") from None
+                    hint = ""
+                    if isinstance(err, PermissionError) and os.geteuid() != 0 and not self.rootless:
+                        hint = " (as an unprivileged user, unpack with --rootless)"
+                    raise EntryError(f"{path}: {err.strerror or err}{hint}") from None
             self._finish_dirs()
         finally:
             self.close()
