@@ -95,7 +95,6 @@ def umoci_meta(walk: list, uid_map: list, gid_map: list, rootless: bool) -> str:
 def _unpack_into(layout, manifest: dict, config: dict, bundle: str, uid_map: list, gid_map: list,
                  rootless: bool, meta: str) -> None:
     import os
-    import shutil
     from ..errors import PyruncError
     from .imageconfig import to_runtime_spec
     from .layers import IdMap, unpack_image
