@@ -566,3 +566,23 @@ def test_broken_gzip_is_one_line_and_leaves_nothing(area, damage):
         unpack(lay, str(bundle))
     assert "\n" not in str(e.value) and str(e.value).startswith("layer sha256:")
     assert not bundle.exists()
+
+
+@root_only
+def test_xattrs_the_file_system_lacks_are_skipped(area):
+    """As umoci: ENOTSUP on setxattr is not an error (ramfs has no xattrs)."""
+    import subprocess
+    _, _, tmp = area
+    rf = tmp / "ramfs"
+    rf.mkdir()
+    if subprocess.run(["mount", "-t", "ramfs", "ramfs", str(rf)]).returncode != 0:
+        pytest.skip("cannot mount a ramfs")
+    try:
+        lay, _ = build(area, [[entry("f", data=b"x", xattrs={"user.note": b"hi"}), entry("d", "dir")]])
+        unpack(lay, str(rf / "bundle"))
+        assert (rf / "bundle/rootfs/f").read_bytes() == b"x"
+        rf_b = rf / "b2"
+        unpack(lay, str(rf_b), rootless=True)  # user.rootlesscontainers cannot be set either
+        assert (rf_b / "rootfs/f").read_bytes() == b"x"
+    finally:
+        subprocess.run(["umount", str(rf)])

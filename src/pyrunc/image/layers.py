@@ -9,6 +9,7 @@ its own rootfs.
 """
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import zlib
@@ -420,27 +421,24 @@ class Applier:
             os.close(fd)
         os.utime(base, ns=times, dir_fd=pfd, follow_symlinks=False)
 
-    def _setxattr(self, target, key: str, value: bytes) -> None:
+    def _setxattr(self, target, key: str, value: bytes, follow: bool = True) -> None:
+        """As umoci: an xattr the file system does not support is skipped;
+        rootless, one we may not set (security.*, trusted.*) too."""
         try:
-            os.setxattr(target, key, value)
+            os.setxattr(target, key, value, follow_symlinks=follow)
         except PermissionError:
             if not self.rootless:
                 raise
-            # as umoci: rootless, security.* and trusted.* cannot be set; harmless
+        except OSError as e:
+            if e.errno != errno.EOPNOTSUPP:
+                raise
 
     def _lsetxattr(self, pfd: int, base: str, key: str, value: bytes) -> None:
         fd = os.open(".", C.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
         try:
-            self._setxattr_nofollow(f"/proc/self/fd/{fd}/{base}", key, value)
+            self._setxattr(f"/proc/self/fd/{fd}/{base}", key, value, follow=False)
         finally:
             os.close(fd)
-
-    def _setxattr_nofollow(self, path: str, key: str, value: bytes) -> None:
-        try:
-            os.setxattr(path, key, value, follow_symlinks=False)
-        except PermissionError:
-            if not self.rootless:
-                raise
 
     # --- removing ------------------------------------------------------------
 
