@@ -3,6 +3,7 @@
     import pyrunc.image
     pyrunc.image.copy("oci-archive:busybox.tar", "oci:/images:busybox", quiet=True)
     pyrunc.image.unpack("/images/busybox:latest", "/containers/bb")
+    info = pyrunc.image.inspect("docker-archive:/images/bb.tar")
 
 Every function imports its module when called: `import pyrunc` costs the
 runtime nothing for them. Errors are pyrunc.errors.PyruncError with a
@@ -23,6 +24,15 @@ def copy(src, dst, **kw):
     CopyResult (manifest digest, media type, blobs copied and skipped)."""
     from .copier import copy as _copy
     return _copy(src, dst, **kw)
+
+
+def inspect(image: str, *, no_tags: bool = False, manifest_digest: str | None = None, **options):
+    """skopeo inspect TRANSPORT:REF as an ImageInfo (image/inspector.py);
+    `options` are transport.Options' fields (tls_verify, creds, authfile,
+    cert_dir, os, arch, variant). `.to_json()` is skopeo's output."""
+    from .inspector import inspect as _inspect
+    from .transport import Options
+    return _inspect(image, Options(**options), no_tags, manifest_digest)
 
 
 def list_tags(repository: str, opts=None) -> list[str]:

@@ -410,12 +410,12 @@ class _Copier:
         self._record(target["digest"], copied=True)
 
     def _decompressed(self, desc: dict, verified: VerifyingReader, diff_id: str) -> _Decompressed:
-        from .layers import decompressor
-        mt = desc.get("mediaType") or ""
-        if mt == DOCKER_LAYER_TAR:
-            tar = verified
-        else:
-            tar = decompressor(mt, verified)
+        # By the bytes, as containers/image does: a media type may say gzip
+        # over a plain tar (docker-archive: sources name every layer so).
+        from .compression import Peeked, decompressing, detect
+        peeked = Peeked(verified)
+        kind = detect(peeked.head)
+        tar = peeked if kind is None else decompressing(kind, peeked)
         return _Decompressed(_diff_reader(tar, diff_id), verified)
 
 

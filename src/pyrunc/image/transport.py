@@ -30,6 +30,7 @@ class Options:
     os: Optional[str] = None            # --override-os
     arch: Optional[str] = None          # --override-arch
     variant: Optional[str] = None       # --override-variant
+    additional_tags: tuple[str, ...] = ()   # copy --additional-tag: more NAME:TAGs (docker-archive destinations)
 
 
 class ImageSource:
