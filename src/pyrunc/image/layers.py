@@ -16,19 +16,12 @@ import zlib
 
 from ..linux import consts as C
 from ..rootfs.paths import mkdir_all, open_in_root
+from .layerstream import GZIP_TYPES, TAR_TYPES, ZSTD_TYPES, decompressor  # noqa: F401 (image copy uses them)
 from .layout import ImageError, Layout
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 XATTR_PAX = "SCHILY.xattr."
-GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip",
-              "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-              "application/vnd.docker.image.rootfs.diff.tar.gzip",
-              "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
-ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",
-              "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
-TAR_TYPES = ("application/vnd.oci.image.layer.v1.tar",
-             "application/vnd.oci.image.layer.nondistributable.v1.tar")
 
 
 def clean(name: str) -> str:
@@ -44,12 +37,6 @@ def clean(name: str) -> str:
             continue
         out.append(part)
     return "/".join(out)
-
-
-def decompressor(media_type: str, raw):
-    """A reader of the layer's tar bytes, by the descriptor's media type."""
-    from .layerstream import decompressor as _decompressor
-    return _decompressor(media_type, raw)
 
 
 class IdMap:

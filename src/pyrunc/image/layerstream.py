@@ -15,6 +15,14 @@ import zlib
 
 from .layout import ImageError
 
+GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip",
+              "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+              "application/vnd.docker.image.rootfs.diff.tar.gzip",
+              "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip")
+ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",
+              "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd")
+TAR_TYPES = ("application/vnd.oci.image.layer.v1.tar",
+             "application/vnd.oci.image.layer.nondistributable.v1.tar")
 CHUNK = 1 << 18  # compressed bytes per read: zlib is fastest with outputs that stay in cache
 OUT_CHUNK = 1 << 20  # decompressed bytes per chunk handed to the main thread
 _END = object()
@@ -60,7 +68,6 @@ class Gunzip:
 
 def decompressor(media_type: str, raw):
     """A reader of the layer's tar bytes, by the descriptor's media type."""
-    from .layers import GZIP_TYPES, TAR_TYPES, ZSTD_TYPES
     if media_type in GZIP_TYPES:
         return Gunzip(raw)
     if media_type in ZSTD_TYPES:
