@@ -12,10 +12,10 @@ one-line message.
 from __future__ import annotations
 
 
-def unpack(image: str, bundle: str, uid_map=None, gid_map=None):
+def unpack(image: str, bundle: str, uid_map=None, gid_map=None, rootless: bool = False):
     """A runtime bundle from DIR[:REF] (an OCI layout); see image/bundle.py."""
     from .bundle import unpack as _unpack
-    return _unpack(image, bundle, uid_map, gid_map)
+    return _unpack(image, bundle, uid_map, gid_map, rootless)
 
 
 def copy(src, dst, **kw):
