@@ -248,15 +248,13 @@ def test_no_manifest_for_platform(area):
 
 def test_zstd_layer_without_module(area, monkeypatch):
     import sys
-    b, bundle, _ = area
+    zstandard = pytest.importorskip("zstandard")
+    raw = layer_tar([entry("f")])
+    lay, bundle = _custom_layer(area, zstandard.ZstdCompressor().compress(raw), raw,
+                                "application/vnd.oci.image.layer.v1.tar+zstd")
     monkeypatch.setitem(sys.modules, "zstandard", None)  # import fails as if not installed
-    desc = b.image([layer_tar([entry("f")])])
-    man_path = b.path / "blobs/sha256" / desc["digest"][7:]
-    man = json.loads(man_path.read_bytes())
-    man["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd"
-    b.tag(b.blob(json.dumps(man).encode(), desc["mediaType"]))
     with pytest.raises(PyruncError, match="'zstandard' is not installed"):
-        unpack(str(b.path), str(bundle))
+        unpack(lay, str(bundle))
     assert not bundle.exists()
 
 
@@ -544,6 +542,19 @@ def test_zstd_layer(area):
     unpack(lay, str(bundle))
     assert (bundle / "rootfs/z/small").read_bytes() == b"zz"
     assert (bundle / "rootfs/z/big").stat().st_size == 1 << 21
+
+
+@pytest.mark.parametrize("compress,media_type", [
+    ("none", "application/vnd.docker.image.rootfs.diff.tar.gzip"),  # docker-archive copied as it is
+    ("gzip", "application/vnd.oci.image.layer.v1.tar"),
+    ("gzip", "application/vnd.oci.image.layer.v1.tar+zstd"),
+])
+def test_compression_is_taken_from_the_bytes(area, compress, media_type):
+    import gzip
+    raw = layer_tar([entry("c/f", data=b"sniffed")])
+    lay, bundle = _custom_layer(area, gzip.compress(raw) if compress == "gzip" else raw, raw, media_type)
+    unpack(lay, str(bundle))
+    assert (bundle / "rootfs/c/f").read_bytes() == b"sniffed"
 
 
 def test_gzip_members_and_padding(area):

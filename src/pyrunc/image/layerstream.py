@@ -13,6 +13,7 @@ import queue
 import threading
 import zlib
 
+from ..errors import PyruncError
 from .layout import ImageError
 
 GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip",
@@ -67,18 +68,59 @@ class Gunzip:
 
 
 def decompressor(media_type: str, raw):
-    """A reader of the layer's tar bytes, by the descriptor's media type."""
-    if media_type in GZIP_TYPES:
-        return Gunzip(raw)
-    if media_type in ZSTD_TYPES:
-        try:
-            import zstandard
-        except ImportError:
-            raise ImageError("zstd-compressed layer: the Python module 'zstandard' is not installed") from None
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    if media_type in TAR_TYPES:
-        return raw
-    raise ImageError(f"unsupported layer media type {media_type!r}")
+    """A reader of the layer's tar bytes. The media type must be a layer's;
+    the compression is then taken from the bytes, as containers/image takes
+    it: a docker-archive copied as it is holds plain tars labelled gzip."""
+    if media_type not in GZIP_TYPES + ZSTD_TYPES + TAR_TYPES:
+        raise ImageError(f"unsupported layer media type {media_type!r}")
+    return _Sniffing(raw)
+
+
+class _Prefixed:
+    """`raw` with `head` (already read from it) put back in front."""
+
+    def __init__(self, head: bytes, raw) -> None:
+        self._head, self._raw = head, raw
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n is None or n < 0 or n >= len(self._head):
+                out, self._head = self._head, b""
+            else:
+                out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._raw.read(n)
+
+
+class _Sniffing:
+    """Decides on its first read, from the stream's magic bytes, whether the
+    layer is gzip, zstd (bzip2, xz) or a plain tar."""
+
+    def __init__(self, raw) -> None:
+        self._raw = raw
+        self._r = None
+
+    def read(self, n: int = -1) -> bytes:
+        if self._r is None:
+            from .compression import GZIP, decompressing, detect
+            head = b""
+            while len(head) < 8:  # enough for every magic
+                more = self._raw.read(CHUNK)
+                if not more:
+                    break
+                head += more
+            src = _Prefixed(head, self._raw)
+            kind = detect(head)
+            if kind is None:
+                self._r = src
+            elif kind == GZIP:
+                self._r = Gunzip(src)
+            else:
+                try:
+                    self._r = decompressing(kind, src)
+                except PyruncError as e:
+                    raise ImageError(str(e)) from None
+        return self._r.read(n)
 
 
 class _QueueReader:
