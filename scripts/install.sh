@@ -61,6 +61,9 @@ fi
 
 lib="$prefix/lib"
 rm -rf "$lib.new"
+# setuptools builds in the source tree and never prunes build/lib: a module
+# moved or removed since the last install would otherwise be installed still
+rm -rf "$here/build"
 # PYTHONDONTWRITEBYTECODE would keep pip from compiling the package: the
 # compiled files are what makes every command start fast
 env -u PYTHONDONTWRITEBYTECODE "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \

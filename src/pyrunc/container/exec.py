@@ -105,8 +105,9 @@ def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
         # the container's profile applies to exec'd processes too (runc); built
         # here, before any process enters the container
         from ..security.seccomp import prepare
+        from .state import OCI_VERSION
         sc = prepare(config, cid=cid, bundle=st.get("bundle") or "", status="running",
-                     init_pid=st.get("pid") or 0)
+                     init_pid=st.get("pid") or 0, oci_version=OCI_VERSION)
         if sc is not None:
             sc.start_build()
             sc.open_listener(connect=True)
@@ -278,8 +279,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
                 os.close(slave)
         from ..security.process import prepare_exec
         final = prepare_exec(process)
-        from ..security.attrs import apply_all
-        apply_all(process, linux)
+        from ..init.child import apply_attrs
+        apply_attrs(process, linux)
         if sc is not None:
             sc.pid = int(host_pid or 0)  # for the notify agent
             final.seccomp = sc

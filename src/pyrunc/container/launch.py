@@ -79,7 +79,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     seccomp = None
     if (spec.get("linux") or {}).get("seccomp"):  # checked before anything exists
         from ..security.seccomp import prepare
-        seccomp = prepare(spec, cid=cid, bundle=bundle)
+        seccomp = prepare(spec, cid=cid, bundle=bundle, oci_version=OCI_VERSION)
     terminal = bool(process.get("terminal"))
     if terminal and o.detach and not o.console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
@@ -448,11 +448,6 @@ def _host_id(maps: list[dict] | None) -> int:
     return 0
 
 
-def id_map_text(maps: list[dict]) -> bytes:
-    """uid_map/gid_map contents: one "inside outside count" line per range."""
-    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
-
-
 def _write_id_maps(pid: int, linux: dict) -> None:
     uid_maps, gid_maps = linux.get("uidMappings") or [], linux.get("gidMappings") or []
     if os.geteuid() != 0 and not (_own_id_only(uid_maps, os.geteuid()) and _own_id_only(gid_maps, os.getegid())):
@@ -461,6 +456,7 @@ def _write_id_maps(pid: int, linux: dict) -> None:
         _newidmap("newuidmap", pid, uid_maps)
         _newidmap("newgidmap", pid, gid_maps)
         return
+    from ..linux.sys import id_map_text
     try:
         if os.geteuid() != 0:
             with open(f"/proc/{pid}/setgroups", "wb") as f:
