@@ -338,3 +338,37 @@ def test_start_failures_leave_nothing(ctx, stdin, text):
     assert not os.path.exists(ctx.expected_address("c1")[len("unix://"):])
     assert sorted(p.name for p in b.iterdir()) == ["config.json"]
     assert not [p for p in _pids_with(NAME) if ctx.address in _cmdline(p)]
+
+
+def test_serve_on_an_inherited_socket_or_a_path(ctx):
+    """Without an action the shim serves on fd 3 (a listening socket, as Go
+    shims hand it to their re-executed selves) or on -socket."""
+    import socket
+    b = ctx.bundle("c1")
+    path = str(ctx.tmp / "inherited.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    fd = listener.fileno()
+    to_fd3 = "import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); fd != 3 and os.close(fd); os.execv(sys.argv[2], sys.argv[2:])"
+    p = subprocess.Popen([sys.executable, "-c", to_fd3, str(fd), *SHIM, "-namespace", ctx.ns, "-id", "c1"],
+                         cwd=b, env=shim_env(), pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    listener.close()
+    with T.Client.connect(path) as c:
+        assert m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", b"")).shim_pid == p.pid
+        c.call(m.TASK_SERVICE, "Shutdown", b"")
+    assert p.wait(10) == 0 and p.stderr.read() == b""
+
+    path = str(ctx.tmp / "own.sock")
+    p = subprocess.Popen([*SHIM, "-namespace", ctx.ns, "-id", "c1", "-socket", path], cwd=b, env=shim_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_until(lambda: os.path.exists(path), 10, what="the socket")
+    with T.Client.connect(path) as c:
+        c.call(m.TASK_SERVICE, "Shutdown", b"")
+    assert p.wait(10) == 0
+    assert not os.path.exists(path)
+
+    r = subprocess.run([*SHIM, "-namespace", ctx.ns, "-id", "c1"], cwd=b, env=shim_env(), capture_output=True,
+                       timeout=20)
+    assert r.returncode == 1
+    assert r.stderr == b"io.containerd.pyrunc.v1: no listening socket on fd 3 and no -socket: nothing to serve\n"

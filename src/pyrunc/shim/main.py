@@ -142,11 +142,12 @@ def _serve_inherited(flags: dict[str, object], bundle: str, process) -> int:
     import socket
     path = str(flags["socket"])
     if path:
+        path = path[len("unix://"):] if path.startswith("unix://") else path
         try:
-            listener = process._listen(process.socket_path(path))
+            listener = process._listen(path)
         except OSError as e:
             raise process.ShimError(f"listen {path}: {os.strerror(e.errno or 0).lower()}") from None
-        return process.serve(listener, flags, bundle, path)
+        return process.serve(listener, flags, bundle, "unix://" + path)
     try:
         listener = socket.socket(fileno=3)
         if listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) != 1:
