@@ -269,20 +269,23 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
     if not isinstance(listener, std_socket.socket):  # start's _socket.socket
         listener = std_socket.socket(fileno=listener.detach())
     _open_log(bundle)
-    stop = threading.Event()
+    # a pipe, not an Event: a signal handler that took the Event's lock
+    # while the main thread held it would deadlock; a write cannot
+    stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
+
+    def stop(*_: object) -> None:
+        try:
+            os.write(stop_w, b"x")
+        except OSError:
+            pass
+
     server = Server()
-    service = TaskService(on_shutdown=stop.set)
+    service = TaskService(on_shutdown=stop)
     server.register(m.TASK_SERVICE, service.handlers())
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    worker = threading.Thread(target=server.serve, args=(listener,), daemon=True)
-    worker.start()
-    while not stop.wait(1):  # timed: signal handlers run between waits
-        pass
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=server.serve, args=(listener,), daemon=True).start()
+    os.read(stop_r, 1)  # retried after a signal's handler (PEP 475)
     try:
         server.shutdown()
     finally:
