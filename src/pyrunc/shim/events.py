@@ -25,8 +25,9 @@ class Publisher:
 
     def publish(self, event: Message, timeout: float = 10.0) -> None:
         """Forward `event` (one of messages.TASK_EVENTS) under its topic."""
+        topic: str = event.TOPIC  # type: ignore[attr-defined]
         req = m.ForwardRequest(envelope=m.Envelope(timestamp=Timestamp.now(), namespace=self.namespace,
-                                                   topic=event.TOPIC, event=Any.pack(event)))  # type: ignore[attr-defined]
+                                                   topic=topic, event=Any.pack(event)))
         for attempt in (1, 2):
             client = self._connect()
             try:
