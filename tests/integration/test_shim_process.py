@@ -283,12 +283,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
         return subprocess.run(["ctr", "--address", sock, "--namespace", "shimtest", *args],
                               capture_output=True, text=True, timeout=60)
 
+    cid = f"shim-{uuid.uuid4().hex[:8]}"
     try:
         deadline = time.monotonic() + 30
         while ctr("version").returncode != 0:
             assert d.poll() is None and time.monotonic() < deadline, (base / "containerd.log").read_text()[-3000:]
             time.sleep(0.1)
-        cid = f"shim-{uuid.uuid4().hex[:8]}"
         address = f"unix:///run/containerd/s/{hashlib.sha256(f'{sock}/shimtest/{cid}'.encode()).hexdigest()}"
         r = ctr("run", "--runtime", "io.containerd.pyrunc.v1", "--rootfs", str(busybox_rootfs), cid, "true")
         assert r.returncode != 0
@@ -302,6 +302,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
         assert "failed to clean up after shim disconnected" not in (base / "containerd.log").read_text()
         ctr("containers", "delete", cid)
     finally:
+        for pid in [p for p in _pids_with(NAME) if cid in _cmdline(p)]:   # a shim of a failed run
+            os.kill(pid, signal.SIGKILL)
         d.terminate()
         try:
             d.wait(15)
@@ -354,6 +356,7 @@ def test_serve_on_an_inherited_socket_or_a_path(ctx):
     p = subprocess.Popen([sys.executable, "-c", to_fd3, str(fd), *SHIM, "-namespace", ctx.ns, "-id", "c1"],
                          cwd=b, env=shim_env(), pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     listener.close()
+    ctx.pids.add(p.pid)                           # killed by the fixture if the test fails
     with T.Client.connect(path) as c:
         assert m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", b"")).shim_pid == p.pid
         c.call(m.TASK_SERVICE, "Shutdown", b"")
@@ -362,6 +365,7 @@ def test_serve_on_an_inherited_socket_or_a_path(ctx):
     path = str(ctx.tmp / "own.sock")
     p = subprocess.Popen([*SHIM, "-namespace", ctx.ns, "-id", "c1", "-socket", path], cwd=b, env=shim_env(),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ctx.pids.add(p.pid)
     wait_until(lambda: os.path.exists(path), 10, what="the socket")
     with T.Client.connect(path) as c:
         c.call(m.TASK_SERVICE, "Shutdown", b"")
