@@ -61,6 +61,9 @@ fi
 
 lib="$prefix/lib"
 rm -rf "$lib.new"
+# setuptools builds in the source tree and never prunes build/lib: a module
+# moved or removed since the last install would otherwise be installed still
+rm -rf "$here/build"
 # PYTHONDONTWRITEBYTECODE would keep pip from compiling the package: the
 # compiled files are what makes every command start fast
 env -u PYTHONDONTWRITEBYTECODE "$python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
@@ -84,4 +87,18 @@ LAUNCHER
 chmod 755 "$prefix/bin/pyrunc.new"
 mv "$prefix/bin/pyrunc.new" "$prefix/bin/pyrunc"
 ln -sf "$prefix/bin/pyrunc" "$bindir/pyrunc"
+# containerd's v2 shim for the runtime io.containerd.pyrunc.v1 (docs/shim.md):
+# containerd finds it on its PATH by that name; same interpreter and finder
+cat > "$prefix/bin/containerd-shim-pyrunc-v1.new" <<LAUNCHER
+#!$runtime_python -IS
+import sys
+sys.path.append("$lib")
+from pyrunc import _boot
+_boot.install("$lib")
+from pyrunc.shim.main import main
+sys.exit(main(sys.argv))
+LAUNCHER
+chmod 755 "$prefix/bin/containerd-shim-pyrunc-v1.new"
+mv "$prefix/bin/containerd-shim-pyrunc-v1.new" "$prefix/bin/containerd-shim-pyrunc-v1"
+ln -sf "$prefix/bin/containerd-shim-pyrunc-v1" "$bindir/containerd-shim-pyrunc-v1"
 echo "pyrunc installed: $bindir/pyrunc -> $prefix ($("$bindir/pyrunc" --version | head -1), $runtime_python)"

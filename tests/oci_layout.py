@@ -102,3 +102,59 @@ def user_xattrs_supported(path: Path) -> bool:
         return False
     finally:
         probe.unlink()
+
+
+def docker_save_tar(path: Path, images: list[dict], style: str = "legacy", gzip_layers: bool = False,
+                    dup_symlink: bool = False) -> Path:
+    """A `docker save` archive. Each image: {"layers": [tar bytes], "config": {...},
+    "tags": ["busybox:latest"]}. style "legacy" (docker < 25: <id>/layer.tar,
+    <config hex>.json) or "oci" (docker 25+: blobs/sha256/<hex> beside an OCI
+    layout); gzip_layers stores the layers compressed (containerd's store);
+    dup_symlink makes a repeated layer a symlink to the first copy, as docker does."""
+    buf = io.BytesIO()
+    written: set[str] = set()
+    manifest, repos = [], {}
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add(name: str, data: bytes) -> None:
+            if name in written:
+                return
+            written.add(name)
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+
+        def link(name: str, target: str) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname = tarfile.SYMTYPE, target
+            tar.addfile(ti)
+
+        for img in images:
+            diff_ids, paths, first = [], [], {}
+            for raw in img["layers"]:
+                diff = hashlib.sha256(raw).hexdigest()
+                data = gzip.compress(raw, mtime=0) if gzip_layers else raw
+                if style == "oci":
+                    p = "blobs/sha256/" + hashlib.sha256(data).hexdigest()
+                else:
+                    p = hashlib.sha256((diff + str(len(paths))).encode()).hexdigest() + "/layer.tar"
+                if diff in first and dup_symlink and style == "legacy":
+                    link(p, "../" + first[diff])
+                else:
+                    add(p, data)
+                    first.setdefault(diff, p)
+                diff_ids.append("sha256:" + diff)
+                paths.append(p)
+            cfg = {"architecture": host_arch(), "os": "linux", "config": img.get("config", {}),
+                   "rootfs": {"type": "layers", "diff_ids": diff_ids}, **img.get("extra", {})}
+            cdata = json.dumps(cfg).encode()
+            chex = hashlib.sha256(cdata).hexdigest()
+            cpath = f"blobs/sha256/{chex}" if style == "oci" else f"{chex}.json"
+            add(cpath, cdata)
+            manifest.append({"Config": cpath, "RepoTags": img.get("tags"), "Layers": paths})
+            for t in img.get("tags") or []:
+                name, _, tag = t.rpartition(":")
+                repos.setdefault(name, {})[tag] = chex
+        add("manifest.json", json.dumps(manifest).encode())
+        add("repositories", json.dumps(repos).encode())
+    Path(path).write_bytes(buf.getvalue())
+    return Path(path)

@@ -127,3 +127,23 @@ def _pretty(o: object, pad: str, cur: str, out: list[str], enc) -> None:
         out.append("\n" + cur + "]")
     else:
         out.append("".join(_compact(o, 0)) if not isinstance(o, str) else enc(o))
+
+
+def go_escape(s: str) -> str:
+    """Apply the escapes Go's encoding/json adds on top of Python's."""
+    if "<" in s or ">" in s or "&" in s or "\u2028" in s or "\u2029" in s:
+        s = (
+            s.replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028")
+            .replace("\u2029", "\\u2029")
+        )
+    return s
+
+
+def key_path(prefix: str, key: str) -> str:
+    """A map entry's field path as spec/schema.py's walk names it, for a
+    ConfigError: linux.sysctl["a.b"] (here so the mechanisms below spec/
+    name their fields the same way)."""
+    return f"{prefix}[{dumps(key)}]"

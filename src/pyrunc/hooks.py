@@ -74,8 +74,7 @@ class HookError(PyruncError):
 
 def state_json(state: dict) -> bytes:
     """The state as Go's json.Marshal writes it: compact, UTF-8, HTML-safe."""
-    from pyrunc.fastjson import dumps
-    from pyrunc.spec.example import go_escape
+    from pyrunc.fastjson import dumps, go_escape
 
     return go_escape(dumps(state, ascii=False)).encode()
 

@@ -281,7 +281,7 @@ def test_console_target_symlink_stays_inside(rt, make_bundle, tmp_path):
 def test_sysctl_write_refuses_non_procfs(rt, bundle, tmp_path, leakcheck):
     """A config that bind-mounts a host directory over /proc/sys must not turn
     a sysctl into a write to a host file (checked by removing the statfs
-    check from init.child.open_procfs: the host file is then overwritten)."""
+    check from linux.sys.open_procfs: the host file is then overwritten)."""
     fake = tmp_path / "fake-sys"
     (fake / "kernel").mkdir(parents=True)
     (fake / "kernel" / "msgmax").write_text("untouched\n")

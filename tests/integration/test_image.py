@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import struct
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,10 @@ def layout(busybox_rootfs: Path, tmp_path: Path) -> Path:
         entry("dev/null2", "char", mode=0o666, dev=(1, 3)),
         entry("work", "dir", mode=0o777),
         entry("bin/sym", "symlink", link="../etc/motd"),
+        # cap_net_raw+ep as setcap writes it (vfs_cap_data revision 2, effective)
+        entry("bin/ping", data=b"#!/bin/sh\n", mode=0o755,
+              xattrs={"security.capability": struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0)}),
+        entry("bin/ping2", "hardlink", link="bin/ping"),
     ])
     lower_extra = layer_tar([entry("opq/old", data=b"gone")])
     b.tag(b.image([tree_tar(busybox_rootfs), lower_extra, upper], {
@@ -97,6 +102,14 @@ def _tree(root: Path) -> dict:
                 info["mtime"] = int(st.st_mtime)
                 info["xattrs"] = {k: os.getxattr(p, k) for k in sorted(os.listxattr(p))}
             out[rel] = info
+    # hard-link groups: the paths that share each regular file's inode
+    groups: dict = {}
+    for rel, info in out.items():
+        if "nlink" in info:
+            groups.setdefault((root / rel).lstat().st_ino, []).append(rel)
+    for paths in groups.values():
+        for rel in paths:
+            out[rel]["links"] = sorted(paths)
     return out
 
 

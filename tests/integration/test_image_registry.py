@@ -20,7 +20,8 @@ from registry_server import FakeRegistry, RegistryServer, available, bcrypt_hash
 from pyrunc.errors import PyruncError
 from pyrunc.image import digest as digests
 from pyrunc.image.registry import certs, client as client_mod
-from pyrunc.image.transport import Options, open_destination, open_source
+from pyrunc.image.transport import Options
+from pyrunc.image.transports import open_destination, open_source
 from pyrunc.image.transports import docker as docker_mod
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=available() or "")

@@ -16,6 +16,7 @@ import pytest
 from pyrunc.errors import PyruncError
 from pyrunc.linux import consts as C
 from pyrunc.linux import sys as L
+from pyrunc.init.child import apply_attrs
 from pyrunc.security import attrs as A
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
@@ -139,9 +140,9 @@ def test_scheduler_vs_cpuset_message():
         in_child(lambda: child(""))
 
 
-def test_apply_all():
+def test_apply_attrs():
     def child():
-        A.apply_all({"scheduler": {"policy": "SCHED_BATCH", "nice": 5},
+        apply_attrs({"scheduler": {"policy": "SCHED_BATCH", "nice": 5},
                      "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 2}}, {"personality": {"domain": "LINUX"}})
         return os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0), L.ioprio_get(C.IOPRIO_WHO_PROCESS, 0)
     assert in_child(child) == [os.SCHED_BATCH, 5, (2 << 13) | 2]

@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 
 from pyrunc.errors import PyruncError
 from pyrunc.linux import consts as C
+from pyrunc.init.child import apply_attrs
 from pyrunc.security import attrs as A
 
 
@@ -238,14 +239,14 @@ def test_validate_the_spec_example():
                {"personality": {"domain": "LINUX"}})
 
 
-def test_apply_all_order(monkeypatch):
+def test_apply_attrs_order(monkeypatch):
     calls = []
     monkeypatch.setattr(A, "apply_scheduler", lambda s, cpuset="": calls.append(("sched", cpuset)))
     monkeypatch.setattr(A, "apply_io_priority", lambda io: calls.append(("io",)))
     monkeypatch.setattr(A, "apply_personality", lambda p: calls.append(("pers",)))
-    A.apply_all({"scheduler": {"policy": "SCHED_OTHER"}, "ioPriority": {"class": "IOPRIO_CLASS_BE"}},
+    apply_attrs({"scheduler": {"policy": "SCHED_OTHER"}, "ioPriority": {"class": "IOPRIO_CLASS_BE"}},
                 {"personality": {"domain": "LINUX"}, "resources": {"cpu": {"cpus": "0-1"}}})
     assert calls == [("sched", "0-1"), ("io",), ("pers",)]  # runc's order
     calls.clear()
-    A.apply_all({}, None)
+    apply_attrs({}, None)
     assert calls == []

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from pyrunc.hooks import HOOK_NAMES
-from pyrunc.spec import capabilities as caps
+from pyrunc.security import capabilities as caps
 from pyrunc.spec import features as feat
 
 RUNC = "/usr/sbin/runc"

@@ -155,11 +155,17 @@ HOSTILE = {
     "symlink-loop": [entry("a", "symlink", link="b"), entry("b", "symlink", link="a"), entry("a/x", data=b"")],
     "symlink-replaced-dir": [entry("d", "symlink", link="TMP/outside"), entry("d", "dir"),
                              entry("d/f", data=b"in")],
+    "locked-dir-then-symlink": [entry("l", "dir", mode=0), entry("l/f", data=b""), entry("l", "symlink", link="TMP"),
+                                entry("l/sentinel", data=b"pwned")],
+    "dir-fd-cache-symlink-swap": [entry("c", "dir"), entry("c/d", "dir"), entry("c/d/f", data=b""),
+                                  entry("c", "symlink", link="TMP"), entry("c/d/g", data=b"pwned"),
+                                  entry("c/outside/h", data=b"pwned")],
 }
 
 
+@pytest.mark.parametrize("rootless", [False, True], ids=["", "rootless"])
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_layers_stay_inside(area, case):
+def test_hostile_layers_stay_inside(area, case, rootless):
     _, bundle, tmp = area
     entries = []
     for ti, data in HOSTILE[case]:
@@ -169,7 +175,7 @@ def test_hostile_layers_stay_inside(area, case):
     lay, bundle = build(area, [entries])
     before = outside_state(tmp)
     try:
-        unpack(lay, bundle)
+        unpack(lay, bundle, rootless=rootless)
     except PyruncError as e:
         assert "\n" not in str(e)
         assert not os.path.exists(bundle)  # a failed unpack removes the bundle it made
@@ -242,15 +248,13 @@ def test_no_manifest_for_platform(area):
 
 def test_zstd_layer_without_module(area, monkeypatch):
     import sys
-    b, bundle, _ = area
+    zstandard = pytest.importorskip("zstandard")
+    raw = layer_tar([entry("f")])
+    lay, bundle = _custom_layer(area, zstandard.ZstdCompressor().compress(raw), raw,
+                                "application/vnd.oci.image.layer.v1.tar+zstd")
     monkeypatch.setitem(sys.modules, "zstandard", None)  # import fails as if not installed
-    desc = b.image([layer_tar([entry("f")])])
-    man_path = b.path / "blobs/sha256" / desc["digest"][7:]
-    man = json.loads(man_path.read_bytes())
-    man["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd"
-    b.tag(b.blob(json.dumps(man).encode(), desc["mediaType"]))
     with pytest.raises(PyruncError, match="'zstandard' is not installed"):
-        unpack(str(b.path), str(bundle))
+        unpack(lay, str(bundle))
     assert not bundle.exists()
 
 
@@ -411,3 +415,185 @@ def test_bad_id_map_flag(area, capfd, bad):
     err = capfd.readouterr().err
     assert "invalid --uid-map" in err and err.count("\n") == 1
     assert not bundle.exists()
+
+
+# --- umoci.json, --rootless, a full disk ----------------------------------------
+
+def test_umoci_json_as_umoci_writes_it(area):
+    lay, bundle = build(area, [[entry("f")]])
+    b, _, _ = area
+    unpack(lay, bundle, [(0, 100000, 65536)], [(0, 200000, 65536)])
+    desc = json.loads((b.path / "index.json").read_text())["manifests"][0]
+    text = (Path(bundle) / "umoci.json").read_text()
+    assert text.endswith("}\n") and ", " not in text  # Go's compact encoding
+    meta = json.loads(text)
+    assert meta == {"umoci_version": "2", "from_descriptor_path": {"descriptor_walk": [desc]},
+                    "map_options": {"uid_mappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                                    "gid_mappings": [{"containerID": 0, "hostID": 200000, "size": 65536}],
+                                    "rootless": False},
+                    "whiteout_mode": 0}
+
+
+def test_umoci_json_walks_through_indexes(area):
+    b, bundle, _ = area
+    mine = b.image([layer_tar([entry("f")])])
+    inner = b.blob(json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {**mine, "platform": {"os": "linux", "architecture": host_arch()}}]}).encode(), OCI_INDEX)
+    b.tag(inner)
+    unpack(str(b.path), str(bundle))
+    walk = json.loads((bundle / "umoci.json").read_text())["from_descriptor_path"]["descriptor_walk"]
+    assert [d["digest"] for d in walk] == [inner["digest"], mine["digest"]]
+    assert walk[1]["platform"] == {"os": "linux", "architecture": host_arch()}
+
+
+@pytest.mark.parametrize("uid, gid, want", [
+    (0, 0, None),
+    (0, 8, "08ffffffff0f1008"),  # as umoci 0.4.7 wrote it for Debian's /var/mail
+    (1000, 0, "08e80710ffffffff0f"),
+    (65534, 65534, "08feff0310feff03"),
+])
+def test_rootlesscontainers_payload(uid, gid, want):
+    from pyrunc.image.layers import rootless_payload
+    got = rootless_payload(uid, gid)
+    assert (got.hex() if got is not None else None) == want
+
+
+def test_rootless_unpack_records_owners_and_fakes_devices(area):
+    _, _, tmp = area
+    if not user_xattrs_supported(tmp):
+        pytest.skip(f"{tmp}: no user.* xattrs on this filesystem")
+    lay, bundle = build(area, [[
+        entry("etc/owned", data=b"x", uid=1000, gid=50, mode=0o4755),
+        entry("etc/root", data=b"y"),
+        entry("etc/lnk", "symlink", link="owned", uid=7, gid=7),
+        entry("dev/null2", "char", mode=0o666, dev=(1, 3), uid=3),
+        entry("run/fifo", "fifo", mode=0o620),
+        entry("ro", "dir", mode=0o555), entry("ro/f", data=b"", uid=1),
+        entry("shut", "dir", mode=0o000), entry("shut/f", data=b""),
+        entry("mark", data=b"", xattrs={"user.rootlesscontainers": b"\x08\x05"}),
+    ]], {"User": "0:0"})
+    unpack(lay, bundle, rootless=True)
+    r = Path(bundle) / "rootfs"
+    me = (os.geteuid(), os.getegid())
+    for p in ("etc/owned", "etc/root", "dev/null2", "run/fifo", "ro/f"):
+        st = (r / p).lstat()
+        assert (st.st_uid, st.st_gid) == me, p
+    assert os.getxattr(r / "etc/owned", "user.rootlesscontainers") == bytes.fromhex("08e80710 32".replace(" ", ""))
+    assert stat.S_IMODE((r / "etc/owned").lstat().st_mode) == 0o4755
+    assert "user.rootlesscontainers" not in os.listxattr(r / "etc/root")
+    assert "user.rootlesscontainers" not in os.listxattr(r / "mark")  # the layer's own is dropped
+    n = (r / "dev/null2").lstat()
+    assert stat.S_ISREG(n.st_mode) and n.st_size == 0 and stat.S_IMODE(n.st_mode) == 0o666
+    assert stat.S_ISFIFO((r / "run/fifo").lstat().st_mode)
+    assert stat.S_IMODE((r / "ro").lstat().st_mode) == 0o555
+    assert stat.S_IMODE((r / "shut").lstat().st_mode) == 0o000
+    cfg = json.loads((Path(bundle) / "config.json").read_text())
+    linux = cfg["linux"]
+    assert linux["uidMappings"] == [{"containerID": 0, "hostID": me[0], "size": 1}]
+    assert linux["gidMappings"] == [{"containerID": 0, "hostID": me[1], "size": 1}]
+    assert [n["type"] for n in linux["namespaces"]][-1] == "user"
+    assert "network" not in [n["type"] for n in linux["namespaces"]] and "resources" not in linux
+    mounts = {m["destination"]: m for m in cfg["mounts"]}
+    assert mounts["/sys"] == {"destination": "/sys", "type": "bind", "source": "/sys",
+                              "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    assert "/sys/fs/cgroup" not in mounts and "/etc/resolv.conf" in mounts
+    assert not any(o.startswith(("uid=", "gid=")) for m in cfg["mounts"] for o in m.get("options", []))
+    meta = json.loads((Path(bundle) / "umoci.json").read_text())["map_options"]
+    assert meta["rootless"] is True and meta["uid_mappings"][0]["hostID"] == me[0]
+
+
+@root_only
+def test_full_disk_is_one_line_and_leaves_nothing(area, capfd):
+    import subprocess
+    _, _, tmp = area
+    small = tmp / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs")
+    try:
+        lay, _ = build(area, [[entry("a", data=b"x" * 1000), entry("big", data=os.urandom(3 << 20))]],
+                       gzip_layers=True)
+        assert main(["image", "unpack", "--image", lay, str(small / "bundle")]) == 1
+        err = capfd.readouterr().err
+        assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err, err
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)])
+
+
+def _custom_layer(area, blob: bytes, raw: bytes, media_type: str):
+    """An image of one layer given as its blob (compressed as the test wants)."""
+    b, bundle, _ = area
+    ldesc = b.blob(blob, media_type)
+    cfg = {"architecture": host_arch(), "os": "linux", "config": {},
+           "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]}}
+    cdesc = b.blob(json.dumps(cfg).encode(), "application/vnd.oci.image.config.v1+json")
+    man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+           "config": cdesc, "layers": [ldesc]}
+    b.tag(b.blob(json.dumps(man).encode(), man["mediaType"]))
+    return str(b.path), bundle
+
+
+def test_zstd_layer(area):
+    zstandard = pytest.importorskip("zstandard")
+    raw = layer_tar([entry("z/big", data=os.urandom(1 << 21)), entry("z/small", data=b"zz")])
+    lay, bundle = _custom_layer(area, zstandard.ZstdCompressor().compress(raw), raw,
+                                "application/vnd.oci.image.layer.v1.tar+zstd")
+    unpack(lay, str(bundle))
+    assert (bundle / "rootfs/z/small").read_bytes() == b"zz"
+    assert (bundle / "rootfs/z/big").stat().st_size == 1 << 21
+
+
+@pytest.mark.parametrize("compress,media_type", [
+    ("none", "application/vnd.docker.image.rootfs.diff.tar.gzip"),  # docker-archive copied as it is
+    ("gzip", "application/vnd.oci.image.layer.v1.tar"),
+    ("gzip", "application/vnd.oci.image.layer.v1.tar+zstd"),
+])
+def test_compression_is_taken_from_the_bytes(area, compress, media_type):
+    import gzip
+    raw = layer_tar([entry("c/f", data=b"sniffed")])
+    lay, bundle = _custom_layer(area, gzip.compress(raw) if compress == "gzip" else raw, raw, media_type)
+    unpack(lay, str(bundle))
+    assert (bundle / "rootfs/c/f").read_bytes() == b"sniffed"
+
+
+def test_gzip_members_and_padding(area):
+    import gzip
+    raw = layer_tar([entry("m/a", data=b"first" * 1000), entry("m/b", data=b"second")])
+    blob = gzip.compress(raw[:5000]) + gzip.compress(raw[5000:]) + b"\0" * 1000
+    lay, bundle = _custom_layer(area, blob, raw, "application/vnd.oci.image.layer.v1.tar+gzip")
+    unpack(lay, str(bundle))
+    assert (bundle / "rootfs/m/b").read_bytes() == b"second"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_broken_gzip_is_one_line_and_leaves_nothing(area, damage):
+    import gzip
+    raw = layer_tar([entry("f", data=os.urandom(100000))])
+    blob = gzip.compress(raw)
+    blob = blob[:len(blob) // 2] if damage == "truncated" else blob[:20] + bytes(50) + blob[70:]
+    lay, bundle = _custom_layer(area, blob, raw, "application/vnd.oci.image.layer.v1.tar+gzip")
+    with pytest.raises(PyruncError) as e:
+        unpack(lay, str(bundle))
+    assert "\n" not in str(e.value) and str(e.value).startswith("layer sha256:")
+    assert not bundle.exists()
+
+
+@root_only
+def test_xattrs_the_file_system_lacks_are_skipped(area):
+    """As umoci: ENOTSUP on setxattr is not an error (ramfs has no xattrs)."""
+    import subprocess
+    _, _, tmp = area
+    rf = tmp / "ramfs"
+    rf.mkdir()
+    if subprocess.run(["mount", "-t", "ramfs", "ramfs", str(rf)]).returncode != 0:
+        pytest.skip("cannot mount a ramfs")
+    try:
+        lay, _ = build(area, [[entry("f", data=b"x", xattrs={"user.note": b"hi"}), entry("d", "dir")]])
+        unpack(lay, str(rf / "bundle"))
+        assert (rf / "bundle/rootfs/f").read_bytes() == b"x"
+        rf_b = rf / "b2"
+        unpack(lay, str(rf_b), rootless=True)  # user.rootlesscontainers cannot be set either
+        assert (rf_b / "rootfs/f").read_bytes() == b"x"
+    finally:
+        subprocess.run(["umount", str(rf)])

@@ -1,5 +1,5 @@
 """runc's rules for time and user namespaces (spec/nsrules.py), the maps of
-a joined user namespace (init/usermaps.py) and the offsets text."""
+a joined user namespace (linux/usermaps.py) and the offsets text."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pyrunc.errors import PyruncError
-from pyrunc.init import usermaps
+from pyrunc.linux import usermaps
 from pyrunc.init.child import time_offsets_text
 from pyrunc.spec import nsrules
 

@@ -350,7 +350,7 @@ x86_64_only = pytest.mark.skipif(not X86_64, reason="x86_64 syscall numbers")
 
 
 def built(sc: dict) -> S.Seccomp:
-    s = S.prepare({"linux": {"seccomp": sc}}, cid="c1", bundle="/b")
+    s = S.prepare({"linux": {"seccomp": sc}}, cid="c1", bundle="/b", oci_version="1.2.0")
     s.build()
     return s
 
@@ -378,17 +378,19 @@ def test_prepare_checks_with_libseccomp():
     from pyrunc.linux import seccomp as L
     if L.arch_resolve("loongarch64") == 0:
         with pytest.raises(PyruncError, match="error adding architecture to seccomp filter: loongarch64"):
-            S.prepare({"linux": {"seccomp": profile(architectures=["SCMP_ARCH_LOONGARCH64"])}})
+            S.prepare({"linux": {"seccomp": profile(architectures=["SCMP_ARCH_LOONGARCH64"])}},
+                  oci_version="1.2.0")
     if L.api_level() < 7:
         with pytest.raises(PyruncError, match=r"^error adding WaitKill flag to seccomp filter: "
                                               r"SetWaitKill requires libseccomp >= 2\.6\.0 and API level >= 7 "
                                               r"\(current version: \d+\.\d+\.\d+, API level: \d+\)$"):
-            S.prepare({"linux": {"seccomp": profile(flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])}})
+            S.prepare({"linux": {"seccomp": profile(flags=["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"])}},
+                  oci_version="1.2.0")
     with pytest.raises(PyruncError, match="failed to connect with seccomp agent specified in the seccomp "
                                           "profile: dial unix /nonexistent.sock: connect: no such file or directory"):
         S.prepare({"linux": {"seccomp": profile(listenerPath="/nonexistent.sock", syscalls=[
-            {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}])}})
-    assert S.prepare({"linux": {}}) is None
+            {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}])}}, oci_version="1.2.0")
+    assert S.prepare({"linux": {}}, oci_version="1.2.0") is None
 
 
 @needs_lib
@@ -529,7 +531,7 @@ def test_builder_process_hands_over_the_same_program():
           "flags": ["SECCOMP_FILTER_FLAG_LOG"],
           "syscalls": [{"names": ["read", "write", "exit_group", "mkdir"], "action": "SCMP_ACT_ALLOW"}]}
     direct = built(sc)
-    s = S.prepare({"linux": {"seccomp": sc}}, cid="c1", bundle="/b")
+    s = S.prepare({"linux": {"seccomp": sc}}, cid="c1", bundle="/b", oci_version="1.2.0")
     s.start_build()
     assert s.program is None
     s.ready()
@@ -542,7 +544,8 @@ def test_builder_process_hands_over_the_same_program():
 
 @needs_lib
 def test_builder_error_is_reported_by_ready(monkeypatch):
-    s = S.prepare({"linux": {"seccomp": profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ALLOW"}])}})
+    s = S.prepare({"linux": {"seccomp": profile(syscalls=[{"names": ["read"], "action": "SCMP_ACT_ALLOW"}])}},
+                  oci_version="1.2.0")
 
     def boom(self):
         raise PyruncError("error adding seccomp filter rule for syscall read: boom")

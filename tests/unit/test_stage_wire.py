@@ -52,7 +52,7 @@ def test_seccomp_profile_round_trip():
                      {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                       "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}})
     try:
-        sc = S.prepare(spec, cid="c1", bundle="/b")
+        sc = S.prepare(spec, cid="c1", bundle="/b", oci_version="1.2.0")
     except Exception as e:  # no libseccomp: nothing to compare
         pytest.skip(f"libseccomp: {e}")
     b = InitArgs.from_wire(*_args(spec=spec, seccomp=sc).wire())

@@ -308,7 +308,7 @@ def validate(r: dict, v2: bool, warn=None) -> list[str]:
 
 
 def _map_field(field: str, key: str) -> str:
-    from ..spec.schema import key_path
+    from ..fastjson import key_path
     return key_path(f"linux.resources.{field}", key)
 
 

@@ -327,7 +327,7 @@ def annotation_properties(annotations: dict | None) -> list:
 
 def _annotation(key: str) -> str:
     """An annotation's field path, for a ConfigError."""
-    from ..spec.schema import key_path
+    from ..fastjson import key_path
     return key_path("annotations", key)
 
 

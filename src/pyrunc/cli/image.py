@@ -7,6 +7,7 @@ FLAGS: dict = {}
 # subcommand -> (module under pyrunc.cli, one-line summary)
 SUBCOMMANDS = {
     "copy": ("image_copy", "copy an image from one location to another (as skopeo copy)"),
+    "inspect": ("image_inspect", "show an image's digest, config and layers (as skopeo inspect)"),
     "list-tags": ("image_list_tags", "list the tags of a registry repository (as skopeo list-tags)"),
     "unpack": ("image_unpack", "unpack an image from an OCI image layout into a runtime bundle"),
 }

@@ -8,6 +8,7 @@ COPY_FLAGS = {
     "src-cert-dir": ("str", ""), "dest-cert-dir": ("str", ""),
     "override-arch": ("str", ""), "override-os": ("str", ""), "override-variant": ("str", ""),
     "all": ("bool", False), "quiet": ("bool", False), "preserve-digests": ("bool", False),
+    "additional-tag": ("list", []),
     "help": ("bool", False),
 }
 COPY_ALIASES = {"a": "all", "q": "quiet", "h": "help", "screds": "src-creds", "dcreds": "dest-creds"}
@@ -57,6 +58,8 @@ OPTIONS:
    --src-tls-verify=BOOL       require HTTPS and verify certificates (source)
    --dest-tls-verify=BOOL      the same for the destination
    --preserve-digests          accepted for skopeo's sake: digests are always kept
+   --additional-tag NAME:TAG   another tag for a docker-archive destination's
+                               image (repeatable; other destinations ignore it)
 """
 
 
@@ -82,5 +85,12 @@ def run(ctx, rest: list[str]) -> int:
                        os=o["override-os"] or None, arch=o["override-arch"] or None,
                        variant=o["override-variant"] or None)
 
-    copy(args[0], args[1], side("src"), side("dest"), all=o["all"], quiet=o["quiet"])
+    dest = side("dest")
+    tags = [t for v in o["additional-tag"] for t in v.split(",")]   # a string slice, as pflag's
+    if tags:
+        from ..image.transports.dockerarchive import additional_tag
+        for t in tags:
+            additional_tag(t)   # checked for every destination, as skopeo does
+        dest.additional_tags = tuple(tags)
+    copy(args[0], args[1], side("src"), dest, all=o["all"], quiet=o["quiet"])
     return 0

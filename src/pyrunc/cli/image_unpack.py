@@ -1,20 +1,21 @@
 """pyrunc image unpack: umoci unpack's command line over image/bundle.py."""
 from __future__ import annotations
 
-UNPACK_FLAGS = {"image": ("str", ""), "uid-map": ("list", []), "gid-map": ("list", [])}
+UNPACK_FLAGS = {"image": ("str", ""), "uid-map": ("list", []), "gid-map": ("list", []), "rootless": ("bool", False)}
 UNPACK_HELP = """NAME:
    pyrunc image unpack - unpack an image from an OCI image layout into a runtime bundle
 
 USAGE:
-   pyrunc image unpack [--uid-map C:H:N]... [--gid-map C:H:N]... --image DIR[:REF] BUNDLE
+   pyrunc image unpack [--rootless] [--uid-map C:H:N]... [--gid-map C:H:N]... --image DIR[:REF] BUNDLE
 
 DESCRIPTION:
    Reads the OCI image layout DIR, picks the manifest whose
 org.opencontainers.image.ref.name annotation is REF (default "latest"),
 resolving an image index to the host's platform, verifies every blob against
 its digest, applies the layers in order into BUNDLE/rootfs and writes
-BUNDLE/config.json from the image config (as umoci unpack does). BUNDLE is
-created; an existing BUNDLE must be empty. On failure nothing is left behind.
+BUNDLE/config.json from the image config, and BUNDLE/umoci.json (as umoci
+unpack does). BUNDLE is created; an existing BUNDLE must be empty. On failure
+nothing is left behind.
 
 EXAMPLE:
    # pyrunc image unpack --image ./busybox-oci:latest bb
@@ -25,6 +26,10 @@ OPTIONS:
    --uid-map value  a uid mapping container:host:size: owners are mapped on
                     the host and config.json gets a user namespace with it
    --gid-map value  a gid mapping container:host:size
+   --rootless       unpack as an unprivileged user: owners are not applied but
+                    recorded in the user.rootlesscontainers xattr, device
+                    nodes become empty files, and config.json maps the
+                    caller's ids to root in a user namespace
 """
 
 
@@ -42,7 +47,8 @@ def run(ctx, rest: list[str]) -> int:
         raise PyruncError('pyrunc: "image unpack" requires exactly 1 argument(s)')
     if not uopts["image"]:
         raise PyruncError("image unpack: --image DIR[:REF] is required")
-    unpack(uopts["image"], uargs[0], _maps(uopts["uid-map"], "uid"), _maps(uopts["gid-map"], "gid"))
+    unpack(uopts["image"], uargs[0], _maps(uopts["uid-map"], "uid"), _maps(uopts["gid-map"], "gid"),
+           rootless=uopts["rootless"])
     return 0
 
 

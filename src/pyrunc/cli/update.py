@@ -233,6 +233,6 @@ def run(ctx, opts: dict, args: list[str]) -> int:
         upd = read_resources(opts["resources"])
     else:
         upd = resources_from_flags(opts)
-    from ..cgroups.update import update
+    from ..container.update import update
     update(ctx.root, args[0], upd, l3_cache_schema=opts["l3-cache-schema"], mem_bw_schema=opts["mem-bw-schema"])
     return 0

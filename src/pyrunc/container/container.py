@@ -133,7 +133,7 @@ class Container:
     def update(self, resources: "Resources | dict") -> None:
         """Change the container's resources (linux.resources format, or a
         pyrunc.spec.model.Resources); kept in its state, as `pyrunc update` does."""
-        from ..cgroups.update import update
+        from .update import update
         update(self.root, self.id, _config_dict(resources, "resources"))
 
     def stats(self) -> dict:

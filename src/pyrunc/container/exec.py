@@ -212,7 +212,9 @@ def _exec_seccomp(config: dict, cid: str, st: dict):
     if not (config.get("linux") or {}).get("seccomp"):
         return None
     from ..security.seccomp import prepare
-    sc = prepare(config, cid=cid, bundle=st.get("bundle") or "", status="running", init_pid=st.get("pid") or 0)
+    from .state import OCI_VERSION
+    sc = prepare(config, cid=cid, bundle=st.get("bundle") or "", status="running", init_pid=st.get("pid") or 0,
+                 oci_version=OCI_VERSION)
     if sc is not None:
         sc.start_build()
         sc.open_listener(connect=True)
@@ -369,8 +371,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
                 os.close(slave)
         from ..security.process import prepare_exec
         final = prepare_exec(process)
-        from ..security.attrs import apply_all
-        apply_all(process, linux)
+        from ..init.child import apply_attrs
+        apply_attrs(process, linux)
         if sc is not None:
             sc.pid = int(host_pid or 0)  # for the notify agent
             final.seccomp = sc

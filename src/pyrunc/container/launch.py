@@ -162,7 +162,7 @@ def _check_net_devices(c: _Create) -> None:
 def _check_seccomp(c: _Create) -> None:
     if c.linux.get("seccomp"):
         from ..security.seccomp import prepare
-        c.seccomp = prepare(c.spec, cid=c.cid, bundle=c.bundle)
+        c.seccomp = prepare(c.spec, cid=c.cid, bundle=c.bundle, oci_version=OCI_VERSION)
 
 
 def _check_terminal(c: _Create) -> None:
@@ -623,11 +623,6 @@ def _host_id(maps: list[dict] | None) -> int:
     return 0
 
 
-def id_map_text(maps: list[dict]) -> bytes:
-    """uid_map/gid_map contents: one "inside outside count" line per range."""
-    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
-
-
 def _write_id_maps(pid: int, linux: dict) -> None:
     uid_maps, gid_maps = linux.get("uidMappings") or [], linux.get("gidMappings") or []
     if os.geteuid() != 0 and not (_own_id_only(uid_maps, os.geteuid()) and _own_id_only(gid_maps, os.getegid())):
@@ -636,6 +631,7 @@ def _write_id_maps(pid: int, linux: dict) -> None:
         _newidmap("newuidmap", pid, uid_maps)
         _newidmap("newgidmap", pid, gid_maps)
         return
+    from ..linux.sys import id_map_text
     try:
         if os.geteuid() != 0:
             with open(f"/proc/{pid}/setgroups", "wb") as f:

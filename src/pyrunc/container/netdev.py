@@ -285,7 +285,7 @@ def validate(linux: dict | None, namespaces: dict[str, str]) -> None:
         raise ConfigError("unable to move network devices without a NET namespace", "linux.netDevices")
     if os.geteuid() != 0:
         raise ConfigError("network devices are not supported for rootless containers", "linux.netDevices")
-    from ..spec.schema import key_path
+    from ..fastjson import key_path
     targets: set[str] = set()
     for name, dev in devices.items():
         at = key_path("linux.netDevices", name)

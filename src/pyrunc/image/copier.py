@@ -30,7 +30,8 @@ from ..errors import PyruncError
 from .digest import VerifyingReader
 from .layout import INDEX_TYPES, MAX_JSON
 from .platform import DOCKER_LIST, OCI_INDEX, choose
-from .transport import ImageDestination, ImageSource, Options, open_destination, open_source
+from .transport import ImageDestination, ImageSource, Options
+from .transports import open_destination, open_source
 
 WORKERS = 6  # containers/image's maxParallelDownloads
 OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -410,12 +411,12 @@ class _Copier:
         self._record(target["digest"], copied=True)
 
     def _decompressed(self, desc: dict, verified: VerifyingReader, diff_id: str) -> _Decompressed:
-        from .layers import decompressor
-        mt = desc.get("mediaType") or ""
-        if mt == DOCKER_LAYER_TAR:
-            tar = verified
-        else:
-            tar = decompressor(mt, verified)
+        # By the bytes, as containers/image does: a media type may say gzip
+        # over a plain tar (docker-archive: sources name every layer so).
+        from .compression import Peeked, decompressing, detect
+        peeked = Peeked(verified)
+        kind = detect(peeked.head)
+        tar = peeked if kind is None else decompressing(kind, peeked)
         return _Decompressed(_diff_reader(tar, diff_id), verified)
 
 

@@ -68,3 +68,16 @@ class VerifyingReader:
 
     def close(self) -> None:
         self._raw.close()
+
+
+def read_at_most(stream, limit: int) -> bytes | None:
+    """All of a stream (read until EOF: a network stream may return short
+    reads), or None when it holds more than `limit` bytes."""
+    parts, n = [], 0
+    while n <= limit:
+        chunk = stream.read(min(1 << 20, limit + 1 - n))
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        n += len(chunk)
+    return None

@@ -111,10 +111,11 @@ def exec_user(spec: str, passwd: str | None, group: str | None) -> dict:
     return res
 
 
-def to_runtime_spec(image: dict, rootfs: str, uid_map: list | None = None, gid_map: list | None = None) -> dict:
+def to_runtime_spec(image: dict, rootfs: str, uid_map: list | None = None, gid_map: list | None = None,
+                    rootless: bool = False) -> dict:
     """The bundle's config.json for `image` unpacked at `rootfs`; with id
     maps (container, host, size), a user namespace with them, as umoci's
-    UnpackRuntimeJSON adds."""
+    UnpackRuntimeJSON adds; rootless, made fit for an unprivileged user."""
     from ..spec import example as E
     if image.get("os") != "linux":
         raise ImageError(f"unsupported OS: {image.get('os')}")
@@ -164,6 +165,8 @@ def to_runtime_spec(image: dict, rootfs: str, uid_map: list | None = None, gid_m
                                               "options": ["rw", "nosuid", "nodev", "noexec", "relatime"]})
     linux = spec.setdefault("linux", {})
     linux.pop("seccomp", None)
+    if rootless:
+        to_rootless(spec)
     if uid_map or gid_map:
         ns = [n for n in linux.get("namespaces", []) if n.get("type") != "user"]
         linux["namespaces"] = ns + [{"type": "user"}]
@@ -171,6 +174,32 @@ def to_runtime_spec(image: dict, rootfs: str, uid_map: list | None = None, gid_m
             if ranges:
                 linux[key] = [{"containerID": c, "hostID": h, "size": n} for c, h, n in ranges]
     return spec
+
+
+def to_rootless(spec: dict) -> None:
+    """umoci unpack --rootless's changes to config.json: no additional
+    groups, a user namespace and no network namespace of its own (the
+    caller's id mapping is added by the caller), no cgroup resources, mount
+    options without uid=/gid=, /sys as a read-only rbind of the host's
+    (sysfs cannot be mounted without a network namespace) and the host's
+    /etc/resolv.conf bound in."""
+    spec.get("process", {}).get("user", {}).pop("additionalGids", None)
+    linux = spec.setdefault("linux", {})
+    ns = [n for n in linux.get("namespaces", []) if n.get("type") not in ("network", "user")]
+    linux["namespaces"] = ns + [{"type": "user"}]
+    linux.pop("resources", None)
+    mounts = []
+    for m in spec.get("mounts", []):
+        if m.get("destination", "").startswith("/sys"):
+            continue
+        if "options" in m:
+            m["options"] = [o for o in m["options"] if not o.startswith(("uid=", "gid="))]
+        mounts.append(m)
+    mounts.append({"destination": "/sys", "type": "bind", "source": "/sys",
+                   "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    mounts.append({"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf",
+                   "options": ["rbind", "ro"]})
+    spec["mounts"] = mounts
 
 
 def _strlist(cfg: dict, key: str) -> list[str]:

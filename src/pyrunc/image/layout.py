@@ -85,9 +85,12 @@ class Layout:
             raise ImageError(f"image reference {ref} is ambiguous in {self.path}: {len(found)} descriptors")
         return found[0]
 
-    def resolve(self, desc: dict, depth: int = 0) -> tuple[dict, dict]:
+    def resolve(self, desc: dict, depth: int = 0, walk: list | None = None) -> tuple[dict, dict]:
         """(manifest descriptor, manifest) for `desc`, through indexes, each
-        resolved to the host's platform as skopeo chooses (image/platform.py)."""
+        resolved to the host's platform as skopeo chooses (image/platform.py);
+        `walk` (if given) gets every descriptor on the way."""
+        if walk is not None:
+            walk.append(desc)
         if depth > 8:
             raise ImageError("image index nested too deeply")
         mt = desc.get("mediaType")
@@ -99,7 +102,7 @@ class Layout:
         index = self.read_json(desc, "index")
         manifests = [d for d in _manifests(index, f"index {desc.get('digest')}") if isinstance(d, dict)]
         chosen = choose(manifests, kind=DOCKER_LIST if mt == INDEX_TYPES[1] else OCI_INDEX)
-        return self.resolve(chosen, depth + 1)
+        return self.resolve(chosen, depth + 1, walk)
 
 
 def _manifests(index: dict, what: str) -> list:

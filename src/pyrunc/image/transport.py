@@ -7,16 +7,15 @@ speaks these two interfaces: it chooses the platform, streams blobs from one
 to the other (verifying each against its digest as it goes), and writes the
 manifests last, so a destination never names a blob it does not hold.
 
-Each transport lives in its own module, imported only when a reference
-names it (`open_source`, `open_destination`).
+Each transport lives in its own module under image/transports/, imported
+only when a reference names it (transports.open_source, open_destination).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import BinaryIO, Optional
 
-from ..errors import PyruncError
-from .reference import Reference, parse
+from .reference import Reference
 
 
 @dataclass
@@ -30,6 +29,7 @@ class Options:
     os: Optional[str] = None            # --override-os
     arch: Optional[str] = None          # --override-arch
     variant: Optional[str] = None       # --override-variant
+    additional_tags: tuple[str, ...] = ()   # copy --additional-tag: more NAME:TAGs (docker-archive destinations)
 
 
 class ImageSource:
@@ -92,32 +92,3 @@ class ImageDestination:
 
     def close(self) -> None:
         """Release resources; without commit(), remove what was written."""
-
-
-def _module(ref: Reference):
-    t = ref.transport
-    if t == "docker":
-        from .transports import docker as m
-    elif t == "oci":
-        from .transports import oci as m
-    elif t == "oci-archive":
-        from .transports import ociarchive as m
-    elif t == "docker-archive":
-        from .transports import dockerarchive as m
-    else:  # parse() refuses other transports
-        raise PyruncError(f"unknown transport {t!r}")
-    return m
-
-
-def open_source(ref: Reference | str, opts: Optional[Options] = None) -> ImageSource:
-    """The transport module's `open_source(ref, opts)`."""
-    if isinstance(ref, str):
-        ref = parse(ref)
-    return _module(ref).open_source(ref, opts or Options())
-
-
-def open_destination(ref: Reference | str, opts: Optional[Options] = None) -> ImageDestination:
-    """The transport module's `open_destination(ref, opts)`."""
-    if isinstance(ref, str):
-        ref = parse(ref)
-    return _module(ref).open_destination(ref, opts or Options())

@@ -37,13 +37,10 @@ class InitArgs:
     _FDS = ("fifo_fd",)
 
     def __init__(self, **kw) -> None:
+        # `seccomp`: security.seccomp.prepare's result, checked by the
+        # caller (container/launch.py) in the parent before anything runs
         for k in self.__slots__:
             setattr(self, k, kw.get(k))
-        if self.seccomp is None and ((self.spec or {}).get("linux") or {}).get("seccomp"):
-            # checked here, in the parent, before anything runs; built by a
-            # process the stage child forks (security/seccomp.py)
-            from ..security.seccomp import prepare
-            self.seccomp = prepare(self.spec, cid=self.cid or "", bundle=self.bundle or "")
 
     def wire(self) -> tuple[bytes, list[int]]:
         """(marshal payload, fds to pass) for the stage child: plain data
@@ -295,10 +292,9 @@ def preload(terminal: bool, hooks: bool = True, mempolicy: bool = False) -> None
     from .. import cgroups, fastjson, log  # noqa: F401
     if hooks:
         from .. import hooks as _h  # noqa: F401
-        from ..spec import example  # noqa: F401  (hooks serialise state with its escaper)
     from ..rootfs import setup  # noqa: F401
-    from ..security import attrs, process  # noqa: F401
-    from ..spec import capabilities, config  # noqa: F401
+    from ..security import attrs, capabilities, process  # noqa: F401
+    from ..spec import config  # noqa: F401
     if terminal:
         from .. import terminal as _t  # noqa: F401
     if mempolicy:
@@ -389,8 +385,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     from ..security.process import prepare_exec
     final = prepare_exec(process, rlimits_set=True)  # the parent sets them (prlimit)
     final.seccomp = a.seccomp
-    from ..security.attrs import apply_all
-    apply_all(process, spec.get("linux"))  # scheduler, ioPriority, personality: runc's order
+    apply_attrs(process, spec.get("linux"))  # scheduler, ioPriority, personality: runc's order
     # without a new pid namespace the stage child is the init itself and still
     # carries the set-up's parent-death SIGKILL: `create` is about to exit
     L.prctl(C.PR_SET_PDEATHSIG, 0)
@@ -488,18 +483,26 @@ def _setup_console(ch: Channel, process: dict) -> None:
         os.close(slave)
 
 
-def open_procfs(path: str, flags: int = os.O_WRONLY) -> int:
-    """Open a /proc file for writing only if it really is procfs: a config
-    can mount something else over /proc/sys (CVE-2025-52881's class)."""
-    from ..linux import sys as L
-    fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW)
-    if L.fstatfs_type(fd) != C.PROC_SUPER_MAGIC:
-        os.close(fd)
-        raise PyruncError(f"{path} is not on procfs: refusing to write to it")
-    return fd
+def apply_attrs(process: dict, linux: dict | None) -> None:
+    """scheduler, ioPriority, personality, memoryPolicy (security/attrs.py,
+    security/mempolicy.py): in runc's order, for the init and exec."""
+    from ..security.attrs import apply_io_priority, apply_personality, apply_scheduler
+    linux = linux or {}
+    if process.get("scheduler") is not None:
+        cpuset = ((linux.get("resources") or {}).get("cpu") or {}).get("cpus") or ""
+        apply_scheduler(process["scheduler"], cpuset)
+    if process.get("ioPriority") is not None:
+        apply_io_priority(process["ioPriority"])
+    if linux.get("personality") is not None:
+        apply_personality(linux["personality"])
+    if linux.get("memoryPolicy") is not None:  # runc: right after personality
+        from ..security.mempolicy import apply
+        apply(linux["memoryPolicy"])
+
 
 
 def _sysctl(sysctl: dict) -> None:
+    from ..linux.sys import open_procfs
     from ..spec.config import sysctl_path
     for key, value in sysctl.items():
         path = sysctl_path(key)
@@ -529,21 +532,9 @@ def die_on_signals() -> None:
     does: as PID 1 of its pid namespace it would otherwise ignore every
     signal but SIGKILL (no handler, no delivery), so `kill ID TERM` or a
     pidfd's SIGTERM on a created container did nothing. execve resets the
-    handlers (reset_signals also does)."""
+    handlers (linux.sys.reset_signals also does)."""
     for s in _FATAL:
         _signal.signal(s, _die)
-
-
-def reset_signals() -> None:
-    """Python ignores SIGPIPE and handles SIGINT; the user's process must start
-    with default dispositions and an empty signal mask."""
-    for s in range(1, _signal.NSIG):
-        try:
-            if _signal.getsignal(s) not in (_signal.SIG_DFL, None):
-                _signal.signal(s, _signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
 
 
 if __name__ == "__main__":  # pragma: no cover - not an entry point

@@ -9,7 +9,7 @@ import os
 
 from . import ffi
 
-from .consts import SYSCALLS
+from .consts import PROC_SUPER_MAGIC, SYSCALLS
 
 _libc = ffi.Library(None)
 _syscall = _libc.syscall
@@ -314,3 +314,34 @@ class Syscalls:
 
 
 sc = Syscalls()
+
+
+# --- helpers of the container's processes (security/, init/) --------------
+
+def open_procfs(path: str, flags: int = os.O_WRONLY) -> int:
+    """Open a /proc file for writing only if it really is procfs: a config
+    can mount something else over /proc/sys (CVE-2025-52881's class)."""
+    fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if fstatfs_type(fd) != PROC_SUPER_MAGIC:
+        os.close(fd)
+        from ..errors import PyruncError
+        raise PyruncError(f"{path} is not on procfs: refusing to write to it")
+    return fd
+
+
+def id_map_text(maps: list[dict]) -> bytes:
+    """uid_map/gid_map contents: one "inside outside count" line per range."""
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps).encode()
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and handles SIGINT; the user's process must start
+    with default dispositions and an empty signal mask."""
+    import _signal  # not signal: its enums cost an import
+    for s in range(1, _signal.NSIG):
+        try:
+            if _signal.getsignal(s) not in (_signal.SIG_DFL, None):
+                _signal.signal(s, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])

@@ -146,7 +146,7 @@ def _userns_with_maps(uid_maps: list[dict], gid_maps: list[dict]) -> int:
                 break
             import time
             time.sleep(0.0005)
-        from ..container.launch import id_map_text
+        from ..linux.sys import id_map_text
         for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
             with open(f"/proc/{pid}/{name}", "wb") as f:
                 f.write(id_map_text(maps))

@@ -8,7 +8,8 @@ Where runc applies them (and where pyrunc should):
   value is a `create`/`exec` error), while it is still root with every
   capability (SCHED_FIFO needs CAP_SYS_NICE): runc's standard_init_linux.go
   and setns_init_linux.go call setupScheduler, setupIOPriority,
-  setupPersonality right before syncParentReady. `apply_all` does the three.
+  setupPersonality right before syncParentReady. init/child.py's apply_attrs
+  does the three (then the memory policy).
 * execCPUAffinity (exec only; "not applicable to the container's init"):
   `initial` is the mask the new process starts with, inherited from the
   runtime parent which sets it on its own thread just before it starts the
@@ -238,22 +239,6 @@ def apply_io_priority(io: dict) -> None:
         L.ioprio_set(C.IOPRIO_WHO_PROCESS, 0, io_priority_value(io))
     except OSError as e:
         raise PyruncError(f"failed to set io priority: {_err(e)}") from None
-
-
-def apply_all(process: dict, linux: dict | None) -> None:
-    """scheduler, ioPriority, personality, memoryPolicy: in runc's order, for
-    the caller."""
-    linux = linux or {}
-    if process.get("scheduler") is not None:
-        cpuset = ((linux.get("resources") or {}).get("cpu") or {}).get("cpus") or ""
-        apply_scheduler(process["scheduler"], cpuset)
-    if process.get("ioPriority") is not None:
-        apply_io_priority(process["ioPriority"])
-    if linux.get("personality") is not None:
-        apply_personality(linux["personality"])
-    if linux.get("memoryPolicy") is not None:  # runc: right after personality
-        from .mempolicy import apply
-        apply(linux["memoryPolicy"])
 
 
 def apply_affinity(cpus: set[int], pid: int = 0, what: str = "final") -> None:

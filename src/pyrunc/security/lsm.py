@@ -40,7 +40,7 @@ def selinux_enabled() -> bool:
 
 
 def _write_attr(path: str, value: str) -> None:
-    from ..init.child import open_procfs
+    from ..linux.sys import open_procfs
     fd = open_procfs(path)
     try:
         os.write(fd, value.encode())

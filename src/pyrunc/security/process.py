@@ -85,7 +85,7 @@ def lookup_path(arg0: str, env: list[str]) -> str:
 
 
 def cap_mask(names: list[str] | None) -> int:
-    from ..spec.capabilities import cap_number, last_cap
+    from .capabilities import cap_number, last_cap
     top = last_cap()
     mask = 0
     for n in names or []:
@@ -155,7 +155,7 @@ class Exec:
             except OSError as e:
                 raise PyruncError(f"error setting rlimit type {typ}: {os.strerror(e.errno).lower()}") from None
         if self.oom is not None:
-            from ..init.child import open_procfs
+            from ..linux.sys import open_procfs
             fd = open_procfs("/proc/self/oom_score_adj")
             try:
                 os.write(fd, str(self.oom).encode())
@@ -211,7 +211,7 @@ class Exec:
                         L.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, nr)
                     except OSError as e:  # runc warns and goes on
                         from .. import log
-                        from ..spec.capabilities import cap_name
+                        from .capabilities import cap_name
                         log.warn(f"can't raise ambient capability {cap_name(nr)}: {os.strerror(e.errno).lower()}")
         if self.nnp:
             L.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
@@ -237,7 +237,6 @@ class Exec:
 
     def exec_now(self, preserve_fds: int = 0) -> None:
         """Only fds, signals and the late seccomp filter are left: exec."""
-        from ..init.child import reset_signals
         from ..linux import sys as L
         sc = self.seccomp
         # no fd lies past the file table's limit (fs.nr_open, 2^20 by
@@ -252,7 +251,7 @@ class Exec:
             L.close_range(end, 0xFFFFFFFF, 4)  # CLOSE_RANGE_CLOEXEC
         except OSError:
             pass
-        reset_signals()
+        L.reset_signals()
         env = dict(_env_pairs(self.env))
         if sc is not None and self.nnp:
             sc.apply()  # runc: as late as possible, so few syscalls run under it

@@ -792,14 +792,14 @@ _FLAG_WHAT = {"SECCOMP_FILTER_FLAG_LOG": "log", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"
 
 
 def prepare(spec: dict, cid: str = "", bundle: str = "", status: str = "creating",
-            init_pid: int = 0) -> Seccomp | None:
+            init_pid: int = 0, *, oci_version: str) -> Seccomp | None:
     """The runtime parent: linux.seccomp checked (spec names, then libseccomp),
-    nothing built yet. None when the config asks for no filter."""
+    nothing built yet. None when the config asks for no filter. `oci_version`
+    is the state document's (container/state.py), for the notify agent."""
     p = parse((spec.get("linux") or {}).get("seccomp"))
     if p is None:
         return None
-    from ..container.state import OCI_VERSION
-    state = {"ociVersion": OCI_VERSION, "id": cid, "status": status, "pid": init_pid,
+    state = {"ociVersion": oci_version, "id": cid, "status": status, "pid": init_pid,
              "bundle": bundle, "annotations": spec.get("annotations") or {}}
     sc = Seccomp(p, state)
     sc.check()

@@ -204,7 +204,7 @@ def validate_sysctl(sysctl: dict, nss: dict[str, str]) -> None:
 
 def _sysctl(key: str) -> str:
     """A sysctl's field path (only for an error: a dumps per key otherwise)."""
-    from .schema import key_path
+    from ..fastjson import key_path
     return key_path("linux.sysctl", key)
 
 

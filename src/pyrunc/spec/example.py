@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import os
 
+from ..fastjson import go_escape
+
 OCI_VERSION = "1.3.0"
 
 _CAPS = ("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE")
@@ -220,16 +222,3 @@ def dumps(spec: dict) -> str:
 
     s = json.dumps(spec, indent="\t", ensure_ascii=False)
     return go_escape(s)
-
-
-def go_escape(s: str) -> str:
-    """Apply the escapes Go's encoding/json adds on top of Python's."""
-    if "<" in s or ">" in s or "&" in s or "\u2028" in s or "\u2029" in s:
-        s = (
-            s.replace("<", "\\u003c")
-            .replace(">", "\\u003e")
-            .replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028")
-            .replace("\u2029", "\\u2029")
-        )
-    return s

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from pyrunc.hooks import HOOK_NAMES
 from pyrunc.linux.consts import MPOL_FLAGS, MPOL_MODES
-from pyrunc.spec.capabilities import known_capabilities
+from pyrunc.security.capabilities import known_capabilities
 
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = "1.3.0"
@@ -203,12 +203,12 @@ def _probe_libseccomp() -> LibseccompInfo | None:
 
 
 def _version() -> str | None:
-    """pyrunc's version string, if the package declares one."""
-    try:
-        from pyrunc import __version__  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return str(__version__)
+    """pyrunc's version string, if the package declares one. The package
+    is always loaded before this submodule, so it is read from sys.modules:
+    spec/ does not import the library's facade above it (docs/design.md)."""
+    import sys
+    v = getattr(sys.modules.get("pyrunc"), "__version__", None)
+    return None if v is None else str(v)
 
 
 def features(version: str | None = None) -> dict:
@@ -276,6 +276,6 @@ def dumps(doc: dict) -> str:
     """Serialise like runc: json.Encoder, 4-space indent, trailing newline."""
     import json
 
-    from pyrunc.spec.example import go_escape
+    from pyrunc.fastjson import go_escape
 
     return go_escape(json.dumps(doc, indent=4, ensure_ascii=False)) + "\n"

@@ -30,7 +30,7 @@ def _joined_userns(linux: dict, path: str) -> None:
     in runc (the fifo's owner and the state use them). Maps in the config as
     well must be the same (containerd and CRI-O give both), else it is an
     error; the same maps only earn a warning, as runc gives."""
-    from ..init.usermaps import read_userns_maps
+    from ..linux.usermaps import read_userns_maps
     try:
         uid_map, gid_map = read_userns_maps(path)
     except OSError as e:

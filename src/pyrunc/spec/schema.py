@@ -362,12 +362,6 @@ def _path(root: str, parts: list) -> str:
     return "".join(out) or "config"
 
 
-def key_path(prefix: str, key: str) -> str:
-    """A map entry's field path as the walk names it: linux.sysctl["a.b"]."""
-    from ..fastjson import dumps
-    return f"{prefix}[{dumps(key)}]"
-
-
 def describe(t: tuple, plural: bool = False) -> str:
     """'an array of strings', 'an integer from 0 to 4294967295', ..."""
     k = t[0]

@@ -1,0 +1,307 @@
+"""The shim's process model, as containerd 1.6 expects of a v2 shim.
+
+containerd runs the shim binary twice per container group. `start` (cwd: the
+bundle; options Any on stdin) must print the ttrpc address of a shim for the
+container and return: it computes the socket address from containerd's
+address, the namespace and the group (the container id, or the pod's sandbox
+id from the bundle's annotations, so that every container of a pod shares
+one shim), and if a shim already listens there it prints that address;
+otherwise it binds the socket, writes the bundle's `address` file and forks
+the server, which leaves the session and stdio of `start` (containerd reads
+start's output until every copy of its stdout is closed) and serves until a
+Shutdown finds no task left. `delete` is containerd's clean-up of a bundle
+whose shim is gone: it prints a DeleteResponse (exit status 137).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import sys
+
+try:  # the builtin module: hashlib would load OpenSSL (3 ms of `start`)
+    from _sha256 import sha256
+except ImportError:  # Python >= 3.12
+    try:
+        from _sha2 import sha256
+    except ImportError:
+        from hashlib import sha256
+import _socket as socket  # `socket` imports enum: 2 ms of `start` for names
+
+# containerd 1.6's runtime/v2/shim/util_unix.go: the shims' sockets live
+# under defaults.DefaultStateDir/s, whatever the daemon's own state dir
+SOCKET_ROOT = "/run/containerd/s"
+# annotations that group containers into one shim, first found wins:
+# ours, and the CRI plugin's sandbox id (all containers of a pod)
+GROUP_ANNOTATIONS = ("io.containerd.pyrunc.v1.group", "io.kubernetes.cri.sandbox-id")
+EXIT_STATUS_KILLED = 128 + 9  # what runc's shim reports from `delete`
+
+
+class ShimError(Exception):
+    """A failure of start/delete/serve, one line for stderr."""
+
+
+def _go_join(*parts: str) -> str:
+    """Go's filepath.Join: empty parts dropped, the result cleaned."""
+    joined = "/".join(p for p in parts if p)
+    if not joined:
+        return ""
+    cleaned = posixpath.normpath(joined)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+def socket_address(containerd_address: str, namespace: str, group: str) -> str:
+    """unix:///run/containerd/s/<sha256 of address/namespace/group>, as
+    containerd 1.6's shim.SocketAddress."""
+    digest = sha256(_go_join(containerd_address, namespace, group).encode()).hexdigest()
+    return f"unix://{SOCKET_ROOT}/{digest}"
+
+
+def socket_path(address: str) -> str:
+    return address[len("unix://"):] if address.startswith("unix://") else "\0" + address
+
+
+def grouping_key(bundle: str, container_id: str) -> str:
+    """The group the container's shim serves: a grouping annotation of the
+    bundle's config.json, else the container id."""
+    from pyrunc.fastjson import JSONError, loads
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            spec = loads(f.read())
+    except OSError as e:
+        raise ShimError(f"open {path}: {os.strerror(e.errno or 0).lower()}") from None
+    except (JSONError, ValueError):
+        raise ShimError(f"{path}: invalid JSON") from None
+    annotations = spec.get("annotations") if isinstance(spec, dict) else None
+    if isinstance(annotations, dict):
+        for key in GROUP_ANNOTATIONS:
+            value = annotations.get(key)
+            if isinstance(value, str) and value:
+                return value
+    return container_id
+
+
+def _can_connect(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s.settimeout(2)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _listen(path: str) -> socket.socket:
+    """A listening socket at `path` (mode 0600, its directory made)."""
+    if not path.startswith("\0"):
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.bind(path)
+        if not path.startswith("\0"):
+            os.chmod(path, 0o600)
+        s.listen(128)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def write_address(bundle: str, address: str) -> None:
+    """The bundle's `address` file, written atomically (shim.WriteAddress):
+    containerd reads it to reconnect after a restart."""
+    tmp = os.path.join(bundle, ".address")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        os.write(fd, address.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, os.path.join(bundle, "address"))
+
+
+def remove_socket(address: str) -> None:
+    path = socket_path(address)
+    if not path.startswith("\0"):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+# -- start -----------------------------------------------------------------------------
+
+def start(flags: dict[str, object], bundle: str) -> str:
+    """`start`: the address of the shim that serves this container (a
+    running one of its group, else a new one forked here)."""
+    address = socket_address(str(flags["address"]), str(flags["namespace"]),
+                             grouping_key(bundle, str(flags["id"])))
+    options = _read_options()
+    path = socket_path(address)
+    try:
+        listener = _listen(path)
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise ShimError(f"create new shim socket: {path}: {os.strerror(e.errno or 0).lower()}") from None
+        if _can_connect(path):  # the group's shim is up: share it
+            write_address(bundle, address)
+            return address
+        remove_socket(address)  # a dead shim's socket
+        try:
+            listener = _listen(path)
+        except OSError as e2:
+            raise ShimError(f"create new shim socket: {path}: {os.strerror(e2.errno or 0).lower()}") from None
+    pid = 0
+    try:
+        write_address(bundle, address)
+        pid = _spawn(listener, flags, bundle, address)
+        listener.close()
+        _adjust_oom_score(pid)
+        if options is not None and options.shim_cgroup:
+            _join_cgroup(pid, options.shim_cgroup)
+    except BaseException:  # nothing left behind: no server, socket or address file
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        listener.close()
+        remove_socket(address)
+        try:
+            os.unlink(os.path.join(bundle, "address"))
+        except OSError:
+            pass
+        raise
+    return address
+
+
+def _read_options():
+    """The runc Options containerd passes on stdin (an Any), if any."""
+    try:
+        if os.isatty(0):
+            return None
+        data = b""
+        while chunk := os.read(0, 1 << 16):
+            data += chunk
+    except OSError:
+        return None
+    if not data:
+        return None
+    from pyrunc.shim import messages as m
+    from pyrunc.shim.protobuf import Any, DecodeError
+    try:
+        any_ = Any.decode(data)
+        if any_.type_url.rpartition("/")[2] == m.Options.NAME:
+            return m.Options.decode(any_.value)
+    except DecodeError:
+        raise ShimError("invalid shim options on stdin") from None
+    return None
+
+
+def _spawn(listener: socket.socket, flags: dict[str, object], bundle: str, address: str) -> int:
+    """Fork the server: a new session, stdio on /dev/null, the listener
+    already bound (a client that connects before the server runs waits in
+    its backlog). The child never returns."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        if null > 2:
+            os.close(null)
+        code = serve(listener, flags, bundle, address)
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _adjust_oom_score(pid: int) -> None:
+    """The shim's oom_score_adj: containerd's plus one (shim.AdjustOOMScore),
+    so the OOM killer takes a shim before the daemon."""
+    try:
+        with open(f"/proc/{os.getppid()}/oom_score_adj") as f:
+            score = int(f.read().strip())
+        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+            f.write(str(min(score + 1, 1000)))
+    except (OSError, ValueError):
+        pass  # e.g. a parent already at the maximum, or a read-only /proc
+
+
+def _join_cgroup(pid: int, cgroup: str) -> None:
+    """Options.shim_cgroup (cgroup v2): move the shim there."""
+    path = os.path.join("/sys/fs/cgroup", cgroup.lstrip("/"), "cgroup.procs")
+    try:
+        with open(path, "w") as f:
+            f.write(str(pid))
+    except OSError as e:
+        raise ShimError(f"failed to join cgroup {cgroup}: {os.strerror(e.errno or 0).lower()}") from None
+
+
+# -- delete ----------------------------------------------------------------------------
+
+def delete() -> bytes:
+    """`delete`: the DeleteResponse containerd reads from stdout after a
+    shim died (exit status 137, now)."""
+    from pyrunc.shim import messages as m
+    return m.DeleteResponse(exit_status=EXIT_STATUS_KILLED, exited_at=m.Timestamp.now()).encode()
+
+
+# -- serve -----------------------------------------------------------------------------
+
+def serve(listener: socket.socket, flags: dict[str, object], bundle: str, address: str | None) -> int:
+    """Serve the Task service on `listener` until Shutdown (or SIGTERM /
+    SIGINT); the socket file is removed on the way out."""
+    import signal
+    import socket as std_socket
+    import threading
+
+    from pyrunc.shim import messages as m
+    from pyrunc.shim.service import TaskService
+    from pyrunc.shim.ttrpc import Server
+
+    if not isinstance(listener, std_socket.socket):  # start's _socket.socket
+        listener = std_socket.socket(fileno=listener.detach())
+    _open_log(bundle)
+    # a pipe, not an Event: a signal handler that took the Event's lock
+    # while the main thread held it would deadlock; a write cannot
+    stop_r, stop_w = os.pipe2(os.O_CLOEXEC)
+
+    def stop(*_: object) -> None:
+        try:
+            os.write(stop_w, b"x")
+        except OSError:
+            pass
+
+    server = Server()
+    service = TaskService(on_shutdown=stop)
+    server.register(m.TASK_SERVICE, service.handlers())
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    threading.Thread(target=server.serve, args=(listener,), daemon=True).start()
+    os.read(stop_r, 1)  # retried after a signal's handler (PEP 475)
+    try:
+        server.shutdown()
+    finally:
+        if address:
+            remove_socket(address)
+        listener.close()
+    return 0
+
+
+def _open_log(bundle: str) -> None:
+    """containerd 1.6 reads the shim's log from the bundle's `log` FIFO:
+    make it the server's stderr when containerd has it open."""
+    try:
+        fd = os.open(os.path.join(bundle, "log"), os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    os.set_blocking(fd, True)
+    os.dup2(fd, 2)
+    os.close(fd)

@@ -1,0 +1,378 @@
+"""containerd-shim-pyrunc-v1's process model, driven as containerd 1.6 drives
+a v2 shim: `start` in the bundle with -namespace/-address/-publish-binary/-id
+and TTRPC_ADDRESS, the runc options on stdin, its output read until every
+copy of its stdout is closed (Go's CombinedOutput); then ttrpc calls on the
+printed address; `delete` after a shim died. And, where containerd and ctr
+are installed, `ctr run --runtime io.containerd.pyrunc.v1` against a private
+containerd: the shim is reached, its Create answers "not implemented", and
+containerd shuts it down (no process, no socket left).
+
+The shim is the one installed next to the runtime under test
+(PYRUNC_TEST_RUNTIME's directory), else containerd-shim-pyrunc-v1 on PATH,
+else `python3 -m pyrunc.shim` from this checkout.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from integration_conftest import wait_until
+from pyrunc.shim import messages as m
+from pyrunc.shim import ttrpc as T
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+NAME = "containerd-shim-pyrunc-v1"
+
+
+def shim_cmd() -> list[str]:
+    runtime = os.environ.get("PYRUNC_TEST_RUNTIME", "").strip()
+    if runtime and "/" in runtime.split()[0]:
+        cand = Path(runtime.split()[0]).parent / NAME
+        if cand.exists():
+            return [str(cand)]
+    found = shutil.which(NAME)
+    if found:
+        return [found]
+    return [sys.executable, "-m", "pyrunc.shim"]
+
+
+SHIM = shim_cmd()
+
+
+def shim_env(ttrpc: str = "/run/nowhere.ttrpc") -> dict[str, str]:
+    env = dict(os.environ, TTRPC_ADDRESS=ttrpc, GOMAXPROCS="2")
+    if SHIM[0] == sys.executable:
+        env["PYTHONPATH"] = str(SRC)
+    return env
+
+
+class Ctx:
+    """A fake containerd's view: its address and namespace (unique per
+    test, so the hashed socket paths never meet another run's)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.address = f"/run/pyrunc-shim-test-{uuid.uuid4().hex[:12]}/containerd.sock"
+        self.ns = "shimtest"
+        self.pids: set[int] = set()
+
+    def bundle(self, cid: str, annotations: dict[str, str] | None = None) -> Path:
+        b = self.tmp / cid
+        b.mkdir()
+        (b / "config.json").write_text(json.dumps({"ociVersion": "1.0.2", "annotations": annotations or {}}))
+        return b
+
+    def run(self, bundle: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
+        return subprocess.run([*SHIM, *args], cwd=bundle, env=shim_env(), input=stdin,
+                              capture_output=True, timeout=20)
+
+    def start(self, bundle: Path, cid: str, stdin: bytes = b"") -> str:
+        r = self.run(bundle, "-namespace", self.ns, "-address", self.address, "-publish-binary",
+                     "/usr/bin/containerd", "-id", cid, "start", stdin=stdin)
+        assert r.returncode == 0 and r.stderr == b"", r
+        address = r.stdout.decode()
+        assert (bundle / "address").read_text() == address
+        with T.Client.connect(address) as c:
+            self.pids.add(m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", m.ConnectRequest(id=cid))).shim_pid)
+        return address
+
+    def expected_address(self, group: str) -> str:
+        d = hashlib.sha256(f"{self.address}/{self.ns}/{group}".encode()).hexdigest()
+        return f"unix:///run/containerd/s/{d}"
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    c = Ctx(tmp_path)
+    yield c
+    leftovers = [pid for pid in c.pids if alive(pid)]
+    for pid in leftovers:
+        os.kill(pid, signal.SIGKILL)
+    sockets = [p for p in (Path("/run/containerd/s").glob("*") if Path("/run/containerd/s").is_dir() else ())
+               if any(str(p) == c.expected_address(g)[len("unix://"):] for g in ("c1", "c2", "c3", "sb1", "sb2"))]
+    for p in sockets:
+        p.unlink()
+    assert not leftovers and not sockets, f"left behind: shims {leftovers}, sockets {sockets}"
+
+
+def shutdown(address: str, pid: int) -> None:
+    with T.Client.connect(address) as c:
+        assert c.call(m.TASK_SERVICE, "Shutdown", m.ShutdownRequest(id="x")) == b""
+    wait_until(lambda: not alive(pid), 10, what="the shim to exit")
+    wait_until(lambda: not os.path.exists(address[len("unix://"):]), 5, what="the socket to go")
+
+
+def test_start_serves_connect_and_shutdown(ctx):
+    b = ctx.bundle("c1")
+    t0 = time.monotonic()
+    address = ctx.start(b, "c1")
+    assert address == ctx.expected_address("c1")       # containerd 1.6's SocketAddress
+    (pid,) = ctx.pids
+    assert alive(pid) and os.getsid(pid) == pid         # its own session
+    for fd in (0, 1, 2):
+        assert os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/null"
+    assert os.stat(address[len("unix://"):]).st_mode & 0o777 == 0o600
+    with T.Client.connect(address) as c:
+        with pytest.raises(T.RPCError) as ei:
+            c.call(m.TASK_SERVICE, "Create", m.CreateTaskRequest(id="c1", bundle=str(b)))
+        assert (ei.value.code, str(ei.value)) == (T.UNIMPLEMENTED, "Create: not implemented")
+        with pytest.raises(T.RPCError) as ei:
+            c.call("containerd.task.v3.Task", "Create", b"")
+        assert ei.value.code == T.UNIMPLEMENTED
+    shutdown(address, pid)
+    assert time.monotonic() - t0 < 10
+
+
+def test_go_flag_syntax_and_options_on_stdin(ctx):
+    b = ctx.bundle("c1")
+    opts = m.Any.pack(m.Options(binary_name="pyrunc", root="/run/pyrunc-x", systemd_cgroup=False)).encode()
+    r = ctx.run(b, f"--namespace={ctx.ns}", "-address=" + ctx.address, "--publish-binary", "containerd",
+                "-debug", "-id=c1", "start", stdin=opts)
+    assert r.returncode == 0, r
+    assert r.stdout.decode() == ctx.expected_address("c1")
+    with T.Client.connect(r.stdout.decode()) as c:
+        pid = m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", b"")).shim_pid
+    ctx.pids.add(pid)
+    shutdown(r.stdout.decode(), pid)
+
+
+def test_containers_of_a_sandbox_share_one_shim(ctx):
+    a1 = ctx.start(ctx.bundle("c1", {"io.kubernetes.cri.sandbox-id": "sb1"}), "c1")
+    a2 = ctx.start(ctx.bundle("c2", {"io.kubernetes.cri.sandbox-id": "sb1"}), "c2")
+    assert a1 == a2 == ctx.expected_address("sb1")
+    assert len(ctx.pids) == 1
+    a3 = ctx.start(ctx.bundle("c3", {"io.kubernetes.cri.sandbox-id": "sb2"}), "c3")
+    assert a3 != a1 and len(ctx.pids) == 2
+    pids = sorted(ctx.pids)
+    shutdown(a1, m.ConnectResponse.decode(T.Client.connect(a1).call(m.TASK_SERVICE, "Connect", b"")).shim_pid)
+    remaining = [p for p in pids if alive(p)]
+    assert len(remaining) == 1
+    shutdown(a3, remaining[0])
+
+
+def test_a_dead_shims_socket_is_replaced(ctx):
+    path = ctx.expected_address("c1")[len("unix://"):]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)                                        # bound, never listening: a dead shim's
+    s.close()
+    address = ctx.start(ctx.bundle("c1"), "c1")
+    shutdown(address, next(iter(ctx.pids)))
+
+
+def test_sigterm_ends_the_shim_and_removes_its_socket(ctx):
+    address = ctx.start(ctx.bundle("c1"), "c1")
+    (pid,) = ctx.pids
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not alive(pid), 10, what="the shim to exit")
+    assert not os.path.exists(address[len("unix://"):])
+
+
+def test_delete_prints_a_delete_response(ctx):
+    b = ctx.bundle("c1")
+    r = ctx.run(b, "-namespace", ctx.ns, "-address", ctx.address, "-publish-binary", "containerd",
+                "-id", "c1", "-bundle", str(b), "delete")
+    assert r.returncode == 0 and r.stderr == b"", r
+    resp = m.DeleteResponse.decode(r.stdout)
+    assert resp.exit_status == 137 and resp.pid == 0
+    assert abs(resp.exited_at.seconds - time.time()) < 60
+
+
+@pytest.mark.parametrize("args, rc, text", [
+    (["-address", "/x.sock", "-id", "c1", "start"], 1, "io.containerd.pyrunc.v1: shim namespace cannot be empty"),
+    (["-namespace", "n", "-address", "/x.sock", "start"], 1, "io.containerd.pyrunc.v1: shim id cannot be empty"),
+    (["-namespace", "n", "-id", "c1", "-address", "/x.sock", "frobnicate"], 1, "io.containerd.pyrunc.v1: unknown action"),
+    (["-nope", "start"], 2, "flag provided but not defined: -nope"),
+    (["-namespace"], 2, "flag needs an argument: -namespace"),
+    (["-debug=maybe", "start"], 2, 'invalid boolean value "maybe" for -debug'),
+])
+def test_bad_command_lines(ctx, args, rc, text):
+    b = ctx.bundle("c1")
+    r = ctx.run(b, *args)
+    assert r.returncode == rc, r
+    assert r.stderr.decode().splitlines()[0].startswith(text)
+    assert b"Traceback" not in r.stderr and r.stdout == b""
+    assert not (b / "address").exists()
+
+
+def test_start_without_config_json_leaves_nothing(ctx):
+    b = ctx.tmp / "c1"
+    b.mkdir()
+    r = ctx.run(b, "-namespace", ctx.ns, "-address", ctx.address, "-id", "c1", "start")
+    assert r.returncode == 1
+    assert r.stderr.decode() == f"io.containerd.pyrunc.v1: open {b}/config.json: no such file or directory\n"
+    assert not os.path.exists(ctx.expected_address("c1")[len("unix://"):])
+    assert list(b.iterdir()) == []
+
+
+def test_start_latency_and_rss(ctx, capsys):
+    """Measured for the record (docs/shim.md): `start` until the address is
+    printed, and the server's resident memory."""
+    times = []
+    for i in range(3):
+        b = ctx.bundle(f"c{i + 1}")
+        t0 = time.perf_counter()
+        address = ctx.start(b, f"c{i + 1}")
+        times.append(time.perf_counter() - t0)
+    pids = sorted(ctx.pids)
+    rss = []
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            rss += [int(line.split()[1]) for line in f if line.startswith("VmRSS:")]
+    for i in range(3):
+        a = ctx.expected_address(f"c{i + 1}")
+        with T.Client.connect(a) as c:
+            pid = m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", b"")).shim_pid
+        shutdown(a, pid)
+    with capsys.disabled():
+        print(f"\nshim start (incl. Connect): best {min(times) * 1000:.0f} ms; server RSS {max(rss) // 1024} MiB")
+    assert min(times) < 5
+
+
+# -- a real containerd ---------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_ctr_run_reaches_the_shim(busybox_rootfs):
+    for tool in ("containerd", "ctr"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    shim_dir = Path(SHIM[0]).parent if SHIM[0] != sys.executable else None
+    if shim_dir is None:
+        pytest.skip("containerd needs the shim installed as an executable (run scripts/install.sh)")
+    base = Path(tempfile.mkdtemp(prefix="pyrunc-shim-ctr-", dir="/tmp"))
+    (base / "config.toml").write_text(f"""version = 2
+root = "{base}/root"
+state = "{base}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[debug]
+  address = "{base}/debug.sock"
+""")
+    env = dict(os.environ, PATH=f"{shim_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    log = open(base / "containerd.log", "w")
+    d = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log, stderr=log,
+                         env=env, start_new_session=True)
+    sock = str(base / "containerd.sock")
+
+    def ctr(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "--address", sock, "--namespace", "shimtest", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    cid = f"shim-{uuid.uuid4().hex[:8]}"
+    try:
+        deadline = time.monotonic() + 30
+        while ctr("version").returncode != 0:
+            assert d.poll() is None and time.monotonic() < deadline, (base / "containerd.log").read_text()[-3000:]
+            time.sleep(0.1)
+        address = f"unix:///run/containerd/s/{hashlib.sha256(f'{sock}/shimtest/{cid}'.encode()).hexdigest()}"
+        r = ctr("run", "--runtime", "io.containerd.pyrunc.v1", "--rootfs", str(busybox_rootfs), cid, "true")
+        assert r.returncode != 0
+        assert "not implemented" in r.stderr, r.stderr
+        # containerd asked the shim to Shutdown: no process, no socket left
+        wait_until(lambda: not [p for p in _pids_with(NAME) if cid in _cmdline(p)], 10, what="the shim to exit")
+        assert not os.path.exists(address[len("unix://"):])
+        # then cleaned up after it ("cleaning up dead shim": our `delete`), the bundle removed
+        bundle = base / "state" / "io.containerd.runtime.v2.task" / "shimtest" / cid
+        wait_until(lambda: not bundle.exists(), 10, what="containerd to remove the bundle")
+        assert "failed to clean up after shim disconnected" not in (base / "containerd.log").read_text()
+        ctr("containers", "delete", cid)
+    finally:
+        for pid in [p for p in _pids_with(NAME) if cid in _cmdline(p)]:   # a shim of a failed run
+            os.kill(pid, signal.SIGKILL)
+        d.terminate()
+        try:
+            d.wait(15)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            d.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(base)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _pids_with(text: str) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and text in _cmdline(int(p)) and alive(int(p))]
+
+
+@pytest.mark.parametrize("stdin, text", [
+    (b"\x0a\x05ab", "io.containerd.pyrunc.v1: invalid shim options on stdin"),
+    (m.Any.pack(m.Options(shim_cgroup="/pyrunc-shim-test-nonexistent/x")).encode(),
+     "io.containerd.pyrunc.v1: failed to join cgroup /pyrunc-shim-test-nonexistent/x: "),
+])
+def test_start_failures_leave_nothing(ctx, stdin, text):
+    b = ctx.bundle("c1")
+    r = ctx.run(b, "-namespace", ctx.ns, "-address", ctx.address, "-id", "c1", "start", stdin=stdin)
+    assert r.returncode == 1 and r.stdout == b"", r
+    assert r.stderr.decode().startswith(text) and r.stderr.decode().count("\n") == 1, r.stderr
+    assert not os.path.exists(ctx.expected_address("c1")[len("unix://"):])
+    assert sorted(p.name for p in b.iterdir()) == ["config.json"]
+    assert not [p for p in _pids_with(NAME) if ctx.address in _cmdline(p)]
+
+
+def test_serve_on_an_inherited_socket_or_a_path(ctx):
+    """Without an action the shim serves on fd 3 (a listening socket, as Go
+    shims hand it to their re-executed selves) or on -socket."""
+    import socket
+    b = ctx.bundle("c1")
+    path = str(ctx.tmp / "inherited.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    fd = listener.fileno()
+    to_fd3 = "import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); fd != 3 and os.close(fd); os.execv(sys.argv[2], sys.argv[2:])"
+    p = subprocess.Popen([sys.executable, "-c", to_fd3, str(fd), *SHIM, "-namespace", ctx.ns, "-id", "c1"],
+                         cwd=b, env=shim_env(), pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    listener.close()
+    ctx.pids.add(p.pid)                           # killed by the fixture if the test fails
+    with T.Client.connect(path) as c:
+        assert m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", b"")).shim_pid == p.pid
+        c.call(m.TASK_SERVICE, "Shutdown", b"")
+    assert p.wait(10) == 0 and p.stderr.read() == b""
+
+    path = str(ctx.tmp / "own.sock")
+    p = subprocess.Popen([*SHIM, "-namespace", ctx.ns, "-id", "c1", "-socket", path], cwd=b, env=shim_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ctx.pids.add(p.pid)
+    wait_until(lambda: os.path.exists(path), 10, what="the socket")
+    with T.Client.connect(path) as c:
+        c.call(m.TASK_SERVICE, "Shutdown", b"")
+    assert p.wait(10) == 0
+    assert not os.path.exists(path)
+
+    r = subprocess.run([*SHIM, "-namespace", ctx.ns, "-id", "c1"], cwd=b, env=shim_env(), capture_output=True,
+                       timeout=20)
+    assert r.returncode == 1
+    assert r.stderr == b"io.containerd.pyrunc.v1: no listening socket on fd 3 and no -socket: nothing to serve\n"
