@@ -1,10 +1,11 @@
 """The runtime parent's half of `create` and `run`.
 
-It validates, takes the state dir, makes the cgroup and the exec fifo, forks
-the stage child and then serves its requests on the sync channel (user
-namespace maps, cgroup join, runtime hooks, the terminal master) until the
-init reports ready. Any failure on either side undoes everything: the init is
-killed and reaped, the cgroup and the state dir removed.
+In phases: the named checks (CHECKS), the host preparation (prepare_host:
+state dir, cgroup, exec fifo), the stage child's start, the Handshake (one
+handler per sync message: user namespace maps, cgroup join, runtime hooks,
+mount sources, the terminal master) until the init reports ready, and the
+finish. Any failure on either side undoes everything: the init is killed and
+reaped, the cgroup and the state dir removed.
 """
 from __future__ import annotations
 
