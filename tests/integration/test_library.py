@@ -327,6 +327,23 @@ def test_run_restores_the_callers_signal_handling(rt, bundle, tmp_path):
         signal.signal(signal.SIGUSR1, old)
 
 
+def test_foreground_run_outside_the_main_thread_is_refused(rt, bundle, tmp_path):
+    import threading
+    root = str(tmp_path / "lib-root")
+    errors: list = []
+
+    def attempt() -> None:
+        try:
+            pyrunc.Container.run("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+        except pyrunc.PyruncError as e:
+            errors.append(str(e))
+    t = threading.Thread(target=attempt)
+    t.start()
+    t.join(30)
+    assert errors and "main thread" in errors[0] and "\n" not in errors[0]
+    assert pyrunc.Container.list(root) == []
+
+
 def test_run_detached_then_state_and_typed_exec(rt, bundle, tmp_path):
     root = str(tmp_path / "lib-root")
     bundle.set_args("sleep", "3600")

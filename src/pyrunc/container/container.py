@@ -91,6 +91,12 @@ class Container:
         (128+N when signal N killed it); 0 once started when detached.
         In the foreground, call it from the main thread (signal handling);
         the process's signal handlers and subreaper setting are restored."""
+        if not detach:
+            import threading
+            if threading.current_thread() is not threading.main_thread():
+                from ..errors import PyruncError
+                raise PyruncError("Container.run in the foreground needs the main thread (it forwards signals); "
+                                  "use detach=True, or create() and start(), from other threads")
         from .run import run
         o = cls._options(bundle, config, "run", detach, pid_file=pid_file, console_socket=console_socket,
                          pidfd_socket=pidfd_socket, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
