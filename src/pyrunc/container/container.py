@@ -64,17 +64,20 @@ class Container:
     def create(cls, cid: str, bundle: str, root: str = _DEFAULT_ROOT, *, config: "Spec | dict | None" = None,
                pid_file: str = "", console_socket: str = "", pidfd_socket: str = "", no_pivot: bool = False,
                no_new_keyring: bool = False, preserve_fds: int = 0,
-               systemd_cgroup: bool = False) -> "Container":
+               systemd_cgroup: bool = False, stdio: "tuple[int, int, int] | None" = None) -> "Container":
         """Set the container up; its init waits for start(). config: the
         configuration as a pyrunc.spec.model.Spec or a config.json-shaped
         dict, in place of <bundle>/config.json (the bundle still anchors a
         relative root.path and is the state's `bundle`); it is type-checked
         as config.json is, and kept in the container's state.
         console_socket: where the terminal's master goes (process.terminal).
-        systemd_cgroup: a systemd unit holds its cgroup (--systemd-cgroup)."""
+        systemd_cgroup: a systemd unit holds its cgroup (--systemd-cgroup).
+        stdio: three fds that become the container's stdin, stdout and
+        stderr in place of this process's (a shim hands its FIFOs over so)."""
         o = cls._options(bundle, config, "create", True, pid_file=pid_file, console_socket=console_socket,
                          pidfd_socket=pidfd_socket, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                          preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup)
+        o.stdio = tuple(stdio) if stdio is not None else None
         create(root, cid, o).sd.unlock()
         return cls(cid, root)
 

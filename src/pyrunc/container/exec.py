@@ -29,11 +29,12 @@ class ExecOptions:
     no_new_privs; apparmor: a profile; label: the SELinux process label;
     cgroup: a sub-cgroup ("sub" or "ctrl:sub" strings, or {ctrl: sub});
     ignore_paused: exec into a paused container; preserve_fds: N more fds
-    from 3 on."""
+    from 3 on; stdio: three fds that become the process's 0, 1 and 2 in
+    place of ours (a shim hands its FIFOs over so)."""
 
     __slots__ = ("args", "env", "cwd", "user", "additional_gids", "tty", "detach", "console_socket",
                  "pidfd_socket", "pid_file", "process", "capabilities", "no_new_privs", "apparmor",
-                 "label", "cgroup", "ignore_paused", "preserve_fds")
+                 "label", "cgroup", "ignore_paused", "preserve_fds", "stdio")
 
     def __init__(self, args: list[str] | tuple = (), *, env: list[str] | None = None, cwd: str = "",
                  user: str | int = "", additional_gids: list[int] | None = None, tty: bool = False,
@@ -41,7 +42,7 @@ class ExecOptions:
                  process: str | dict | None = None, capabilities: list[str] | None = None,
                  no_new_privs: bool = False, apparmor: str = "", label: str = "",
                  cgroup: list[str] | dict[str, str] | None = None, ignore_paused: bool = False,
-                 preserve_fds: int = 0) -> None:
+                 preserve_fds: int = 0, stdio: tuple[int, int, int] | None = None) -> None:
         self.args = list(args)
         self.env = list(env or [])
         self.cwd = cwd
@@ -60,6 +61,7 @@ class ExecOptions:
         self.cgroup = cgroup
         self.ignore_paused = ignore_paused
         self.preserve_fds = preserve_fds
+        self.stdio = tuple(stdio) if stdio is not None else None
 
     @classmethod
     def from_flags(cls, opts: dict, args: list[str]) -> "ExecOptions":
@@ -191,7 +193,7 @@ def execute(root: str, cid: str, o: ExecOptions) -> int:
         fwd = F.Forwarder()
     try:
         keyring = "" if st.get("no_new_keyring") else cid
-        pid, master, ch = _spawn(st, p, terminal, o.preserve_fds or 0, keyring, sc, subs)
+        pid, master, ch = _spawn(st, p, terminal, o.preserve_fds or 0, keyring, sc, subs, o.stdio)
         master = _hand_over(o, pid, master, ch)
         ch.send(Msg.GO)
         _await_exec(ch, pid)
@@ -247,7 +249,7 @@ def _hand_over(o: ExecOptions, pid: int, master: int | None, ch) -> int | None:
 
 
 def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str, sc=None,
-           subs: dict[str, str] | None = None):
+           subs: dict[str, str] | None = None, stdio: tuple[int, int, int] | None = None):
     import _socket
     from ..cgroups.join import join_exec
     from ..init.sync import Channel
@@ -259,6 +261,9 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
     pid1 = attrs.fork_with_affinity(initial)  # execCPUAffinity.initial, inherited
     if pid1 == 0:
         ps.close()
+        if stdio is not None:
+            from ..init.stage import use_stdio
+            use_stdio(stdio)
         # no mount namespace to join (the container shares the host's): the
         # init's root instead, where runc would leave us in the host's
         root = "" if "mount" in nss else f"/proc/{st['pid']}/root"

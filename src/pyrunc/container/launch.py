@@ -23,7 +23,7 @@ from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nan
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
                  "preserve_fds", "mode", "detach", "pidfd_socket", "after_join", "stage", "rootless",
-                 "systemd_cgroup", "config")
+                 "systemd_cgroup", "config", "stdio")
 
     def __init__(self, bundle: str = ".", pid_file: str = "", console_socket: str = "",
                  no_pivot: bool = False, no_new_keyring: bool = False, preserve_fds: int = 0,
@@ -47,6 +47,8 @@ class CreateOptions:
         self.stage = None
         # the library's config dict, in place of <bundle>/config.json
         self.config: dict | None = None
+        # the library's fds for the container's stdin, stdout, stderr (else ours)
+        self.stdio: tuple[int, int, int] | None = None
 
 
 class Launched:
@@ -255,7 +257,8 @@ def _start_stage(c: _Create) -> None:
     if stage is None:  # the library: fork now (the lock and console stay ours)
         from ..init.stage import Stage
         stage = Stage.fork(close=tuple(fd for fd in (c.sd.fd, c.console and c.console.fileno())
-                                       if fd is not None and fd >= 0), preserve_fds=o.preserve_fds)
+                                       if fd is not None and fd >= 0), preserve_fds=o.preserve_fds,
+                           stdio=o.stdio)
     c.pid_s, c.ch = stage.pid, stage.ch
     try:
         stage.start(args)

@@ -47,14 +47,16 @@ class Stage:
             from ..linux import sys  # noqa: F401
 
     @classmethod
-    def fork(cls, close: tuple[int, ...] = (), preserve_fds: int = 0) -> "Stage":
+    def fork(cls, close: tuple[int, ...] = (), preserve_fds: int = 0,
+             stdio: tuple[int, int, int] | None = None) -> "Stage":
         """Fork the stage child. It keeps only stdio, the caller's
         `preserve_fds` fds from 3 on (they become the container's), the
         channel and our log: the init it forks waits for `start` for as long
         as the container lives, and any other descriptor of the caller it
         held (a shell's `$(...)` pipe, an engine's) would stay open as long.
         `close` are fds of ours inside the preserved range that it must not
-        keep (the state dir's lock, in the library)."""
+        keep (the state dir's lock, in the library). `stdio`: fds that
+        become the container's 0, 1 and 2 in place of ours (a shim's FIFOs)."""
         import gc
         import _socket
         ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
@@ -63,6 +65,8 @@ class Stage:
         pid = os.fork()
         if pid == 0:
             try:
+                if stdio is not None:
+                    use_stdio(stdio)
                 ps.close()
                 for fd in close:
                     os.close(fd)
@@ -107,6 +111,16 @@ class Stage:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
+
+
+def use_stdio(stdio: tuple[int, int, int]) -> None:
+    """Make `stdio` this (forked) process's fds 0, 1 and 2: copied above 2
+    first, so that one of them being 0-2 already cannot be overwritten."""
+    import fcntl
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in stdio]
+    for target, fd in enumerate(high):
+        os.dup2(fd, target)
+        os.close(fd)
 
 
 def close_fds_from(first: int, keep: tuple[int | None, ...] = ()) -> None:

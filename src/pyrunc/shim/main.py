@@ -122,7 +122,7 @@ def _run(flags: dict[str, object], args: list[str], process) -> int:
         raise process.ShimError("shim namespace cannot be empty")
     bundle = str(flags["bundle"] or os.getcwd())
     if action == "delete":
-        data = process.delete()
+        data = process.delete(flags, bundle)
         os.write(1, data)
         return 0
     if not flags["id"]:

@@ -246,11 +246,51 @@ def _join_cgroup(pid: int, cgroup: str) -> None:
 
 # -- delete ----------------------------------------------------------------------------
 
-def delete() -> bytes:
-    """`delete`: the DeleteResponse containerd reads from stdout after a
-    shim died (exit status 137, now)."""
+def delete(flags: dict[str, object] | None = None, bundle: str = "") -> bytes:
+    """`delete`: containerd's clean-up after the shim died. The container
+    (under the runtime root the shim used: the bundle's options' root, else
+    /run/containerd/pyrunc/<namespace>) is killed and deleted through the
+    library, the rootfs unmounted from <bundle>/rootfs; then the
+    DeleteResponse containerd reads from stdout (exit status 137, now)."""
     from pyrunc.shim import messages as m
+    if flags and flags.get("id") and bundle:
+        _cleanup(str(flags["id"]), str(flags.get("namespace") or "default"), bundle)
     return m.DeleteResponse(exit_status=EXIT_STATUS_KILLED, exited_at=m.Timestamp.now()).encode()
+
+
+def _cleanup(cid: str, namespace: str, bundle: str) -> None:
+    """Best effort, as runc's shim: what cannot be removed is left to the
+    error containerd gets from the next step."""
+    import pyrunc
+    from pyrunc.errors import PyruncError
+    from pyrunc.shim.mounts import unmount_all
+    from pyrunc.shim.service import DEFAULT_ROOT
+    root = os.path.join(_options_root(bundle) or DEFAULT_ROOT, namespace)
+    try:
+        c = pyrunc.Container(cid, root)
+        try:
+            c.kill(9, all_processes=True)
+        except PyruncError:
+            pass
+        c.delete(force=True)
+    except PyruncError:
+        pass
+    try:
+        unmount_all(os.path.join(bundle, "rootfs"))
+    except OSError:
+        pass
+
+
+def _options_root(bundle: str) -> str:
+    """The runc options' root containerd stored with the bundle
+    (options.json, as CRI gives it), if any."""
+    try:
+        from pyrunc.fastjson import loads
+        with open(os.path.join(bundle, "options.json"), "rb") as f:
+            d = loads(f.read())
+        return str(d.get("Root") or d.get("root") or "") if isinstance(d, dict) else ""
+    except (OSError, ValueError):
+        return ""
 
 
 # -- serve -----------------------------------------------------------------------------
@@ -280,7 +320,11 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
             pass
 
     server = Server()
-    service = TaskService(on_shutdown=stop)
+    publisher = None
+    if os.environ.get("TTRPC_ADDRESS"):
+        from pyrunc.shim.events import Publisher
+        publisher = Publisher(os.environ["TTRPC_ADDRESS"], str(flags.get("namespace") or ""))
+    service = TaskService(on_shutdown=stop, namespace=str(flags.get("namespace") or ""), publisher=publisher)
     server.register(m.TASK_SERVICE, service.handlers())
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

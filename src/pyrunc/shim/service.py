@@ -1,42 +1,545 @@
-"""The containerd.task.v2.Task service as this shim serves it.
+"""The containerd.task.v2.Task service, on pyrunc's library in-process.
 
-Connect and Shutdown are the process model's and are answered here; the task
-methods (Create, Start, Wait, ...) are to be written on pyrunc's container
-library and until then answer UNIMPLEMENTED ("<Method>: not implemented",
-the text containerd's errdefs give ErrNotImplemented), which containerd
-reports to its client as it is.
+Each task is a pyrunc container under the runtime root
+<Options.root or /run/containerd/pyrunc>/<namespace> (runc's shim uses
+/run/containerd/runc/<namespace> as runc's --root). Its processes (the init,
+and one per exec id) are children of the shim, which is their subreaper:
+the reaper thread collects their exit statuses and publishes TaskExit.
+
+Library calls and the reaping share one lock: the library waits for its own
+short-lived children (the stage child, an exec's intermediate), which a
+waitpid(-1) running at the same time would take from it. Events go through
+one queue, in the order they were made (containerd's: create, start, exit,
+delete; exec-added, exec-started, exit).
 """
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from typing import Callable
 
 from pyrunc.shim import messages as m
-from pyrunc.shim.protobuf import Empty, Message
-from pyrunc.shim.ttrpc import Handler, Unimplemented
+from pyrunc.shim.protobuf import Any, Empty, Message, Timestamp
+from pyrunc.shim.ttrpc import (AlreadyExists, FailedPrecondition, Handler, InvalidArgument, NotFound,
+                               Unimplemented)
+
+DEFAULT_ROOT = "/run/containerd/pyrunc"
+SPEC_PROCESS = "types.containerd.io/opencontainers/runtime-spec/1/Process"
+
+
+class Proc:
+    """The init or an exec: its pid, status and exit."""
+
+    def __init__(self, exec_id: str, stdio, spec: dict | None = None) -> None:
+        self.exec_id = exec_id
+        self.stdio = stdio
+        self.spec = spec
+        self.pid = 0
+        self.status = m.CREATED
+        self.exit_status = 0
+        self.exited_at: Timestamp | None = None
+        self.exited = threading.Event()
+        self.console = None
+
+    def set_exited(self, status: int) -> None:
+        self.exit_status = status
+        self.exited_at = Timestamp.now()
+        self.status = m.STOPPED
+        self.exited.set()
+
+
+class Task:
+    def __init__(self, cid: str, bundle: str, root: str, init: Proc, mounted: bool) -> None:
+        import pyrunc
+        self.id = cid
+        self.bundle = bundle
+        self.root = root
+        self.container = pyrunc.Container(cid, root)
+        self.init = init
+        self.execs: dict[str, Proc] = {}
+        self.mounted = mounted
+        self.oom_stop = threading.Event()
+
+    def proc(self, exec_id: str) -> Proc:
+        if not exec_id:
+            return self.init
+        p = self.execs.get(exec_id)
+        if p is None:
+            raise NotFound(f"process {exec_id} does not exist")
+        return p
+
+
+def _status(code: int) -> int:
+    return os.WEXITSTATUS(code) if os.WIFEXITED(code) else 128 + os.WTERMSIG(code)
 
 
 class TaskService:
-    """The shim's state: the tasks it runs (none yet) and the hook that ends
-    the process once Shutdown finds nothing left to serve."""
+    """The shim's tasks, the reaper and the event queue; Shutdown ends the
+    process (on_shutdown) once no task is left."""
 
-    def __init__(self, on_shutdown: Callable[[], None]) -> None:
-        self.tasks: dict[str, object] = {}
-        self._lock = threading.Lock()
+    def __init__(self, on_shutdown: Callable[[], None], namespace: str = "", publisher=None) -> None:
+        self.tasks: dict[str, Task] = {}
+        self.namespace = namespace
+        self._lock = threading.RLock()  # the tasks, library calls and reaping
+        self._pids: dict[int, tuple[Task, Proc]] = {}
+        self._children = threading.Event()
         self._on_shutdown = on_shutdown
+        self._events: queue.Queue = queue.Queue()
+        self._publisher = publisher
+        self._subreaper()
+        threading.Thread(target=self._reap_loop, daemon=True, name="reaper").start()
+        threading.Thread(target=self._forward_loop, daemon=True, name="events").start()
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    @staticmethod
+    def _subreaper() -> None:
+        from pyrunc.linux import consts as C
+        from pyrunc.linux import sys as L
+        L.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
+
+    def _send(self, event: Message) -> None:
+        self._events.put(event)
+
+    def _forward_loop(self) -> None:
+        while True:
+            event = self._events.get()
+            try:
+                if self._publisher is not None:
+                    self._publisher.publish(event)
+            except Exception as e:  # noqa: BLE001 - logged, the shim goes on
+                _log(f"publish {event.TOPIC}: {e}")
+            finally:
+                self._events.task_done()
+
+    def flush_events(self, timeout: float = 5.0) -> None:
+        """Wait (a while) for the queued events to be forwarded."""
+        import time
+        end = time.monotonic() + timeout
+        while self._events.unfinished_tasks and time.monotonic() < end:
+            time.sleep(0.005)
+
+    def _reap_loop(self) -> None:
+        while True:
+            try:
+                os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            except ChildProcessError:
+                self._children.wait(1.0)
+                self._children.clear()
+                continue
+            except InterruptedError:
+                continue
+            with self._lock:
+                self._reap()
+
+    def _reap(self) -> None:
+        """Collect every exited child (with the lock held)."""
+        while True:
+            try:
+                pid, code = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            entry = self._pids.pop(pid, None)
+            if entry is not None:
+                self._exited(entry[0], entry[1], _status(code))
+
+    def _exited(self, task: Task, p: Proc, status: int) -> None:
+        if p.console is not None:
+            p.console.done.wait(2)  # the output is copied before the exit is told
+        p.set_exited(status)
+        self._send(m.TaskExit(container_id=task.id, id=p.exec_id or task.id, pid=p.pid,
+                              exit_status=status, exited_at=p.exited_at))
+
+    def _track(self, task: Task, p: Proc) -> None:
+        """A started process, reaped from now on (or found gone already)."""
+        self._pids[p.pid] = (task, p)
+        self._children.set()
+
+    def _gone(self, task: Task, p: Proc, status: int = 137) -> None:
+        """A tracked process that the library reaped (a forced delete): it
+        was killed."""
+        if p.pid in self._pids and not p.exited.is_set():
+            del self._pids[p.pid]
+            self._exited(task, p, status)
+
+    def _task(self, cid: str) -> Task:
+        t = self.tasks.get(cid)
+        if t is None:
+            raise NotFound(f"container {cid} not found")
+        return t
+
+    # -- create, start, exec -----------------------------------------------------------
+
+    def Create(self, req: m.CreateTaskRequest) -> m.CreateTaskResponse:
+        from pyrunc.errors import PyruncError
+        from pyrunc.shim import mounts
+        from pyrunc.shim.stdio import ConsoleSocket, Console, Stdio
+        if req.checkpoint:
+            raise Unimplemented("Create: restore from a checkpoint is not supported")
+        opts = _runc_options(req.options)
+        root = os.path.join(opts.root or DEFAULT_ROOT, self.namespace or "default")
+        with self._lock:
+            if req.id in self.tasks:
+                raise AlreadyExists(f"container {req.id}: already exists")
+            rootfs = os.path.join(req.bundle, "rootfs")
+            mounted = False
+            stdio = Stdio(req.stdin, req.stdout, req.stderr, req.terminal)
+            csock = None
+            import pyrunc
+            try:
+                if req.rootfs:
+                    try:
+                        mounts.mount_all(list(req.rootfs), rootfs)
+                    except OSError as e:
+                        raise InvalidArgument(f"failed to mount rootfs component: {e.strerror or e}") from None
+                    mounted = True
+                kw: dict = dict(no_pivot=opts.no_pivot_root, no_new_keyring=opts.no_new_keyring,
+                                systemd_cgroup=opts.systemd_cgroup)
+                if req.terminal:
+                    csock = ConsoleSocket()
+                    kw["console_socket"] = csock.path
+                else:
+                    kw["stdio"] = stdio.open()
+                os.makedirs(root, mode=0o711, exist_ok=True)
+                try:
+                    c = pyrunc.Container.create(req.id, req.bundle, root, **kw)
+                except PyruncError as e:
+                    raise RuntimeError(f"OCI runtime create failed: {e}") from None
+                init = Proc("", stdio)
+                task = Task(req.id, req.bundle, root, init, mounted)
+                if csock is not None:
+                    init.console = Console(csock.receive(), stdio)
+                init.pid = c.state().pid
+            except BaseException:
+                if csock is not None:
+                    try:
+                        pyrunc.Container(req.id, root).delete(force=True)
+                    except Exception:  # noqa: BLE001
+                        pass
+                if mounted:
+                    mounts.unmount_all(rootfs)
+                stdio.close()
+                raise
+            finally:
+                if csock is not None:
+                    csock.close()
+            stdio.close()
+            self.tasks[req.id] = task
+            self._track(task, init)
+            self._send(m.TaskCreate(container_id=req.id, bundle=req.bundle, rootfs=list(req.rootfs),
+                                    io=m.TaskIO(stdin=req.stdin, stdout=req.stdout, stderr=req.stderr,
+                                                terminal=req.terminal), pid=init.pid))
+            self._watch_oom(task)
+            return m.CreateTaskResponse(pid=init.pid)
+
+    def Start(self, req: m.StartRequest) -> m.StartResponse:
+        from pyrunc.errors import PyruncError
+        with self._lock:
+            task = self._task(req.id)
+            p = task.proc(req.exec_id)
+            if p.status != m.CREATED:
+                raise FailedPrecondition(f"process {p.exec_id or task.id}: cannot start a process that is "
+                                         + ("stopped" if p.status == m.STOPPED else "running"))
+            if not req.exec_id:
+                try:
+                    task.container.start()
+                except PyruncError as e:
+                    raise RuntimeError(f"OCI runtime start failed: {e}") from None
+                p.status = m.RUNNING
+                self._send(m.TaskStart(container_id=task.id, pid=p.pid))
+                return m.StartResponse(pid=p.pid)
+            self._start_exec(task, p)
+            self._send(m.TaskExecStarted(container_id=task.id, exec_id=p.exec_id, pid=p.pid))
+            return m.StartResponse(pid=p.pid)
+
+    def _start_exec(self, task: Task, p: Proc) -> None:
+        import tempfile
+
+        import pyrunc
+        from pyrunc.errors import PyruncError
+        from pyrunc.shim.stdio import ConsoleSocket, Console
+        tmp = tempfile.mkdtemp(prefix="pyrunc-shim-exec")
+        pid_file = os.path.join(tmp, "pid")
+        csock = None
+        try:
+            kw: dict = {}
+            if p.stdio.terminal:
+                csock = ConsoleSocket()
+                kw["console_socket"] = csock.path
+            else:
+                kw["stdio"] = p.stdio.open()
+            try:
+                task.container.exec(pyrunc.ExecOptions(process=p.spec, detach=True, pid_file=pid_file, **kw))
+            except PyruncError as e:
+                raise RuntimeError(f"OCI runtime exec failed: {e}") from None
+            with open(pid_file) as f:
+                p.pid = int(f.read().strip())
+            if csock is not None:
+                p.console = Console(csock.receive(), p.stdio)
+        finally:
+            p.stdio.close()
+            if csock is not None:
+                csock.close()
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+        p.status = m.RUNNING
+        self._track(task, p)
+
+    def Exec(self, req: m.ExecProcessRequest) -> Empty:
+        from pyrunc.fastjson import loads
+        from pyrunc.shim.stdio import Stdio
+        with self._lock:
+            task = self._task(req.id)
+            if req.exec_id in task.execs:
+                raise AlreadyExists(f"id {req.exec_id}: already exists")
+            if task.init.status == m.STOPPED:
+                raise FailedPrecondition("container must be created or running to exec a process")
+            try:
+                spec = loads(req.spec.value) if req.spec is not None else None
+            except ValueError:
+                spec = None
+            if not isinstance(spec, dict):
+                raise InvalidArgument("exec: the process spec is not a JSON object")
+            spec["terminal"] = bool(req.terminal)
+            task.execs[req.exec_id] = Proc(req.exec_id, Stdio(req.stdin, req.stdout, req.stderr, req.terminal),
+                                           spec)
+            self._send(m.TaskExecAdded(container_id=task.id, exec_id=req.exec_id))
+        return Empty()
+
+    # -- queries -----------------------------------------------------------------------
+
+    def State(self, req: m.StateRequest) -> m.StateResponse:
+        with self._lock:
+            task = self._task(req.id)
+            p = task.proc(req.exec_id)
+            status = p.status
+            if not req.exec_id and status == m.RUNNING:
+                try:
+                    status = {"paused": m.PAUSED, "stopped": m.STOPPED}.get(task.container.status, status)
+                except Exception:  # noqa: BLE001 - the state is gone: as stopped
+                    status = m.STOPPED
+            s = p.stdio
+            return m.StateResponse(id=p.exec_id or task.id, bundle=task.bundle, pid=p.pid, status=status,
+                                   stdin=s.stdin, stdout=s.stdout, stderr=s.stderr, terminal=s.terminal,
+                                   exit_status=p.exit_status, exited_at=p.exited_at, exec_id=p.exec_id)
+
+    def Wait(self, req: m.WaitRequest) -> m.WaitResponse:
+        with self._lock:
+            p = self._task(req.id).proc(req.exec_id)
+        p.exited.wait()
+        return m.WaitResponse(exit_status=p.exit_status, exited_at=p.exited_at)
+
+    def Pids(self, req: m.PidsRequest) -> m.PidsResponse:
+        from pyrunc.cgroups import Manager
+        from pyrunc.container.ops import load
+        with self._lock:
+            task = self._task(req.id)
+            try:
+                sd, st, _ = load(task.root, task.id, shared=True)
+                sd.unlock()
+                pids = sorted(Manager(st.get("cgroup_paths") or {}).pids())
+            except Exception as e:  # noqa: BLE001
+                raise RuntimeError(f"failed to list pids: {e}") from None
+            execs = {p.pid: p.exec_id for p in task.execs.values() if p.pid}
+            out = []
+            for pid in pids:
+                info = m.ProcessInfo(pid=pid)
+                if pid in execs:
+                    info.info = Any.pack(m.ProcessDetails(exec_id=execs[pid]))
+                out.append(info)
+            return m.PidsResponse(processes=out)
+
+    def Stats(self, req: m.StatsRequest) -> m.StatsResponse:
+        from pyrunc.shim.metrics import metrics
+        with self._lock:
+            task = self._task(req.id)
+            try:
+                stats = task.container.stats()
+                paths = _cgroup_paths(task)
+            except Exception as e:  # noqa: BLE001
+                raise RuntimeError(f"failed to get stats: {e}") from None
+        return m.StatsResponse(stats=metrics(stats, paths))
 
     def Connect(self, req: m.ConnectRequest) -> m.ConnectResponse:
         # containerd's runc shim gives its own pid and the task's (0 if none)
-        return m.ConnectResponse(shim_pid=os.getpid(), task_pid=0)
+        t = self.tasks.get(req.id)
+        return m.ConnectResponse(shim_pid=os.getpid(), task_pid=t.init.pid if t else 0)
+
+    # -- signals and changes -----------------------------------------------------------
+
+    def Kill(self, req: m.KillRequest) -> Empty:
+        from pyrunc.errors import PyruncError
+        with self._lock:
+            task = self._task(req.id)
+            p = task.proc(req.exec_id)
+            if p.exec_id:
+                if p.status == m.CREATED:
+                    raise FailedPrecondition("process not created")
+                if p.status == m.STOPPED:
+                    raise NotFound("process already finished")
+                try:
+                    os.kill(p.pid, req.signal)
+                except ProcessLookupError:
+                    raise NotFound("process already finished") from None
+                return Empty()
+            if p.status == m.STOPPED and not req.all:
+                raise NotFound(f"process {task.id} not found")
+            try:
+                task.container.kill(req.signal, all_processes=req.all)
+            except PyruncError as e:
+                text = str(e)
+                if p.status == m.STOPPED or "not running" in text or "does not exist" in text:
+                    raise NotFound("process already finished") from None
+                raise RuntimeError(f"unable to signal init: {text}") from None
+        return Empty()
+
+    def Pause(self, req: m.PauseRequest) -> Empty:
+        self._lib_call(req.id, "pause", m.TaskPaused)
+        return Empty()
+
+    def Resume(self, req: m.ResumeRequest) -> Empty:
+        self._lib_call(req.id, "resume", m.TaskResumed)
+        return Empty()
+
+    def _lib_call(self, cid: str, what: str, event: type[Message]) -> None:
+        from pyrunc.errors import InvalidState, PyruncError
+        with self._lock:
+            task = self._task(cid)
+            try:
+                getattr(task.container, what)()
+            except InvalidState as e:
+                raise FailedPrecondition(str(e)) from None
+            except PyruncError as e:
+                raise RuntimeError(f"OCI runtime {what} failed: {e}") from None
+            self._send(event(container_id=cid))
+
+    def Update(self, req: m.UpdateTaskRequest) -> Empty:
+        from pyrunc.errors import PyruncError
+        from pyrunc.fastjson import loads
+        with self._lock:
+            task = self._task(req.id)
+            try:
+                resources = loads(req.resources.value) if req.resources is not None else {}
+            except ValueError:
+                resources = None
+            if not isinstance(resources, dict):
+                raise InvalidArgument("update: the resources are not a JSON object")
+            try:
+                task.container.update(resources)
+            except PyruncError as e:
+                raise RuntimeError(f"OCI runtime update failed: {e}") from None
+        return Empty()
+
+    def ResizePty(self, req: m.ResizePtyRequest) -> Empty:
+        with self._lock:
+            p = self._task(req.id).proc(req.exec_id)
+            if p.console is None:
+                raise FailedPrecondition("process does not have a terminal")
+            p.console.resize(req.width, req.height)
+        return Empty()
+
+    def CloseIO(self, req: m.CloseIORequest) -> Empty:
+        with self._lock:
+            p = self._task(req.id).proc(req.exec_id)
+            # without a terminal the container holds the stdin FIFO itself and
+            # sees EOF when the client closes its end: nothing of ours to close
+            if req.stdin and p.console is not None:
+                p.console.close_stdin()
+        return Empty()
+
+    def Checkpoint(self, req: m.CheckpointTaskRequest) -> Empty:
+        from pyrunc.criu.checkpoint import checkpoint
+        from pyrunc.errors import PyruncError
+        opts = m.CheckpointOptions()
+        if req.options is not None and req.options.type_url.rpartition("/")[2] == m.CheckpointOptions.NAME:
+            opts = m.CheckpointOptions.decode(req.options.value)
+        flags = {"image-path": req.path or opts.image_path, "work-path": opts.work_path,
+                 "leave-running": not opts.exit, "tcp-established": opts.open_tcp,
+                 "ext-unix-sk": opts.external_unix_sockets, "shell-job": opts.terminal,
+                 "file-locks": opts.file_locks, "empty-ns": list(opts.empty_namespaces),
+                 "manage-cgroups-mode": opts.cgroups_mode}
+        with self._lock:
+            task = self._task(req.id)
+            try:
+                checkpoint(task.root, task.id, flags)
+            except PyruncError as e:
+                raise RuntimeError(f"OCI runtime checkpoint failed: {e}") from None
+            self._send(m.TaskCheckpointed(container_id=task.id, checkpoint=req.path))
+        return Empty()
+
+    # -- the end -----------------------------------------------------------------------
+
+    def Delete(self, req: m.DeleteRequest) -> m.DeleteResponse:
+        from pyrunc.errors import ContainerNotFound, PyruncError
+        from pyrunc.shim import mounts
+        with self._lock:
+            task = self._task(req.id)
+            p = task.proc(req.exec_id)
+            if p.status == m.RUNNING and not p.exited.is_set():
+                if p.exec_id or task.container.status != "stopped":
+                    raise FailedPrecondition(f"cannot delete a running process")
+            if p.exec_id:
+                del task.execs[p.exec_id]
+                return m.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=p.exited_at)
+            try:
+                task.container.delete(force=True)
+            except ContainerNotFound:
+                pass
+            except PyruncError as e:
+                raise RuntimeError(f"OCI runtime delete failed: {e}") from None
+            self._reap()
+            self._gone(task, p)
+            for e in list(task.execs.values()):
+                self._pids.pop(e.pid, None)
+            task.oom_stop.set()
+            if p.console is not None:
+                p.console.close()
+            if task.mounted:
+                mounts.unmount_all(os.path.join(task.bundle, "rootfs"))
+            del self.tasks[task.id]
+            self._send(m.TaskDelete(container_id=task.id, pid=p.pid, exit_status=p.exit_status,
+                                    exited_at=p.exited_at))
+            return m.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=p.exited_at)
 
     def Shutdown(self, req: m.ShutdownRequest) -> Empty:
         # as runc's shim: a shim that still serves tasks stays, `now` or not
         with self._lock:
             if self.tasks:
                 return Empty()
+        self.flush_events()
         self._on_shutdown()
         return Empty()
+
+    # -- OOM ---------------------------------------------------------------------------
+
+    def _watch_oom(self, task: Task) -> None:
+        try:
+            from pyrunc.cgroups.notify import OOMNotifier
+            n = OOMNotifier.open(_cgroup_paths(task))
+        except Exception as e:  # noqa: BLE001 - no OOM events, the task runs
+            _log(f"oom watch {task.id}: {e}")
+            return
+        if n is not None:
+            threading.Thread(target=self._oom_loop, args=(task, n), daemon=True).start()
+
+    def _oom_loop(self, task: Task, n) -> None:
+        import select
+        poll = select.poll()
+        poll.register(n.fileno(), n.events)
+        try:
+            while not task.oom_stop.is_set():
+                if not poll.poll(500):
+                    continue
+                r = n.read()
+                if r < 0:
+                    return
+                if r > 0:
+                    self._send(m.TaskOOM(container_id=task.id))
+        finally:
+            n.close()
 
     def handlers(self) -> dict[str, Handler]:
         """Method name -> bytes handler, for ttrpc.Server.register."""
@@ -45,6 +548,26 @@ class TaskService:
             impl = getattr(self, name, None)
             table[name] = _wrap(req_cls, impl) if impl is not None else _unimplemented(name)
         return table
+
+
+def _cgroup_paths(task: Task) -> dict:
+    from pyrunc.container.ops import load
+    sd, st, _ = load(task.root, task.id, shared=True)
+    sd.unlock()
+    return st.get("cgroup_paths") or {}
+
+
+def _runc_options(any_: Any | None) -> m.Options:
+    if any_ is not None and any_.type_url.rpartition("/")[2] == m.Options.NAME:
+        return m.Options.decode(any_.value)
+    return m.Options()
+
+
+def _log(text: str) -> None:
+    try:
+        os.write(2, f"pyrunc-shim: {text}\n".encode())
+    except OSError:
+        pass
 
 
 def _wrap(req_cls: type[Message], impl: Callable[[Message], Message]) -> Handler:

@@ -1,0 +1,162 @@
+"""A task process's stdio as containerd hands it to the shim: paths of FIFOs
+that the client (ctr, the CRI plugin) has made and reads or writes, `file://`
+paths, or nothing.
+
+Without a terminal the shim opens the FIFOs and gives the fds to the
+container directly (pyrunc's library takes them as the container's 0, 1 and
+2): no copy, no pipe in between; the client sees EOF when the container's
+last writer closes. A FIFO is opened read-write first (which never blocks,
+whether or not the client has its end open yet) and reopened in its own
+direction through /proc/self/fd, so that the container holds a plain
+reader or writer. With a terminal, the pty's master is copied to and from
+the FIFOs by two threads (Console).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from pyrunc.shim.ttrpc import InvalidArgument, Unimplemented
+
+
+def _open_fifo(path: str, flags: int) -> int:
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+        os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    if "://" in path and not path.startswith("fifo://"):
+        raise Unimplemented(f"{path}: only FIFOs and file:// stdio are supported")
+    path = path[len("fifo://"):] if path.startswith("fifo://") else path
+    try:
+        rw = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        raise InvalidArgument(f"open {path}: {os.strerror(e.errno or 0).lower()}") from None
+    try:
+        return os.open(f"/proc/self/fd/{rw}", flags | os.O_CLOEXEC)
+    finally:
+        os.close(rw)
+
+
+class Stdio:
+    """The paths containerd gave, and the fds the shim opened for them."""
+
+    def __init__(self, stdin: str, stdout: str, stderr: str, terminal: bool) -> None:
+        self.stdin, self.stdout, self.stderr, self.terminal = stdin, stdout, stderr, terminal
+        self.fds: list[int] = []
+
+    def open(self) -> tuple[int, int, int]:
+        """(stdin, stdout, stderr) for the container: the FIFOs, /dev/null
+        for an absent one."""
+        try:
+            out = []
+            for path, flags in ((self.stdin, os.O_RDONLY), (self.stdout, os.O_WRONLY),
+                                (self.stderr, os.O_WRONLY)):
+                fd = _open_fifo(path, flags) if path else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                self.fds.append(fd)
+                out.append(fd)
+            return out[0], out[1], out[2]
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Our copies (the container keeps its own)."""
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
+
+class Console:
+    """A pty master copied to the stdout FIFO and from the stdin FIFO."""
+
+    def __init__(self, master: int, stdio: Stdio) -> None:
+        self.master = master
+        self.stdin_fd = _open_fifo(stdio.stdin, os.O_RDONLY) if stdio.stdin else -1
+        self.stdout_fd = _open_fifo(stdio.stdout, os.O_WRONLY) if stdio.stdout else -1
+        self.done = threading.Event()
+        threading.Thread(target=self._out, daemon=True).start()
+        if self.stdin_fd >= 0:
+            threading.Thread(target=self._in, daemon=True).start()
+
+    def _out(self) -> None:
+        try:
+            while True:
+                try:
+                    data = os.read(self.master, 32768)
+                except OSError:  # EIO: every slave fd is closed
+                    break
+                if not data:
+                    break
+                if self.stdout_fd >= 0:
+                    view = memoryview(data)
+                    while view:
+                        try:
+                            view = view[os.write(self.stdout_fd, view):]
+                        except OSError:
+                            view = view[:0]
+        finally:
+            if self.stdout_fd >= 0:
+                os.close(self.stdout_fd)
+                self.stdout_fd = -1
+            self.done.set()
+
+    def _in(self) -> None:
+        fd = self.stdin_fd
+        while True:
+            try:
+                data = os.read(fd, 32768)
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                os.write(self.master, data)
+            except OSError:
+                break
+
+    def resize(self, width: int, height: int) -> None:
+        from pyrunc.terminal import set_window_size
+        set_window_size(self.master, height, width)
+
+    def close_stdin(self) -> None:
+        fd, self.stdin_fd = self.stdin_fd, -1
+        if fd >= 0:
+            os.close(fd)  # the copy thread's read ends (EBADF) and it stops
+
+    def close(self) -> None:
+        self.done.wait(2)
+        self.close_stdin()
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+
+
+class ConsoleSocket:
+    """A listening socket for the library's console_socket: it connects and
+    sends the master during create; we accept after it returns."""
+
+    def __init__(self) -> None:
+        import socket
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="pyrunc-shim-pty")
+        self.path = os.path.join(self.dir, "pty.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(1)
+
+    def receive(self) -> int:
+        from pyrunc.terminal import recv_fd
+        self.sock.settimeout(10)
+        conn, _ = self.sock.accept()
+        try:
+            conn.settimeout(10)
+            fd, _name = recv_fd(conn)
+            return fd
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,286 @@
+"""containerd 1.6 running containers through containerd-shim-pyrunc-v1 (`ctr
+run --runtime io.containerd.pyrunc.v1`): the Task service on pyrunc's library
+in-process. Each test runs with the runc shim too (io.containerd.runc.v2 with
+Debian's runc), so that what is checked is containerd's contract, not ours.
+
+A private containerd (CRI off, native snapshotter) runs per module with the
+installed shim's directory first on its PATH; the image is an OCI archive of
+the tests' busybox rootfs (`ctr image import`), so the rootfs reaches the
+shim as a bind mount in CreateTaskRequest.rootfs; `--rootfs DIR` runs
+without one. After each test: no shim process of the test's containers, no
+mount under containerd's state, no cgroup, no pyrunc state left.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from integration_conftest import wait_until
+from oci_layout import LayoutBuilder, tree_tar
+from test_shim_process import SHIM, _cmdline, _pids_with
+
+IMAGE = "docker.io/pyrunc-test/busybox:latest"
+NS = "shimtasks"
+RUNTIMES = {"pyrunc": "io.containerd.pyrunc.v1", "runc": "io.containerd.runc.v2"}
+
+pytestmark = pytest.mark.slow
+
+
+class Ctr:
+    def __init__(self, base: Path, rootfs: Path) -> None:
+        self.base = base
+        self.sock = base / "containerd.sock"
+        self.rootfs = rootfs
+        self.runtime = "pyrunc"
+
+    def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
+                              capture_output=True, text=True, timeout=timeout, input=input)
+
+    def ok(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        r = self(*args, **kw)
+        assert r.returncode == 0, f"ctr {' '.join(args)}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
+        return r
+
+    def run(self, cid: str, *cmd: str, opts: tuple[str, ...] = ("--rm",), image: bool = True,
+            **kw) -> subprocess.CompletedProcess:
+        src = ("--snapshotter", "native", IMAGE) if image else ("--rootfs", str(self.rootfs))
+        return self("run", "--runtime", RUNTIMES[self.runtime], *opts, *src, cid, *cmd, **kw)
+
+
+def _oci_archive(rootfs: Path, dest: Path) -> None:
+    layout = dest.parent / "layout"
+    b = LayoutBuilder(layout)
+    desc = b.image([tree_tar(rootfs)], {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]})
+    index = {"schemaVersion": 2, "manifests": [{**desc, "annotations": {
+        "io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]}
+    (layout / "index.json").write_text(json.dumps(index))
+    with tarfile.open(dest, "w") as tar:
+        for name in ("oci-layout", "index.json", "blobs"):
+            tar.add(layout / name, arcname=name)
+
+
+@pytest.fixture(scope="module")
+def ctr_base(busybox_rootfs) -> Iterator[Ctr]:
+    for tool in ("containerd", "ctr"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    if SHIM[0] == sys.executable:
+        pytest.skip("containerd needs the shim installed as an executable (run scripts/install.sh)")
+    base = Path(tempfile.mkdtemp(prefix="pyrunc-shimtasks-", dir="/tmp"))
+    (base / "config.toml").write_text(f"""version = 2
+root = "{base}/root"
+state = "{base}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[debug]
+  address = "{base}/debug.sock"
+""")
+    env = dict(os.environ, PATH=f"{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    log = open(base / "containerd.log", "w")
+    d = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log, stderr=log,
+                         env=env, start_new_session=True)
+    c = Ctr(base, busybox_rootfs)
+    try:
+        wait_until(lambda: d.poll() is not None or c("version").returncode == 0, 30, what="containerd")
+        assert d.poll() is None, (base / "containerd.log").read_text()[-3000:]
+        _oci_archive(busybox_rootfs, base / "image.tar")
+        c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
+        yield c
+    finally:
+        for task in c("task", "ls", "-q").stdout.split():
+            c("task", "kill", "-s", "SIGKILL", task)
+        time.sleep(0.2)
+        for cont in c("container", "ls", "-q").stdout.split():
+            c("task", "delete", "-f", cont)
+            c("container", "delete", cont)
+        d.terminate()
+        try:
+            d.wait(15)
+        except subprocess.TimeoutExpired:
+            d.kill()
+            d.wait()
+        log.close()
+        subprocess.run(["umount", "-R", str(base)], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+        for parent in [*Path("/sys/fs/cgroup").glob(f"*/{NS}"), Path("/sys/fs/cgroup") / NS,
+                       Path("/run/containerd/pyrunc") / NS]:  # the namespace's, made for our containers
+            try:
+                parent.rmdir()
+            except OSError:
+                pass
+
+
+@pytest.fixture(params=list(RUNTIMES))
+def ctr(request, ctr_base) -> Iterator[Ctr]:
+    """The module's containerd with one runtime; afterwards nothing of the
+    test's containers is left (shim, mount, cgroup, runtime state)."""
+    ctr_base.runtime = request.param
+    ctr_base.cids = []
+    yield ctr_base
+    problems = []
+    for cid in ctr_base.cids:
+        if ctr_base("task", "ls", "-q").stdout.split().count(cid):
+            ctr_base("task", "kill", "-s", "SIGKILL", cid)
+            time.sleep(0.2)
+            ctr_base("task", "delete", "-f", cid)
+            problems.append(f"task {cid} left")
+        if cid in ctr_base("container", "ls", "-q").stdout.split():
+            ctr_base("container", "delete", cid)
+        shims = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+        end = time.monotonic() + 5
+        while [p for p in shims if _alive(p)] and time.monotonic() < end:
+            time.sleep(0.05)
+        shims = [p for p in shims if _alive(p)]
+        if shims:
+            problems.append(f"shim of {cid} left: {shims}")
+            for p in shims:
+                os.kill(p, signal.SIGKILL)
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f if f"/{cid}/" in line.split()[4] + "/"]
+        if mounts:
+            problems.append(f"mounts of {cid} left: {mounts}")
+        cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{NS}/{cid}")] + \
+            [str(p) for p in Path("/sys/fs/cgroup").glob(f"{NS}/{cid}")]
+        if cgroups:
+            problems.append(f"cgroups of {cid} left: {cgroups}")
+        state = Path("/run/containerd/pyrunc") / NS / cid
+        if state.exists():
+            problems.append(f"pyrunc state of {cid} left: {state}")
+    assert not problems, "\n".join(problems)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cid(ctr: Ctr, what: str) -> str:
+    cid = f"{what}-{ctr.runtime}-{uuid.uuid4().hex[:6]}"
+    ctr.cids.append(cid)
+    return cid
+
+
+def _status(ctr: Ctr, cid: str, want: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [line.split() for line in ctr.ok("task", "ls").stdout.splitlines()[1:]]
+        status = next((row[2] for row in rows if row[0] == cid), "")
+        if status == want or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
+# -- run ------------------------------------------------------------------------------
+
+def test_run_output_and_exit_code(ctr):
+    cid = _cid(ctr, "out")
+    r = ctr.run(cid, "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert r.returncode == 3, r
+    assert r.stdout == "out\n" and "err\n" in r.stderr, r
+
+
+def test_run_rootfs_dir_and_stdin(ctr):
+    cid = _cid(ctr, "stdin")
+    r = ctr.run(cid, "/bin/sh", "-c", "read x; echo got $x",
+                image=False, input="hello\n")
+    assert (r.returncode, r.stdout) == (0, "got hello\n"), r
+
+
+# -- detached: exec, ps, kill, delete, pause/resume, metrics -------------------------------
+
+def test_detached_exec_ps_pause_metrics_kill_delete(ctr):
+    cid = _cid(ctr, "det")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    assert _status(ctr, cid, "RUNNING") == "RUNNING"
+    r = ctr("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo in $(cat /proc/1/cmdline); exit 4")
+    assert (r.returncode, r.stdout) == (4, "in sleep300\n"), r
+    r = ctr("task", "exec", "--exec-id", "e2", cid, "sh", "-c", "exit 5")
+    assert r.returncode == 5, r
+    ctr.ok("task", "exec", "-d", "--exec-id", "e3", cid, "sleep", "300")
+    ps = ctr.ok("task", "ps", cid).stdout
+    rows = [line.split() for line in ps.splitlines()[1:]]
+    assert len(rows) == 2 and any("e3" in row[1] for row in rows), ps
+    ctr.ok("task", "pause", cid)
+    assert _status(ctr, cid, "PAUSED") == "PAUSED"
+    ctr.ok("task", "resume", cid)
+    assert _status(ctr, cid, "RUNNING") == "RUNNING"
+    metrics = ctr.ok("task", "metrics", cid).stdout
+    assert re.search(r"pids\.current\s+2\b", metrics), metrics
+    assert re.search(r"memory\.usage_in_bytes\s+[1-9]", metrics), metrics
+    r = ctr("task", "delete", cid)
+    assert r.returncode != 0 and "running" in r.stderr, r
+    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    r = ctr.ok("task", "delete", cid)
+    assert "exit code 137" in r.stderr, r
+    ctr.ok("container", "delete", cid)
+
+
+def _run_args(ctr: Ctr, cid: str, *opts: str) -> list[str]:
+    return ["run", "--runtime", RUNTIMES[ctr.runtime], *opts, "--snapshotter", "native", IMAGE, cid]
+
+
+def test_kill_all_and_exec_in_a_stopped_task(ctr):
+    cid = _cid(ctr, "all")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    ctr.ok("task", "exec", "-d", "--exec-id", "bg", cid, "sleep", "300")
+    ctr.ok("task", "kill", "-a", "-s", "SIGKILL", cid)
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    r = ctr("task", "exec", "--exec-id", "late", cid, "true")
+    assert r.returncode != 0, r
+    r = ctr("task", "kill", cid)
+    assert r.returncode != 0 and "not found" in r.stderr, r
+    ctr.ok("task", "delete", cid)
+    ctr.ok("container", "delete", cid)
+
+
+def test_tty_run(ctr):
+    if not shutil.which("script"):
+        pytest.skip("script (util-linux) is not installed")
+    cid = _cid(ctr, "tty")
+    cmd = " ".join(["ctr", "--address", str(ctr.sock), "--namespace", NS, *_run_args(ctr, cid, "--rm", "-t"),
+                    "sh", "-c", "'tty; sleep 0.5; stty size; exit 7'"])
+    r = subprocess.run(["script", "-qec", f"stty cols 91 rows 31; {cmd}", "/dev/null"], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    # ctr sets the size (ResizePty) once the task runs: hence the sleep
+    assert "/dev/pts/0\n" in r.stdout and "31 91\n" in r.stdout, r
+    assert r.returncode == 7, r
+
+
+def test_dead_shim_is_cleaned_up(ctr):
+    """The shim killed under a running task: containerd runs `<shim> delete`,
+    which kills and deletes the container and unmounts its rootfs (the
+    fixture checks that nothing is left)."""
+    cid = _cid(ctr, "dead")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    (shim,) = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+    init = int(ctr.ok("task", "ls").stdout.split(cid, 1)[1].split()[0])
+    os.kill(shim, signal.SIGKILL)
+    wait_until(lambda: not _alive(init), 10, what="the container to be killed")
+    wait_until(lambda: _status(ctr, cid, "STOPPED", 0) in ("STOPPED", ""), 10, what="the task to stop")
+    ctr("task", "delete", cid)
+    ctr.ok("container", "delete", cid)
+    log = (ctr.base / "containerd.log").read_text()
+    assert "failed to clean up after shim disconnected" not in log
