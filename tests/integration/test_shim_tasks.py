@@ -284,3 +284,103 @@ def test_dead_shim_is_cleaned_up(ctr):
     ctr.ok("container", "delete", cid)
     log = (ctr.base / "containerd.log").read_text()
     assert "failed to clean up after shim disconnected" not in log
+
+
+# -- events, OOM, Update, Checkpoint ------------------------------------------------------
+
+def _task_topics(ctr: Ctr, lines: list[str], cid: str) -> list[str]:
+    """The /tasks/ topics of `ctr events` lines about cid, in order."""
+    return [t.group(1) for line in lines if f'"{cid}"' in line and (t := re.search(r" (/tasks/\S+) ", line))]
+
+
+def test_events_in_containerds_order(ctr):
+    cid = _cid(ctr, "ev")
+    ev = subprocess.Popen(["ctr", "--address", str(ctr.sock), "events"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+        ctr("task", "exec", "--exec-id", "x1", cid, "true")
+        ctr.ok("task", "pause", cid)
+        ctr.ok("task", "resume", cid)
+        ctr.ok("task", "kill", "-s", "SIGKILL", cid)
+        assert _status(ctr, cid, "STOPPED") == "STOPPED"
+        ctr.ok("task", "delete", cid)
+        ctr.ok("container", "delete", cid)
+        time.sleep(0.5)
+    finally:
+        ev.terminate()
+        out = ev.communicate(timeout=10)[0]
+    topics = _task_topics(ctr, out.splitlines(), cid)
+    assert topics == ["/tasks/create", "/tasks/start", "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit",
+                      "/tasks/paused", "/tasks/resumed", "/tasks/exit", "/tasks/delete"], out
+
+
+def test_oom_event_and_exit_status(ctr):
+    if not Path("/sys/fs/cgroup/memory").is_dir() and not Path("/sys/fs/cgroup/memory.max").exists() \
+            and not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        pytest.skip("no memory cgroup")
+    cid = _cid(ctr, "oom")
+    ev = subprocess.Popen(["ctr", "--address", str(ctr.sock), "events"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        r = ctr("run", "--runtime", RUNTIMES[ctr.runtime], "--rm", "--memory-limit", str(16 << 20),
+                "--snapshotter", "native", IMAGE, cid, "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
+        time.sleep(0.5)
+    finally:
+        ev.terminate()
+        out = ev.communicate(timeout=10)[0]
+    assert r.returncode == 137, r
+    assert "/tasks/oom" in _task_topics(ctr, out.splitlines(), cid), out
+
+
+def _shim_call(ctr: Ctr, cid: str, method: str, req):
+    from pyrunc.shim import messages as m
+    from pyrunc.shim import ttrpc as T
+    address = (ctr.base / "state" / "io.containerd.runtime.v2.task" / NS / cid / "address").read_text()
+    with T.Client.connect(address) as c:
+        return c.call(m.TASK_SERVICE, method, req)
+
+
+def test_update_resources_seen_inside(ctr):
+    from pyrunc.shim import messages as m
+    cid = _cid(ctr, "upd")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    limit = 48 << 20
+    res = m.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+                value=json.dumps({"memory": {"limit": limit}, "pids": {"limit": 42}}).encode())
+    _shim_call(ctr, cid, "Update", m.UpdateTaskRequest(id=cid, resources=res))
+    # the task's own cgroup (ctr mounts no cgroupfs inside), from its init's /proc/PID/cgroup
+    pid = int(ctr.ok("task", "ls").stdout.split(cid, 1)[1].split()[0])
+    groups = dict((ln.split(":", 2)[1], ln.split(":", 2)[2]) for ln in Path(f"/proc/{pid}/cgroup").read_text().split())
+    if "" in groups and "memory" not in groups:  # cgroup v2
+        files = (f"/sys/fs/cgroup{groups['']}/memory.max", f"/sys/fs/cgroup{groups['']}/pids.max")
+    else:
+        files = (f"/sys/fs/cgroup/memory{groups['memory']}/memory.limit_in_bytes",
+                 f"/sys/fs/cgroup/pids{groups['pids']}/pids.max")
+    assert [Path(f).read_text().strip() for f in files] == [str(limit), "42"]
+    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    ctr.ok("task", "delete", cid)
+    ctr.ok("container", "delete", cid)
+
+
+def test_checkpoint_fails_cleanly_and_the_task_runs_on(ctr):
+    cid = _cid(ctr, "ckpt")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    r = ctr("task", "checkpoint", cid)
+    if r.returncode == 0:
+        pytest.skip("CRIU works on this kernel")
+    assert "Traceback" not in r.stderr and r.stderr.strip(), r
+    assert _status(ctr, cid, "RUNNING") == "RUNNING"
+    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    ctr.ok("task", "delete", cid)
+    ctr.ok("container", "delete", cid)
+
+
+def test_a_failed_create_leaves_nothing(ctr):
+    cid = _cid(ctr, "bad")
+    r = ctr.run(cid, "/no/such/program")
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r
+    assert 'exec: "/no/such/program": stat /no/such/program: no such file or directory' in r.stderr, r
+    ctr("container", "delete", cid)

@@ -261,11 +261,15 @@ def delete(flags: dict[str, object] | None = None, bundle: str = "") -> bytes:
 def _cleanup(cid: str, namespace: str, bundle: str) -> None:
     """Best effort, as runc's shim: what cannot be removed is left to the
     error containerd gets from the next step."""
+    root = os.path.join(_options_root(bundle) or "/run/containerd/pyrunc", namespace)
+    rootfs = os.path.join(bundle, "rootfs")
+    # containerd runs `delete` after every task's end too: when the shim
+    # cleaned up itself, there is nothing to import the library for
+    if not os.path.exists(os.path.join(root, cid)) and not os.path.ismount(rootfs):
+        return
     import pyrunc
     from pyrunc.errors import PyruncError
     from pyrunc.shim.mounts import unmount_all
-    from pyrunc.shim.service import DEFAULT_ROOT
-    root = os.path.join(_options_root(bundle) or DEFAULT_ROOT, namespace)
     try:
         c = pyrunc.Container(cid, root)
         try:
@@ -276,7 +280,7 @@ def _cleanup(cid: str, namespace: str, bundle: str) -> None:
     except PyruncError:
         pass
     try:
-        unmount_all(os.path.join(bundle, "rootfs"))
+        unmount_all(rootfs)
     except OSError:
         pass
 

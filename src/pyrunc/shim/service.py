@@ -88,6 +88,7 @@ class TaskService:
         self._events: queue.Queue = queue.Queue()
         self._publisher = publisher
         self._subreaper()
+        threading.Thread(target=_preload, daemon=True, name="preload").start()
         threading.Thread(target=self._reap_loop, daemon=True, name="reaper").start()
         threading.Thread(target=self._forward_loop, daemon=True, name="events").start()
 
@@ -516,6 +517,11 @@ class TaskService:
     # -- OOM ---------------------------------------------------------------------------
 
     def _watch_oom(self, task: Task) -> None:
+        """In a thread of its own from the start: its imports and the
+        cgroup's files are not Create's business."""
+        threading.Thread(target=self._oom_setup, args=(task,), daemon=True).start()
+
+    def _oom_setup(self, task: Task) -> None:
         try:
             from pyrunc.cgroups.notify import OOMNotifier
             n = OOMNotifier.open(_cgroup_paths(task))
@@ -523,7 +529,7 @@ class TaskService:
             _log(f"oom watch {task.id}: {e}")
             return
         if n is not None:
-            threading.Thread(target=self._oom_loop, args=(task, n), daemon=True).start()
+            self._oom_loop(task, n)
 
     def _oom_loop(self, task: Task, n) -> None:
         import select
@@ -548,6 +554,17 @@ class TaskService:
             impl = getattr(self, name, None)
             table[name] = _wrap(req_cls, impl) if impl is not None else _unimplemented(name)
         return table
+
+
+def _preload() -> None:
+    """Import what the first Create needs while containerd is still on its
+    way to call it (the server has just been forked), and what the stage
+    child needs, so that each fork of the server has it loaded."""
+    import pyrunc.container.launch  # noqa: F401
+    import pyrunc.container.ops  # noqa: F401
+    from pyrunc.init.stage import Stage
+    Stage.preload_shared(run=False)
+    import pyrunc.shim.stdio  # noqa: F401
 
 
 def _cgroup_paths(task: Task) -> dict:
