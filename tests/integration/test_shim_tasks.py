@@ -218,6 +218,8 @@ def test_detached_exec_ps_pause_metrics_kill_delete(ctr):
     assert (r.returncode, r.stdout) == (4, "in sleep300\n"), r
     r = ctr("task", "exec", "--exec-id", "e2", cid, "sh", "-c", "exit 5")
     assert r.returncode == 5, r
+    r = ctr("task", "exec", "--exec-id", "cat", cid, "cat", input="through stdin\n", timeout=20)
+    assert (r.returncode, r.stdout) == (0, "through stdin\n"), r   # EOF reached it: CloseIO
     ctr.ok("task", "exec", "-d", "--exec-id", "e3", cid, "sleep", "300")
     ps = ctr.ok("task", "ps", cid).stdout
     rows = [line.split() for line in ps.splitlines()[1:]]
@@ -267,6 +269,23 @@ def test_tty_run(ctr):
     # ctr sets the size (ResizePty) once the task runs: hence the sleep
     assert "/dev/pts/0\n" in r.stdout and "31 91\n" in r.stdout, r
     assert r.returncode == 7, r
+
+
+def test_tty_exec(ctr):
+    if not shutil.which("script"):
+        pytest.skip("script (util-linux) is not installed")
+    cid = _cid(ctr, "ttyx")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    cmd = " ".join(["ctr", "--address", str(ctr.sock), "--namespace", NS, "task", "exec", "-t", "--exec-id", "t1",
+                    cid, "sh", "-c", "'tty; sleep 0.5; stty size; exit 6'"])
+    r = subprocess.run(["script", "-qec", f"stty cols 77 rows 22; {cmd}", "/dev/null"], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert "/dev/pts/" in r.stdout and "22 77\n" in r.stdout, r
+    assert r.returncode == 6, r
+    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    ctr.ok("task", "delete", cid)
+    ctr.ok("container", "delete", cid)
 
 
 def test_dead_shim_is_cleaned_up(ctr):

@@ -329,6 +329,7 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
         from pyrunc.shim.events import Publisher
         publisher = Publisher(os.environ["TTRPC_ADDRESS"], str(flags.get("namespace") or ""))
     service = TaskService(on_shutdown=stop, namespace=str(flags.get("namespace") or ""), publisher=publisher)
+    service.start_reaper()
     server.register(m.TASK_SERVICE, service.handlers())
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

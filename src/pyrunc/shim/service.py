@@ -87,10 +87,14 @@ class TaskService:
         self._on_shutdown = on_shutdown
         self._events: queue.Queue = queue.Queue()
         self._publisher = publisher
+        threading.Thread(target=self._forward_loop, daemon=True, name="events").start()
+
+    def start_reaper(self) -> None:
+        """Become the subreaper of the containers' processes and reap them
+        (the server's process only: waitpid(-1) takes every child)."""
         self._subreaper()
         threading.Thread(target=_preload, daemon=True, name="preload").start()
         threading.Thread(target=self._reap_loop, daemon=True, name="reaper").start()
-        threading.Thread(target=self._forward_loop, daemon=True, name="events").start()
 
     # -- plumbing ----------------------------------------------------------------------
 
