@@ -377,3 +377,44 @@ def test_run_with_a_config_and_a_failing_process(rt, bundle, tmp_path, leakcheck
     assert e.value.op == "run" and str(e.value).startswith("pyrunc run failed: ")
     assert pyrunc.Container.list(root) == []
     leakcheck.assert_clean()
+
+
+def _read_all(fd: int) -> bytes:
+    out = b""
+    while chunk := os.read(fd, 65536):
+        out += chunk
+    os.close(fd)
+    return out
+
+
+def test_stdio_fds_become_the_containers_and_the_execs(rt, bundle, tmp_path, leakcheck):
+    """Container.create(stdio=...) and ExecOptions.stdio: the process's 0, 1
+    and 2 are the given fds (a shim's FIFOs), not the caller's."""
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sh", "-c", "read x; echo out:$x; echo err >&2")
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root,
+                                stdio=(in_r, out_w, err_w))
+    try:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+        os.write(in_w, b"hello\n")
+        os.close(in_w)
+        c.start()
+        assert _read_all(out_r) == b"out:hello\n" and _read_all(err_r) == b"err\n"
+        r, w = os.pipe()
+        c2 = "lib-" + rt.new_id()
+        bundle.set_args("sleep", "3600")
+        pyrunc.Container.create(c2, bundle=str(bundle.path), root=root).start()
+        try:
+            assert pyrunc.Container(c2, root).exec(pyrunc.ExecOptions(["sh", "-c", "echo from exec; ls -l /proc/self/fd/1"],
+                                                                       detach=True, stdio=(0, w, w))) == 0
+            os.close(w)
+            out = _read_all(r).decode()
+            assert out.startswith("from exec\n") and "pipe:" in out, out
+        finally:
+            pyrunc.Container(c2, root).delete(force=True)
+    finally:
+        c.delete(force=True)
