@@ -37,7 +37,7 @@ def loads(s: str | bytes) -> object:
         # invalid UTF-8 becomes U+FFFD, as Go's decoder does (not a codec error)
         s = s.decode("utf-8-sig" if s[:3] == b"\xef\xbb\xbf" else "utf-8", "replace")
     ctx = _Ctx()
-    scan = _json.make_scanner(ctx)
+    scan = _json.make_scanner(ctx)  # type: ignore[arg-type]  # reads only the attributes _Ctx has
     n = len(s)
     i = 0
     while i < n and s[i] in _WS:

@@ -20,7 +20,8 @@ import time
 
 TYPE_CHECKING = False  # typing costs the shim's `start` 4 ms to import
 if TYPE_CHECKING:
-    from typing import ClassVar, Iterable, Mapping
+    from typing import Any as _AnyType, ClassVar, Iterable, Mapping, TypeVar
+    _M = TypeVar("_M", bound="Message")
 
 # wire types
 VARINT, I64, LEN, SGROUP, EGROUP, I32 = 0, 1, 2, 3, 4, 5
@@ -157,7 +158,7 @@ def _tag(number: int, wire: int, out: bytearray) -> None:
 def _put(kind: "str | type[Message]", number: int, value: object, out: bytearray, always: bool = False) -> None:
     """One field occurrence: tag and value (a default value only if `always`)."""
     if not isinstance(kind, str):
-        data = value.encode()  # type: ignore[union-attr]
+        data = value.encode()  # type: ignore[attr-defined]  # kind is a message class: value is one
         _tag(number, LEN, out)
         encode_varint(len(data), out)
         out += data
@@ -235,6 +236,11 @@ class Message:
     _by_number: ClassVar[dict[int, Field]] = {}
     _names: ClassVar[frozenset[str]] = frozenset()
 
+    if TYPE_CHECKING:
+        # fields are plain attributes named by FIELDS, set by __init__: the
+        # checker cannot see them, so it takes any attribute as a field
+        def __getattr__(self, name: str) -> _AnyType: ...
+
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)
         fields = tuple(sorted(cls.FIELDS, key=lambda f: f.number))
@@ -280,20 +286,20 @@ class Message:
             elif f.packable:
                 if value:
                     _tag(f.number, LEN, out)
-                    body = _packed_body(kind, value)  # type: ignore[arg-type]
+                    body = _packed_body(kind, value)  # type: ignore[arg-type]  # packable: a scalar kind
                     encode_varint(len(body), out)
                     out += body
             elif f.repeated:
                 for item in value:
-                    _put(kind, f.number, item, out, always=True)  # type: ignore[arg-type]
+                    _put(kind, f.number, item, out, always=True)
             elif value is not None:
-                _put(kind, f.number, value, out)  # type: ignore[arg-type]
+                _put(kind, f.number, value, out)
         return bytes(out)
 
     # -- decoding ---------------------------------------------------------------
 
     @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview) -> "Message":
+    def decode(cls: type[_M], data: bytes | bytearray | memoryview) -> _M:
         """Decode `data`; unknown fields are skipped."""
         msg = cls()
         buf = bytes(data)
@@ -368,7 +374,7 @@ def _map_entry(kind: Map, buf: bytes, pos: int, end: int) -> tuple[object, objec
             value, pos = _scalar(kind.value, wire, buf, pos, end)
         elif number == 2 and not isinstance(kind.value, str) and wire == LEN:
             stop, pos = _read_len(buf, pos, end)
-            value._merge(buf, pos, stop)  # type: ignore[union-attr]
+            value._merge(buf, pos, stop)  # type: ignore[attr-defined]  # kind.value() made it a message
             pos = stop
         elif number == 0:
             raise DecodeError("invalid message: field number 0")
@@ -416,7 +422,7 @@ class Timestamp(Message):
         return cls.from_ns(time.time_ns())
 
     def to_ns(self) -> int:
-        return self.seconds * 1_000_000_000 + self.nanos  # type: ignore[attr-defined]
+        return self.seconds * 1_000_000_000 + self.nanos
 
 
 class Empty(Message):
