@@ -244,3 +244,136 @@ def test_update_raises_config_error(rt, bundle, tmp_path):
         assert e.path == ('linux.resources.unified["a/b"]' if v2 else "linux.resources.unified"), str(e)
     finally:
         c.delete(force=True)
+
+
+# --- docs/library.md ------------------------------------------------------------
+
+DOC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "library.md")
+
+
+def _doc_example() -> str:
+    """The first python block under docs/library.md's sandbox heading, verbatim."""
+    with open(DOC) as f:
+        text = f.read()
+    section = text[text.index("## A sandbox runner"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("```\n", start)]
+
+
+def test_the_docs_sandbox_example_runs(rt, bundle, tmp_path, leakcheck):
+    """The worked example, exactly as documented: exit statuses come back,
+    an allocation over the memory limit is killed (137), nothing is left."""
+    root = str(tmp_path / "lib-root")
+    ns: dict = {"__name__": "sandbox"}
+    exec(compile(_doc_example(), DOC, "exec"), ns)  # noqa: S102 - the documented code itself
+    sandbox = ns["sandbox"]
+    assert sandbox(str(bundle.path), ["sh", "-c", "test $(hostname) = runc && exit 3"], root=root) == 3
+    assert sandbox(str(bundle.path), ["sh", "-c", "touch /x 2>/dev/null || exit 4"], root=root) == 4  # read-only
+    assert sandbox(str(bundle.path), ["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"],
+                   memory_mb=64, root=root) == 137
+    assert sandbox(str(bundle.path), ["dd", "if=/dev/zero", "of=/dev/null", "bs=16M", "count=1"],
+                   memory_mb=64, root=root) == 0
+    assert pyrunc.Container.list(root) == []
+    leakcheck.assert_clean()
+
+
+def _kill_when_running(cid: str, root: str, sig: str) -> None:
+    """From another thread (the library's kill needs no signal handling)."""
+    import threading
+
+    def kill() -> None:
+        c = pyrunc.Container(cid, root)
+        for _ in range(1000):
+            try:
+                if c.status == "running":
+                    c.kill(sig)
+                    return
+            except pyrunc.PyruncError:
+                pass
+            time.sleep(0.01)
+    threading.Thread(target=kill, daemon=True).start()
+
+
+def test_run_returns_the_status_and_deletes(rt, bundle, tmp_path, leakcheck):
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    cid = "lib-" + rt.new_id()
+    _kill_when_running(cid, root, "KILL")
+    assert pyrunc.Container.run(cid, bundle=str(bundle.path), root=root) == 128 + 9
+    bundle.set_args("sh", "-c", "exit 5")
+    cid = "lib-" + rt.new_id()
+    assert pyrunc.Container.run(cid, bundle=str(bundle.path), root=root, keep=True) == 5
+    c = pyrunc.Container(cid, root)
+    assert c.status == "stopped" and c.state().pid == 0  # kept, as --keep
+    c.delete()
+    assert pyrunc.Container.list(root) == []
+    leakcheck.assert_clean()
+
+
+def test_run_restores_the_callers_signal_handling(rt, bundle, tmp_path):
+    import signal
+    root = str(tmp_path / "lib-root")
+    mine = lambda *a: None  # noqa: E731
+    old = signal.signal(signal.SIGUSR1, mine)
+    try:
+        bundle.set_args("true")
+        assert pyrunc.Container.run("lib-" + rt.new_id(), bundle=str(bundle.path), root=root) == 0
+        assert signal.getsignal(signal.SIGUSR1) is mine
+        import ctypes
+        prev = ctypes.c_int(-1)
+        ctypes.CDLL(None).prctl(37, ctypes.byref(prev))  # PR_GET_CHILD_SUBREAPER
+        assert prev.value == 0
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+
+
+def test_foreground_run_outside_the_main_thread_is_refused(rt, bundle, tmp_path):
+    import threading
+    root = str(tmp_path / "lib-root")
+    errors: list = []
+
+    def attempt() -> None:
+        try:
+            pyrunc.Container.run("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+        except pyrunc.PyruncError as e:
+            errors.append(str(e))
+    t = threading.Thread(target=attempt)
+    t.start()
+    t.join(30)
+    assert errors and "main thread" in errors[0] and "\n" not in errors[0]
+    assert pyrunc.Container.list(root) == []
+
+
+def test_run_detached_then_state_and_typed_exec(rt, bundle, tmp_path):
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    cid = "lib-" + rt.new_id()
+    assert pyrunc.Container.run(cid, bundle=str(bundle.path), root=root, detach=True) == 0
+    c = pyrunc.Container(cid, root)
+    try:
+        s = c.state()
+        assert isinstance(s, pyrunc.State) and s.status == "running" and s.id == cid and s.pid > 0
+        assert s.bundle == str(bundle.path) and s["pid"] == s.pid
+        import json
+        assert s.to_dict() == json.loads(rt.ok("state", cid, root=root).stdout)  # what the command prints
+        assert list(s.to_dict()) == list(json.loads(rt.ok("state", cid, root=root).stdout))
+        assert c.exec(["sh", "-c", 'test "$A" = 1 && test $(id -u) = 7 && test $PWD = /tmp && exit 9'],
+                      env=["A=1"], user="7:7", cwd="/tmp") == 9
+        assert c.exec(pyrunc.ExecOptions(process={"args": ["/bin/sh", "-c", "exit 6"], "cwd": "/"})) == 6
+        assert c.exec(["true"], detach=True, ignore_paused=True) == 0
+        with pytest.raises(pyrunc.ConfigError, match="process args cannot be empty"):
+            c.exec([])
+        with pytest.raises(TypeError):
+            c.exec(["true"], no_such_option=1)
+    finally:
+        c.delete(force=True)
+
+
+def test_run_with_a_config_and_a_failing_process(rt, bundle, tmp_path, leakcheck):
+    root = str(tmp_path / "lib-root")
+    cfg = dict(bundle.config, process=dict(bundle.config["process"], args=["/no/such/binary"]))
+    with pytest.raises(pyrunc.InitError) as e:
+        pyrunc.Container.run("lib-" + rt.new_id(), bundle=str(bundle.path), root=root, config=cfg)
+    assert e.value.op == "run" and str(e.value).startswith("pyrunc run failed: ")
+    assert pyrunc.Container.list(root) == []
+    leakcheck.assert_clean()

@@ -294,13 +294,14 @@ def test_netdevices():
 
 def test_model_and_update_and_exec_inputs():
     """The other ways a library caller hands in configuration."""
+    from pyrunc.container.exec import ExecOptions as X
     from pyrunc.container.exec import build_process
     from pyrunc.spec.model import Spec
     from pyrunc.spec.schema import RESOURCES, check
     e = _raises(Spec.from_dict, {"process": {"env": "A=1"}})
     assert e.path == "process.env"
     assert _raises(check, {"pids": {"limit": "max"}}, RESOURCES, "resources").path == "resources.pids.limit"
-    assert _raises(build_process, {"cwd": "/"}, {}, []).path == "process.args"
-    assert _raises(build_process, {"cwd": "/"}, {"user": "bob"}, ["true"]).path == "process.user"
-    e = _raises(build_process, {"cwd": "/"}, {}, ["true", 5])
+    assert _raises(build_process, {"cwd": "/"}, X([])).path == "process.args"
+    assert _raises(build_process, {"cwd": "/"}, X(["true"], user="bob")).path == "process.user"
+    e = _raises(build_process, {"cwd": "/"}, X(["true", 5]))
     assert e.path == "process.args[1]"

@@ -47,9 +47,9 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     from .main import check_args
     check_args("exec", args, 1, "min")
     from ..errors import PyruncError
-    from ..container.exec import execute
+    from ..container.exec import ExecOptions, execute
     try:
-        return execute(ctx.root, args[0], opts, args[1:])
+        return execute(ctx.root, args[0], ExecOptions.from_flags(opts, args[1:]))
     except PyruncError as e:
         e.code = 255  # runc exits 255 when exec itself fails, and says so first
         if not str(e).startswith("exec failed: "):

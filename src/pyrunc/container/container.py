@@ -4,7 +4,9 @@ that want containers without a daemon or a subprocess.
     from pyrunc import Container
     c = Container.create("web", bundle="/mycontainer")   # status: created
     c.start()                                             # status: running
+    c.exec(["ps"], env=["TERM=xterm"])                   # its exit status
     c.kill(15); c.delete(force=True)
+    status = Container.run("job", bundle="/mycontainer")  # create, start, wait, delete
 
 Every method is the same code the command line runs, so behaviour (errors,
 cleanup, state on disk) is identical and other tools (`pyrunc list`, an
@@ -20,6 +22,8 @@ from .launch import CreateOptions, create
 
 if TYPE_CHECKING:
     from ..spec.model import Resources, Spec
+    from .exec import ExecOptions
+    from .state import State
 
 
 def _config_dict(config: "Spec | Resources | dict", what: str = "config") -> dict:
@@ -37,48 +41,86 @@ def _config_dict(config: "Spec | Resources | dict", what: str = "config") -> dic
         raise ConfigError(f"{what}: not representable as JSON: {e}") from e
 
 
+_DEFAULT_ROOT = "/run/pyrunc"
+
+
 class Container:
     """A container under a state root (default /run/pyrunc)."""
 
-    def __init__(self, cid: str, root: str = "/run/pyrunc") -> None:
+    def __init__(self, cid: str, root: str = _DEFAULT_ROOT) -> None:
         from .state import validate_id
         validate_id(cid)
         self.id = cid
         self.root = root
 
+    @staticmethod
+    def _options(bundle: str, config, mode: str, detach: bool, **kw) -> CreateOptions:
+        o = CreateOptions(bundle=bundle, mode=mode, detach=detach, **kw)
+        if config is not None:
+            o.config = _config_dict(config)
+        return o
+
     @classmethod
-    def create(cls, cid: str, bundle: str, root: str = "/run/pyrunc", *, config: "Spec | dict | None" = None,
-               pid_file: str = "", console_socket: str = "", no_pivot: bool = False,
+    def create(cls, cid: str, bundle: str, root: str = _DEFAULT_ROOT, *, config: "Spec | dict | None" = None,
+               pid_file: str = "", console_socket: str = "", pidfd_socket: str = "", no_pivot: bool = False,
                no_new_keyring: bool = False, preserve_fds: int = 0,
                systemd_cgroup: bool = False) -> "Container":
         """Set the container up; its init waits for start(). config: the
         configuration as a pyrunc.spec.model.Spec or a config.json-shaped
         dict, in place of <bundle>/config.json (the bundle still anchors a
-        relative root.path); it is type-checked as config.json is.
+        relative root.path and is the state's `bundle`); it is type-checked
+        as config.json is, and kept in the container's state.
+        console_socket: where the terminal's master goes (process.terminal).
         systemd_cgroup: a systemd unit holds its cgroup (--systemd-cgroup)."""
-        o = CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
-                          no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                          preserve_fds=preserve_fds, mode="create", detach=True,
-                          systemd_cgroup=systemd_cgroup)
-        if config is not None:
-            o.config = _config_dict(config)
+        o = cls._options(bundle, config, "create", True, pid_file=pid_file, console_socket=console_socket,
+                         pidfd_socket=pidfd_socket, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                         preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup)
         create(root, cid, o).sd.unlock()
         return cls(cid, root)
 
+    @classmethod
+    def run(cls, cid: str, bundle: str, root: str = _DEFAULT_ROOT, *, config: "Spec | dict | None" = None,
+            detach: bool = False, keep: bool = False, pid_file: str = "", console_socket: str = "",
+            pidfd_socket: str = "", no_pivot: bool = False, no_new_keyring: bool = False,
+            preserve_fds: int = 0, systemd_cgroup: bool = False) -> int:
+        """`pyrunc run`: create and start the container, run its poststart
+        hooks, and (unless detach) stay with it until it exits: signals this
+        process receives are forwarded to it, a terminal (process.terminal
+        without console_socket) is proxied to this process's stdio, and the
+        container is deleted afterwards unless keep. Returns its exit status
+        (128+N when signal N killed it); 0 once started when detached.
+        In the foreground, call it from the main thread (signal handling);
+        the process's signal handlers and subreaper setting are restored."""
+        if not detach:
+            import threading
+            if threading.current_thread() is not threading.main_thread():
+                from ..errors import PyruncError
+                raise PyruncError("Container.run in the foreground needs the main thread (it forwards signals); "
+                                  "use detach=True, or create() and start(), from other threads")
+        from .run import run
+        o = cls._options(bundle, config, "run", detach, pid_file=pid_file, console_socket=console_socket,
+                         pidfd_socket=pidfd_socket, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                         preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup)
+        return run(root, cid, o, keep=keep)
+
     def start(self) -> None:
+        """Run the user's process in the created container (and its
+        poststart hooks)."""
         ops.start(self.root, self.id)
 
-    def state(self) -> dict:
-        """The OCI state document (id, pid, status, bundle, ...)."""
-        return ops.state_doc(self.root, self.id)
+    def state(self) -> "State":
+        """The OCI state (oci_version, id, status, pid, bundle, rootfs,
+        created, owner, annotations); .to_dict() is `pyrunc state`'s JSON."""
+        from .state import State
+        return State.from_dict(ops.state_doc(self.root, self.id))
 
     @property
     def status(self) -> str:
-        return self.state()["status"]
+        return self.state().status
 
     @property
     def pid(self) -> int:
-        return self.state()["pid"]
+        return self.state().pid
 
     def kill(self, sig: int | str = 15, all_processes: bool = False) -> None:
         signum = ops.parse_signal(sig) if isinstance(sig, str) else sig
@@ -107,15 +149,23 @@ class Container:
         sd.unlock()
         return Manager(st.get("cgroup_paths") or {}).stats()
 
-    def exec(self, args: list[str], *, env: list[str] | None = None, cwd: str = "",
-             user: str = "", detach: bool = False, pid_file: str = "") -> int:
-        """Run a process inside; returns its exit status (0 when detached)."""
-        from .exec import execute
-        opts = {"env": env or [], "cwd": cwd, "user": user, "detach": detach, "pid-file": pid_file}
-        return execute(self.root, self.id, opts, list(args))
+    def exec(self, args: "list[str] | ExecOptions" = (), **options) -> int:
+        """Run a process inside; returns its exit status (128+N for signal
+        N; 0 when detached). args: the command, or an ExecOptions; options:
+        ExecOptions' fields (env, cwd, user, tty, detach, console_socket,
+        pid_file, pidfd_socket, process, capabilities, no_new_privs,
+        apparmor, label, cgroup, ignore_paused, preserve_fds, ...)."""
+        from .exec import ExecOptions, execute
+        if isinstance(args, ExecOptions):
+            if options:
+                raise TypeError("exec: pass either an ExecOptions or keyword options")
+            o = args
+        else:
+            o = ExecOptions(args, **options)
+        return execute(self.root, self.id, o)
 
     @classmethod
-    def list(cls, root: str = "/run/pyrunc") -> list["Container"]:
+    def list(cls, root: str = _DEFAULT_ROOT) -> list["Container"]:
         from .state import list_ids
         return [cls(cid, root) for cid in list_ids(root)]
 

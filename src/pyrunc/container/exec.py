@@ -12,64 +12,138 @@ import os
 
 from .. import log as _log  # not `log`: functions here import it locally too
 from ..errors import ConfigError, InitError, InvalidState, PyruncError
+from ..init.sync import Msg
 from ..linux import consts as C
 
 
-def build_process(base: dict, o: dict, args: list[str]) -> dict:
-    """The process to run: -p FILE, or the container's process with args and
-    the flags' overrides (runc's getProcess)."""
-    if o.get("process"):
-        from ..fastjson import loads
+class ExecOptions:
+    """What `exec` runs and how: `pyrunc exec`'s flags, typed (the command
+    line builds one from its flags; Container.exec from keyword arguments).
+
+    args: the command (unless `process`); env: "K=V" entries added to the
+    container's; cwd; user: "uid[:gid]" (or an int uid); additional_gids;
+    tty: a terminal (with detach, console_socket receives its master);
+    detach: return once started (0) instead of its exit status;
+    pid_file, pidfd_socket; process: a process.json, as a path or a dict, in
+    place of args and the overrides; capabilities: names added to every set;
+    no_new_privs; apparmor: a profile; label: the SELinux process label;
+    cgroup: a sub-cgroup ("sub" or "ctrl:sub" strings, or {ctrl: sub});
+    ignore_paused: exec into a paused container; preserve_fds: N more fds
+    from 3 on."""
+
+    __slots__ = ("args", "env", "cwd", "user", "additional_gids", "tty", "detach", "console_socket",
+                 "pidfd_socket", "pid_file", "process", "capabilities", "no_new_privs", "apparmor",
+                 "label", "cgroup", "ignore_paused", "preserve_fds")
+
+    def __init__(self, args: list[str] | tuple = (), *, env: list[str] | None = None, cwd: str = "",
+                 user: str | int = "", additional_gids: list[int] | None = None, tty: bool = False,
+                 detach: bool = False, console_socket: str = "", pidfd_socket: str = "", pid_file: str = "",
+                 process: str | dict | None = None, capabilities: list[str] | None = None,
+                 no_new_privs: bool = False, apparmor: str = "", label: str = "",
+                 cgroup: list[str] | dict[str, str] | None = None, ignore_paused: bool = False,
+                 preserve_fds: int = 0) -> None:
+        self.args = list(args)
+        self.env = list(env or [])
+        self.cwd = cwd
+        self.user = str(user) if user != "" else ""
+        self.additional_gids = list(additional_gids or [])
+        self.tty = tty
+        self.detach = detach
+        self.console_socket = console_socket
+        self.pidfd_socket = pidfd_socket
+        self.pid_file = pid_file
+        self.process = process or None
+        self.capabilities = list(capabilities or [])
+        self.no_new_privs = no_new_privs
+        self.apparmor = apparmor
+        self.label = label
+        self.cgroup = cgroup
+        self.ignore_paused = ignore_paused
+        self.preserve_fds = preserve_fds
+
+    @classmethod
+    def from_flags(cls, opts: dict, args: list[str]) -> "ExecOptions":
+        """From `pyrunc exec`'s parsed flags."""
+        return cls(args, env=opts["env"], cwd=opts["cwd"], user=opts["user"],
+                   additional_gids=opts["additional-gids"], tty=opts["tty"], detach=opts["detach"],
+                   console_socket=opts["console-socket"], pidfd_socket=opts["pidfd-socket"],
+                   pid_file=opts["pid-file"], process=opts["process"], capabilities=opts["cap"],
+                   no_new_privs=opts["no-new-privs"], apparmor=opts["apparmor"], label=opts["process-label"],
+                   cgroup=opts["cgroup"], ignore_paused=opts["ignore-paused"], preserve_fds=opts["preserve-fds"])
+
+
+def _process_json(src: str | dict) -> dict:
+    """-p: a process.json file, or the library's dict (copied)."""
+    if isinstance(src, dict):
+        from ..fastjson import dumps, loads
         try:
-            with open(o["process"], "rb") as f:
-                p = loads(f.read())
-        except OSError as e:
-            raise ConfigError(f"{o['process']}: {e.strerror}") from e
+            return loads(dumps(src))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"process: not representable as JSON: {e}", "process") from e
+    from ..fastjson import loads
+    try:
+        with open(src, "rb") as f:
+            p = loads(f.read())
+    except OSError as e:
+        raise ConfigError(f"{src}: {e.strerror}") from e
+    except ValueError as e:
+        raise ConfigError(f"{src}: invalid JSON: {e}") from e
+    if not isinstance(p, dict):
+        raise ConfigError(f"{src}: process must be a JSON object", "process")
+    return p
+
+
+def _with_overrides(base: dict, o: ExecOptions) -> dict:
+    """The container's process with args and the options' overrides."""
+    if not o.args:
+        raise ConfigError("exec: process args cannot be empty", "process.args")
+    p = {k: v for k, v in base.items()}
+    p["args"] = list(o.args)
+    if base.get("env") is not None or o.env:  # none at all: no HOME either (runc)
+        p["env"] = list(base.get("env") or []) + list(o.env)
+    p["terminal"] = bool(o.tty)
+    if o.cwd:
+        p["cwd"] = o.cwd
+    if o.user:
+        u, _, g = o.user.partition(":")
+        try:
+            p["user"] = {"uid": int(u), "gid": int(g) if g else 0}
         except ValueError as e:
-            raise ConfigError(f"{o['process']}: invalid JSON: {e}") from e
-        if not isinstance(p, dict):
-            raise ConfigError(f"{o['process']}: process must be a JSON object", "process")
-    else:
-        if not args:
-            raise ConfigError("exec: process args cannot be empty", "process.args")
-        p = {k: v for k, v in base.items()}
-        p["args"] = list(args)
-        if base.get("env") is not None or o.get("env"):  # none at all: no HOME either (runc)
-            p["env"] = list(base.get("env") or []) + list(o.get("env") or [])
-        p["terminal"] = bool(o.get("tty"))
-        if o.get("cwd"):
-            p["cwd"] = o["cwd"]
-        if o.get("user"):
-            u, _, g = o["user"].partition(":")
-            try:
-                p["user"] = {"uid": int(u), "gid": int(g) if g else 0}
-            except ValueError as e:
-                raise ConfigError(f"parsing {o['user']!r} as user[:group]: only numeric ids are supported",
-                                  "process.user") from e
-        if o.get("additional-gids"):
-            user = dict(p.get("user") or {})
-            try:
-                user["additionalGids"] = [int(x) for x in o["additional-gids"]]
-            except ValueError as e:
-                raise ConfigError("--additional-gids takes numeric group ids", "process.user.additionalGids") from e
-            p["user"] = user
-        if o.get("cap"):
-            caps = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
-            for c in o["cap"]:
-                for k in ("bounding", "effective", "permitted", "ambient"):
-                    if c not in caps.setdefault(k, []):
-                        caps[k].append(c)
-            p["capabilities"] = caps
-        if o.get("no-new-privs"):
-            p["noNewPrivileges"] = True
-        if o.get("apparmor"):
-            p["apparmorProfile"] = o["apparmor"]
-        if o.get("process-label"):
-            p["selinuxLabel"] = o["process-label"]
-    if o.get("process"):  # runc: the container's values unless process.json has its own
-        for k in ("scheduler", "ioPriority", "execCPUAffinity"):
+            raise ConfigError(f"parsing {o.user!r} as user[:group]: only numeric ids are supported",
+                              "process.user") from e
+    if o.additional_gids:
+        user = dict(p.get("user") or {})
+        try:
+            user["additionalGids"] = [int(x) for x in o.additional_gids]
+        except ValueError as e:
+            raise ConfigError("--additional-gids takes numeric group ids", "process.user.additionalGids") from e
+        p["user"] = user
+    if o.capabilities:
+        caps = {k: list(v) for k, v in (base.get("capabilities") or {}).items()}
+        for c in o.capabilities:
+            for k in ("bounding", "effective", "permitted", "ambient"):
+                if c not in caps.setdefault(k, []):
+                    caps[k].append(c)
+        p["capabilities"] = caps
+    if o.no_new_privs:
+        p["noNewPrivileges"] = True
+    if o.apparmor:
+        p["apparmorProfile"] = o.apparmor
+    if o.label:
+        p["selinuxLabel"] = o.label
+    return p
+
+
+def build_process(base: dict, o: ExecOptions) -> dict:
+    """The process to run: -p FILE, or the container's process with args and
+    the options' overrides (runc's getProcess)."""
+    if o.process:
+        p = _process_json(o.process)
+        for k in ("scheduler", "ioPriority", "execCPUAffinity"):  # runc: the container's unless its own
             if p.get(k) is None and base.get(k) is not None:
                 p[k] = base[k]
+    else:
+        p = _with_overrides(base, o)
     from ..spec.config import validate_process
     from ..spec.schema import PROCESS, check
     check(p, PROCESS, "process")  # process.json, or the flags' ids: typed as at create
@@ -80,78 +154,96 @@ def build_process(base: dict, o: dict, args: list[str]) -> dict:
     return p
 
 
-def execute(root: str, cid: str, o: dict, args: list[str]) -> int:
+def _sub_cgroups(cgroup: list[str] | dict[str, str] | None) -> dict[str, str] | None:
+    if not cgroup:
+        return None
+    if isinstance(cgroup, dict):
+        return dict(cgroup)
+    from ..cgroups.join import parse_sub_cgroups
+    return parse_sub_cgroups(list(cgroup))
+
+
+def execute(root: str, cid: str, o: ExecOptions) -> int:
+    """Run the process; its exit status (128+N for signal N), 0 if detached."""
     from .ops import load
     sd, st, status = load(root, cid, shared=True)
     sd.unlock()
     if status == "stopped":
         raise InvalidState("cannot exec in a stopped container", status)
-    if status == "paused" and not o.get("ignore-paused"):
+    if status == "paused" and not o.ignore_paused:
         raise InvalidState("cannot exec in a paused container (use --ignore-paused to override)", status)
-    subs = None
-    if o.get("cgroup"):
-        from ..cgroups.join import parse_sub_cgroups
-        subs = parse_sub_cgroups(o["cgroup"])
+    subs = _sub_cgroups(o.cgroup)
     config = st.get("config") or {}
-    p = build_process(config.get("process") or {}, o, args)
+    p = build_process(config.get("process") or {}, o)
     terminal = bool(p.get("terminal"))
-    detach = bool(o.get("detach"))
-    if terminal and detach and not o.get("console-socket"):
+    if terminal and o.detach and not o.console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
-    if o.get("console-socket") and not terminal:
+    if o.console_socket and not terminal:
         raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
-    sc = None
-    if (config.get("linux") or {}).get("seccomp"):
-        # the container's profile applies to exec'd processes too (runc); built
-        # here, before any process enters the container
-        from ..security.seccomp import prepare
-        from .state import OCI_VERSION
-        sc = prepare(config, cid=cid, bundle=st.get("bundle") or "", status="running",
-                     init_pid=st.get("pid") or 0, oci_version=OCI_VERSION)
-        if sc is not None:
-            sc.start_build()
-            sc.open_listener(connect=True)
+    sc = _exec_seccomp(config, cid, st)
     from ..init.child import preload
     preload(terminal, hooks=False, mempolicy=(config.get("linux") or {}).get("memoryPolicy") is not None)
     from . import foreground as F
     fwd = None
     prev_subreaper = 1
-    if not detach:
+    if not o.detach:
         prev_subreaper = F.become_subreaper()
         fwd = F.Forwarder()
     try:
         keyring = "" if st.get("no_new_keyring") else cid
-        pid, master, ch = _spawn(st, p, terminal, o.get("preserve-fds") or 0, keyring, sc, subs)
-        try:
-            if o.get("pid-file"):
-                from .launch import _write_pid_file
-                _write_pid_file(o["pid-file"], pid)
-            if o.get("pidfd-socket"):
-                from .launch import send_pidfd
-                send_pidfd(o["pidfd-socket"], pid, "setns")
-            if master is not None and o.get("console-socket"):
-                from .. import terminal as T
-                T.send_to_console_socket(o["console-socket"], master)
-                os.close(master)
-                master = None
-        except BaseException:
-            _kill(pid)  # it must not run, nor report that we went away
-            ch.close()
-            raise
-        if master is not None:
-            from ..terminal import clear_onlcr
-            clear_onlcr(master)
-        ch.send("g")
+        pid, master, ch = _spawn(st, p, terminal, o.preserve_fds or 0, keyring, sc, subs)
+        master = _hand_over(o, pid, master, ch)
+        ch.send(Msg.GO)
         _await_exec(ch, pid)
         if _log.debug_enabled():
             _log.debug(f"exec: process {pid} started in container {cid}")
-        if detach:
+        if o.detach:
             return 0
         return F.wait_foreground(pid, fwd, master)
     finally:
         if fwd is not None:
             fwd.close()
             F.restore_subreaper(prev_subreaper)
+
+
+def _exec_seccomp(config: dict, cid: str, st: dict):
+    """The container's profile applies to exec'd processes too (runc); built
+    here, before any process enters the container."""
+    if not (config.get("linux") or {}).get("seccomp"):
+        return None
+    from ..security.seccomp import prepare
+    from .state import OCI_VERSION
+    sc = prepare(config, cid=cid, bundle=st.get("bundle") or "", status="running", init_pid=st.get("pid") or 0,
+                 oci_version=OCI_VERSION)
+    if sc is not None:
+        sc.start_build()
+        sc.open_listener(connect=True)
+    return sc
+
+
+def _hand_over(o: ExecOptions, pid: int, master: int | None, ch) -> int | None:
+    """The pid file, the pidfd, the terminal to the console socket, before
+    the process may run; the master end left for the foreground proxy."""
+    try:
+        if o.pid_file:
+            from .launch import _write_pid_file
+            _write_pid_file(o.pid_file, pid)
+        if o.pidfd_socket:
+            from .launch import send_pidfd
+            send_pidfd(o.pidfd_socket, pid, "setns")
+        if master is not None and o.console_socket:
+            from .. import terminal as T
+            T.send_to_console_socket(o.console_socket, master)
+            os.close(master)
+            master = None
+    except BaseException:
+        _kill(pid)  # it must not run, nor report that we went away
+        ch.close()
+        raise
+    if master is not None:
+        from ..terminal import clear_onlcr
+        clear_onlcr(master)
+    return master
 
 
 def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: str, sc=None,
@@ -182,7 +274,7 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
     try:
         while True:
             tag, payload, fds = ch.recv()
-            if tag == "P":
+            if tag == Msg.INIT_PID:
                 pid = int(payload)
                 os.waitpid(pid1, 0)
                 pid1 = 0
@@ -191,12 +283,12 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
                 except PyruncError as e:
                     raise PyruncError(f"unable to start container process: {e}") from None
                 attrs.set_final_affinity(pid, initial, final_cpus)
-                ch.send("j", str(pid))
-            elif tag == "T":
+                ch.send(Msg.CGROUP_JOINED, str(pid))
+            elif tag == Msg.CONSOLE:
                 master = fds[0] if fds else None
-            elif tag == "R":
+            elif tag == Msg.READY:
                 return pid, master, ch
-            elif tag == "E":
+            elif tag == Msg.ERROR:
                 raise _exec_error(payload.decode(errors="replace"))
             else:
                 raise InitError("exec failed: the process exited before it was ready",
@@ -221,7 +313,7 @@ def _await_exec(ch, pid: int) -> None:
     """EOF once the process has exec'd; an error message if it failed first."""
     tag, payload, _ = ch.recv()
     ch.close()
-    if tag == "E":
+    if tag == Msg.ERROR:
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
@@ -257,9 +349,9 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
         seal_imports()  # our root is now the container's: never import from it
         pid = os.fork()
         if pid:
-            ch.send("P", str(pid))
+            ch.send(Msg.INIT_PID, str(pid))
             os._exit(0)
-        host_pid = ch.expect("j")
+        host_pid = ch.expect(Msg.CGROUP_JOINED)
         if _log.debug_enabled():
             _log.debug("child process in init()")
         if keyring:
@@ -270,7 +362,7 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
             size = process.get("consoleSize")
             if size:
                 T.set_window_size(slave, size.get("height", 0), size.get("width", 0))
-            ch.send("T", fds=[master])
+            ch.send(Msg.CONSOLE, fds=[master])
             os.close(master)
             from .. import log
             log.keep_stderr()
@@ -284,8 +376,8 @@ def _exec_child(ch, nss: dict[str, str], process: dict, terminal: bool, preserve
         if sc is not None:
             sc.pid = int(host_pid or 0)  # for the notify agent
             final.seccomp = sc
-        ch.send("R")
-        ch.expect("g")
+        ch.send(Msg.READY)
+        ch.expect(Msg.GO)
         if _log.debug_enabled():
             _log.debug("setns_init: about to exec")
         final.execute(preserve_fds)  # the channel closes on exec: EOF tells the parent

@@ -1,10 +1,11 @@
 """The runtime parent's half of `create` and `run`.
 
-It validates, takes the state dir, makes the cgroup and the exec fifo, forks
-the stage child and then serves its requests on the sync channel (user
-namespace maps, cgroup join, runtime hooks, the terminal master) until the
-init reports ready. Any failure on either side undoes everything: the init is
-killed and reaped, the cgroup and the state dir removed.
+In phases: the named checks (CHECKS), the host preparation (prepare_host:
+state dir, cgroup, exec fifo), the stage child's start, the Handshake (one
+handler per sync message: user namespace maps, cgroup join, runtime hooks,
+mount sources, the terminal master) until the init reports ready, and the
+finish. Any failure on either side undoes everything: the init is killed and
+reaped, the cgroup and the state dir removed.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .. import log
 from ..errors import InitError, PyruncError
 from ..fastjson import dumps
 from ..spec import config as spec_config
+from ..init.sync import Msg
 from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nano
 
 
@@ -60,243 +62,417 @@ class Launched:
         self.cgroup = cgroup
 
 
+# -- the create path ---------------------------------------------------------------
+#
+# create() runs four phases over one _Create (what is being made, and what of
+# it exists so far, for the undo): the checks (nothing exists yet), the host
+# preparation (state dir, cgroup, rootfs bind, exec fifo), the start of the
+# stage child and the handshake with it (Handshake: one handler per message
+# type of init/sync.py's Msg), and the finish (pid file, console socket,
+# pidfd, the create's release). Any failure after the state dir exists runs
+# _undo_create.
+
+
+class _Create:
+    """One create in progress: its inputs, what the checks derived, and what
+    exists so far (the undo reads it)."""
+
+    def __init__(self, root: str, cid: str, o: CreateOptions) -> None:
+        self.root, self.cid, self.o = root, cid, o
+        self.bundle = os.path.abspath(o.bundle or ".")
+        self.spec: dict = spec_config.load_config(self.bundle) if o.config is None else o.config
+        self.linux: dict = {}
+        self.nss: dict = {}
+        self.process: dict = {}
+        self.netdevs = None
+        self.seccomp = None
+        self.terminal = False
+        self.console = None  # the connected --console-socket
+        # made by the host preparation
+        self.sd: StateDir | None = None
+        self.cg = None
+        self.rootless = False
+        self.state: dict = {}
+        self.host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
+        self.fifo_fd = -1
+        # the children and the channel
+        self.pid_s = 0
+        self.init_pid = 0
+        self.ch = None
+        self.master: int | None = None
+        self.applied = False  # the cgroup resources are written
+
+
 def create(root: str, cid: str, o: CreateOptions) -> Launched:
-    bundle = os.path.abspath(o.bundle or ".")
-    spec = spec_config.load_config(bundle) if o.config is None else o.config
-    spec_config.validate(spec, bundle)
-    linux = spec.get("linux") or {}
-    nss = spec_config.namespaces(spec)
-    if "time" in nss or "timeOffsets" in linux or nss.get("user"):
-        from ..spec import nsrules
-        nsrules.validate(linux, nss)
-    process = spec["process"]
-    from ..security import attrs
-    attrs.validate(process, spec.get("linux"))
-    netdevs = (spec.get("linux") or {}).get("netDevices")
-    if netdevs:
-        from . import netdev
-        netdev.validate(spec["linux"], spec_config.namespaces(spec))
-    seccomp = None
-    if (spec.get("linux") or {}).get("seccomp"):  # checked before anything exists
-        from ..security.seccomp import prepare
-        seccomp = prepare(spec, cid=cid, bundle=bundle, oci_version=OCI_VERSION)
-    terminal = bool(process.get("terminal"))
-    if terminal and o.detach and not o.console_socket:
-        raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
-    if o.console_socket and not terminal:
-        raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
-    console = None
+    """Make the container: checks, host preparation, the init's set-up
+    (Handshake), the finish; everything made is undone on any failure."""
+    c = _Create(root, cid, o)
+    validate(c)
     if o.console_socket:  # connect first: a bad socket fails before anything exists
         from ..terminal import connect_console_socket
-        console = connect_console_socket(o.console_socket)
-    if o.preserve_fds < 0:
-        raise PyruncError("--preserve-fds must not be negative")
-
-    sd = StateDir(root, cid)
-    sd.create()
-    cg = None
-    pid_s = init_pid = 0
-    ch = None
-    master = None
-    host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
+        c.console = connect_console_socket(o.console_socket)
+    c.sd = StateDir(root, cid)
     try:
-        from ..cgroups import is_rootless, new_manager
-        rootless = is_rootless(o.rootless)
-        mgr = new_manager(linux.get("cgroupsPath") or "", cid, rootless, o.systemd_cgroup, spec.get("annotations"))
-        mgr.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
-        try:
-            mgr.check_unused()
-        except PyruncError as e:
-            raise PyruncError(_creation_error(o.mode, str(e))) from None
-        cg = mgr  # from here on a failure removes it: not one that was in use
-        created = rfc3339nano(time.time_ns())
-        state = {
-            "ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0,
-            "bundle": bundle, "rootfs": spec_config.rootfs_path(spec, bundle), "created": created,
-            "owner": "", "annotations": spec.get("annotations") or {},
-        }
-        if "mount" not in nss:  # the host's: the mounts land there
-            from ..rootfs import hostns
-            host_bind = state["host_mount"] = hostns.bind_rootfs(
-                state["rootfs"], linux.get("rootfsPropagation"),
-                record=lambda mnt_id: _record_plan(sd, {**state, "host_mount": mnt_id}, cg, o))
-        if rootless:  # the hierarchies we may use decide what the init mounts
-            _record_plan(sd, state, cg, o)
-            cg.create()
-        # the init mounts the cgroup tree from this, without reading /proc again
-        cgroup_mounts = cg.mount_sources()
-        fifo_fd = -1
-        if o.mode == "create":
-            os.mkfifo(sd.fifo, 0o622)
-            # as runc: exact bits whatever the umask, owned by the container's
-            # root, which opens it for writing from inside its user namespace
-            os.chmod(sd.fifo, 0o622)
-            os.chown(sd.fifo, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
-            fifo_fd = os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
-        from ..init.child import InitArgs
-        args = InitArgs(spec=spec, rootfs=state["rootfs"], bundle=bundle, mode=o.mode, fifo_fd=fifo_fd,
-                        no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
-                        preserve_fds=o.preserve_fds, terminal=terminal, cid=cid, cgroup_mounts=cgroup_mounts,
-                        seccomp=seccomp,
-                        state_json=dumps(oci_state({**state, "pid": 0}, "creating")))
-        stage = o.stage
-        if stage is None:  # the library: fork now (the lock and console stay ours)
-            from ..init.stage import Stage
-            stage = Stage.fork(close=tuple(fd for fd in (sd.fd, console and console.fileno())
-                                           if fd is not None and fd >= 0), preserve_fds=o.preserve_fds)
-        pid_s, ch = stage.pid, stage.ch
-
-        def child_died() -> None:
-            """The child is gone: its last word (an error) is what counts."""
-            while True:
-                t, payload, _ = ch.recv()
-                if t == "E":
-                    raise _init_error(o.mode, payload) from None
-                if not t:
-                    raise _init_died(o.mode, cg) from None
-
-        def reply(tag: str) -> None:
-            try:
-                ch.send(tag)
-            except OSError:
-                child_died()
-        try:
-            stage.start(args)
-        except OSError:
-            child_died()
-        if fifo_fd >= 0:
-            os.close(fifo_fd)
-        applied = False
-
-        def apply_resources() -> None:
-            """As runc: the limits go in once the rootfs is ready (procHooks),
-            before any hook runs and before the process's own settings."""
-            nonlocal applied
-            if not applied:
-                applied = True
-                cg.apply(linux.get("resources") or {}, linux.get("devices"))
-        # while the stage child unshares and forks the init. The first
-        # cgroup.procs write (ours, or the pre-arm thread's from the command
-        # line) waits for an RCU grace period holding cgroup_mutex, and
-        # mkdir waits for it too: this is where that wait is hidden. Nothing
-        # else comes first: the init's first wait is for its join ("j"),
-        # which needs these directories
-        if not rootless:
-            _record_plan(sd, state, cg, o)
-            cg.create()
-        while True:
-            tag, payload, fds = ch.recv()
-            if tag == "U":
-                _write_id_maps(pid_s, linux)
-                reply("u")
-            elif tag == "O":
-                try:
-                    _write_time_offsets(pid_s, linux)
-                except PyruncError as e:
-                    raise PyruncError(_creation_error(o.mode, str(e))) from None
-                reply("o")
-            elif tag == "P":
-                # join at once; the init waits for "j" only where it needs
-                # the cgroup (its cgroup mounts, a cgroup namespace)
-                if init_pid:  # one init per create: never join another pid
-                    raise PyruncError(_creation_error(o.mode, "unexpected second init pid from the stage child"))
-                init_pid = int(payload)
-                try:
-                    join, files = cg.join_fds(init_pid)
-                except PyruncError as e:
-                    raise PyruncError(_creation_error(o.mode, str(e))) from None
-                try:  # with the files' names and its pid, for the init's error text
-                    ch.send("j", "\n".join([str(init_pid)] + files), fds=join)
-                except OSError:
-                    child_died()
-                finally:
-                    for fd in join:
-                        os.close(fd)
-                if o.after_join is not None:  # the parent's own work, while the init mounts
-                    o.after_join()
-                attrs.reset_affinity(init_pid)  # runc's tryResetCPUAffinity
-                if init_pid != pid_s:
-                    os.waitpid(pid_s, 0)
-                    pid_s = 0
-                if netdevs:  # runc: setupNetworkDevices, from the parent
-                    try:
-                        state["netDevices"] = netdev.move_in(netdevs, f"/proc/{init_pid}/ns/net")
-                    except PyruncError as e:
-                        raise PyruncError(_creation_error(o.mode, f"error creating network interfaces: {e}")) from None
-                # everything the state records is known now: write it while
-                # the init mounts (a failure later removes the whole dir)
-                _complete_state(state, init_pid, cg, nss, spec, o)
-                sd.save(state)
-            elif tag == "H":  # runc's procHooks
-                apply_resources()  # before the hooks, which may rely on them (runc)
-                hooks = spec.get("hooks") or {}
-                if hooks.get("prestart") or hooks.get("createRuntime"):
-                    from .. import hooks as H
-                    st = oci_state({**state, "pid": init_pid}, "creating")
-                    H.run_hooks("prestart", hooks.get("prestart") or [], st, cwd=bundle)
-                    H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st, cwd=bundle)
-                reply("h")
-            elif tag == "I":  # a mount source only the host side can open (rootfs/idmap.py)
-                from ..rootfs.idmap import mount_source
-                index, _, kind = payload.decode().partition(" ")
-                m = spec["mounts"][int(index)]
-                try:
-                    src = mount_source(m, bundle, init_pid, kind)
-                except PyruncError as e:
-                    raise PyruncError(_creation_error(o.mode, f"error mounting {m.get('source', '')!r} to rootfs "
-                                                              f"at {m.get('destination')!r}: {e}")) from None
-                try:
-                    ch.send("M", fds=[src] if src >= 0 else None)
-                finally:
-                    if src >= 0:
-                        os.close(src)
-            elif tag == "T":
-                master = fds[0] if fds else None
-            elif tag == "R":
-                apply_resources()
-                # as runc: rlimits are set from here (prlimit), so a refused
-                # one is a create-time error, not a silent exit after start
-                _set_rlimits(init_pid, process.get("rlimits") or [])
-                break
-            elif tag == "E":
-                raise _init_error(o.mode, payload)
-            else:
-                raise _init_died(o.mode, cg)
-        if o.pid_file:
-            _write_pid_file(o.pid_file, init_pid)
-        if master is not None and console is not None:
-            from .. import terminal
-            terminal.send_to_console_socket(console, master)
-            os.close(master)
-            master = None
-        if o.pidfd_socket:
-            send_pidfd(o.pidfd_socket, init_pid, "standard")
-        if o.mode == "create":
-            reply("k")
-            # the init takes the container's ids and capabilities, then
-            # closes the channel (EOF) and waits on the fifo; its error, if not
-            t, payload, _ = ch.recv()
-            if t == "E":
-                raise _init_error(o.mode, payload)
-            if t or proc_start_time(init_pid) != state["init_start"]:
-                raise _init_died(o.mode, cg)
-            ch.close()
-            ch = None
+        c.sd.create()
+    except BaseException:
+        _close_console(c)
+        raise
+    try:
+        prepare_host(c)
+        _start_stage(c)
+        Handshake(c).serve()
+        _finish(c)
         if log.debug_enabled():
-            log.debug(f"{o.mode}: container {cid} created, init pid {init_pid}")
-        return Launched(sd, state, ch, master, cg)
+            log.debug(f"{o.mode}: container {cid} created, init pid {c.init_pid}")
+        return Launched(c.sd, c.state, c.ch, c.master, c.cg)
     except BaseException as e:
-        if console is not None:
-            console.close()
-        _undo(sd, cg, init_pid, pid_s, ch, master)
-        if host_bind:
-            hostns.release(state["rootfs"], host_bind)
-        if isinstance(e, (PyruncError, KeyboardInterrupt)):
-            raise
-        if isinstance(e, OSError):
+        _undo_create(c)
+        if isinstance(e, OSError) and not isinstance(e, PyruncError):
             raise PyruncError(_creation_error(o.mode, e.strerror if not e.filename else
                                               f"{e.filename}: {e.strerror}")) from None
         raise
+
+
+# -- phase 1: the checks, in order, before anything exists ---------------------------
+
+def _check_config(c: _Create) -> None:
+    spec_config.validate(c.spec, c.bundle)
+    c.linux = c.spec.get("linux") or {}
+    c.nss = spec_config.namespaces(c.spec)
+    c.process = c.spec["process"]
+
+
+def _check_namespaces(c: _Create) -> None:
+    if "time" in c.nss or "timeOffsets" in c.linux or c.nss.get("user"):
+        from ..spec import nsrules
+        nsrules.validate(c.linux, c.nss)
+
+
+def _check_process_attrs(c: _Create) -> None:
+    from ..security import attrs
+    attrs.validate(c.process, c.spec.get("linux"))
+
+
+def _check_net_devices(c: _Create) -> None:
+    c.netdevs = c.linux.get("netDevices")
+    if c.netdevs:
+        from . import netdev
+        netdev.validate(c.linux, c.nss)
+
+
+def _check_seccomp(c: _Create) -> None:
+    if c.linux.get("seccomp"):
+        from ..security.seccomp import prepare
+        c.seccomp = prepare(c.spec, cid=c.cid, bundle=c.bundle, oci_version=OCI_VERSION)
+
+
+def _check_terminal(c: _Create) -> None:
+    c.terminal = bool(c.process.get("terminal"))
+    if c.terminal and c.o.detach and not c.o.console_socket:
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting console socket")
+    if c.o.console_socket and not c.terminal:
+        raise PyruncError("cannot use console socket if pyrunc will not detach or allocate tty")
+
+
+def _check_preserve_fds(c: _Create) -> None:
+    if c.o.preserve_fds < 0:
+        raise PyruncError("--preserve-fds must not be negative")
+
+
+# (name, check): run in this order; each raises the error the user sees (the
+# names are for readers and tests: the messages say what failed)
+CHECKS: tuple = (
+    ("config", _check_config),
+    ("namespaces", _check_namespaces),
+    ("process attributes", _check_process_attrs),
+    ("network devices", _check_net_devices),
+    ("seccomp", _check_seccomp),
+    ("terminal", _check_terminal),
+    ("preserve fds", _check_preserve_fds),
+)
+
+
+def validate(c: _Create) -> None:
+    for _name, check in CHECKS:
+        check(c)
+
+
+# -- phase 2: the host preparation ---------------------------------------------------
+
+def prepare_host(c: _Create) -> None:
+    """The cgroup manager (checked, not yet made unless rootless), the state
+    record, the rootfs bind of a container without a mount namespace, and
+    the exec fifo of `create`. _undo_create removes what exists."""
+    from ..cgroups import is_rootless, new_manager
+    o, linux = c.o, c.linux
+    c.rootless = is_rootless(o.rootless)
+    mgr = new_manager(linux.get("cgroupsPath") or "", c.cid, c.rootless, o.systemd_cgroup,
+                      c.spec.get("annotations"))
+    mgr.check(linux.get("resources") or {}, linux.get("devices"))  # before anything runs
+    try:
+        mgr.check_unused()
+    except PyruncError as e:
+        raise PyruncError(_creation_error(o.mode, str(e))) from None
+    c.cg = mgr  # from here on a failure removes it: not one that was in use
+    c.state = {
+        "ociVersion": c.spec.get("ociVersion") or OCI_VERSION, "id": c.cid, "pid": 0,
+        "bundle": c.bundle, "rootfs": spec_config.rootfs_path(c.spec, c.bundle),
+        "created": rfc3339nano(time.time_ns()), "owner": "", "annotations": c.spec.get("annotations") or {},
+    }
+    if "mount" not in c.nss:  # the host's: the mounts land there
+        from ..rootfs import hostns
+        c.host_bind = c.state["host_mount"] = hostns.bind_rootfs(
+            c.state["rootfs"], linux.get("rootfsPropagation"),
+            record=lambda mnt_id: _record_plan(c.sd, {**c.state, "host_mount": mnt_id}, c.cg, o))
+    if c.rootless:  # the hierarchies we may use decide what the init mounts
+        _record_plan(c.sd, c.state, c.cg, o)
+        c.cg.create()
+    if o.mode == "create":
+        c.fifo_fd = _make_exec_fifo(c.sd, linux)
+
+
+def _make_exec_fifo(sd: StateDir, linux: dict) -> int:
+    """The fifo `start` opens to release the init; an O_PATH fd for the init."""
+    os.mkfifo(sd.fifo, 0o622)
+    # as runc: exact bits whatever the umask, owned by the container's
+    # root, which opens it for writing from inside its user namespace
+    os.chmod(sd.fifo, 0o622)
+    os.chown(sd.fifo, _host_id(linux.get("uidMappings")), _host_id(linux.get("gidMappings")))
+    return os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
+
+
+def _start_stage(c: _Create) -> None:
+    """Send the stage child its arguments (forking it now for the library),
+    then make the cgroup while it unshares and forks the init."""
+    from ..init.child import InitArgs
+    o = c.o
+    args = InitArgs(spec=c.spec, rootfs=c.state["rootfs"], bundle=c.bundle, mode=o.mode, fifo_fd=c.fifo_fd,
+                    no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
+                    preserve_fds=o.preserve_fds, terminal=c.terminal, cid=c.cid,
+                    cgroup_mounts=c.cg.mount_sources(),  # the init mounts the cgroup tree from this
+                    seccomp=c.seccomp, state_json=dumps(oci_state({**c.state, "pid": 0}, "creating")))
+    stage = o.stage
+    if stage is None:  # the library: fork now (the lock and console stay ours)
+        from ..init.stage import Stage
+        stage = Stage.fork(close=tuple(fd for fd in (c.sd.fd, c.console and c.console.fileno())
+                                       if fd is not None and fd >= 0), preserve_fds=o.preserve_fds)
+    c.pid_s, c.ch = stage.pid, stage.ch
+    try:
+        stage.start(args)
+    except OSError:
+        _child_died(c)
+    if c.fifo_fd >= 0:
+        os.close(c.fifo_fd)
+        c.fifo_fd = -1
+    # while the stage child unshares and forks the init. The first
+    # cgroup.procs write (ours, or the pre-arm thread's from the command
+    # line) waits for an RCU grace period holding cgroup_mutex, and mkdir
+    # waits for it too: this is where that wait is hidden. Nothing else
+    # comes first: the init's first wait is for its join (CGROUP_JOINED),
+    # which needs these directories
+    if not c.rootless:
+        _record_plan(c.sd, c.state, c.cg, o)
+        c.cg.create()
+
+
+def _reply(c: _Create, tag: str, payload: bytes | str = b"", fds: list[int] | None = None) -> None:
+    """Answer the child; if it is gone, raise what it said last."""
+    try:
+        c.ch.send(tag, payload, fds)
+    except OSError:
+        _child_died(c)
+
+
+def _child_died(c: _Create) -> None:
+    """The child is gone (a send failed): its last word (an error) is what counts."""
+    while True:
+        t, payload, _ = c.ch.recv()
+        if t == Msg.ERROR:
+            raise _init_error(c.o.mode, payload) from None
+        if t == Msg.EOF:
+            raise _init_died(c.o.mode, c.cg) from None
+
+
+# -- phase 3: the handshake ----------------------------------------------------------
+
+class Handshake:
+    """The parent's side of the set-up: it serves the children's messages
+    (init/sync.py's Msg), one handler per type, until the init is READY. A
+    handler returns True when the handshake is over."""
+
+    def __init__(self, c: _Create) -> None:
+        self.c = c
+        self.handlers = {
+            Msg.USERNS: self.on_userns, Msg.TIMENS: self.on_timens, Msg.INIT_PID: self.on_init_pid,
+            Msg.HOOKS: self.on_hooks, Msg.MOUNT_SOURCE: self.on_mount_source,
+            Msg.CONSOLE: self.on_console, Msg.READY: self.on_ready, Msg.ERROR: self.on_error,
+            Msg.EOF: self.on_eof,
+        }
+
+    def serve(self) -> None:
+        while True:
+            tag, payload, fds = self.c.ch.recv()
+            handler = self.handlers.get(tag)
+            if handler is None:
+                for fd in fds:
+                    os.close(fd)
+                raise PyruncError(_creation_error(self.c.o.mode, f"unexpected sync message {tag!r} "
+                                                                  "from the container's init"))
+            if handler(payload, fds):
+                return
+
+    def reply(self, tag: str, payload: bytes | str = b"", fds: list[int] | None = None) -> None:
+        _reply(self.c, tag, payload, fds)
+
+    def on_userns(self, payload: bytes, fds: list[int]) -> bool:
+        _write_id_maps(self.c.pid_s, self.c.linux)
+        self.reply(Msg.USERNS_DONE)
+        return False
+
+    def on_timens(self, payload: bytes, fds: list[int]) -> bool:
+        try:
+            _write_time_offsets(self.c.pid_s, self.c.linux)
+        except PyruncError as e:
+            raise PyruncError(_creation_error(self.c.o.mode, str(e))) from None
+        self.reply(Msg.TIMENS_DONE)
+        return False
+
+    def on_init_pid(self, payload: bytes, fds: list[int]) -> bool:
+        """Join the init to the cgroup at once (it waits for CGROUP_JOINED
+        only where it needs the cgroup: its cgroup mounts, a cgroup
+        namespace), then record the state while the init mounts."""
+        c = self.c
+        if c.init_pid:  # one init per create: never join another pid
+            raise PyruncError(_creation_error(c.o.mode, "unexpected second init pid from the stage child"))
+        c.init_pid = int(payload)
+        try:
+            join, files = c.cg.join_fds(c.init_pid)
+        except PyruncError as e:
+            raise PyruncError(_creation_error(c.o.mode, str(e))) from None
+        try:  # with the files' names and its pid, for the init's error text
+            self.reply(Msg.CGROUP_JOINED, "\n".join([str(c.init_pid)] + files), join)
+        finally:
+            for fd in join:
+                os.close(fd)
+        if c.o.after_join is not None:  # the parent's own work, while the init mounts
+            c.o.after_join()
+        from ..security import attrs
+        attrs.reset_affinity(c.init_pid)  # runc's tryResetCPUAffinity
+        if c.init_pid != c.pid_s:
+            os.waitpid(c.pid_s, 0)
+            c.pid_s = 0
+        if c.netdevs:  # runc: setupNetworkDevices, from the parent
+            from . import netdev
+            try:
+                c.state["netDevices"] = netdev.move_in(c.netdevs, f"/proc/{c.init_pid}/ns/net")
+            except PyruncError as e:
+                raise PyruncError(_creation_error(c.o.mode, f"error creating network interfaces: {e}")) from None
+        # everything the state records is known now: write it while the
+        # init mounts (a failure later removes the whole dir)
+        _complete_state(c.state, c.init_pid, c.cg, c.nss, c.spec, c.o)
+        c.sd.save(c.state)
+        return False
+
+    def apply_resources(self) -> None:
+        """As runc: the limits go in once the rootfs is ready (procHooks),
+        before any hook runs and before the process's own settings."""
+        if not self.c.applied:
+            self.c.applied = True
+            self.c.cg.apply(self.c.linux.get("resources") or {}, self.c.linux.get("devices"))
+
+    def on_hooks(self, payload: bytes, fds: list[int]) -> bool:
+        """runc's procHooks: the resources, then prestart and createRuntime."""
+        c = self.c
+        self.apply_resources()  # before the hooks, which may rely on them (runc)
+        hooks = c.spec.get("hooks") or {}
+        if hooks.get("prestart") or hooks.get("createRuntime"):
+            from .. import hooks as H
+            st = oci_state({**c.state, "pid": c.init_pid}, "creating")
+            H.run_hooks("prestart", hooks.get("prestart") or [], st, cwd=c.bundle)
+            H.run_hooks("createRuntime", hooks.get("createRuntime") or [], st, cwd=c.bundle)
+        self.reply(Msg.HOOKS_DONE)
+        return False
+
+    def on_mount_source(self, payload: bytes, fds: list[int]) -> bool:
+        """A mount source only the host side can open (rootfs/idmap.py)."""
+        from ..rootfs.idmap import mount_source
+        c = self.c
+        index, _, kind = payload.decode().partition(" ")
+        m = c.spec["mounts"][int(index)]
+        try:
+            src = mount_source(m, c.bundle, c.init_pid, kind)
+        except PyruncError as e:
+            raise PyruncError(_creation_error(c.o.mode, f"error mounting {m.get('source', '')!r} to rootfs "
+                                                        f"at {m.get('destination')!r}: {e}")) from None
+        try:
+            c.ch.send(Msg.MOUNT_SOURCE_FD, fds=[src] if src >= 0 else None)
+        finally:
+            if src >= 0:
+                os.close(src)
+        return False
+
+    def on_console(self, payload: bytes, fds: list[int]) -> bool:
+        self.c.master = fds[0] if fds else None
+        return False
+
+    def on_ready(self, payload: bytes, fds: list[int]) -> bool:
+        self.apply_resources()
+        # as runc: rlimits are set from here (prlimit), so a refused one is
+        # a create-time error, not a silent exit after start
+        _set_rlimits(self.c.init_pid, self.c.process.get("rlimits") or [])
+        return True
+
+    def on_error(self, payload: bytes, fds: list[int]) -> bool:
+        raise _init_error(self.c.o.mode, payload)
+
+    def on_eof(self, payload: bytes, fds: list[int]) -> bool:
+        raise _init_died(self.c.o.mode, self.c.cg)
+
+
+# -- phase 4: the finish, and the undo -------------------------------------------------
+
+def _finish(c: _Create) -> None:
+    """What follows the init's READY: the pid file, the terminal to the
+    console socket, the pidfd; for `create`, CREATED and the init's EOF."""
+    o = c.o
+    if o.pid_file:
+        _write_pid_file(o.pid_file, c.init_pid)
+    if c.master is not None and c.console is not None:
+        from .. import terminal
+        terminal.send_to_console_socket(c.console, c.master)
+        os.close(c.master)
+        c.master = None
+    if o.pidfd_socket:
+        send_pidfd(o.pidfd_socket, c.init_pid, "standard")
+    if o.mode == "create":
+        _reply(c, Msg.CREATED)
+        # the init takes the container's ids and capabilities, then
+        # closes the channel (EOF) and waits on the fifo; its error, if not
+        t, payload, _ = c.ch.recv()
+        if t == Msg.ERROR:
+            raise _init_error(o.mode, payload)
+        if t != Msg.EOF or proc_start_time(c.init_pid) != c.state["init_start"]:
+            raise _init_died(o.mode, c.cg)
+        c.ch.close()
+        c.ch = None
+
+
+def _close_console(c: _Create) -> None:
+    if c.console is not None:
+        c.console.close()
+        c.console = None
+
+
+def _undo_create(c: _Create) -> None:
+    """Leave nothing behind: processes, channel, terminal, cgroup, state dir,
+    the rootfs bind."""
+    _close_console(c)
+    if c.fifo_fd >= 0:
+        os.close(c.fifo_fd)
+    _undo(c.sd, c.cg, c.init_pid, c.pid_s, c.ch, c.master)
+    if c.host_bind:
+        from ..rootfs import hostns
+        hostns.release(c.state["rootfs"], c.host_bind)
 
 
 def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:

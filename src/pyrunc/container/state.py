@@ -196,6 +196,45 @@ def oci_state(state: dict, status: str) -> dict:
     return doc
 
 
+class State:
+    """A container's state as the runtime-spec defines it (runc's `state`
+    output): oci_version, id, status, pid (0 once stopped), bundle, rootfs,
+    created (RFC 3339), owner, annotations. to_dict() is exactly the JSON
+    `pyrunc state` prints; state["pid"] (the JSON names) reads it too."""
+
+    __slots__ = ("oci_version", "id", "status", "pid", "bundle", "rootfs", "created", "owner", "annotations")
+
+    def __init__(self, oci_version: str, id: str, status: str, pid: int, bundle: str, rootfs: str,
+                 created: str, owner: str = "", annotations: dict[str, str] | None = None) -> None:
+        self.oci_version, self.id, self.status, self.pid = oci_version, id, status, pid
+        self.bundle, self.rootfs, self.created, self.owner = bundle, rootfs, created, owner
+        self.annotations = annotations or {}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "State":
+        """From the state document (oci_state's, or `pyrunc state`'s JSON)."""
+        return cls(doc["ociVersion"], doc["id"], doc["status"], doc["pid"], doc["bundle"], doc["rootfs"],
+                   doc["created"], doc.get("owner", ""), doc.get("annotations"))
+
+    def to_dict(self) -> dict:
+        doc = {"ociVersion": self.oci_version, "id": self.id, "pid": self.pid, "status": self.status,
+               "bundle": self.bundle, "rootfs": self.rootfs, "created": self.created}
+        if self.annotations:  # runc's field order: annotations, then owner
+            doc["annotations"] = dict(self.annotations)
+        doc["owner"] = self.owner
+        return doc
+
+    def __getitem__(self, key: str):
+        """The JSON names, as when state() returned the dict."""
+        return self.to_dict()[key]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, State) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"State(id={self.id!r}, status={self.status!r}, pid={self.pid}, bundle={self.bundle!r})"
+
+
 def list_ids(root: str) -> list[str]:
     try:
         return sorted(n for n in os.listdir(root) if os.path.exists(os.path.join(root, n, STATE_FILE)))

@@ -20,7 +20,7 @@ import sys
 from .. import log as _log  # not `log`: functions here import it locally too
 from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
-from .sync import Channel
+from .sync import Channel, Msg
 
 # setns order within each round of join_namespaces: mount last (it changes
 # the file system view; the paths are all opened before any is joined)
@@ -99,7 +99,7 @@ def fail(ch: Channel, e: BaseException) -> None:
         log.error(msg)
     else:
         try:
-            ch.send("E", msg)
+            ch.send(Msg.ERROR, msg)
         except OSError:
             pass  # the parent failed first and reports its own error
     os._exit(1)
@@ -119,7 +119,7 @@ def stage_entry(ch: Channel) -> None:
         # cgroup, so the memory the imports allocate is not charged to it
         preload(False, False)
         tag, payload, fds = ch.recv()
-        if tag != "A":
+        if tag != Msg.ARGS:
             os._exit(0)
         if not payload and fds:  # too big for one packet: in a memfd
             payload = _read_all(fds.pop())
@@ -185,8 +185,8 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
         if "user" in nss and not nss["user"]:
             L.unshare(C.CLONE_NEWUSER)
             L.prctl(C.PR_SET_DUMPABLE, int(rootless))
-            ch.send("U")
-            ch.expect("u")
+            ch.send(Msg.USERNS)
+            ch.expect(Msg.USERNS_DONE)
             L.prctl(C.PR_SET_DUMPABLE, 0)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
@@ -201,8 +201,8 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
             # the writer needs CAP_SYS_TIME over the namespace's owner and
             # write access to our /proc/<pid> (runc's SYNC_TIMEOFFSETS_PLS)
             L.prctl(C.PR_SET_DUMPABLE, int(rootless))
-            ch.send("O")
-            ch.expect("o")
+            ch.send(Msg.TIMENS)
+            ch.expect(Msg.TIMENS_DONE)
             L.prctl(C.PR_SET_DUMPABLE, 0)
         if _log.debug_enabled():
             _log.debug(f"<= nsexec container setup (namespaces: {' '.join(nss) or 'none new'})")
@@ -213,10 +213,10 @@ def stage_main(ch: Channel, a: InitArgs) -> None:
                 # and exit at once: while we live, every page the init writes
                 # is copied and charged to the container's cgroup, which the
                 # parent is about to join it to (the memory floor)
-                ch.send("P", str(pid))
+                ch.send(Msg.INIT_PID, str(pid))
                 os._exit(0)
         else:
-            ch.send("P", str(os.getpid()))
+            ch.send(Msg.INIT_PID, str(os.getpid()))
         init_main(ch, a, nss)
     except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the parent
         fail(ch, e)
@@ -331,7 +331,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     def join_cgroup() -> None:
         # the parent joins us as soon as it learns our pid, or sends the v1
         # hierarchies' `tasks` fds for us to join ourselves (Manager.join_fds)
-        payload, fds = ch.expect_msg("j")
+        payload, fds = ch.expect_msg(Msg.CGROUP_JOINED)
         err, bad = 0, 0
         for i, fd in enumerate(fds):
             if not err:
@@ -350,14 +350,14 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
         the prestart/createRuntime hooks. We wait: writing v1 device rules
         passes through deny-all, and the console and /dev opens that follow
         must not fall into that window."""
-        ch.send("H")
-        ch.expect("h")
+        ch.send(Msg.HOOKS)
+        ch.expect(Msg.HOOKS_DONE)
 
     def mount_source(index: int, kind: str) -> int:
         """An fd for mounts[index]'s source from the parent ("idmap": an
         idmapped tree, "open": a plain O_PATH fd), or -1."""
-        ch.send("I", f"{index} {kind}")
-        fds = ch.expect_msg("M")[1]
+        ch.send(Msg.MOUNT_SOURCE, f"{index} {kind}")
+        fds = ch.expect_msg(Msg.MOUNT_SOURCE_FD)[1]
         return fds[0] if fds else -1
 
     def container_hooks() -> None:
@@ -389,8 +389,8 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
     # without a new pid namespace the stage child is the init itself and still
     # carries the set-up's parent-death SIGKILL: `create` is about to exit
     L.prctl(C.PR_SET_PDEATHSIG, 0)
-    ch.send("R")
-    ch.expect("k" if a.mode == "create" else "g")
+    ch.send(Msg.READY)
+    ch.expect(Msg.CREATED if a.mode == "create" else Msg.GO)
     # as runc: ids, capabilities and no_new_privs first; the wait for `start`
     # and the startContainer hooks happen as the container's user. A failure
     # here still reaches the parent, which waits for our EOF.
@@ -474,7 +474,7 @@ def _setup_console(ch: Channel, process: dict) -> None:
         L.sc.mount(fd_path(slave), fd_path(target), None, C.MS_BIND)
     finally:
         os.close(target)
-    ch.send("T", fds=[master])
+    ch.send(Msg.CONSOLE, fds=[master])
     os.close(master)
     from .. import log
     log.keep_stderr()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from .sync import Channel
+from .sync import Channel, Msg
 
 # a SEQPACKET packet is read into 64 KiB; bigger arguments go in a memfd
 _INLINE_MAX = 60000
@@ -86,14 +86,14 @@ class Stage:
         payload, fds = args.wire()
         self.sent = True
         if len(payload) <= _INLINE_MAX:
-            self.ch.send("A", payload, fds)
+            self.ch.send(Msg.ARGS, payload, fds)
             return
         mfd = os.memfd_create("pyrunc-args", os.MFD_CLOEXEC)
         try:
             view = memoryview(payload)
             while view:
                 view = view[os.write(mfd, view):]
-            self.ch.send("A", b"", fds + [mfd])
+            self.ch.send(Msg.ARGS, b"", fds + [mfd])
         finally:
             os.close(mfd)
 

@@ -4,16 +4,10 @@ One SOCK_SEQPACKET socketpair: every message is one packet, a one-byte tag
 and a payload, optionally carrying fds (SCM_RIGHTS). EOF means the other side
 died, which each side turns into a clean failure instead of a hang.
 
-Tags, child -> parent:  U user ns ready for maps, O time ns ready for its
-offsets, P init pid (the parent then
-joins it to the cgroup and answers j),
-I "<mount index> idmap|open": a mount source only the host side can open
-(rootfs/idmap.py), H mounts done (runc's procHooks: the parent writes the
-cgroup resources and runs prestart/createRuntime hooks), T terminal master
-(fd), R ready, E error.
-Parent -> child: A the arguments (init/stage.py), u o j h acks, M the mount
-source's fd (none: the parent cannot help), k state written (create), g go
-(run), E error.
+The message types are the constants of `Msg` below (each one byte on the
+wire); no code spells a tag itself. `create`/`run` (container/launch.py
+serves the parent's side, init/child.py the children's) and `exec`
+(container/exec.py, both sides) share them.
 """
 from __future__ import annotations
 
@@ -24,6 +18,45 @@ from ..errors import PyruncError
 
 # room for the fds of one message: the cgroup join sends one per v1 hierarchy
 _CMSG = _socket.CMSG_SPACE(4 * 64)
+
+
+class Msg:
+    """The sync protocol's message types. Child -> parent requests and
+    reports, parent -> child replies; `EOF` is what recv() returns when the
+    other side closed (exec'd, exited or died)."""
+
+    # parent -> stage child: the InitArgs (init/stage.py), inline or in a memfd
+    ARGS = "A"
+    # child: the user namespace is unshared, write its uid/gid maps; parent: done
+    USERNS = "U"
+    USERNS_DONE = "u"
+    # child: the time namespace is unshared, write its offsets; parent: done
+    TIMENS = "O"
+    TIMENS_DONE = "o"
+    # child: the init's (exec: the process's) host pid; the parent joins it
+    # to the cgroup and answers CGROUP_JOINED, payload "<pid>\n<file>...",
+    # with the v1 hierarchies' `tasks` fds for the init to join itself
+    INIT_PID = "P"
+    CGROUP_JOINED = "j"
+    # child: "<mount index> idmap|open", a mount source only the host side
+    # can open (rootfs/idmap.py); parent: its fd, or none if it cannot help
+    MOUNT_SOURCE = "I"
+    MOUNT_SOURCE_FD = "M"
+    # child: mounts done (runc's procHooks): the parent writes the cgroup
+    # resources and runs the prestart/createRuntime hooks; parent: done
+    HOOKS = "H"
+    HOOKS_DONE = "h"
+    # child: the terminal's master end (one fd)
+    CONSOLE = "T"
+    # child: set up, waiting for CREATED (create) or GO (run, exec)
+    READY = "R"
+    # parent: the state is written, become the user and wait on the exec fifo
+    CREATED = "k"
+    # parent: exec the user's process now
+    GO = "g"
+    # either side: a one-line error; the sender then exits
+    ERROR = "E"
+    EOF = ""
 
 
 class Channel:
@@ -72,7 +105,7 @@ class Channel:
 
     def expect_msg(self, tag: str) -> tuple[bytes, list[int]]:
         """Wait for `tag` from the parent; any other answer ends this child.
-        The cgroup ack "j" comes unasked, so it is set aside until wanted."""
+        The cgroup ack CGROUP_JOINED comes unasked, so it is set aside until wanted."""
         for i, (t, payload, fds) in enumerate(self.stash):
             if t == tag:
                 del self.stash[i]
@@ -81,10 +114,10 @@ class Channel:
             got, payload, fds = self.recv()
             if got == tag:
                 return payload, fds
-            if got == "j":
+            if got == Msg.CGROUP_JOINED:
                 self.stash.append((got, payload, fds))
                 continue
-            if got == "E":
+            if got == Msg.ERROR:
                 raise PyruncError(payload.decode(errors="replace"))
             raise PyruncError("runtime parent went away" if not got else f"unexpected sync message {got!r}")
 
