@@ -13,6 +13,10 @@ import os
 from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 
+TYPE_CHECKING = False  # typing is not imported on the start-up path
+if TYPE_CHECKING:
+    from .seccomp import Seccomp
+
 
 
 def _passwd_home(uid: int) -> str:
@@ -127,7 +131,7 @@ class Exec:
                                                ("bounding", "effective", "permitted", "inheritable", "ambient")}
         self.oom = process.get("oomScoreAdj")
         self.setgroups = True
-        self.seccomp = None  # security.seccomp.Seccomp, built before the root changed
+        self.seccomp: Seccomp | None = None  # built before the root changed
 
     def execute(self, preserve_fds: int = 0) -> None:
         """Become the process and exec it (`exec`: nothing comes between)."""
