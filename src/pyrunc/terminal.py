@@ -637,7 +637,7 @@ class Proxy:
         if not self.master_closed:
             out.append(self.master_fd)
             if not self.stdin_closed and len(self._pending) < _MAX_PENDING:
-                out.append(self.stdin_fd)  # type: ignore[arg-type]
+                out.append(self.stdin_fd)  # type: ignore[arg-type]  # not closed: an fd
         if self._wake_r >= 0:
             out.append(self._wake_r)
         return out
@@ -717,7 +717,7 @@ class Proxy:
 
     def _read_stdin(self) -> None:
         try:
-            data = os.read(self.stdin_fd, _CHUNK)  # type: ignore[arg-type]
+            data = os.read(self.stdin_fd, _CHUNK)  # type: ignore[arg-type]  # polled: not closed, an fd
         except BlockingIOError:
             return
         except OSError:

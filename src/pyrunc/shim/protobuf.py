@@ -20,7 +20,7 @@ import time
 
 TYPE_CHECKING = False  # typing costs the shim's `start` 4 ms to import
 if TYPE_CHECKING:
-    from typing import Any as _AnyType, ClassVar, Iterable, Mapping, TypeVar
+    from typing import Any as _AnyType, Callable, ClassVar, Iterable, Mapping, TypeVar
     _M = TypeVar("_M", bound="Message")
 
 # wire types
@@ -94,7 +94,7 @@ def _utf8(b: bytes) -> str:
         raise DecodeError("invalid message: a string field is not valid UTF-8") from None
 
 
-_SCALARS: dict[str, tuple[int, object, object, object]] = {
+_SCALARS: dict[str, tuple[int, Callable[[_AnyType], _AnyType], Callable[[_AnyType], _AnyType], object]] = {
     "int32": (VARINT, int, lambda v: _signed(v, 32), 0),
     "int64": (VARINT, int, lambda v: _signed(v, 64), 0),
     "uint32": (VARINT, lambda v: v & _MASK32, lambda v: v & _MASK32, 0),
@@ -167,7 +167,7 @@ def _put(kind: "str | type[Message]", number: int, value: object, out: bytearray
     if not always and value == default:
         return
     _tag(number, wire, out)
-    raw = to_wire(value)  # type: ignore[operator]
+    raw = to_wire(value)
     if wire == VARINT:
         encode_varint(raw, out)
     elif wire == LEN:
@@ -215,14 +215,14 @@ def _scalar(kind: str, wire: int, buf: bytes, pos: int, end: int) -> tuple[objec
     from_wire = _SCALARS[kind][2]
     if wire == VARINT:
         raw, pos = decode_varint(buf, pos, end)
-        return from_wire(raw), pos  # type: ignore[operator]
+        return from_wire(raw), pos
     if wire == LEN:
         stop, pos = _read_len(buf, pos, end)
-        return from_wire(buf[pos:stop]), stop  # type: ignore[operator]
+        return from_wire(buf[pos:stop]), stop
     size = 8 if wire == I64 else 4
     if pos + size > end:
         raise DecodeError("truncated message: a fixed-size field runs past the end")
-    return from_wire(buf[pos:pos + size]), pos + size  # type: ignore[operator]
+    return from_wire(buf[pos:pos + size]), pos + size
 
 
 class Message:
@@ -354,7 +354,7 @@ def _packed_body(kind: str, values: Iterable[object]) -> bytearray:
     wire, to_wire, _, _ = _SCALARS[kind]
     body = bytearray()
     for v in values:
-        raw = to_wire(v)  # type: ignore[operator]
+        raw = to_wire(v)
         if wire == VARINT:
             encode_varint(raw, body)
         else:
