@@ -23,7 +23,7 @@ class DigestError(PyruncError):
 def parse(digest: object) -> tuple[str, str]:
     """(algorithm, hex) of a digest the layout may hold; raises DigestError
     (for any value: descriptors come from untrusted JSON)."""
-    m = _DIGEST.match(digest) if isinstance(digest, str) else None
+    m = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None  # `$` would pass a final newline
     if not m:
         raise DigestError(f"invalid digest {digest!r}")
     alg, hexpart = m.groups()
