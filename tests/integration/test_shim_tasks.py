@@ -403,3 +403,12 @@ def test_a_failed_create_leaves_nothing(ctr):
     assert r.returncode != 0 and "Traceback" not in r.stderr, r
     assert 'exec: "/no/such/program": stat /no/such/program: no such file or directory' in r.stderr, r
     ctr("container", "delete", cid)
+
+
+def test_the_same_id_again_at_once(ctr):
+    """Shutdown removes the shim's socket before it answers: a `start` for the
+    same id right after makes a new shim instead of reaching the dying one."""
+    cid = _cid(ctr, "again")
+    for i in range(4):
+        r = ctr.run(cid, "sh", "-c", f"exit {i}")
+        assert r.returncode == i, r

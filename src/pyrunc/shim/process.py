@@ -328,7 +328,14 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
     if os.environ.get("TTRPC_ADDRESS"):
         from pyrunc.shim.events import Publisher
         publisher = Publisher(os.environ["TTRPC_ADDRESS"], str(flags.get("namespace") or ""))
-    service = TaskService(on_shutdown=stop, namespace=str(flags.get("namespace") or ""), publisher=publisher)
+    def shutdown() -> None:
+        # the socket goes before Shutdown's reply (as runc's shim): a `start`
+        # for the same id right after must bind anew, not reach this shim
+        if address:
+            remove_socket(address)
+        stop()
+
+    service = TaskService(on_shutdown=shutdown, namespace=str(flags.get("namespace") or ""), publisher=publisher)
     service.start_reaper()
     server.register(m.TASK_SERVICE, service.handlers())
     signal.signal(signal.SIGTERM, stop)
