@@ -29,8 +29,18 @@ def test_v1_metrics():
 
 
 def test_v2_metrics():
-    any_ = metrics(_stats(), {"": "/sys/fs/cgroup/x"})
+    any_ = metrics(_v2_stats(), {"": "/sys/fs/cgroup/x"})
     assert any_.type_url == "io.containerd.cgroups.v2.Metrics"
     m = V2Metrics.decode(any_.value)
     assert (m.pids.current, m.cpu.usage_usec, m.cpu.user_usec, m.cpu.system_usec) == (3, 5000, 3000, 2000)
     assert (m.cpu.nr_periods, m.cpu.nr_throttled) == (7, 2)
+    assert (m.memory.usage, m.memory.usage_limit, m.memory.max_usage) == (1 << 20, 64 << 20, 2 << 20)
+    assert (m.memory.swap_usage, m.memory.anon) == (4096, 512)
+
+
+def _v2_stats() -> dict:
+    st = _stats()
+    st["memory"]["raw"] = {"anon": 512, "file": 4096}
+    # as the library reports v2 swap: memory + swap (runc's v1 view)
+    st["memory"]["swap"] = {"usage": (1 << 20) + 4096, "max_usage": 0, "failcnt": 0, "limit": (1 << 64) - 1}
+    return st

@@ -2,9 +2,9 @@
 protobuf in an Any (io.containerd.cgroups.v1.Metrics on cgroup v1,
 io.containerd.cgroups.v2.Metrics on v2), from the library's stats (runc's
 types.Stats shape). v1 carries pids, cpu (usage, throttling) and memory
-(usage/swap/kernel/kernel_tcp entries and the memory.stat counters); v2
-carries pids, cpu and memory usage; the rest (blkio, hugetlb, rdma,
-network) is not encoded.
+(usage/swap/kernel/kernel_tcp entries and the memory.stat counters), v2
+pids, cpu and memory (usage, limits, swap, the memory.stat counters); the
+rest (blkio/io, hugetlb, rdma, network, memory events) is not encoded.
 """
 from __future__ import annotations
 
@@ -73,9 +73,43 @@ class V2CPUStat(Message):
               Field(6, "throttled_usec", "uint64"))
 
 
+# memory.stat keys of cgroup v2, in MemoryStat's field order (1..31)
+_V2_MEM_KEYS = ("anon", "file", "kernel_stack", "slab", "sock", "shmem", "file_mapped", "file_dirty",
+                "file_writeback", "anon_thp", "inactive_anon", "active_anon", "inactive_file", "active_file",
+                "unevictable", "slab_reclaimable", "slab_unreclaimable", "pgfault", "pgmajfault",
+                "workingset_refault", "workingset_activate", "workingset_nodereclaim", "pgrefill", "pgscan",
+                "pgsteal", "pgactivate", "pgdeactivate", "pglazyfree", "pglazyfreed", "thp_fault_alloc",
+                "thp_collapse_alloc")
+
+
+class V2MemoryStat(Message):
+    NAME = "io.containerd.cgroups.v2.MemoryStat"
+    FIELDS = (*(Field(i + 1, n, "uint64") for i, n in enumerate(_V2_MEM_KEYS)),
+              Field(32, "usage", "uint64"), Field(33, "usage_limit", "uint64"), Field(34, "swap_usage", "uint64"),
+              Field(35, "swap_limit", "uint64"), Field(36, "max_usage", "uint64"))
+
+
 class V2Metrics(Message):
     NAME = "io.containerd.cgroups.v2.Metrics"
-    FIELDS = (Field(1, "pids", V2PidsStat), Field(2, "cpu", V2CPUStat))
+    FIELDS = (Field(1, "pids", V2PidsStat), Field(2, "cpu", V2CPUStat), Field(4, "memory", V2MemoryStat))
+
+
+_MAX_UINT64 = (1 << 64) - 1
+
+
+def _v2_memory(mem: dict) -> V2MemoryStat:
+    """The library reports v2 swap as memory+swap (runc's v1 view): undone here."""
+    raw = mem.get("raw") or {}
+    usage = mem.get("usage") or {}
+    swap = mem.get("swap") or {}
+    ms = V2MemoryStat(usage=usage.get("usage", 0), usage_limit=usage.get("limit", 0),
+                      max_usage=usage.get("max_usage", 0),
+                      swap_usage=max(0, swap.get("usage", 0) - usage.get("usage", 0)))
+    limit = swap.get("limit", 0)
+    ms.swap_limit = limit if limit == _MAX_UINT64 else (limit - usage.get("limit", 0)) & _MAX_UINT64
+    for key in _V2_MEM_KEYS:
+        setattr(ms, key, int(raw.get(key, 0) or 0))
+    return ms
 
 
 def _entry(d: dict | None) -> MemoryEntry:
@@ -95,7 +129,8 @@ def metrics(stats: dict, paths: dict) -> Any:
             cpu=V2CPUStat(usage_usec=cpu.get("total", 0) // 1000, user_usec=cpu.get("user", 0) // 1000,
                           system_usec=cpu.get("kernel", 0) // 1000, nr_periods=cpu.get("periods", 0),
                           nr_throttled=cpu.get("throttled_periods", 0),
-                          throttled_usec=cpu.get("throttled_time", 0) // 1000)))
+                          throttled_usec=cpu.get("throttled_time", 0) // 1000),
+            memory=_v2_memory(stats.get("memory") or {})))
     mem = stats.get("memory") or {}
     raw = mem.get("raw") or {}
     ms = MemoryStat(usage=_entry(mem.get("usage")), swap=_entry(mem.get("swap")), kernel=_entry(mem.get("kernel")),
