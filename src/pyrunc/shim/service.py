@@ -488,6 +488,7 @@ class TaskService:
                     raise FailedPrecondition(f"cannot delete a running process")
             if p.exec_id:
                 del task.execs[p.exec_id]
+                p.exited.set()  # a Wait on a process that never started ends with it
                 return m.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=p.exited_at)
             try:
                 task.container.delete(force=True)
@@ -499,6 +500,7 @@ class TaskService:
             self._gone(task, p)
             for e in list(task.execs.values()):
                 self._pids.pop(e.pid, None)
+                e.exited.set()
             task.oom_stop.set()
             if p.console is not None:
                 p.console.close()
