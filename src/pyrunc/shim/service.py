@@ -153,7 +153,7 @@ class TaskService:
 
     def _exited(self, task: Task, p: Proc, status: int) -> None:
         if p.console is not None:
-            p.console.done.wait(2)  # the output is copied before the exit is told
+            p.console.close()  # the output is copied before the exit is told
         p.set_exited(status)
         self._send(m.TaskExit(container_id=task.id, id=p.exec_id or task.id, pid=p.pid,
                               exit_status=status, exited_at=p.exited_at))
@@ -213,6 +213,8 @@ class TaskService:
                     c = pyrunc.Container.create(req.id, req.bundle, root, **kw)
                 except PyruncError as e:
                     raise RuntimeError(f"OCI runtime create failed: {e}") from None
+                finally:
+                    _unfreeze()
                 init = Proc("", stdio)
                 task = Task(req.id, req.bundle, root, init, mounted)
                 if csock is not None:
@@ -502,8 +504,6 @@ class TaskService:
                 self._pids.pop(e.pid, None)
                 e.exited.set()
             task.oom_stop.set()
-            if p.console is not None:
-                p.console.close()
             if task.mounted:
                 mounts.unmount_all(os.path.join(task.bundle, "rootfs"))
             del self.tasks[task.id]
@@ -560,6 +560,14 @@ class TaskService:
             impl = getattr(self, name, None)
             table[name] = _wrap(req_cls, impl) if impl is not None else _unimplemented(name)
         return table
+
+
+def _unfreeze() -> None:
+    """The library freezes the garbage collector's objects before it forks
+    (no copy-on-write of them in the child); a long-lived shim must not keep
+    every object alive that a create saw, so they go back to collection."""
+    import gc
+    gc.unfreeze()
 
 
 def _preload() -> None:

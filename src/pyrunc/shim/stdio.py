@@ -67,16 +67,22 @@ class Stdio:
 
 
 class Console:
-    """A pty master copied to the stdout FIFO and from the stdin FIFO."""
+    """A pty master copied to the stdout FIFO and from the stdin FIFO. Each
+    thread closes only its own fds, and the master goes once both are done
+    (never an fd number another thread may still use)."""
 
     def __init__(self, master: int, stdio: Stdio) -> None:
         self.master = master
         self.stdin_fd = _open_fifo(stdio.stdin, os.O_RDONLY) if stdio.stdin else -1
         self.stdout_fd = _open_fifo(stdio.stdout, os.O_WRONLY) if stdio.stdout else -1
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self.done = threading.Event()
+        self.closed = False
+        self._in_thread = None
         threading.Thread(target=self._out, daemon=True).start()
         if self.stdin_fd >= 0:
-            threading.Thread(target=self._in, daemon=True).start()
+            self._in_thread = threading.Thread(target=self._in, daemon=True)
+            self._in_thread.start()
 
     def _out(self) -> None:
         try:
@@ -101,35 +107,56 @@ class Console:
             self.done.set()
 
     def _in(self) -> None:
+        import select
         fd = self.stdin_fd
-        while True:
-            try:
-                data = os.read(fd, 32768)
-            except OSError:
-                break
-            if not data:
-                break
-            try:
-                os.write(self.master, data)
-            except OSError:
-                break
+        try:
+            while True:
+                ready = select.select([fd, self._wake_r], [], [])[0]
+                if self._wake_r in ready:
+                    break
+                try:
+                    data = os.read(fd, 32768)
+                except OSError:
+                    break
+                if not data:
+                    break
+                try:
+                    os.write(self.master, data)
+                except OSError:
+                    break
+        finally:
+            self.stdin_fd = -1
+            os.close(fd)
 
     def resize(self, width: int, height: int) -> None:
+        if self.closed:  # the process has exited: nothing to resize
+            return
         from pyrunc.terminal import set_window_size
         set_window_size(self.master, height, width)
 
     def close_stdin(self) -> None:
-        fd, self.stdin_fd = self.stdin_fd, -1
-        if fd >= 0:
-            os.close(fd)  # the copy thread's read ends (EBADF) and it stops
-
-    def close(self) -> None:
-        self.done.wait(2)
-        self.close_stdin()
+        """CloseIO: the copy from stdin stops (and closes the FIFO)."""
         try:
-            os.close(self.master)
+            os.write(self._wake_w, b"x")
         except OSError:
             pass
+
+    def close(self) -> None:
+        """The process has exited: the output is drained (a while), then
+        every fd goes."""
+        self.done.wait(2)
+        self.close_stdin()
+        if self._in_thread is not None:
+            self._in_thread.join(2)
+        if self.closed:
+            return
+        if self._in_thread is None or not self._in_thread.is_alive():
+            self.closed = True
+            for fd in (self.master, self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 class ConsoleSocket:
