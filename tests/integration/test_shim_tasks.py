@@ -442,3 +442,27 @@ def test_a_failed_exec_is_reported_and_forgotten(ctr):
     assert _status(ctr, cid, "STOPPED") == "STOPPED"
     ctr.ok("task", "delete", cid)
     ctr.ok("container", "delete", cid)
+
+
+def test_containers_of_a_group_share_one_shim(ctr):
+    """The pod grouping (the CRI's sandbox-id annotation): one shim serves
+    both tasks, stays while one is left, and goes with the last."""
+    group = f"grp-{uuid.uuid4().hex[:6]}"
+    cids = [_cid(ctr, "g1"), _cid(ctr, "g2")]
+    for cid in cids:
+        ctr.ok(*_run_args(ctr, cid, "-d", "--annotation", f"io.kubernetes.cri.sandbox-id={group}"), "sleep", "300")
+
+    def shims() -> list[int]:
+        return [p for p in _pids_with("containerd-shim-") if any(f"-id {c} " in _cmdline(p) + " " for c in cids)]
+    (shim,) = shims()
+    r = ctr.ok("task", "exec", "--exec-id", "x", cids[1], "sh", "-c", "echo in two")
+    assert r.stdout == "in two\n"
+    for i, cid in enumerate(cids):
+        ctr.ok("task", "kill", "-s", "SIGKILL", cid)
+        assert _status(ctr, cid, "STOPPED") == "STOPPED"
+        ctr.ok("task", "delete", cid)
+        ctr.ok("container", "delete", cid)
+        if i == 0:
+            assert _alive(shim), "the shim went with the first of its tasks"
+            assert _status(ctr, cids[1], "RUNNING") == "RUNNING"
+    wait_until(lambda: not _alive(shim), 5, what="the shim to exit with its last task")
