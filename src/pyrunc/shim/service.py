@@ -186,6 +186,8 @@ class TaskService:
             raise Unimplemented("Create: restore from a checkpoint is not supported")
         opts = _runc_options(req.options)
         root = os.path.join(opts.root or DEFAULT_ROOT, self.namespace or "default")
+        if opts.root:  # for `delete` after this shim died (runc's shim keeps them so too)
+            _write_options(req.bundle, opts)
         with self._lock:
             if req.id in self.tasks:
                 raise AlreadyExists(f"container {req.id}: already exists")
@@ -586,6 +588,15 @@ def _cgroup_paths(task: Task) -> dict:
     sd, st, _ = load(task.root, task.id, shared=True)
     sd.unlock()
     return st.get("cgroup_paths") or {}
+
+
+def _write_options(bundle: str, opts: m.Options) -> None:
+    from pyrunc.fastjson import dumps
+    try:
+        with open(os.path.join(bundle, "options.json"), "w") as f:
+            f.write(dumps({"root": opts.root}))
+    except OSError as e:
+        _log(f"write options.json: {e}")
 
 
 def _runc_options(any_: Any | None) -> m.Options:
