@@ -465,17 +465,32 @@ class TaskService:
         opts = m.CheckpointOptions()
         if req.options is not None and req.options.type_url.rpartition("/")[2] == m.CheckpointOptions.NAME:
             opts = m.CheckpointOptions.decode(req.options.value)
-        flags = {"image-path": req.path or opts.image_path, "work-path": opts.work_path,
+        # as runc's shim: CRIU works in <bundle>/criu-work, removed afterwards;
+        # a failed dump's log is kept as <bundle>/criu-dump.log
+        work = opts.work_path or ""
+        flags = {"image-path": req.path or opts.image_path, "work-path": work,
                  "leave-running": not opts.exit, "tcp-established": opts.open_tcp,
                  "ext-unix-sk": opts.external_unix_sockets, "shell-job": opts.terminal,
                  "file-locks": opts.file_locks, "empty-ns": list(opts.empty_namespaces),
                  "manage-cgroups-mode": opts.cgroups_mode}
         with self._lock:
             task = self._task(req.id)
+            if not work:
+                flags["work-path"] = os.path.join(task.bundle, "criu-work")
             try:
                 checkpoint(task.root, task.id, flags)
             except PyruncError as e:
-                raise RuntimeError(f"OCI runtime checkpoint failed: {e}") from None
+                import shutil
+                log, kept, text = os.path.join(flags["work-path"], "dump.log"), "", str(e)
+                if not work and os.path.exists(log):
+                    kept = os.path.join(task.bundle, "criu-dump.log")
+                    shutil.copyfile(log, kept)
+                    text = text.replace(log, kept)
+                raise RuntimeError(f"OCI runtime checkpoint failed: {text}") from None
+            finally:
+                if not work:
+                    import shutil
+                    shutil.rmtree(flags["work-path"], ignore_errors=True)
             self._send(m.TaskCheckpointed(container_id=task.id, checkpoint=req.path))
         return Empty()
 
