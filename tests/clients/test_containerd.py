@@ -59,6 +59,8 @@ CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
         BinaryName = "{runtime}"
         Root = "{base}/runtime-root"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim]
+      runtime_type = "io.containerd.pyrunc.v1"
 """
 
 
@@ -142,8 +144,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
   address = "{base}/debug.sock"
 """ + CRI_CONFIG.format(base=base, runtime=runtime))
     log = open(base / "containerd.log", "w")
+    # pyrunc's own shim (runtime `pyrunc-shim`), installed next to the runtime
+    env = dict(os.environ, PATH=f"{os.path.dirname(runtime)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     d = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log, stderr=log,
-                         start_new_session=True)
+                         start_new_session=True, env=env)
     c = Ctr(base, runtime)
     try:
         wait_for_daemon(d, lambda: c("version").returncode == 0, base / "containerd.log", "containerd", 30)
@@ -418,20 +422,28 @@ def _binary_name(ctr: Ctr, cid: str) -> bytes:
     return first(parse(base64.b64decode(info["Runtime"]["Options"]["value"])), 6)
 
 
-def test_cri_runtime_registered_by_binary_name(ctr, cri):
+@pytest.mark.parametrize("handler", ["pyrunc", "pyrunc-shim"])
+def test_cri_runtime_registered_by_binary_name(ctr, cri, handler):
     """A pod through the CRI API (what kubelet and crictl send) with runtime
     handler `pyrunc`, the CRI plugin's runtime that config.toml registers with
-    the runc shim's BinaryName: the sandbox and the container run under the
-    runtime under test (their state is in its root, containerd holds its
-    path), output reaches the CRI log, ExecSync returns output and exit
-    codes, the memory limit lands in the cgroup, and stop kills (137)."""
+    the runc shim's BinaryName, or `pyrunc-shim`, pyrunc's own shim
+    (io.containerd.pyrunc.v1: the sandbox and the container in one shim, in
+    its process): the sandbox and the container run under the runtime under
+    test (their state is in its root, containerd holds its path), output
+    reaches the CRI log, ExecSync returns output and exit codes, the memory
+    limit lands in the cgroup, and stop kills (137)."""
+    own_shim = handler == "pyrunc-shim"
+    if own_shim and not (Path(ctr.runtime).parent / "containerd-shim-pyrunc-v1").exists():
+        pytest.skip("containerd-shim-pyrunc-v1 is not installed next to the runtime under test")
+    # the CRI plugin passes the runc options (Root) to runc's shim type only
+    runtime_root = f"/run/containerd/pyrunc/{CRI_NS}" if own_shim else f"{ctr.base}/runtime-root/{CRI_NS}"
     cgroup_parent = Ctr.cgroup("cri-pod")
-    logs = ctr.base / "pod-logs"
+    logs = ctr.base / f"pod-logs-{handler}"
     namespaces = msg((1, 2), (2, 1))  # NamespaceOption: network NODE (the host's), pid CONTAINER
-    pod = msg((1, msg((1, "pyrunc-pod"), (2, "pyrunc-pod-uid"), (3, "default"))),  # metadata
+    pod = msg((1, msg((1, f"{handler}-pod"), (2, f"{handler}-pod-uid"), (3, "default"))),  # metadata
               (3, str(logs)),  # log_directory
               (8, msg((1, cgroup_parent), (2, msg((1, namespaces))))))  # linux: cgroup_parent, security_context
-    sandbox = first(_call(ctr, "RunPodSandbox", msg((1, pod), (2, "pyrunc"))), 1).decode()
+    sandbox = first(_call(ctr, "RunPodSandbox", msg((1, pod), (2, handler))), 1).decode()
     try:
         container = msg((1, msg((1, "work"))),  # metadata
                         (2, msg((1, IMAGE))),  # image
@@ -445,9 +457,14 @@ def test_cri_runtime_registered_by_binary_name(ctr, cri):
 
         status = parse(first(_call(ctr, "ContainerStatus", msg((1, cid))), 1))
         assert first(status, 3, 0) == CONTAINER_RUNNING, status
+        if own_shim:  # one shim for the pod: the container's address is the sandbox's
+            bundles = ctr.base / "state" / "io.containerd.runtime.v2.task" / CRI_NS
+            address = (bundles / sandbox / "address").read_text()
+            assert (bundles / cid / "address").read_text() == address
         for ident in (sandbox, cid):
-            assert _binary_name(ctr, ident) == ctr.runtime.encode()
-            state = subprocess.run([ctr.runtime, "--root", f"{ctr.base}/runtime-root/{CRI_NS}", "state", ident],
+            if not own_shim:
+                assert _binary_name(ctr, ident) == ctr.runtime.encode()
+            state = subprocess.run([ctr.runtime, "--root", runtime_root, "state", ident],
                                    capture_output=True, text=True)
             assert state.returncode == 0, state.stderr
             assert json.loads(state.stdout)["status"] == "running", state.stdout
@@ -473,3 +490,7 @@ def test_cri_runtime_registered_by_binary_name(ctr, cri):
         _call(ctr, "StopPodSandbox", msg((1, sandbox)))
         _call(ctr, "RemovePodSandbox", msg((1, sandbox)))
     assert ctr("container", "ls", "-q", namespace=CRI_NS).stdout.split() == []
+    if own_shim:  # the pod's shim went with it (its socket first), and the containers' state
+        assert not os.path.exists(address[len("unix://"):])
+        assert not os.path.exists(os.path.join(runtime_root, sandbox))
+        assert not os.path.exists(os.path.join(runtime_root, cid))
