@@ -377,3 +377,61 @@ def test_run_with_a_config_and_a_failing_process(rt, bundle, tmp_path, leakcheck
     assert e.value.op == "run" and str(e.value).startswith("pyrunc run failed: ")
     assert pyrunc.Container.list(root) == []
     leakcheck.assert_clean()
+
+
+@pytest.fixture
+def subreaper():
+    """This test process as a child subreaper (as a shim is), restored after."""
+    from pyrunc.container.foreground import become_subreaper, restore_subreaper
+    prev = become_subreaper()
+    yield
+    restore_subreaper(prev)
+
+
+def test_wait_returns_the_exit_status(rt, bundle, tmp_path, leakcheck, subreaper):
+    """Container.wait(): a pidfd wait for the init, which this subreaper
+    reaps: its exit status, 128+N for a signal; the container is stopped."""
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sh", "-c", "exit 7")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        c.start()
+        assert c.wait(timeout=10) == 7
+        assert c.status == "stopped"
+        assert c.wait() is None  # reaped already: nothing left to collect
+    finally:
+        c.delete(force=True)
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        c.start()
+        t = time.monotonic()
+        with pytest.raises(TimeoutError):
+            c.wait(timeout=0.2)
+        assert time.monotonic() - t >= 0.2
+        c.kill("KILL")
+        assert c.wait(timeout=10) == 128 + 9
+        with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
+            os.waitpid(-1, os.WNOHANG)
+    finally:
+        c.delete(force=True)
+
+
+def test_wait_without_being_the_parent(rt, bundle, tmp_path, leakcheck):
+    """Not the init's reaper: wait() returns None once the init has exited."""
+    from pyrunc.container.foreground import become_subreaper, restore_subreaper
+    prev = become_subreaper()
+    restore_subreaper(0)  # certainly not a subreaper
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        c.start()
+        pid = c.pid
+        c.kill("KILL")
+        assert c.wait(timeout=10) is None
+        assert not os.path.exists(f"/proc/{pid}/stat") or c.status == "stopped"
+    finally:
+        c.delete(force=True)
+        if prev:
+            become_subreaper()

@@ -574,15 +574,22 @@ def _undo(sd: StateDir, cg, init_pid: int, pid_s: int, ch, master) -> None:
 
 
 def _wait_gone(pid: int, timeout: float = 5.0) -> None:
-    """Wait until a process we cannot reap (not our child) is gone or a zombie."""
+    """Wait (on a pidfd) until a process we cannot reap (not our child) is
+    gone or a zombie."""
     try:
         os.waitpid(pid, 0)
         return
     except ChildProcessError:
         pass
-    end = time.monotonic() + timeout
-    while proc_start_time(pid) is not None and time.monotonic() < end:
-        time.sleep(0.002)
+    from .state import wait_pidfd
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        wait_pidfd(fd, timeout)
+    finally:
+        os.close(fd)
 
 
 def send_pidfd(path: str, pid: int, kind: str) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import _signal
 import os
 import select
-import time
 
 from .. import log
 from ..errors import InvalidState, PyruncError
-from .state import StateDir, oci_state, proc_start_time, status_of
+from .state import StateDir, oci_state, open_pidfd, proc_start_time, status_of, wait_pidfd
 
 
 def load(root: str, cid: str, shared: bool = False) -> tuple[StateDir, dict, str]:
@@ -236,17 +235,44 @@ def _thaw(st: dict) -> None:
 
 
 def _wait_stopped(st: dict, timeout: float = 10.0) -> None:
-    pid, start = st.get("pid", 0), st.get("init_start")
-    end = time.monotonic() + timeout
-    delay = 0.0005
-    while pid and proc_start_time(pid) == start and time.monotonic() < end:
+    """Wait (on a pidfd, no polling) until the init is gone, and reap it if
+    it is our child."""
+    pid = st.get("pid", 0)
+    fd = open_pidfd(pid, st.get("init_start"))
+    if fd < 0:
+        return
+    try:
+        if wait_pidfd(fd, timeout):
+            try:
+                os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def wait(root: str, cid: str, timeout: float | None = None) -> int | None:
+    """Block until the container's init exits; its exit status (128+N for
+    signal N) when this process reaps it (it is the init's parent: a child
+    subreaper above the create, or the create was a `run`), else None."""
+    sd, st, status = load(root, cid, shared=True)
+    sd.unlock()
+    fd = open_pidfd(st.get("pid", 0), st.get("init_start"))
+    if fd < 0:
+        return None  # gone already, reaped by someone
+    try:
+        if not wait_pidfd(fd, timeout):
+            raise TimeoutError(f"container {cid}: still running after {timeout} seconds")
         try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                break
+            res = os.waitid(os.P_PIDFD, fd, os.WEXITED)
         except ChildProcessError:
-            pass
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+            return None
+    finally:
+        os.close(fd)
+    if res is None:
+        return None
+    from .foreground import exit_status_of
+    return exit_status_of(res.si_code, res.si_status)
 
 
 def _freeze(st: dict, frozen: bool) -> None:
