@@ -43,6 +43,7 @@ import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import time
 
 sys.dont_write_bytecode = True   # no bench/__pycache__ in the work tree
@@ -143,6 +144,8 @@ def main(argv=None) -> int:
     p.add_argument("--compare", default="", help="runtimes to run the same cycle through their "
                                                  "command line, e.g. runc,crun (name or name=path)")
     p.add_argument("--profile", action="store_true", help="cProfile the measured loop (top 30 cumulative)")
+    p.add_argument("--root", help="parent directory of the state root (default: the run's temp dir; "
+                                  "/run, a tmpfs, is where engines keep it)")
     p.add_argument("--hybrid", action="store_true", help="keep the host cgroup layout")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
@@ -156,9 +159,13 @@ def main(argv=None) -> int:
 
     s = common.Session("library_cycle.py", a.hybrid)
     out: dict = {}
+    me = None
     try:
         launcher = os.path.join(os.path.dirname(lib), "bin", "pyrunc")
         me = common.Runtime("pyrunc", launcher, s.workdir)  # its root; cleanup deletes through the CLI
+        if a.root:
+            os.rmdir(me.root)
+            me.root = tempfile.mkdtemp(prefix=f"pyrunc-cycle-{s.tag}-", dir=a.root)
         s.runtimes = [me]
         others = []
         if a.compare:
@@ -226,6 +233,8 @@ def main(argv=None) -> int:
             log(buf.getvalue())
     finally:
         leaks = s.close()
+        if a.root and me is not None:
+            shutil.rmtree(me.root, ignore_errors=True)
     if leaks:
         for l in leaks:
             log(f"note: LEAK (cleaned up): {l}")
