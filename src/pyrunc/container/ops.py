@@ -4,28 +4,10 @@ from __future__ import annotations
 
 import _signal
 import os
-import select
 
 from .. import log
 from ..errors import InvalidState, PyruncError
-from .state import StateDir, oci_state, open_pidfd, proc_start_time, status_of, wait_pidfd
-
-
-def load(root: str, cid: str, shared: bool = False) -> tuple[StateDir, dict, str]:
-    """Lock, load and derive the status of a container."""
-    sd = StateDir(root, cid)
-    if not os.path.isdir(sd.path):
-        from ..errors import ContainerNotFound
-        raise ContainerNotFound(cid)
-    sd.lock(shared=shared)
-    st = sd.load()
-    return sd, st, status_of(st, sd.fifo)
-
-
-def state_doc(root: str, cid: str) -> dict:
-    sd, st, status = load(root, cid, shared=True)
-    sd.unlock()
-    return oci_state(st, status)
+from .state import StateDir, load, oci_state, open_pidfd, proc_start_time, state_doc, status_of, wait_pidfd  # noqa: F401 - load, state_doc: ops' API
 
 
 def start(root: str, cid: str) -> None:
@@ -74,6 +56,7 @@ def stop(st: dict) -> None:
 def _release_fifo(path: str, pid: int) -> None:
     """Open the exec fifo for reading: the init, blocked opening it for
     writing, writes one byte and goes on to exec the user's process."""
+    import select
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as e:  # another start took it
@@ -94,7 +77,9 @@ def _release_fifo(path: str, pid: int) -> None:
     os.unlink(path)
 
 
-_SIGNALS = {n: getattr(_signal, n) for n in dir(_signal)
+def _signals() -> dict[str, int]:
+    """Signal names and numbers, made on first use (not by every command that imports ops)."""
+    return {n: getattr(_signal, n) for n in dir(_signal)
             if n.startswith("SIG") and not n.startswith("SIG_") and isinstance(getattr(_signal, n), int)}
 
 
@@ -108,8 +93,9 @@ def parse_signal(s: str) -> int:
     name = s.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    if name in _SIGNALS:
-        return _SIGNALS[name]
+    signals = _signals()
+    if name in signals:
+        return signals[name]
     if name.startswith("SIGRTMIN+") and name[9:].isdigit():
         return _signal.SIGRTMIN + int(name[9:])
     raise PyruncError(f'unknown signal "{s}"')

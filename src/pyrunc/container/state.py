@@ -188,6 +188,22 @@ class StateDir:
         return os.path.join(self.path, EXEC_FIFO)
 
 
+def load(root: str, cid: str, shared: bool = False) -> tuple[StateDir, dict, str]:
+    """Lock, load and derive the status of a container."""
+    sd = StateDir(root, cid)
+    if not os.path.isdir(sd.path):
+        raise ContainerNotFound(cid)
+    sd.lock(shared=shared)
+    st = sd.load()
+    return sd, st, status_of(st, sd.fifo)
+
+
+def state_doc(root: str, cid: str) -> dict:
+    sd, st, status = load(root, cid, shared=True)
+    sd.unlock()
+    return oci_state(st, status)
+
+
 def status_of(state: dict, fifo_path: str) -> str:
     """created | running | paused | stopped, from the live system."""
     pid = state.get("pid", 0)
