@@ -10,7 +10,9 @@ if [ -n "$need" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
 fi
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pytest hypothesis urllib3 zstandard
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pytest hypothesis urllib3 zstandard mypy
 sh "$here/scripts/install.sh"
 cd "$here"
+# static types first (settings: [tool.mypy] in pyproject.toml); an error stops here
+python3 -m mypy
 exec python3 -m pytest -c tests/pytest.ini tests "$@"

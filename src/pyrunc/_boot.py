@@ -60,7 +60,9 @@ class _Finder:
                 or int.from_bytes(data[8:12], "little") != int(st.st_mtime) & 0xFFFFFFFF
                 or int.from_bytes(data[12:16], "little") != st.st_size & 0xFFFFFFFF):
             return None
-        spec = _ModuleSpec(name, _Loader(data), origin=src, is_package=pkg)
+        # _Loader has what the import system calls (create_module, exec_module)
+        # without importlib.abc's Loader base, which costs an import
+        spec = _ModuleSpec(name, _Loader(data), origin=src, is_package=pkg)  # type: ignore[arg-type]
         if pkg:
             spec.submodule_search_locations = [folder]
         spec.cached = pyc

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import _json
 
+TYPE_CHECKING = False  # typing is not imported on the start-up path
+if TYPE_CHECKING:
+    from typing import Any
+
 _WS = " \t\n\r"
 
 
@@ -32,12 +36,12 @@ class _Ctx:
         self.memo: dict = {}
 
 
-def loads(s: str | bytes) -> object:
+def loads(s: str | bytes) -> Any:  # as json.loads: the caller knows the document's shape
     if isinstance(s, (bytes, bytearray)):
         # invalid UTF-8 becomes U+FFFD, as Go's decoder does (not a codec error)
         s = s.decode("utf-8-sig" if s[:3] == b"\xef\xbb\xbf" else "utf-8", "replace")
     ctx = _Ctx()
-    scan = _json.make_scanner(ctx)
+    scan = _json.make_scanner(ctx)  # type: ignore[arg-type]  # reads only the attributes _Ctx has
     n = len(s)
     i = 0
     while i < n and s[i] in _WS:

@@ -184,8 +184,8 @@ def run_hook(
             raise fail(f"hook ran past specified timeout of {float(timeout or 0):.1f}s")
         if status != 0:
             o = out.decode("utf-8", "replace")
-            e = err.decode("utf-8", "replace")
-            raise fail(f"{_status_str(status)}, stdout: {o}, stderr: {e}")
+            er = err.decode("utf-8", "replace")
+            raise fail(f"{_status_str(status)}, stdout: {o}, stderr: {er}")
     finally:
         for fd in fds:
             try:
@@ -357,9 +357,9 @@ def _kill(child: list[int]) -> None:
         pass
 
 
-def _strerror(errno: int) -> str:
+def _strerror(errno: int | None) -> str:
     """strerror as Go spells it: "No such file" -> "no such file"."""
-    s = os.strerror(errno)
+    s = os.strerror(errno or 0)
     return s[0].lower() + s[1:] if len(s) > 1 and s[1].islower() else s
 
 

@@ -499,7 +499,7 @@ class Proxy:
                 current = signal.getsignal(sig)
                 # Leave alone a handler the caller installed after us.
                 if getattr(current, "__self__", None) is self:
-                    signal.signal(sig, old)  # type: ignore[arg-type]
+                    signal.signal(sig, old)
             except (ValueError, TypeError, OSError):
                 pass
         self._saved_handlers.clear()
@@ -603,7 +603,7 @@ class Proxy:
             poller.register(self.master_fd, ev)
         want_stdin = want_master and not self.stdin_closed and len(self._pending) < _MAX_PENDING
         if want_stdin:
-            poller.register(self.stdin_fd, select.POLLIN)
+            poller.register(self.stdin_fd, select.POLLIN)  # type: ignore[arg-type]  # want_stdin: not closed, so an fd
         for fd in extra:
             poller.register(fd, select.POLLIN)
         if not (want_master or extra):
@@ -637,7 +637,7 @@ class Proxy:
         if not self.master_closed:
             out.append(self.master_fd)
             if not self.stdin_closed and len(self._pending) < _MAX_PENDING:
-                out.append(self.stdin_fd)  # type: ignore[arg-type]
+                out.append(self.stdin_fd)  # type: ignore[arg-type]  # not closed: an fd
         if self._wake_r >= 0:
             out.append(self._wake_r)
         return out
@@ -717,7 +717,7 @@ class Proxy:
 
     def _read_stdin(self) -> None:
         try:
-            data = os.read(self.stdin_fd, _CHUNK)  # type: ignore[arg-type]
+            data = os.read(self.stdin_fd, _CHUNK)  # type: ignore[arg-type]  # polled: not closed, an fd
         except BlockingIOError:
             return
         except OSError:

@@ -597,3 +597,10 @@ def test_xattrs_the_file_system_lacks_are_skipped(area):
         assert (rf_b / "rootfs/f").read_bytes() == b"x"
     finally:
         subprocess.run(["umount", str(rf)])
+
+
+@pytest.mark.parametrize("text", ["sha256:" + "a" * 64 + "\n", "sha256:" + "A" * 64, "sha256:" + "a" * 63])
+def test_digest_parse_refuses_near_misses(text):
+    from pyrunc.image.digest import parse
+    with pytest.raises(PyruncError, match="invalid digest"):
+        parse(text)

@@ -231,7 +231,7 @@ class Manager:
                 return True
             except FileNotFoundError:
                 pass  # before Linux 5.14
-        freezer = self.paths.get("freezer") or path
+        freezer = self.paths.get("freezer") or path or ""  # "": no freezer
         try:
             frozen = bool(freezer) and set_frozen(freezer, True)
         except OSError:
@@ -351,7 +351,9 @@ def is_frozen(paths: dict[str, str]) -> bool:
         if state == "FROZEN":
             return _read_or_none(os.path.join(path, "freezer.self_freezing")) != "0"
     path = paths.get("")
-    return bool(path) and _read_or_none(os.path.join(path, "cgroup.freeze")) == "1"
+    if not path:
+        return False
+    return _read_or_none(os.path.join(path, "cgroup.freeze")) == "1"
 
 
 def _read_or_none(path: str) -> str | None:

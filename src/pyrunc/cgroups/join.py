@@ -95,10 +95,10 @@ def join_exec(paths: dict[str, str], pid: int, subs: dict[str, str] | None = Non
         return
     targets = dict(paths)
     for ctrl, sub in subs.items():
-        key = _key_of(paths, ctrl)
-        if key is None or not key:
+        ckey = _key_of(paths, ctrl)
+        if ckey is None or not ckey:
             raise PyruncError(f"unknown controller {ctrl} in SubCgroupPaths")
-        targets[key] = sub_path(paths[key], sub)
+        targets[ckey] = sub_path(paths[ckey], sub)
     for path in targets.values():
         try:
             write_procs(path, pid)

@@ -41,22 +41,22 @@ class OOMNotifier:
             n = cls(fd, select.POLLPRI | select.POLLERR, True, d)
             n._last = n._oom_kill()
             return n
-        d = controller_dir(paths, "memory")
-        if not d:
+        mdir = controller_dir(paths, "memory")
+        if not mdir:
             return None
         try:
-            ofd = os.open(os.path.join(d, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+            ofd = os.open(os.path.join(mdir, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
         efd = os.eventfd(0, os.EFD_CLOEXEC)
         try:
-            with open(os.path.join(d, "cgroup.event_control"), "w") as f:
+            with open(os.path.join(mdir, "cgroup.event_control"), "w") as f:
                 f.write(f"{efd} {ofd}")
         except OSError as e:
             os.close(efd)
             os.close(ofd)
-            raise PyruncError(f"cannot register for OOM notifications on {d}: {e.strerror}") from None
-        return cls(efd, select.POLLIN, False, d, extra_fd=ofd)
+            raise PyruncError(f"cannot register for OOM notifications on {mdir}: {e.strerror}") from None
+        return cls(efd, select.POLLIN, False, mdir, extra_fd=ofd)
 
     def fileno(self) -> int:
         return self.fd

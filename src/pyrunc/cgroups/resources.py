@@ -354,11 +354,11 @@ def _apply_v1(paths: dict[str, str], r: dict, rules: list | None) -> None:
         if cpu.get("mems"):
             write(d, "cpuset.mems", cpu["mems"])
     if rules is not None:
-        d = controller_dir(paths, "devices")
-        if d:
+        ddir = controller_dir(paths, "devices")
+        if ddir:
             from .devices import set_v1
             try:
-                set_v1(d, rules, write)
+                set_v1(ddir, rules, write)
             except CgroupFileError as e:
                 # as runc: a rootless container's device rules are best effort
                 if not is_rootless() or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):

@@ -616,9 +616,11 @@ def to_runc_types(st: dict) -> dict:
                ("psi", _psi_struct(b["psi"]), "omitempty"))
     hugetlb = {k: _S(("usage", v["usage"], "omitempty"), ("max", v["max"], "omitempty"),
                      ("failcnt", v["failcnt"], "")) for k, v in st["hugetlb"].items()}
-    return _plain(_S(("cpu", cpu, ""), ("cpuset", cpuset, ""), ("memory", memory, ""), ("pids", pids, ""),
-                     ("blkio", blkio, ""), ("hugetlb", hugetlb, ""), ("intel_rdt", _S(), ""),
-                     ("network_interfaces", None, "")))
+    out = _plain(_S(("cpu", cpu, ""), ("cpuset", cpuset, ""), ("memory", memory, ""), ("pids", pids, ""),
+                    ("blkio", blkio, ""), ("hugetlb", hugetlb, ""), ("intel_rdt", _S(), ""),
+                    ("network_interfaces", None, "")))
+    assert isinstance(out, dict)  # an _S always becomes a dict
+    return out
 
 
 def collect(paths: dict[str, str]) -> dict:

@@ -1,7 +1,7 @@
 """pyrunc image copy: skopeo copy's command line over image/copier.py."""
 from __future__ import annotations
 
-COPY_FLAGS = {
+COPY_FLAGS: dict[str, tuple[str, object]] = {
     "src-tls-verify": ("bool", None), "dest-tls-verify": ("bool", None),
     "src-creds": ("str", ""), "dest-creds": ("str", ""),
     "authfile": ("str", ""), "src-authfile": ("str", ""), "dest-authfile": ("str", ""),

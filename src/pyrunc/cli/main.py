@@ -16,6 +16,13 @@ import sys
 from .. import log
 from ..errors import PyruncError
 
+TYPE_CHECKING = False  # typing is not imported on the start-up path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from ..init.stage import Stage
+
 VERSION = "0.1.0"
 SPEC_VERSION = "1.3.0"
 
@@ -70,7 +77,7 @@ class Context:
         self.systemd_cgroup: bool = opts["systemd-cgroup"]
         self.rootless: str = opts["rootless"]
         # create/run: the stage child, forked before the command's own work
-        self.stage = None
+        self.stage: Stage | None = None
 
 
 def default_root() -> str:
@@ -87,14 +94,14 @@ def default_root() -> str:
     return "/run/pyrunc"
 
 
-def parse_flags(spec: dict[str, tuple[str, object]], aliases: dict[str, str],
+def parse_flags(spec: Mapping[str, tuple[str, object]], aliases: dict[str, str],
                 argv: list[str], stop_at_positional: bool = True) -> tuple[dict, list[str]]:
     """Parse urfave/cli style flags; returns (values, remaining positional args).
 
     stop_at_positional: flags end at the first argument (global flags, exec,
     ps). Otherwise known flags are taken wherever they are, and an unknown
     one after an argument is an argument, as urfave/cli's reorderArgs does."""
-    opts = {k: (list(v) if isinstance(v, list) else v) for k, (_, v) in spec.items()}
+    opts: dict[str, Any] = {k: (list(v) if isinstance(v, list) else v) for k, (_, v) in spec.items()}
     i = 0
     rest: list[str] = []
     while i < len(argv):

@@ -108,7 +108,7 @@ def ram_in_bytes(size: str) -> int:
                                                                      or (len(low) == 3 and low[1:] == "ib"))))
         if not ok:
             raise PyruncError(f"invalid suffix: '{low if len(sfx) <= 3 else sfx}'")
-        if low != "b":
+        if low != "b" and mul is not None:  # ok: not "b" means a known multiplier
             value *= mul
     if value >= _I64:
         raise PyruncError(f"invalid size: '{size}': value out of range")

@@ -159,7 +159,7 @@ class Container:
         sd.unlock()
         return Manager(st.get("cgroup_paths") or {}).stats()
 
-    def exec(self, args: "list[str] | ExecOptions" = (), **options) -> int:
+    def exec(self, args: "list[str] | tuple[str, ...] | ExecOptions" = (), **options) -> int:
         """Run a process inside; returns its exit status (128+N for signal
         N; 0 when detached). args: the command, or an ExecOptions; options:
         ExecOptions' fields (env, cwd, user, tty, detach, console_socket,

@@ -199,6 +199,7 @@ def execute(root: str, cid: str, o: ExecOptions) -> int:
             _log.debug(f"exec: process {pid} started in container {cid}")
         if o.detach:
             return 0
+        assert fwd is not None  # made above when not detached
         return F.wait_foreground(pid, fwd, master)
     finally:
         if fwd is not None:

@@ -19,6 +19,22 @@ from ..spec import config as spec_config
 from ..init.sync import Msg
 from .state import OCI_VERSION, StateDir, oci_state, proc_start_time, rfc3339nano
 
+TYPE_CHECKING = False  # typing is not imported on the start-up path
+if TYPE_CHECKING:
+    from _socket import socket
+    from collections.abc import Callable
+    from typing import Protocol
+
+    from ..cgroups import Manager
+    from ..init.stage import Stage
+    from ..init.sync import Channel
+    from ..security.seccomp import Seccomp
+
+    class StateOptions(Protocol):
+        """What _complete_state reads of the options (create's; restore's)."""
+        systemd_cgroup: bool
+        no_new_keyring: bool
+
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
@@ -42,9 +58,9 @@ class CreateOptions:
         self.systemd_cgroup = systemd_cgroup  # --systemd-cgroup: a systemd unit holds the cgroup
         # run in the parent once the init is joined to its cgroup, while the
         # init mounts (a foreground run loads what its end needs there)
-        self.after_join = None
+        self.after_join: Callable[[], None] | None = None
         # the stage child, if the command line forked it early (init/stage.py)
-        self.stage = None
+        self.stage: Stage | None = None
         # the library's config dict, in place of <bundle>/config.json
         self.config: dict | None = None
 
@@ -85,12 +101,12 @@ class _Create:
         self.nss: dict = {}
         self.process: dict = {}
         self.netdevs = None
-        self.seccomp = None
+        self.seccomp: Seccomp | None = None
         self.terminal = False
-        self.console = None  # the connected --console-socket
-        # made by the host preparation
+        self.console: socket | None = None  # the connected --console-socket
+        # made by the host preparation (create() makes sd first)
         self.sd: StateDir | None = None
-        self.cg = None
+        self.cg: Manager | None = None
         self.rootless = False
         self.state: dict = {}
         self.host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
@@ -98,7 +114,7 @@ class _Create:
         # the children and the channel
         self.pid_s = 0
         self.init_pid = 0
-        self.ch = None
+        self.ch: Channel | None = None  # the stage child's start makes it
         self.master: int | None = None
         self.applied = False  # the cgroup resources are written
 
@@ -128,8 +144,8 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     except BaseException as e:
         _undo_create(c)
         if isinstance(e, OSError) and not isinstance(e, PyruncError):
-            raise PyruncError(_creation_error(o.mode, e.strerror if not e.filename else
-                                              f"{e.filename}: {e.strerror}")) from None
+            why = e.strerror or str(e)  # OSError("text") has no strerror
+            raise PyruncError(_creation_error(o.mode, why if not e.filename else f"{e.filename}: {why}")) from None
         raise
 
 
@@ -214,6 +230,8 @@ def prepare_host(c: _Create) -> None:
     except PyruncError as e:
         raise PyruncError(_creation_error(o.mode, str(e))) from None
     c.cg = mgr  # from here on a failure removes it: not one that was in use
+    sd = c.sd
+    assert sd is not None  # create() made it
     c.state = {
         "ociVersion": c.spec.get("ociVersion") or OCI_VERSION, "id": c.cid, "pid": 0,
         "bundle": c.bundle, "rootfs": spec_config.rootfs_path(c.spec, c.bundle),
@@ -223,12 +241,12 @@ def prepare_host(c: _Create) -> None:
         from ..rootfs import hostns
         c.host_bind = c.state["host_mount"] = hostns.bind_rootfs(
             c.state["rootfs"], linux.get("rootfsPropagation"),
-            record=lambda mnt_id: _record_plan(c.sd, {**c.state, "host_mount": mnt_id}, c.cg, o))
+            record=lambda mnt_id: _record_plan(sd, {**c.state, "host_mount": mnt_id}, mgr, o))
     if c.rootless:  # the hierarchies we may use decide what the init mounts
-        _record_plan(c.sd, c.state, c.cg, o)
-        c.cg.create()
+        _record_plan(sd, c.state, mgr, o)
+        mgr.create()
     if o.mode == "create":
-        c.fifo_fd = _make_exec_fifo(c.sd, linux)
+        c.fifo_fd = _make_exec_fifo(sd, linux)
 
 
 def _make_exec_fifo(sd: StateDir, linux: dict) -> int:
@@ -245,11 +263,12 @@ def _start_stage(c: _Create) -> None:
     """Send the stage child its arguments (forking it now for the library),
     then make the cgroup while it unshares and forks the init."""
     from ..init.child import InitArgs
-    o = c.o
+    o, sd, cg = c.o, c.sd, c.cg
+    assert sd is not None and cg is not None  # the host preparation made them
     args = InitArgs(spec=c.spec, rootfs=c.state["rootfs"], bundle=c.bundle, mode=o.mode, fifo_fd=c.fifo_fd,
                     no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                     preserve_fds=o.preserve_fds, terminal=c.terminal, cid=c.cid,
-                    cgroup_mounts=c.cg.mount_sources(),  # the init mounts the cgroup tree from this
+                    cgroup_mounts=cg.mount_sources(),  # the init mounts the cgroup tree from this
                     seccomp=c.seccomp, state_json=dumps(oci_state({**c.state, "pid": 0}, "creating")))
     stage = o.stage
     if stage is None:  # the library: fork now (the lock and console stay ours)
@@ -258,7 +277,7 @@ def _start_stage(c: _Create) -> None:
         # what the init needs, imported here once for every later create,
         # not in each stage child (0.3 ms of its start, on the create's path)
         preload(c.terminal, bool(c.spec.get("hooks")), c.linux.get("memoryPolicy") is not None)
-        stage = Stage.fork(close=tuple(fd for fd in (c.sd.fd, c.console and c.console.fileno())
+        stage = Stage.fork(close=tuple(fd for fd in (sd.fd, c.console.fileno() if c.console is not None else None)
                                        if fd is not None and fd >= 0), preserve_fds=o.preserve_fds)
     c.pid_s, c.ch = stage.pid, stage.ch
     try:
@@ -275,12 +294,13 @@ def _start_stage(c: _Create) -> None:
     # comes first: the init's first wait is for its join (CGROUP_JOINED),
     # which needs these directories
     if not c.rootless:
-        _record_plan(c.sd, c.state, c.cg, o)
-        c.cg.create()
+        _record_plan(sd, c.state, cg, o)
+        cg.create()
 
 
 def _reply(c: _Create, tag: str, payload: bytes | str = b"", fds: list[int] | None = None) -> None:
     """Answer the child; if it is gone, raise what it said last."""
+    assert c.ch is not None  # the stage child's start made it
     try:
         c.ch.send(tag, payload, fds)
     except OSError:
@@ -289,6 +309,7 @@ def _reply(c: _Create, tag: str, payload: bytes | str = b"", fds: list[int] | No
 
 def _child_died(c: _Create) -> None:
     """The child is gone (a send failed): its last word (an error) is what counts."""
+    assert c.ch is not None  # the stage child's start made it
     while True:
         t, payload, _ = c.ch.recv()
         if t == Msg.ERROR:
@@ -314,8 +335,10 @@ class Handshake:
         }
 
     def serve(self) -> None:
+        ch = self.c.ch
+        assert ch is not None  # the stage child's start made it
         while True:
-            tag, payload, fds = self.c.ch.recv()
+            tag, payload, fds = ch.recv()
             handler = self.handlers.get(tag)
             if handler is None:
                 for fd in fds:
@@ -350,6 +373,7 @@ class Handshake:
             raise PyruncError(_creation_error(c.o.mode, "unexpected second init pid from the stage child"))
         c.init_pid = int(payload)
         try:
+            assert c.cg is not None  # the host preparation made it
             join, files = c.cg.join_fds(c.init_pid)
         except PyruncError as e:
             raise PyruncError(_creation_error(c.o.mode, str(e))) from None
@@ -374,6 +398,7 @@ class Handshake:
         # everything the state records is known now: write it while the
         # init mounts (a failure later removes the whole dir)
         _complete_state(c.state, c.init_pid, c.cg, c.nss, c.spec, c.o)
+        assert c.sd is not None  # create() made it
         c.sd.save(c.state)
         return False
 
@@ -382,6 +407,7 @@ class Handshake:
         before any hook runs and before the process's own settings."""
         if not self.c.applied:
             self.c.applied = True
+            assert self.c.cg is not None  # the host preparation made it
             self.c.cg.apply(self.c.linux.get("resources") or {}, self.c.linux.get("devices"))
 
     def on_hooks(self, payload: bytes, fds: list[int]) -> bool:
@@ -409,6 +435,7 @@ class Handshake:
             raise PyruncError(_creation_error(c.o.mode, f"error mounting {m.get('source', '')!r} to rootfs "
                                                         f"at {m.get('destination')!r}: {e}")) from None
         try:
+            assert c.ch is not None  # the stage child's start made it
             c.ch.send(Msg.MOUNT_SOURCE_FD, fds=[src] if src >= 0 else None)
         finally:
             if src >= 0:
@@ -449,6 +476,7 @@ def _finish(c: _Create) -> None:
     if o.pidfd_socket:
         send_pidfd(o.pidfd_socket, c.init_pid, "standard")
     if o.mode == "create":
+        assert c.ch is not None  # the stage child's start made it
         _reply(c, Msg.CREATED)
         # the init takes the container's ids and capabilities, then
         # closes the channel (EOF) and waits on the fifo; its error, if not
@@ -473,6 +501,7 @@ def _undo_create(c: _Create) -> None:
     _close_console(c)
     if c.fifo_fd >= 0:
         os.close(c.fifo_fd)
+    assert c.sd is not None  # create() made it before any undo
     _undo(c.sd, c.cg, c.init_pid, c.pid_s, c.ch, c.master)
     if c.host_bind:
         from ..rootfs import hostns
@@ -495,7 +524,7 @@ def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:
     sd.record_plan(plan)
 
 
-def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: CreateOptions) -> None:
+def _complete_state(state: dict, init_pid: int, cg, nss: dict, spec: dict, o: StateOptions) -> None:
     state["pid"] = init_pid
     state["init_start"] = proc_start_time(init_pid)
     state["cgroup_paths"] = cg.paths
@@ -517,10 +546,12 @@ def _died(cg) -> str:
     limit below what setting up needs), which the cgroup counts."""
     for key, name in (("memory", "memory.oom_control"), ("", "memory.events")):
         path = cg.paths.get(key) if cg is not None else None
+        if not path:
+            continue
         try:
             with open(os.path.join(path, name)) as f:
                 kills = next((int(line.split()[1]) for line in f if line.startswith("oom_kill ")), 0)
-        except (OSError, TypeError, ValueError, IndexError):
+        except (OSError, ValueError, IndexError):
             continue
         if kills:
             return "container init was killed by the OOM killer: the cgroup memory limit is too low"

@@ -212,11 +212,13 @@ def destroy(sd: StateDir, st: dict, status: str) -> None:
 
 def _thaw(st: dict) -> None:
     path = st.get("freezer")
+    if not isinstance(path, str) or not path:
+        return  # no freezer cgroup recorded
     for name, value in (("freezer.state", b"THAWED"), ("cgroup.freeze", b"0")):
         try:
             with open(os.path.join(path, name), "wb") as f:
                 f.write(value)
-        except (OSError, TypeError):
+        except OSError:
             pass
 
 

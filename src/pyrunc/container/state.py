@@ -153,10 +153,13 @@ class StateDir:
         up to a millisecond on a busy ext4 /run); a file where the file
         system keeps no user xattrs."""
         data = dumps(plan).encode()
-        try:
-            os.setxattr(self._lock_fd, PLAN_XATTR, data)
-        except (OSError, TypeError):
-            self.save(plan, PLAN_FILE)
+        if self._lock_fd is not None:  # not locked: the file
+            try:
+                os.setxattr(self._lock_fd, PLAN_XATTR, data)
+                return
+            except OSError:
+                pass
+        self.save(plan, PLAN_FILE)
 
     def load_plan(self) -> dict | None:
         """The plan record_plan left, or None."""

@@ -157,7 +157,7 @@ def _restore(root: str, cid: str, spec: dict, bundle: str, o: CriuOpts, ro: Rest
     extra: list[int] = []
     dir_fds: list[int] = []
     linux = spec.get("linux") or {}
-    state = {"ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0, "bundle": bundle,
+    state: dict = {"ociVersion": spec.get("ociVersion") or OCI_VERSION, "id": cid, "pid": 0, "bundle": bundle,
              "rootfs": spec_config.rootfs_path(spec, bundle), "created": rfc3339nano(time.time_ns()),
              "owner": "", "annotations": spec.get("annotations") or {}}
     try:

@@ -211,7 +211,7 @@ class _Copier:
 
     # ---- lists
 
-    def _choose(self, raw: bytes, mt: str) -> str:
+    def _choose(self, raw: bytes, mt: str) -> object:
         index = _json(raw, "manifest list")
         manifests = index.get("manifests")
         if not isinstance(manifests, list):
@@ -223,9 +223,10 @@ class _Copier:
             raise PyruncError(f"choosing an image from manifest list {self.src.reference}: {e}") from None
         return d.get("digest")
 
-    def _instance(self, digest) -> tuple[bytes, str]:
+    def _instance(self, digest: object) -> tuple[bytes, str]:
         from .digest import parse as parse_digest
         parse_digest(digest)
+        assert isinstance(digest, str)  # parse() accepts only a str
         raw, mt = self.src.get_manifest(digest)
         if not _digest_of(raw, digest):
             raise PyruncError(f"Manifest does not match provided manifest digest {digest}")
@@ -246,7 +247,7 @@ class _Copier:
             self.report.line(f"Copying image {digest} ({i}/{n})")
             with _context(f"copying image {i}/{n} from manifest list"):
                 self._copy_single(*self._instance(digest), digest)
-            self.result.instances.append(digest)
+            self.result.instances.append(str(digest))  # a str: _instance() parsed it
         self.report.line("Writing manifest list to image destination")
         self._put_manifest(raw, mt, None)
 

@@ -20,9 +20,10 @@ class DigestError(PyruncError):
     """A blob that does not hash to its name, or a name that is no digest."""
 
 
-def parse(digest: str) -> tuple[str, str]:
-    """(algorithm, hex) of a digest the layout may hold; raises DigestError."""
-    m = _DIGEST.match(digest) if isinstance(digest, str) else None
+def parse(digest: object) -> tuple[str, str]:
+    """(algorithm, hex) of a digest the layout may hold; raises DigestError
+    (for any value: descriptors come from untrusted JSON)."""
+    m = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None  # `$` would pass a final newline
     if not m:
         raise DigestError(f"invalid digest {digest!r}")
     alg, hexpart = m.groups()
@@ -37,13 +38,13 @@ class VerifyingReader:
     """A read-only stream that hashes what passes; `finish()` drains the
     rest and raises DigestError unless size and digest are as announced."""
 
-    def __init__(self, raw, digest: str, size: int | None = None, what: str = "blob") -> None:
+    def __init__(self, raw, digest: object, size: int | None = None, what: str = "blob") -> None:
         alg, self._hex = parse(digest)
         self._raw = raw
         self._hash = hashlib.new(alg)
         self._size = size
         self._read = 0
-        self.digest = digest
+        self.digest = str(digest)  # parse() took only a str
         self.what = what
 
     def read(self, n: int = -1) -> bytes:
@@ -73,7 +74,8 @@ class VerifyingReader:
 def read_at_most(stream, limit: int) -> bytes | None:
     """All of a stream (read until EOF: a network stream may return short
     reads), or None when it holds more than `limit` bytes."""
-    parts, n = [], 0
+    parts: list[bytes] = []
+    n = 0
     while n <= limit:
         chunk = stream.read(min(1 << 20, limit + 1 - n))
         if not chunk:

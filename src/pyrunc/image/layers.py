@@ -254,6 +254,7 @@ class Applier:
             self._whiteout(parent, target)
             return
         pfd = self._dir(parent)
+        assert pfd is not None  # create=True: found, made, or raised
         t = e.type
         mode = e.mode & 0o7777
         mtime = e.mtime_ns

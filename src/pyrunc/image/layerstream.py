@@ -16,6 +16,13 @@ import zlib
 from ..errors import PyruncError
 from .layout import ImageError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _Reader(Protocol):
+        def read(self, n: int = -1, /) -> bytes: ...
+
 GZIP_TYPES = ("application/vnd.oci.image.layer.v1.tar+gzip",
               "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
               "application/vnd.docker.image.rootfs.diff.tar.gzip",
@@ -98,7 +105,7 @@ class _Sniffing:
 
     def __init__(self, raw) -> None:
         self._raw = raw
-        self._r = None
+        self._r: _Reader | None = None
 
     def read(self, n: int = -1) -> bytes:
         if self._r is None:
@@ -168,7 +175,8 @@ class LayerStream:
         self._raw = _QueueReader(self._raw_q)
         self._tar = decompressor(media_type, self._raw)
         self._out = _QueueReader(self._out_q)
-        self._diff = VerifyingReader(_QueueReader(self._hash_q), diff_id, None, "layer diff_id") if diff_id else None
+        self._diff = (VerifyingReader(_QueueReader(self._hash_q), diff_id, None, "layer diff_id")
+                      if self._hash_q is not None else None)  # a queue when diff_id
         self.errors: list[BaseException | None] = [None, None, None]
         self._threads = [threading.Thread(target=f, name=f"layer-{f.__name__.strip('_')}", daemon=True)
                          for f in (self._fetch, self._inflate, self._hash)]

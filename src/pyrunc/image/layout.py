@@ -49,7 +49,7 @@ class Layout:
             raise ImageError(f"{p}: {e.strerror}") from None
         return _loads(data, what)
 
-    def blob_path(self, digest: str) -> str:
+    def blob_path(self, digest: object) -> str:
         alg, hexpart = parse(digest)  # checked: no '/' or '..' can reach the path
         return os.path.join(self.path, "blobs", alg, hexpart)
 
@@ -115,6 +115,7 @@ def _manifests(index: dict, what: str) -> list:
 def _digest_size(desc: dict) -> tuple[str, int]:
     digest, size = desc.get("digest"), desc.get("size")
     parse(digest)
+    assert isinstance(digest, str)  # parse() accepts only a str
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ImageError(f"descriptor {digest}: invalid size {size!r}")
     return digest, size

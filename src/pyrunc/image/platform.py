@@ -147,7 +147,7 @@ def choose(manifests: list[dict], os: Optional[str] = None, arch: Optional[str] 
     if kind == DOCKER_LIST:
         for w in plats:
             for d in manifests:
-                p = _descriptor_platform(d) or Platform("", "", "")
+                p: Optional[Platform] = _descriptor_platform(d) or Platform("", "", "")
                 if p == w:
                     return d
         what = "manifest list"

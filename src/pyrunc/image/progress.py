@@ -85,6 +85,8 @@ class Report:
         self._last = 0.0
 
     def _write(self, text: str) -> None:
+        if self.out is None:
+            return
         try:
             self.out.write(text)
             self.out.flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Callable, ClassVar, Literal, Optional, Union
 
 from pyrunc.errors import PyruncError
 
@@ -167,7 +167,7 @@ class DockerReference(Named):
     """docker://[DOMAIN/]PATH[:TAG|@DIGEST], a registry (API v2) image: a
     Named (its fields, name and familiar form) with the transport's text."""
 
-    transport = "docker"
+    transport: ClassVar[Literal["docker"]] = "docker"
 
     @property
     def named(self) -> Named:
@@ -194,7 +194,7 @@ class OCIReference:
     image: str = ""
     source_index: int = -1
 
-    transport = "oci"
+    transport: ClassVar[Literal["oci"]] = "oci"
 
     def __str__(self) -> str:
         if self.source_index != -1:
@@ -209,7 +209,7 @@ class OCIArchiveReference:
     file: str
     image: str = ""
 
-    transport = "oci-archive"
+    transport: ClassVar[Literal["oci-archive"]] = "oci-archive"
 
     def __str__(self) -> str:
         return f"oci-archive:{self.file}:{self.image}" if self.image else f"oci-archive:{self.file}"
@@ -223,7 +223,7 @@ class DockerArchiveReference:
     ref: Optional[Named] = None
     source_index: int = -1
 
-    transport = "docker-archive"
+    transport: ClassVar[Literal["docker-archive"]] = "docker-archive"
 
     def __str__(self) -> str:
         if self.ref is not None:
@@ -295,7 +295,7 @@ def parse_docker_archive(within: str) -> DockerArchiveReference:
     return DockerArchiveReference(path, n)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[str], Reference]] = {
     "docker": parse_docker,
     "oci": parse_oci,
     "oci-archive": parse_oci_archive,

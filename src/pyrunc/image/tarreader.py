@@ -32,6 +32,16 @@ class Entry:
 
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime_ns", "atime_ns",
                  "linkname", "devmajor", "devminor", "xattrs")
+    name: str
+    type: bytes
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    linkname: str
+    devmajor: int
+    devminor: int
 
     def __init__(self) -> None:
         self.atime_ns: int | None = None

@@ -13,7 +13,7 @@ only when a reference names it (transports.open_source, open_destination).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO, Optional
+from typing import Optional, Protocol
 
 from .reference import Reference
 
@@ -32,6 +32,22 @@ class Options:
     additional_tags: tuple[str, ...] = ()   # copy --additional-tag: more NAME:TAGs (docker-archive destinations)
 
 
+class BlobStream(Protocol):
+    """A blob as a transport hands it out: read it to the end, then close."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class VerifiedStream(BlobStream, Protocol):
+    """A blob as the copy engine hands it to a destination (a
+    digest.VerifyingReader): finish() raises unless it read the whole blob
+    with the expected size and digest."""
+
+    def finish(self) -> None: ...
+
+
 class ImageSource:
     """A readable image. Blob streams are raw (as stored: compressed
     layers stay compressed); the caller verifies them (digest.VerifyingReader)."""
@@ -44,7 +60,7 @@ class ImageSource:
         are exactly as stored: their digest is the image's digest."""
         raise NotImplementedError
 
-    def get_blob(self, desc: dict) -> BinaryIO:
+    def get_blob(self, desc: dict) -> BlobStream:
         """A raw stream of the blob `desc` describes (config or layer)."""
         raise NotImplementedError
 
@@ -75,7 +91,7 @@ class ImageDestination:
         """True when the destination holds the blob already (skip the copy)."""
         return False
 
-    def put_blob(self, desc: dict, stream: BinaryIO) -> None:
+    def put_blob(self, desc: dict, stream: VerifiedStream) -> None:
         """Store the blob. `stream` is a digest.VerifyingReader: the destination
         must call stream.finish() after reading it and before the blob becomes
         visible, so a mismatch leaves no partial file behind. May be called from

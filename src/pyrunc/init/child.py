@@ -22,6 +22,10 @@ from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 from .sync import Channel, Msg
 
+TYPE_CHECKING = False  # typing is not imported on the start-up path
+if TYPE_CHECKING:
+    from ..security.seccomp import Seccomp
+
 # setns order within each round of join_namespaces: mount last (it changes
 # the file system view; the paths are all opened before any is joined)
 _JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "time", "cgroup", "mount")
@@ -33,6 +37,20 @@ class InitArgs:
 
     __slots__ = ("spec", "rootfs", "bundle", "mode", "fifo_fd", "no_pivot", "no_new_keyring",
                  "preserve_fds", "terminal", "cid", "state_json", "cgroup_mounts", "seccomp")
+
+    spec: dict
+    rootfs: str
+    bundle: str
+    mode: str                 # "create" or "run"
+    fifo_fd: int              # -1: no exec fifo (run)
+    no_pivot: bool
+    no_new_keyring: bool
+    preserve_fds: int
+    terminal: bool
+    cid: str
+    state_json: str
+    cgroup_mounts: list[tuple[str, str, str]]
+    seccomp: Seccomp | None
 
     _FDS = ("fifo_fd",)
 
@@ -88,8 +106,7 @@ def fail(ch: Channel, e: BaseException) -> None:
     if isinstance(e, PyruncError):
         msg = str(e)
     elif isinstance(e, OSError):
-        msg = e.strerror if e.filename is None else f"{e.filename}: {e.strerror}"
-        msg = msg or str(e)
+        msg = (e.strerror if e.filename is None else f"{e.filename}: {e.strerror}") or str(e)
     else:
         msg = f"{type(e).__name__}: {e}"
     if ch.detached:
@@ -258,14 +275,14 @@ def join_namespaces(fds: dict[str, int]) -> None:
             except OSError as e:
                 if e.errno == 1:  # EPERM: perhaps after the user namespace
                     continue
-                raise PyruncError(f"failed to setns into {t} namespace: {os.strerror(e.errno)}") from None
+                raise PyruncError(f"failed to setns into {t} namespace: {os.strerror(e.errno or 0)}") from None
             os.close(fds.pop(t))
     round_()
     if "user" in fds:
         try:
             L.setns(fds["user"], C.CLONE_NEWUSER)
         except OSError as e:
-            raise PyruncError(f"failed to setns into user namespace: {os.strerror(e.errno)}") from None
+            raise PyruncError(f"failed to setns into user namespace: {os.strerror(e.errno or 0)}") from None
         os.close(fds.pop("user"))
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -439,7 +456,7 @@ def loopback_up() -> None:
         req = b"lo".ljust(16, b"\0") + (flags | 0x1).to_bytes(2, "little") + bytes(22)  # IFF_UP
         fcntl.ioctl(s.fileno(), 0x8914, req)  # SIOCSIFFLAGS
     except OSError as e:
-        raise PyruncError(f"unable to bring up the loopback interface: {os.strerror(e.errno)}") from None
+        raise PyruncError(f"unable to bring up the loopback interface: {os.strerror(e.errno or 0)}") from None
     finally:
         s.close()
 
@@ -453,7 +470,7 @@ def join_session_keyring(cid: str) -> None:
     except OSError as e:
         if e.errno == 38:  # ENOSYS: no keyrings in this kernel, as runc tolerates
             return
-        raise PyruncError(f"unable to join session keyring: {os.strerror(e.errno)}") from None
+        raise PyruncError(f"unable to join session keyring: {os.strerror(e.errno or 0)}") from None
     L.keyctl_add_perm(key, 0x080000)  # KEY_USR_SEARCH
 
 

@@ -153,7 +153,7 @@ def capget() -> tuple[int, int, int]:
     hdr = _CapHeader(_CAP_V3, 0)
     data = (_CapData * 2)()
     sys_call("capget", ffi.byref(hdr), data)
-    return tuple((data[1].__getattribute__(f) << 32) | data[0].__getattribute__(f)  # type: ignore[return-value]
+    return tuple((data[1].__getattribute__(f) << 32) | data[0].__getattribute__(f)
                  for f in ("effective", "permitted", "inheritable"))
 
 

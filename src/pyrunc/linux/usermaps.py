@@ -74,9 +74,9 @@ def _read_by_joining(path: str) -> tuple[list[dict], list[dict]]:
         os.close(r)
         if w >= 0:
             os.close(w)
-    data = b"".join(chunks).decode()
-    if data.startswith("E") or data.count("--\n") != 2:
-        err = int(data[1:]) if data[1:].isdigit() else 5  # EIO: the child died
+    text = b"".join(chunks).decode()
+    if text.startswith("E") or text.count("--\n") != 2:
+        err = int(text[1:]) if text[1:].isdigit() else 5  # EIO: the child died
         raise OSError(err, os.strerror(err))
-    uid_text, gid_text, _ = data.split("--\n")
+    uid_text, gid_text, _ = text.split("--\n")
     return parse_map(uid_text), parse_map(gid_text)

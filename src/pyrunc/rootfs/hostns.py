@@ -32,12 +32,12 @@ def bind_rootfs(rootfs: str, propagation: str | None, record=None) -> int:
     try:
         _attach_bind(rootfs, record)
     except OSError as e:
-        raise PyruncError(f"error preparing rootfs: bind {rootfs}: {os.strerror(e.errno).lower()}") from None
+        raise PyruncError(f"error preparing rootfs: bind {rootfs}: {os.strerror(e.errno or 0).lower()}") from None
     try:
         L.sc.mount(None, rootfs, None, PROPAGATION.get(propagation or "", C.MS_SLAVE | C.MS_REC))
         mnt_id = _mnt_id(rootfs)
     except OSError as e:
-        mnt_id, why = 0, os.strerror(e.errno).lower()
+        mnt_id, why = 0, os.strerror(e.errno or 0).lower()
     else:
         why = "its mount id is unknown"
     if not mnt_id:

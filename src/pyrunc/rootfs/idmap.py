@@ -19,6 +19,10 @@ from ..errors import ConfigError, PyruncError
 from ..linux import consts as C
 from .options import is_idmapped
 
+TYPE_CHECKING = False  # typing is not imported on the start-up path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 def validate(m: dict, has_userns: bool, where: str | None = None) -> None:
     """runc's rules for an id-mapped mount; `where` is its field path
@@ -74,14 +78,14 @@ def _idmapped_tree(m: dict, src: str, userns: int) -> int:
     try:
         tree = L.sc.open_tree(-100, src, flags)  # AT_FDCWD
     except OSError as e:
-        raise PyruncError(f"open_tree(OPEN_TREE_CLONE) {src}: {os.strerror(e.errno)}") from None
+        raise PyruncError(f"open_tree(OPEN_TREE_CLONE) {src}: {os.strerror(e.errno or 0)}") from None
     try:
         attr_flags = C.AT_EMPTY_PATH | (C.AT_RECURSIVE if "ridmap" in opts else 0)
         L.sc.mount_setattr(tree, "", attr_flags, C.MOUNT_ATTR_IDMAP, userns_fd=userns)
     except OSError as e:
         os.close(tree)
         extra = " (maybe the filesystem used doesn't support idmap mounts on this kernel?)" if e.errno == 22 else ""
-        raise PyruncError(f"failed to set MOUNT_ATTR_IDMAP on {src}: {os.strerror(e.errno)}{extra}") from None
+        raise PyruncError(f"failed to set MOUNT_ATTR_IDMAP on {src}: {os.strerror(e.errno or 0)}{extra}") from None
     return tree
 
 

@@ -26,6 +26,10 @@ from . import options as O
 from .options import is_idmapped
 from .paths import create_file, fd_path, mkdir_all, open_in_root, strip_root
 
+TYPE_CHECKING = False  # typing is not imported on the start-up path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 DEFAULT_DEVICES = [  # path, type, major, minor, mode
     ("/dev/null", "c", 1, 3, 0o666), ("/dev/zero", "c", 1, 5, 0o666),
     ("/dev/full", "c", 1, 7, 0o666), ("/dev/random", "c", 1, 8, 0o666),
@@ -269,7 +273,7 @@ class Rootfs:
         fd = open_in_root(self.rootfd, dest)
         try:
             target = fd_path(fd)
-            if remount:
+            if remount and bind_source is not None:  # remount implies a source
                 _remount_bind(target, opts, bind_source)
             if opts.attr_set or opts.attr_clr:
                 L.sc.mount_setattr(fd, "", C.AT_EMPTY_PATH | C.AT_RECURSIVE, opts.attr_set, opts.attr_clr)

@@ -13,6 +13,10 @@ import os
 from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
 
+TYPE_CHECKING = False  # typing is not imported on the start-up path
+if TYPE_CHECKING:
+    from .seccomp import Seccomp
+
 
 
 def _passwd_home(uid: int) -> str:
@@ -68,7 +72,7 @@ def lookup_path(arg0: str, env: list[str]) -> str:
         try:
             st = os.stat(arg0)
         except OSError as e:
-            raise PyruncError(f'exec: "{arg0}": stat {arg0}: {e.strerror.lower()}') from None
+            raise PyruncError(f'exec: "{arg0}": stat {arg0}: {(e.strerror or str(e)).lower()}') from None
         if not (st.st_mode & 0o111) or os.path.isdir(arg0):
             raise PyruncError(f'exec: "{arg0}": permission denied')
         return arg0
@@ -127,7 +131,7 @@ class Exec:
                                                ("bounding", "effective", "permitted", "inheritable", "ambient")}
         self.oom = process.get("oomScoreAdj")
         self.setgroups = True
-        self.seccomp = None  # security.seccomp.Seccomp, built before the root changed
+        self.seccomp: Seccomp | None = None  # built before the root changed
 
     def execute(self, preserve_fds: int = 0) -> None:
         """Become the process and exec it (`exec`: nothing comes between)."""
@@ -153,7 +157,7 @@ class Exec:
             try:
                 L.setrlimit(typ, soft, hard)
             except OSError as e:
-                raise PyruncError(f"error setting rlimit type {typ}: {os.strerror(e.errno).lower()}") from None
+                raise PyruncError(f"error setting rlimit type {typ}: {os.strerror(e.errno or 0).lower()}") from None
         if self.oom is not None:
             from ..linux.sys import open_procfs
             fd = open_procfs("/proc/self/oom_score_adj")
@@ -203,7 +207,7 @@ class Exec:
             try:
                 L.capset(c["effective"], c["permitted"], c["inheritable"])
             except OSError as e:  # runc's words
-                raise PyruncError(f"unable to apply caps: {os.strerror(e.errno).lower()}") from None
+                raise PyruncError(f"unable to apply caps: {os.strerror(e.errno or 0).lower()}") from None
             L.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_CLEAR_ALL)
             for nr in range(64):
                 if c["ambient"] >> nr & 1:
@@ -212,7 +216,7 @@ class Exec:
                     except OSError as e:  # runc warns and goes on
                         from .. import log
                         from .capabilities import cap_name
-                        log.warn(f"can't raise ambient capability {cap_name(nr)}: {os.strerror(e.errno).lower()}")
+                        log.warn(f"can't raise ambient capability {cap_name(nr)}: {os.strerror(e.errno or 0).lower()}")
         if self.nnp:
             L.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
         if self.umask is not None:
@@ -226,7 +230,7 @@ class Exec:
 
     def _chdir_error(self, e: OSError) -> str:
         from .attrs import _goq
-        return f"chdir to cwd ({_goq(self.cwd)}) set in config.json failed: {os.strerror(e.errno).lower()}"
+        return f"chdir to cwd ({_goq(self.cwd)}) set in config.json failed: {os.strerror(e.errno or 0).lower()}"
 
     def seccomp_now(self) -> None:
         """Load a filter that waits for the end (no_new_privs) now: runc
@@ -258,7 +262,7 @@ class Exec:
         try:
             os.execve(self.path, self.args, env)
         except OSError as e:
-            raise ExecveError(f"exec {self.path}: {os.strerror(e.errno).lower()}") from None
+            raise ExecveError(f"exec {self.path}: {os.strerror(e.errno or 0).lower()}") from None
 
 
 def fix_stdio_permissions(uid: int) -> None:
@@ -272,7 +276,7 @@ def fix_stdio_permissions(uid: int) -> None:
         except OSError as e:
             if e.errno == 9:  # EBADF: a closed stdio has nothing to fix
                 continue
-            raise PyruncError(f"fstat {name}: {os.strerror(e.errno).lower()}") from None
+            raise PyruncError(f"fstat {name}: {os.strerror(e.errno or 0).lower()}") from None
         if st.st_uid == uid or (st.st_mode & 0o170000 == 0o020000 and st.st_rdev == os.makedev(1, 3)):
             continue
         try:
@@ -280,7 +284,7 @@ def fix_stdio_permissions(uid: int) -> None:
         except OSError as e:
             if e.errno in (1, 30):  # EPERM (owner not mapped here), EROFS: leave it, as runc
                 continue
-            raise PyruncError(f"chown {name}: {os.strerror(e.errno).lower()}") from None
+            raise PyruncError(f"chown {name}: {os.strerror(e.errno or 0).lower()}") from None
 
 
 def _env_pairs(env: list[str]):

@@ -273,7 +273,8 @@ def _parse_arg(arg: object, name: object) -> tuple[int, int, int, int]:
     """(index, op, value, valueTwo) of a syscall's argument condition."""
     if not isinstance(arg, dict):
         raise _bad("seccomp: syscalls[].args entries must be objects", "")
-    op = OPERATORS.get(arg.get("op")) if isinstance(arg.get("op"), str) else None
+    op_name = arg.get("op")
+    op = OPERATORS.get(op_name) if isinstance(op_name, str) else None
     if op is None:
         raise _bad(f"string {arg.get('op')} is not a valid operator for seccomp", ".op")
     index = _uint(arg.get("index", 0), "args[].index", 32, ".index")
@@ -305,7 +306,7 @@ def plan_rules(p: Profile, resolve) -> list[tuple[str, int, int, list[tuple[int,
     as (arg, op, datum_a, datum_b)). `resolve(name)` gives the native syscall
     number (negative pseudo numbers allowed) or -1 for an unknown name."""
     default = action_value(p.default, p.default_errno)
-    out = []
+    out: list[tuple[str, int, int, list[tuple[int, int, int, int]]]] = []
     for r in p.rules:
         if not r.name:
             raise _bad("empty string is not a valid syscall")
@@ -465,7 +466,7 @@ class Seccomp:
 
     def __init__(self, profile: Profile, state: dict) -> None:
         self.profile = profile
-        self.program = None  # linux.seccomp.Program
+        self.program: L.Program | None = None
         self.flags = 0
         self.state = state  # the OCI state sent to the agent (notify)
         self.pid = 0  # this process's pid as the runtime sees it (notify)
@@ -607,7 +608,8 @@ class Seccomp:
                 os.closerange(w + 1, 1 << 20)
                 try:
                     self.build()
-                    data = b"K" + self.flags.to_bytes(4, "little") + bytes(self.program.buf.raw)
+                    raw = self.program.buf.raw  # type: ignore[union-attr]  # build() made it
+                    data = b"K" + self.flags.to_bytes(4, "little") + bytes(raw)
                 except BaseException as e:  # noqa: BLE001 - reported by whoever collects the program
                     data = b"E" + (str(e) if isinstance(e, PyruncError) else f"{type(e).__name__}: {e}").encode()
                 view = memoryview(data)  # at most 32 KiB: fits in the pipe
@@ -716,7 +718,7 @@ class Seccomp:
         if self.program is None or (self.listener_path and not self._msg):
             self.ready()
         try:
-            fd = self.program.load(self.flags)
+            fd = self.program.load(self.flags)  # type: ignore[union-attr]  # ready() made it
         except OSError as e:
             raise PyruncError(f"error loading seccomp filter into kernel: error loading seccomp filter: "
                               f"{_gostr(e)}") from None
@@ -781,8 +783,9 @@ def filter_flags(p: Profile, version: tuple[int, int, int], api: int) -> int:
     kernel bit (TSYNC none), NEW_LISTENER with a notify rule."""
     flags = 0
     for name in wanted_flags(p, version, api):
-        if FLAGS[name] is not None:
-            flags |= FLAGS[name][1]
+        flag = FLAGS[name]
+        if flag is not None:
+            flags |= flag[1]
     return flags | (FILTER_FLAG_NEW_LISTENER if p.notify else 0)
 
 

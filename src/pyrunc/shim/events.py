@@ -25,7 +25,7 @@ class Publisher:
 
     def publish(self, event: Message, timeout: float = 10.0) -> None:
         """Forward `event` (one of messages.TASK_EVENTS) under its topic."""
-        topic: str = event.TOPIC  # type: ignore[attr-defined]
+        topic: str = event.TOPIC
         req = m.ForwardRequest(envelope=m.Envelope(timestamp=Timestamp.now(), namespace=self.namespace,
                                                    topic=topic, event=Any.pack(event)))
         for attempt in (1, 2):

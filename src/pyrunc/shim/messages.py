@@ -321,5 +321,6 @@ class ProcessDetails(Message):
 
 
 # type_url -> class, for Any.unpack
-TYPES: dict[str, type[Message]] = {cls.NAME: cls for cls in (*TASK_EVENTS, Options, CheckpointOptions,
-                                                             ProcessDetails, Envelope, Empty, Timestamp)}
+_TYPED: tuple[type[Message], ...] = (*TASK_EVENTS, Options, CheckpointOptions, ProcessDetails, Envelope, Empty,
+                                    Timestamp)
+TYPES: dict[str, type[Message]] = {cls.NAME: cls for cls in _TYPED}

@@ -20,7 +20,8 @@ import time
 
 TYPE_CHECKING = False  # typing costs the shim's `start` 4 ms to import
 if TYPE_CHECKING:
-    from typing import ClassVar, Iterable, Mapping
+    from typing import Any as _AnyType, Callable, ClassVar, Iterable, Mapping, TypeVar
+    _M = TypeVar("_M", bound="Message")
 
 # wire types
 VARINT, I64, LEN, SGROUP, EGROUP, I32 = 0, 1, 2, 3, 4, 5
@@ -93,7 +94,7 @@ def _utf8(b: bytes) -> str:
         raise DecodeError("invalid message: a string field is not valid UTF-8") from None
 
 
-_SCALARS: dict[str, tuple[int, object, object, object]] = {
+_SCALARS: dict[str, tuple[int, Callable[[_AnyType], _AnyType], Callable[[_AnyType], _AnyType], object]] = {
     "int32": (VARINT, int, lambda v: _signed(v, 32), 0),
     "int64": (VARINT, int, lambda v: _signed(v, 64), 0),
     "uint32": (VARINT, lambda v: v & _MASK32, lambda v: v & _MASK32, 0),
@@ -157,7 +158,7 @@ def _tag(number: int, wire: int, out: bytearray) -> None:
 def _put(kind: "str | type[Message]", number: int, value: object, out: bytearray, always: bool = False) -> None:
     """One field occurrence: tag and value (a default value only if `always`)."""
     if not isinstance(kind, str):
-        data = value.encode()  # type: ignore[union-attr]
+        data = value.encode()  # type: ignore[attr-defined]  # kind is a message class: value is one
         _tag(number, LEN, out)
         encode_varint(len(data), out)
         out += data
@@ -166,7 +167,7 @@ def _put(kind: "str | type[Message]", number: int, value: object, out: bytearray
     if not always and value == default:
         return
     _tag(number, wire, out)
-    raw = to_wire(value)  # type: ignore[operator]
+    raw = to_wire(value)
     if wire == VARINT:
         encode_varint(raw, out)
     elif wire == LEN:
@@ -214,14 +215,14 @@ def _scalar(kind: str, wire: int, buf: bytes, pos: int, end: int) -> tuple[objec
     from_wire = _SCALARS[kind][2]
     if wire == VARINT:
         raw, pos = decode_varint(buf, pos, end)
-        return from_wire(raw), pos  # type: ignore[operator]
+        return from_wire(raw), pos
     if wire == LEN:
         stop, pos = _read_len(buf, pos, end)
-        return from_wire(buf[pos:stop]), stop  # type: ignore[operator]
+        return from_wire(buf[pos:stop]), stop
     size = 8 if wire == I64 else 4
     if pos + size > end:
         raise DecodeError("truncated message: a fixed-size field runs past the end")
-    return from_wire(buf[pos:pos + size]), pos + size  # type: ignore[operator]
+    return from_wire(buf[pos:pos + size]), pos + size
 
 
 class Message:
@@ -234,6 +235,11 @@ class Message:
     FIELDS: ClassVar[tuple[Field, ...]] = ()
     _by_number: ClassVar[dict[int, Field]] = {}
     _names: ClassVar[frozenset[str]] = frozenset()
+
+    if TYPE_CHECKING:
+        # fields are plain attributes named by FIELDS, set by __init__: the
+        # checker cannot see them, so it takes any attribute as a field
+        def __getattr__(self, name: str) -> _AnyType: ...
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)
@@ -280,20 +286,20 @@ class Message:
             elif f.packable:
                 if value:
                     _tag(f.number, LEN, out)
-                    body = _packed_body(kind, value)  # type: ignore[arg-type]
+                    body = _packed_body(kind, value)  # type: ignore[arg-type]  # packable: a scalar kind
                     encode_varint(len(body), out)
                     out += body
             elif f.repeated:
                 for item in value:
-                    _put(kind, f.number, item, out, always=True)  # type: ignore[arg-type]
+                    _put(kind, f.number, item, out, always=True)
             elif value is not None:
-                _put(kind, f.number, value, out)  # type: ignore[arg-type]
+                _put(kind, f.number, value, out)
         return bytes(out)
 
     # -- decoding ---------------------------------------------------------------
 
     @classmethod
-    def decode(cls, data: bytes | bytearray | memoryview) -> "Message":
+    def decode(cls: type[_M], data: bytes | bytearray | memoryview) -> _M:
         """Decode `data`; unknown fields are skipped."""
         msg = cls()
         buf = bytes(data)
@@ -348,7 +354,7 @@ def _packed_body(kind: str, values: Iterable[object]) -> bytearray:
     wire, to_wire, _, _ = _SCALARS[kind]
     body = bytearray()
     for v in values:
-        raw = to_wire(v)  # type: ignore[operator]
+        raw = to_wire(v)
         if wire == VARINT:
             encode_varint(raw, body)
         else:
@@ -368,7 +374,7 @@ def _map_entry(kind: Map, buf: bytes, pos: int, end: int) -> tuple[object, objec
             value, pos = _scalar(kind.value, wire, buf, pos, end)
         elif number == 2 and not isinstance(kind.value, str) and wire == LEN:
             stop, pos = _read_len(buf, pos, end)
-            value._merge(buf, pos, stop)  # type: ignore[union-attr]
+            value._merge(buf, pos, stop)  # type: ignore[attr-defined]  # kind.value() made it a message
             pos = stop
         elif number == 0:
             raise DecodeError("invalid message: field number 0")
@@ -416,7 +422,7 @@ class Timestamp(Message):
         return cls.from_ns(time.time_ns())
 
     def to_ns(self) -> int:
-        return self.seconds * 1_000_000_000 + self.nanos  # type: ignore[attr-defined]
+        return self.seconds * 1_000_000_000 + self.nanos
 
 
 class Empty(Message):

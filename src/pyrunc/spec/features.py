@@ -162,7 +162,7 @@ def libseccomp() -> LibseccompInfo | None:
     global _libseccomp
     if _libseccomp is _NOT_PROBED:
         _libseccomp = _probe_libseccomp()
-    return _libseccomp  # type: ignore[return-value]
+    return _libseccomp  # type: ignore[return-value]  # probed: a LibseccompInfo or None
 
 
 def _probe_libseccomp() -> LibseccompInfo | None:

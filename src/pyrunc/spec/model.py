@@ -40,7 +40,7 @@ class _Model:
     def to_dict(self) -> dict:
         """The JSON object (a fresh dict of plain JSON values)."""
         out = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]  # the subclasses are dataclasses
             v = getattr(self, f.name)
             if v is not None:
                 out[f.metadata.get("json", f.name)] = _dump(v)

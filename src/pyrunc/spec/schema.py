@@ -241,7 +241,8 @@ def _walk(v: object, t: tuple) -> None:
         if type(v) is not dict:
             raise _Bad(t, v)
         fields = t[1]
-        nulls = renames = None
+        nulls: list[str] | None = None
+        renames: list[tuple[str, str]] | None = None
         for key, val in v.items():
             ft = fields.get(key)
             if ft is None:
@@ -267,9 +268,9 @@ def _walk(v: object, t: tuple) -> None:
             _rename(v, renames)
         for key in t[2]:
             if key not in v:
-                e = _Bad(fields[key], None, "required field is missing")
-                e.path.append(key)
-                raise e
+                bad = _Bad(fields[key], None, "required field is missing")
+                bad.path.append(key)
+                raise bad
     elif k == "a":
         if type(v) is not list:
             raise _Bad(t, v)
@@ -392,7 +393,8 @@ def _got(v: object, t: tuple) -> str:
         return s or ("a larger integer" if v > 0 else "a smaller integer")
     if type(v) is float:
         return "a non-integer number" if t[0] == "i" else "a number"
-    return {str: "a string", list: "an array", dict: "an object"}.get(type(v), type(v).__name__)
+    names: dict[type, str] = {str: "a string", list: "an array", dict: "an object"}
+    return names.get(type(v), type(v).__name__)
 
 
 def _why(e: _Bad) -> str:

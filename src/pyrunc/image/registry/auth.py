@@ -9,7 +9,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Mapping, Optional
 
 from ...errors import PyruncError
 
@@ -45,7 +45,7 @@ class AuthPath:
     legacy: bool = False     # ~/.dockercfg: the "auths" map alone, keyed by registry
 
 
-def auth_file_paths(authfile: Optional[str] = None, env: Optional[dict] = None,
+def auth_file_paths(authfile: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
                     home: Optional[str] = None, uid: Optional[int] = None) -> list[AuthPath]:
     """The files skopeo reads, in order (getAuthFilePaths): --authfile or
     $REGISTRY_AUTH_FILE alone; otherwise $XDG_RUNTIME_DIR/containers/auth.json
@@ -219,7 +219,8 @@ def _token(s: str) -> tuple[str, str]:
 def _token_or_quoted(s: str) -> tuple[str, str]:
     if not s.startswith('"'):
         return _token(s)
-    out, i = [], 1
+    out: list[str] = []
+    i = 1
     while i < len(s):
         c = s[i]
         if c == '"':

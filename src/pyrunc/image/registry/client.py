@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ...errors import PyruncError
 from . import auth, certs
 from .errors import RegistryError, network_error, response_error, status_text
+
+if TYPE_CHECKING:
+    import urllib3  # imported where used: only a registry client loads it
 
 DOCKER_HOSTNAME = "docker.io"
 DOCKER_REGISTRY = "registry-1.docker.io"
@@ -87,7 +90,7 @@ class Client:
         except PyruncError as e:
             raise PyruncError(f"getting username and password: {e}") from None
         self._cert_dir = certs.cert_dir(domain, opts.cert_dir)
-        self._pool = None
+        self._pool: urllib3.PoolManager | None = None
         self._lock = threading.RLock()   # the ping, and the pool's creation under it
         self._token_lock = threading.Lock()
         self._pinged = False
@@ -177,7 +180,7 @@ class Client:
             try:
                 self._ping_scheme("https")
             except PyruncError as e:
-                err = e
+                err: PyruncError | None = e
                 if not self.verify:
                     try:
                         self._ping_scheme("http")
@@ -370,7 +373,7 @@ class BlobReader:
         if self._res is None:
             return b""
         if n is None or n < 0:   # piece by piece: what came before a drop is kept
-            parts = []
+            parts: list[bytes] = []
             while True:
                 data = self.read(1 << 16)
                 if not data:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-from typing import Optional
+from typing import Iterable, Iterator, Optional
 
 from ...errors import PyruncError
 
@@ -80,7 +80,7 @@ def _short(body: bytes) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def response_error(status: int, body: bytes, challenges: list[tuple[str, dict]] = (),
+def response_error(status: int, body: bytes, challenges: Iterable[tuple[str, dict]] = (),
                    reason: Optional[str] = None) -> RegistryError:
     """registryHTTPResponseToError: the first error of a registry's error
     body, or the status when it sent no usable body."""
@@ -102,8 +102,9 @@ def response_error(status: int, body: bytes, challenges: list[tuple[str, dict]] 
     errors = doc.get("errors") if isinstance(doc, dict) else None
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        code = first.get("code") if isinstance(first.get("code"), str) else "UNKNOWN"
-        message = first.get("message") if isinstance(first.get("message"), str) else ""
+        c, m = first.get("code"), first.get("message")
+        code = c if isinstance(c, str) else "UNKNOWN"
+        message = m if isinstance(m, str) else ""
         if code not in CODE_MESSAGES:
             code = "UNKNOWN"
         return RegistryError(_errcode_text(code, message), status, code)
@@ -124,12 +125,13 @@ _X509_GO = {
 }
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException) -> Iterator[BaseException]:
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
 
 
 def network_reason(exc: BaseException, host: str) -> str:
@@ -167,7 +169,7 @@ def network_reason(exc: BaseException, host: str) -> str:
         if isinstance(e, (socket.timeout, TimeoutError)) and not hasattr(e, "pool"):
             return "i/o timeout"
         if isinstance(e, OSError) and e.errno in (_errno.EHOSTUNREACH, _errno.ENETUNREACH):
-            return f"dial tcp {host}: connect: {e.strerror.lower()}"
+            return f"dial tcp {host}: connect: {(e.strerror or '').lower()}"
     name = type(exc).__name__
     if "Timeout" in name:
         return "i/o timeout"

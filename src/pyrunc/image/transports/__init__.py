@@ -3,28 +3,35 @@ reference names it. open_source/open_destination dispatch on the parsed
 reference; the interface they return is image/transport.py's."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ...errors import PyruncError
 from ..reference import Reference, parse
 from ..transport import ImageDestination, ImageSource, Options
 
+if TYPE_CHECKING:
+    from types import ModuleType
 
-def _module(ref: Reference, writing: bool = False):
+
+def _module(ref: Reference, writing: bool = False) -> ModuleType:
     t = ref.transport
     if t == "docker":
-        from . import docker as m
-    elif t == "oci":
-        from . import oci as m
-    elif t == "oci-archive":
-        from . import ociarchive as m
-    elif t == "docker-archive" and writing:
-        from . import dockerarchive_writer as m
-    elif t == "docker-archive":
-        from . import dockerarchive as m
-    else:  # parse() refuses other transports
-        raise PyruncError(f"unknown transport {t!r}")
-    return m
+        from . import docker
+        return docker
+    if t == "oci":
+        from . import oci
+        return oci
+    if t == "oci-archive":
+        from . import ociarchive
+        return ociarchive
+    if t == "docker-archive" and writing:
+        from . import dockerarchive_writer
+        return dockerarchive_writer
+    if t == "docker-archive":
+        from . import dockerarchive
+        return dockerarchive
+    # parse() refuses other transports
+    raise PyruncError(f"unknown transport {t!r}")
 
 
 def open_source(ref: Reference | str, opts: Optional[Options] = None) -> ImageSource:

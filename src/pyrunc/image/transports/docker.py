@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import threading
-from typing import BinaryIO, Optional
+from typing import Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import PyruncError
@@ -23,7 +23,7 @@ from .. import digest as digests
 from ..reference import DockerReference
 from ..registry import auth
 from ..registry.client import BlobReader, Client, read_body
-from ..transport import ImageDestination, ImageSource, Options
+from ..transport import BlobStream, ImageDestination, ImageSource, Options, VerifiedStream
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -115,7 +115,7 @@ def _docker_ref(ref) -> DockerReference:
 
 class DockerSource(ImageSource):
     def __init__(self, ref: DockerReference, opts: Options) -> None:
-        self.reference = ref
+        self.reference: DockerReference = ref
         self.client = Client(ref.domain, ref.path, "pull", opts)
         self._top: Optional[tuple[bytes, str]] = None
 
@@ -157,7 +157,7 @@ class DockerSource(ImageSource):
             self._top = self.fetch_manifest(self.reference.reference)
         return self._top
 
-    def get_blob(self, desc: dict) -> BinaryIO:
+    def get_blob(self, desc: dict) -> BlobStream:
         d = desc.get("digest", "")
         digests.parse(d)
         urls = [u for u in desc.get("urls") or () if isinstance(u, str)
@@ -171,7 +171,7 @@ class DockerSource(ImageSource):
         _record(self.client, d)
         return BlobReader(self.client, path, res)
 
-    def _external_blob(self, urls: list[str]) -> BinaryIO:
+    def _external_blob(self, urls: list[str]) -> BlobStream:
         """A foreign layer from its own URLs, never with our credentials
         (CVE-2020-15157)."""
         errors = []
@@ -273,7 +273,7 @@ def _with_digest(location: str, d: str) -> str:
 
 class DockerDestination(ImageDestination):
     def __init__(self, ref: DockerReference, opts: Options) -> None:
-        self.reference = ref
+        self.reference: DockerReference = ref
         self.client = Client(ref.domain, ref.path, "pull,push", opts)
         self._top: Optional[tuple[bytes, str]] = None
         self.monolithic_max = MONOLITHIC_MAX
@@ -325,7 +325,7 @@ class DockerDestination(ImageDestination):
             raise PyruncError(f"{context}: determining upload URL: no Location in the registry's answer")
         return location
 
-    def put_blob(self, desc: dict, stream: BinaryIO) -> None:
+    def put_blob(self, desc: dict, stream: VerifiedStream) -> None:
         d = desc.get("digest", "")
         digests.parse(d)
         size = desc.get("size")

@@ -22,13 +22,13 @@ import json
 import os
 import tarfile
 import threading
-from typing import BinaryIO, Optional
+from typing import Optional
 
 from ...errors import PyruncError
 from ..compression import HEAD, decompressing, detect
 from ..gojson import field
 from ..reference import DockerArchiveReference, Named, go_quote, parse_normalized_named, validate_digest
-from ..transport import ImageSource, Options
+from ..transport import BlobStream, ImageSource, Options
 
 MANIFEST_FILE = "manifest.json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -281,7 +281,7 @@ class ArchiveSource(ImageSource):
     """One image of a `docker save` archive."""
 
     def __init__(self, ref: DockerArchiveReference) -> None:
-        self.reference = ref
+        self.reference: DockerArchiveReference = ref
         self._archive = _Archive(ref.path)
         self._lock = threading.Lock()
         self._manifest: Optional[bytes] = None
@@ -370,7 +370,7 @@ class ArchiveSource(ImageSource):
         assert self._manifest is not None
         return self._manifest, DOCKER_MANIFEST
 
-    def get_blob(self, desc: dict) -> BinaryIO:
+    def get_blob(self, desc: dict) -> BlobStream:
         self._load()
         digest = desc.get("digest")
         if digest == self._config_digest:

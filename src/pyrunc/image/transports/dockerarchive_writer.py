@@ -22,7 +22,7 @@ from ...errors import PyruncError
 from ..digest import read_at_most
 from ..gojson import compact_raw, field, raw_members
 from ..reference import DockerArchiveReference, Named, go_quote, validate_digest
-from ..transport import ImageDestination
+from ..transport import ImageDestination, VerifiedStream
 from ..transport import Options
 from .dockerarchive import CHUNK, DOCKER_MANIFEST, MANIFEST_FILE, MAX_CONFIG, additional_tag, big_temp_dir, why
 
@@ -82,7 +82,7 @@ class ArchiveDestination(ImageDestination):
     supports_index = False
 
     def __init__(self, ref: DockerArchiveReference, additional_tags: Optional[list[Named]] = None) -> None:
-        self.reference = ref
+        self.reference: DockerArchiveReference = ref
         if ref.source_index != -1:
             raise PyruncError(f"Destination reference must not contain a manifest index @{ref.source_index}")
         self.path = ref.path
@@ -177,7 +177,7 @@ class ArchiveDestination(ImageDestination):
         with self._lock:
             return desc.get("digest") in self._blobs
 
-    def put_blob(self, desc: dict, stream) -> None:
+    def put_blob(self, desc: dict, stream: VerifiedStream) -> None:
         digest = desc.get("digest", "")
         validate_digest(digest)   # it names a file of the archive
         size = desc.get("size")

@@ -21,13 +21,13 @@ import hashlib
 import json
 import os
 import threading
-from typing import BinaryIO, Optional
+from typing import Optional
 
 from ..digest import VerifyingReader
 from ..digest import parse as parse_digest
 from ..layout import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, ImageError, Layout, _loads
 from ..reference import OCIReference, go_quote
-from ..transport import ImageDestination, ImageSource, Options
+from ..transport import BlobStream, ImageDestination, ImageSource, Options, VerifiedStream
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -126,7 +126,7 @@ class OCISource(ImageSource):
         VerifyingReader(io.BytesIO(raw), digest, size if isinstance(size, int) else None, "manifest").finish()
         return raw, desc.get("mediaType") or guess_media_type(raw)
 
-    def get_blob(self, desc: dict) -> BinaryIO:
+    def get_blob(self, desc: dict) -> BlobStream:
         digest = desc.get("digest")
         try:
             return open(self.layout.blob_path(digest), "rb")
@@ -235,7 +235,7 @@ class OCIDestination(ImageDestination):
             with self._lock:
                 self._written.append(final)
 
-    def put_blob(self, desc: dict, stream: BinaryIO) -> None:
+    def put_blob(self, desc: dict, stream: VerifiedStream) -> None:
         def write(f) -> None:
             while True:
                 chunk = stream.read(CHUNK)

@@ -14,11 +14,11 @@ import os
 import shutil
 import tarfile
 import tempfile
-from typing import BinaryIO, Optional
+from typing import Optional
 
 from ..layout import ImageError
 from ..reference import OCIArchiveReference, go_quote
-from ..transport import ImageDestination, ImageSource, Options
+from ..transport import BlobStream, ImageDestination, ImageSource, Options, VerifiedStream
 from .oci import OCIDestination, OCISource, write_file
 
 
@@ -42,6 +42,7 @@ def _extract(tar: tarfile.TarFile, dest: str) -> None:
             os.makedirs(path, 0o755, exist_ok=True)
         elif m.isfile():
             src = tar.extractfile(m)
+            assert src is not None  # a regular file has contents
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
@@ -51,7 +52,7 @@ def _extract(tar: tarfile.TarFile, dest: str) -> None:
 
 class OCIArchiveSource(ImageSource):
     def __init__(self, ref: OCIArchiveReference) -> None:
-        self.reference = ref
+        self.reference: OCIArchiveReference = ref
         self._tmp: Optional[str] = None
         try:
             f = open(ref.file, "rb")
@@ -78,7 +79,7 @@ class OCIArchiveSource(ImageSource):
     def get_manifest(self, instance: Optional[str] = None) -> tuple[bytes, str]:
         return self._inner.get_manifest(instance)
 
-    def get_blob(self, desc: dict) -> BinaryIO:
+    def get_blob(self, desc: dict) -> BlobStream:
         return self._inner.get_blob(desc)
 
     def close(self) -> None:
@@ -93,7 +94,7 @@ def _tar_error(e: Exception) -> str:
 
 class OCIArchiveDestination(ImageDestination):
     def __init__(self, ref: OCIArchiveReference) -> None:
-        self.reference = ref
+        self.reference: OCIArchiveReference = ref
         # Checked now rather than after the whole copy, when the tar is written.
         if not ref.file:
             raise ImageError("the archive file name is empty")
@@ -115,7 +116,7 @@ class OCIArchiveDestination(ImageDestination):
     def has_blob(self, desc: dict) -> bool:
         return self._inner.has_blob(desc)
 
-    def put_blob(self, desc: dict, stream) -> None:
+    def put_blob(self, desc: dict, stream: VerifiedStream) -> None:
         self._inner.put_blob(desc, stream)
 
     def put_manifest(self, raw: bytes, media_type: str, instance: Optional[str] = None) -> None:
