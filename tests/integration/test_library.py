@@ -435,3 +435,38 @@ def test_wait_without_being_the_parent(rt, bundle, tmp_path, leakcheck):
         c.delete(force=True)
         if prev:
             become_subreaper()
+
+
+def test_library_init_shows_nothing_of_the_caller(rt, bundle, tmp_path):
+    """A program that creates a container through the library: the waiting
+    init's /proc/1/environ and cmdline, read from inside with CAP_SYS_PTRACE,
+    show neither that program's environment nor its command line (the
+    library reads where they lie just before it forks)."""
+    import subprocess
+
+    def with_ptrace(c: dict) -> None:
+        for k in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][k] = sorted(set(c["process"]["capabilities"][k]) | {"CAP_SYS_PTRACE"})
+    bundle.update(with_ptrace)
+    bundle.set_args("true")
+    root = str(tmp_path / "lib-root")
+    cid = "lib-" + rt.new_id()
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "src")
+    prog = ("import sys; sys.path.insert(0, sys.argv[1]); import pyrunc; "
+            "pyrunc.Container.create(sys.argv[2], bundle=sys.argv[3], root=sys.argv[4])")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYRUNC_TEST_SECRET": "s3cr3t-value"}
+    err = tmp_path / "create.err"  # a file: the init keeps the caller's stdio open
+    with open(err, "w") as f:
+        r = subprocess.run([sys.executable, "-c", prog, src, cid, str(bundle.path), root, "argv-marker-x"],
+                           env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=30)
+    assert r.returncode == 0, err.read_text()
+    c = pyrunc.Container(cid, root)
+    try:
+        assert c.status == "created"
+        assert c.exec(["sh", "-c", "tr '\\0' ' ' < /proc/1/environ > /host/seen; echo; "
+                                   "tr '\\0' ' ' < /proc/1/cmdline >> /host/seen"]) == 0
+        seen = bundle.host("seen").read_text()
+        assert "s3cr3t-value" not in seen and "argv-marker-x" not in seen and cid not in seen, seen
+        assert "pyrunc" in seen, seen  # the init's own name is what shows
+    finally:
+        c.delete(force=True)
