@@ -418,3 +418,96 @@ def test_stdio_fds_become_the_containers_and_the_execs(rt, bundle, tmp_path, lea
             pyrunc.Container(c2, root).delete(force=True)
     finally:
         c.delete(force=True)
+
+
+@pytest.fixture
+def subreaper():
+    """This test process as a child subreaper (as a shim is), restored after."""
+    from pyrunc.container.foreground import become_subreaper, restore_subreaper
+    prev = become_subreaper()
+    yield
+    restore_subreaper(prev)
+
+
+def test_wait_returns_the_exit_status(rt, bundle, tmp_path, leakcheck, subreaper):
+    """Container.wait(): a pidfd wait for the init, which this subreaper
+    reaps: its exit status, 128+N for a signal; the container is stopped."""
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sh", "-c", "exit 7")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        c.start()
+        assert c.wait(timeout=10) == 7
+        assert c.status == "stopped"
+        assert c.wait() is None  # reaped already: nothing left to collect
+    finally:
+        c.delete(force=True)
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        c.start()
+        t = time.monotonic()
+        with pytest.raises(TimeoutError):
+            c.wait(timeout=0.2)
+        assert time.monotonic() - t >= 0.2
+        c.kill("KILL")
+        assert c.wait(timeout=10) == 128 + 9
+        with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
+            os.waitpid(-1, os.WNOHANG)
+    finally:
+        c.delete(force=True)
+
+
+def test_wait_without_being_the_parent(rt, bundle, tmp_path, leakcheck):
+    """Not the init's reaper: wait() returns None once the init has exited."""
+    from pyrunc.container.foreground import become_subreaper, restore_subreaper
+    prev = become_subreaper()
+    restore_subreaper(0)  # certainly not a subreaper
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+    try:
+        c.start()
+        pid = c.pid
+        c.kill("KILL")
+        assert c.wait(timeout=10) is None
+        assert not os.path.exists(f"/proc/{pid}/stat") or c.status == "stopped"
+    finally:
+        c.delete(force=True)
+        if prev:
+            become_subreaper()
+
+
+def test_library_init_shows_nothing_of_the_caller(rt, bundle, tmp_path):
+    """A program that creates a container through the library: the waiting
+    init's /proc/1/environ and cmdline, read from inside with CAP_SYS_PTRACE,
+    show neither that program's environment nor its command line (the
+    library reads where they lie just before it forks)."""
+    import subprocess
+
+    def with_ptrace(c: dict) -> None:
+        for k in ("bounding", "effective", "permitted"):
+            c["process"]["capabilities"][k] = sorted(set(c["process"]["capabilities"][k]) | {"CAP_SYS_PTRACE"})
+    bundle.update(with_ptrace)
+    bundle.set_args("true")
+    root = str(tmp_path / "lib-root")
+    cid = "lib-" + rt.new_id()
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "src")
+    prog = ("import sys; sys.path.insert(0, sys.argv[1]); import pyrunc; "
+            "pyrunc.Container.create(sys.argv[2], bundle=sys.argv[3], root=sys.argv[4])")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYRUNC_TEST_SECRET": "s3cr3t-value"}
+    err = tmp_path / "create.err"  # a file: the init keeps the caller's stdio open
+    with open(err, "w") as f:
+        r = subprocess.run([sys.executable, "-c", prog, src, cid, str(bundle.path), root, "argv-marker-x"],
+                           env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=f, timeout=30)
+    assert r.returncode == 0, err.read_text()
+    c = pyrunc.Container(cid, root)
+    try:
+        assert c.status == "created"
+        assert c.exec(["sh", "-c", "tr '\\0' ' ' < /proc/1/environ > /host/seen; echo; "
+                                   "tr '\\0' ' ' < /proc/1/cmdline >> /host/seen"]) == 0
+        seen = bundle.host("seen").read_text()
+        assert "s3cr3t-value" not in seen and "argv-marker-x" not in seen and cid not in seen, seen
+        assert "pyrunc" in seen, seen  # the init's own name is what shows
+    finally:
+        c.delete(force=True)

@@ -41,7 +41,7 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     if opts["quiet"]:
         sys.stdout.write("".join(i + "\n" for i in ids))
         return 0
-    from ..container.ops import state_doc
+    from ..container.state import state_doc
     docs = []
     for cid in ids:
         try:

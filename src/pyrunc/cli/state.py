@@ -20,6 +20,6 @@ def run(ctx, opts: dict, args: list[str]) -> int:
     check_args("state", args, 1)
     import sys
     from ..fastjson import dumps
-    from ..container.ops import state_doc
+    from ..container.state import state_doc
     sys.stdout.write(dumps(state_doc(ctx.root, args[0]), indent=2))
     return 0

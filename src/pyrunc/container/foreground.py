@@ -44,6 +44,15 @@ def exit_status(status: int) -> int:
     return 255
 
 
+def exit_status_of(code: int, status: int) -> int:
+    """exit_status for waitid's (si_code, si_status)."""
+    if code == os.CLD_EXITED:
+        return status
+    if code in (os.CLD_KILLED, os.CLD_DUMPED):
+        return 128 + status
+    return 255
+
+
 class Forwarder:
     """Record signals through a wakeup pipe so one select() loop serves the
     terminal fds and the signals alike."""

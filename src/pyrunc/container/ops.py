@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import _signal
 import os
-import select
-import time
 
 from .. import log
 from ..errors import InvalidState, PyruncError
-from .state import StateDir, oci_state, proc_start_time, status_of
-
-
-def load(root: str, cid: str, shared: bool = False) -> tuple[StateDir, dict, str]:
-    """Lock, load and derive the status of a container."""
-    sd = StateDir(root, cid)
-    if not os.path.isdir(sd.path):
-        from ..errors import ContainerNotFound
-        raise ContainerNotFound(cid)
-    sd.lock(shared=shared)
-    st = sd.load()
-    return sd, st, status_of(st, sd.fifo)
-
-
-def state_doc(root: str, cid: str) -> dict:
-    sd, st, status = load(root, cid, shared=True)
-    sd.unlock()
-    return oci_state(st, status)
+from .state import StateDir, load, oci_state, open_pidfd, proc_start_time, state_doc, status_of, wait_pidfd  # noqa: F401 - load, state_doc: ops' API
 
 
 def start(root: str, cid: str) -> None:
@@ -75,6 +56,7 @@ def stop(st: dict) -> None:
 def _release_fifo(path: str, pid: int) -> None:
     """Open the exec fifo for reading: the init, blocked opening it for
     writing, writes one byte and goes on to exec the user's process."""
+    import select
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError as e:  # another start took it
@@ -95,7 +77,9 @@ def _release_fifo(path: str, pid: int) -> None:
     os.unlink(path)
 
 
-_SIGNALS = {n: getattr(_signal, n) for n in dir(_signal)
+def _signals() -> dict[str, int]:
+    """Signal names and numbers, made on first use (not by every command that imports ops)."""
+    return {n: getattr(_signal, n) for n in dir(_signal)
             if n.startswith("SIG") and not n.startswith("SIG_") and isinstance(getattr(_signal, n), int)}
 
 
@@ -109,8 +93,9 @@ def parse_signal(s: str) -> int:
     name = s.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    if name in _SIGNALS:
-        return _SIGNALS[name]
+    signals = _signals()
+    if name in signals:
+        return signals[name]
     if name.startswith("SIGRTMIN+") and name[9:].isdigit():
         return _signal.SIGRTMIN + int(name[9:])
     raise PyruncError(f'unknown signal "{s}"')
@@ -238,17 +223,44 @@ def _thaw(st: dict) -> None:
 
 
 def _wait_stopped(st: dict, timeout: float = 10.0) -> None:
-    pid, start = st.get("pid", 0), st.get("init_start")
-    end = time.monotonic() + timeout
-    delay = 0.0005
-    while pid and proc_start_time(pid) == start and time.monotonic() < end:
+    """Wait (on a pidfd, no polling) until the init is gone, and reap it if
+    it is our child."""
+    pid = st.get("pid", 0)
+    fd = open_pidfd(pid, st.get("init_start"))
+    if fd < 0:
+        return
+    try:
+        if wait_pidfd(fd, timeout):
+            try:
+                os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def wait(root: str, cid: str, timeout: float | None = None) -> int | None:
+    """Block until the container's init exits; its exit status (128+N for
+    signal N) when this process reaps it (it is the init's parent: a child
+    subreaper above the create, or the create was a `run`), else None."""
+    sd, st, status = load(root, cid, shared=True)
+    sd.unlock()
+    fd = open_pidfd(st.get("pid", 0), st.get("init_start"))
+    if fd < 0:
+        return None  # gone already, reaped by someone
+    try:
+        if not wait_pidfd(fd, timeout):
+            raise TimeoutError(f"container {cid}: still running after {timeout} seconds")
         try:
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                break
+            res = os.waitid(os.P_PIDFD, fd, os.WEXITED)
         except ChildProcessError:
-            pass
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+            return None
+    finally:
+        os.close(fd)
+    if res is None:
+        return None
+    from .foreground import exit_status_of
+    return exit_status_of(res.si_code, res.si_status)
 
 
 def _freeze(st: dict, frozen: bool) -> None:

@@ -42,6 +42,37 @@ def proc_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def open_pidfd(pid: int, start: int | None) -> int:
+    """A pidfd of the process `pid` that started at `start` (field 22 of its
+    stat), or -1 if it is gone or the pid is someone else's now. A zombie
+    counts as itself (its pid cannot be reused before it is reaped); the
+    start time is read after the pidfd exists, so the fd names that process."""
+    if not pid:
+        return -1
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return -1
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        if int(data[data.rfind(b")") + 2:].split()[19]) == start:
+            return fd
+    except (OSError, ValueError, IndexError):
+        pass
+    os.close(fd)
+    return -1
+
+
+def wait_pidfd(fd: int, timeout: float | None) -> bool:
+    """Block until the process behind a pidfd exits (a zombie has exited);
+    True if it did within `timeout` seconds (None: no limit)."""
+    import select
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(None if timeout is None else max(0, int(timeout * 1000))))
+
+
 def rfc3339nano(ns: int) -> str:
     """Go's time.RFC3339Nano in UTC, as runc writes `created`."""
     sec, frac = divmod(ns, 1_000_000_000)
@@ -158,6 +189,22 @@ class StateDir:
     @property
     def fifo(self) -> str:
         return os.path.join(self.path, EXEC_FIFO)
+
+
+def load(root: str, cid: str, shared: bool = False) -> tuple[StateDir, dict, str]:
+    """Lock, load and derive the status of a container."""
+    sd = StateDir(root, cid)
+    if not os.path.isdir(sd.path):
+        raise ContainerNotFound(cid)
+    sd.lock(shared=shared)
+    st = sd.load()
+    return sd, st, status_of(st, sd.fifo)
+
+
+def state_doc(root: str, cid: str) -> dict:
+    sd, st, status = load(root, cid, shared=True)
+    sd.unlock()
+    return oci_state(st, status)
 
 
 def status_of(state: dict, fifo_path: str) -> str:

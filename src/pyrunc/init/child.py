@@ -318,11 +318,19 @@ def preload(terminal: bool, hooks: bool = True, mempolicy: bool = False) -> None
         from ..security import mempolicy as _m  # noqa: F401
 
 
+_SEALED: list = []
+
+
 def seal_imports() -> None:
-    sys.meta_path[:] = []
-    sys.path[:] = []
-    sys.path_hooks[:] = []
-    sys.path_importer_cache.clear()
+    """Empty finders, path and hooks: nothing can be imported any more.
+    Fresh objects, the old ones kept alive: emptying them in place freed
+    the finders' caches of directory listings, thousands of objects whose
+    pages a forked process first copies (0.4 ms of the init's set-up)."""
+    _SEALED.append((sys.meta_path, sys.path, sys.path_hooks, sys.path_importer_cache))
+    sys.meta_path = []
+    sys.path = []
+    sys.path_hooks = []
+    sys.path_importer_cache = {}
 
 
 def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:

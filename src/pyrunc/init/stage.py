@@ -81,6 +81,9 @@ class Stage:
                 stage_entry(Channel(cs))
             finally:
                 os._exit(1)
+        # a long-lived caller (the library) would otherwise keep every object
+        # of this moment out of reach of the collector for good
+        gc.unfreeze()
         cs.close()
         return cls(pid, Channel(ps))
 
