@@ -494,3 +494,7 @@ def test_cri_runtime_registered_by_binary_name(ctr, cri, handler):
         assert not os.path.exists(address[len("unix://"):])
         assert not os.path.exists(os.path.join(runtime_root, sandbox))
         assert not os.path.exists(os.path.join(runtime_root, cid))
+        try:
+            os.rmdir(runtime_root)  # the namespace's root, made for the pod
+        except OSError:
+            pass
