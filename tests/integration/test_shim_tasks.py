@@ -376,7 +376,7 @@ def _shim_call(ctr: Ctr, cid: str, method: str, req):
         return c.call(m.TASK_SERVICE, method, req)
 
 
-def test_update_resources_seen_inside(ctr):
+def test_update_resources_reach_the_cgroup(ctr):
     from pyrunc.shim import messages as m
     cid = _cid(ctr, "upd")
     ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
