@@ -77,7 +77,8 @@ class Container:
         o = cls._options(bundle, config, "create", True, pid_file=pid_file, console_socket=console_socket,
                          pidfd_socket=pidfd_socket, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                          preserve_fds=preserve_fds, systemd_cgroup=systemd_cgroup)
-        o.stdio = tuple(stdio) if stdio is not None else None
+        from .exec import three_fds
+        o.stdio = three_fds(stdio)
         create(root, cid, o).sd.unlock()
         return cls(cid, root)
 

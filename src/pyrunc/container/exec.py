@@ -16,6 +16,16 @@ from ..init.sync import Msg
 from ..linux import consts as C
 
 
+
+def three_fds(stdio) -> tuple[int, int, int] | None:
+    """A caller's stdio=: exactly three fds (stdin, stdout, stderr), or None."""
+    if stdio is None:
+        return None
+    fds = tuple(stdio)
+    if len(fds) != 3 or not all(isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0 for fd in fds):
+        raise PyruncError("stdio: expected three file descriptors (stdin, stdout, stderr)")
+    return fds[0], fds[1], fds[2]
+
 class ExecOptions:
     """What `exec` runs and how: `pyrunc exec`'s flags, typed (the command
     line builds one from its flags; Container.exec from keyword arguments).
@@ -61,7 +71,7 @@ class ExecOptions:
         self.cgroup = cgroup
         self.ignore_paused = ignore_paused
         self.preserve_fds = preserve_fds
-        self.stdio = tuple(stdio) if stdio is not None else None
+        self.stdio = three_fds(stdio)
 
     @classmethod
     def from_flags(cls, opts: dict, args: list[str]) -> "ExecOptions":

@@ -240,6 +240,7 @@ class Message:
         # fields are plain attributes named by FIELDS, set by __init__: the
         # checker cannot see them, so it takes any attribute as a field
         def __getattr__(self, name: str) -> _AnyType: ...
+        def __setattr__(self, name: str, value: _AnyType) -> None: ...
 
     def __init_subclass__(cls, **kw) -> None:
         super().__init_subclass__(**kw)

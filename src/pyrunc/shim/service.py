@@ -17,12 +17,15 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pyrunc.shim import messages as m
 from pyrunc.shim.protobuf import Any, Empty, Message, Timestamp
 from pyrunc.shim.ttrpc import (AlreadyExists, FailedPrecondition, Handler, InvalidArgument, NotFound,
                                Unimplemented)
+
+if TYPE_CHECKING:
+    from pyrunc.shim.stdio import Console
 
 DEFAULT_ROOT = "/run/containerd/pyrunc"
 SPEC_PROCESS = "types.containerd.io/opencontainers/runtime-spec/1/Process"
@@ -40,7 +43,7 @@ class Proc:
         self.exit_status = 0
         self.exited_at: Timestamp | None = None
         self.exited = threading.Event()
-        self.console = None
+        self.console: Console | None = None
 
     def set_exited(self, status: int) -> None:
         self.exit_status = status
@@ -517,9 +520,9 @@ class TaskService:
                 raise RuntimeError(f"OCI runtime delete failed: {e}") from None
             self._reap()
             self._gone(task, p)
-            for e in list(task.execs.values()):
-                self._pids.pop(e.pid, None)
-                e.exited.set()
+            for ex in list(task.execs.values()):
+                self._pids.pop(ex.pid, None)
+                ex.exited.set()
             task.oom_stop.set()
             if task.mounted:
                 mounts.unmount_all(os.path.join(task.bundle, "rootfs"))
