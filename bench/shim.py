@@ -1,0 +1,432 @@
+#!/usr/bin/env python3
+"""containerd shims side by side: `ctr run --rm IMAGE ID true` through
+
+  runc      io.containerd.runc.v2 + runc (Debian's)
+  pyrunc    io.containerd.runc.v2 with pyrunc as its binary (`--runc-binary`)
+  shim      io.containerd.pyrunc.v1 (pyrunc's own shim, containers in-process)
+
+interleaved (one of each per round), with medians, p90 and ratios to runc;
+then each shim's memory while a container runs; with --cri, a pod of 5
+containers through the CRI plugin per handler. A private containerd (temp
+root/state/sockets, its own namespace) serves everything; on exit, also on
+Ctrl-C or SIGTERM, tasks, containers, the daemon, mounts, cgroups and the
+temp dir are removed. Run as root.
+
+    python3 bench/shim.py --runs 30
+    python3 bench/shim.py --shim-dir /opt/pyrunc/link --cri --json
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import build_rootfs, log  # noqa: E402
+
+IMAGE = "docker.io/pyrunc-bench/busybox:latest"
+PAUSE = "docker.io/pyrunc-bench/pause:latest"
+CRI_NS = "k8s.io"
+SHIM_NAME = "containerd-shim-pyrunc-v1"
+
+
+# -- the image ---------------------------------------------------------------------------
+
+def _tar_tree(root: str) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(os.listdir(root)):
+            tar.add(os.path.join(root, name), arcname=name)
+    return out.getvalue()
+
+
+def oci_archive(layer_tar: bytes, name: str, cmd: list[str]) -> bytes:
+    """An oci-archive (one gzip layer) that `ctr image import` names `name`."""
+    blobs: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return {"digest": digest, "size": len(data)}
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    layer = blob(gzip.compress(layer_tar, compresslevel=1, mtime=0))
+    config = blob(json.dumps({
+        "architecture": arch, "os": "linux",
+        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": cmd},
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]},
+    }).encode())
+    manifest = blob(json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}],
+    }).encode())
+    index = {"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"}}]}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        def add(path: str, data: bytes) -> None:
+            ti = tarfile.TarInfo(path)
+            ti.size, ti.mode = len(data), 0o644
+            tar.addfile(ti, io.BytesIO(data))
+        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        add("index.json", json.dumps(index).encode())
+        for digest, data in blobs.items():
+            add("blobs/sha256/" + digest.split(":", 1)[1], data)
+    return out.getvalue()
+
+
+# -- the daemon ----------------------------------------------------------------------------
+
+CONFIG = """version = 2
+root = "{base}/root"
+state = "{base}/state"
+disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing"]
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[debug]
+  address = "{base}/debug.sock"
+"""
+# the CRI plugin's handlers: runc's shim + runc, + pyrunc (BinaryName), pyrunc's shim
+CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "{base}/cni"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
+        BinaryName = "{pyrunc}"
+        Root = "{base}/pyrunc-root"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim]
+      runtime_type = "io.containerd.pyrunc.v1"
+"""
+
+
+class Containerd:
+    """A private containerd; close() leaves nothing behind."""
+
+    def __init__(self, shim_dir: str, pyrunc: str, cri: bool) -> None:
+        self.base = tempfile.mkdtemp(prefix="pyrunc-shimbench-", dir="/tmp")
+        self.ns = f"pyrunc-bench-{os.getpid()}"
+        self.sock = f"{self.base}/containerd.sock"
+        self.cri = cri
+        text = CONFIG.format(base=self.base, disabled="" if cri else '"io.containerd.grpc.v1.cri", ')
+        if cri:
+            os.mkdir(f"{self.base}/cni")
+            text += CRI_CONFIG.format(base=self.base, pause=PAUSE, pyrunc=pyrunc)
+        with open(f"{self.base}/config.toml", "w") as f:
+            f.write(text)
+        env = dict(os.environ, PATH=f"{shim_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}")
+        self.log = open(f"{self.base}/containerd.log", "w")
+        self.proc: subprocess.Popen | None = subprocess.Popen(
+            ["containerd", "--config", f"{self.base}/config.toml"], stdout=self.log, stderr=self.log,
+            env=env, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while self.ctr("version").returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("containerd did not start:\n" + self.log_tail())
+            time.sleep(0.1)
+
+    def log_tail(self) -> str:
+        with open(f"{self.base}/containerd.log") as f:
+            return f.read()[-3000:]
+
+    def ctr(self, *args: str, ns: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "--address", self.sock, "--namespace", ns or self.ns, *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def ok(self, *args: str, ns: str | None = None) -> str:
+        r = self.ctr(*args, ns=ns)
+        if r.returncode:
+            raise RuntimeError(f"ctr {' '.join(args)}: {r.stderr.strip()}")
+        return r.stdout
+
+    def import_image(self, archive: bytes, ns: str | None = None) -> None:
+        path = f"{self.base}/image.tar"
+        with open(path, "wb") as f:
+            f.write(archive)
+        self.ok("image", "import", "--snapshotter", "native", path, ns=ns)
+        os.unlink(path)
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            for ns in (self.ns, CRI_NS) if self.cri else (self.ns,):
+                tasks = self.ctr("task", "ls", "-q", ns=ns).stdout.split()
+                for task in tasks:
+                    self.ctr("task", "kill", "-s", "SIGKILL", task, ns=ns)
+                if tasks:
+                    time.sleep(0.3)
+                for cont in self.ctr("container", "ls", "-q", ns=ns).stdout.split():
+                    self.ctr("task", "delete", "-f", cont, ns=ns)
+                    self.ctr("container", "delete", cont, ns=ns)
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+            self.log.close()
+            subprocess.run(["umount", "-R", self.base], capture_output=True)
+            shutil.rmtree(self.base, ignore_errors=True)
+            # what the containers' runtimes made per namespace (empty now)
+            for ns in (self.ns, CRI_NS) if self.cri else (self.ns,):
+                for d in [*(f"/sys/fs/cgroup/{c}/{ns}" for c in os.listdir("/sys/fs/cgroup")),
+                          f"/run/containerd/pyrunc/{ns}", f"/run/containerd/runc/{ns}"]:
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        pass
+
+
+# -- measurements --------------------------------------------------------------------------
+
+def timed(argv: list[str]) -> tuple[float, int, str]:
+    """Wall seconds of one command, its status and its stderr's last line."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        rc = p.wait()
+        secs = time.perf_counter() - t0
+        err.seek(0)
+        lines = err.read().decode(errors="replace").strip().splitlines()
+    return secs, rc, lines[-1] if lines else ""
+
+
+def variants(pyrunc: str, runtime_root: str) -> dict[str, list[str]]:
+    return {
+        "runc": ["--runtime", "io.containerd.runc.v2"],
+        "pyrunc": ["--runtime", "io.containerd.runc.v2", "--runc-binary", pyrunc, "--runc-root", runtime_root],
+        "shim": ["--runtime", "io.containerd.pyrunc.v1"],
+    }
+
+
+def bench_run(d: Containerd, names: list[str], opts: dict[str, list[str]], runs: int, warmup: int,
+              cmd: list[str]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {n: [] for n in names}
+    fails: dict[str, int] = {n: 0 for n in names}
+    for i in range(warmup + runs):
+        for n in names:
+            cid = f"b{i}-{n}"
+            argv = ["ctr", "--address", d.sock, "--namespace", d.ns, "run", "--rm", *opts[n],
+                    "--snapshotter", "native", IMAGE, cid, *cmd]
+            secs, rc, err = timed(argv)
+            if rc:
+                fails[n] += 1
+                if fails[n] == 1:
+                    log(f"note: {n}: ctr run failed (rc {rc}): {err}")
+                d.ctr("task", "delete", "-f", cid)
+                d.ctr("container", "delete", cid)
+            elif i >= warmup:
+                times[n].append(secs)
+        if i == warmup - 1:
+            log(f"  warm-up done ({warmup} rounds)")
+    return times
+
+
+def stats(xs: list[float]) -> dict[str, float]:
+    if not xs:
+        return {}
+    s = sorted(xs)
+    return {"n": len(s), "median": statistics.median(s), "p90": s[min(len(s) - 1, int(0.9 * len(s)))],
+            "min": s[0]}
+
+
+def _pids_of(cid: str) -> list[int]:
+    """Shim processes serving container `cid` (their command line names it
+    after -id)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any("containerd-shim" in a for a in args[:3]) and "-id" in args and \
+                args[args.index("-id") + 1:args.index("-id") + 2] == [cid]:
+            pids.append(int(entry))
+    return pids
+
+
+def _memory(pid: int) -> dict[str, int]:
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss", "Private_Dirty"):
+                out[key.lower()] = int(rest.split()[0])
+    return out
+
+
+def shim_memory(d: Containerd, names: list[str], opts: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    """KiB of each shim's server while one container sleeps in it."""
+    result = {}
+    for n in names:
+        cid = f"mem-{n}"
+        d.ok("run", "-d", *opts[n], "--snapshotter", "native", IMAGE, cid, "sleep", "600")
+        try:
+            pids = _pids_of(cid)
+            if pids:
+                result[n] = {k: sum(_memory(p)[k] for p in pids) for k in ("rss", "pss", "private_dirty")}
+                result[n]["processes"] = len(pids)
+        finally:
+            d.ctr("task", "kill", "-s", "SIGKILL", cid)
+            d.ctr("task", "delete", "-f", cid)
+            d.ctr("container", "delete", cid)
+    return result
+
+
+# -- CRI: a pod of 5 containers ------------------------------------------------------------
+
+def bench_cri(d: Containerd, handlers: list[str], runs: int, warmup: int, size: int) -> dict[str, list[float]]:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from cri import call, first, msg  # the tests' stdlib CRI client
+
+    sock = d.sock
+    namespaces = msg((1, 2), (2, 1))  # network NODE (no CNI needed), pid CONTAINER
+    times: dict[str, list[float]] = {h: [] for h in handlers}
+    for i in range(warmup + runs):
+        for h in handlers:
+            pod = msg((1, msg((1, f"pod-{h}-{i}"), (2, f"uid-{h}-{i}"), (3, "default"))),
+                      (3, f"{d.base}/pod-logs"),
+                      (8, msg((2, msg((1, namespaces))))))
+            t0 = time.perf_counter()
+            sandbox = first(call(sock, "RunPodSandbox", msg((1, pod), (2, h))), 1).decode()
+            cids = []
+            try:
+                for k in range(size):
+                    container = msg((1, msg((1, f"c{k}"))), (2, msg((1, IMAGE))),
+                                    (3, ["sleep", "600"]), (11, f"c{k}-{i}.log"),
+                                    (15, msg((2, msg((3, namespaces))))))
+                    cid = first(call(sock, "CreateContainer", msg((1, sandbox), (2, container), (3, pod))),
+                                1).decode()
+                    cids.append(cid)
+                    call(sock, "StartContainer", msg((1, cid)))
+                secs = time.perf_counter() - t0
+                if i >= warmup:
+                    times[h].append(secs)
+            finally:
+                for cid in cids:
+                    call(sock, "StopContainer", msg((1, cid), (2, 0)))
+                    call(sock, "RemoveContainer", msg((1, cid)))
+                call(sock, "StopPodSandbox", msg((1, sandbox)))
+                call(sock, "RemovePodSandbox", msg((1, sandbox)))
+    return times
+
+
+# -- report --------------------------------------------------------------------------------
+
+def table(title: str, times: dict[str, list[float]], base: str) -> list[str]:
+    st = {n: stats(t) for n, t in times.items()}
+    ref = st.get(base, {}).get("median")
+    lines = [title, f"  {'':11} {'n':>4} {'median':>9} {'p90':>9} {'min':>9} {'ratio':>7}"]
+    for n, s in st.items():
+        if not s:
+            lines.append(f"  {n:11} no successful run")
+            continue
+        ratio = f"{s['median'] / ref:.2f}x" if ref else "-"
+        lines.append(f"  {n:11} {s['n']:4d} {s['median'] * 1e3:7.1f}ms {s['p90'] * 1e3:7.1f}ms "
+                     f"{s['min'] * 1e3:7.1f}ms {ratio:>7}")
+    return lines
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=20, help="recorded rounds (default 20)")
+    ap.add_argument("--warmup", type=int, default=2, help="rounds not recorded (default 2)")
+    ap.add_argument("--shim-dir", help="directory of containerd-shim-pyrunc-v1 and pyrunc "
+                    "(default: where `pyrunc` is on PATH)")
+    ap.add_argument("--variants", default="runc,pyrunc,shim", help="of runc,pyrunc,shim")
+    ap.add_argument("--no-memory", action="store_true", help="skip the shims' memory")
+    ap.add_argument("--cri", action="store_true", help="also a pod of --pod-size containers through CRI")
+    ap.add_argument("--pod-size", type=int, default=5)
+    ap.add_argument("--cri-runs", type=int, default=5, help="recorded pods per handler (default 5)")
+    ap.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        ap.error("must run as root")
+    for tool in ("containerd", "ctr", "containerd-shim-runc-v2", "runc"):
+        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+            ap.error(f"{tool} is not installed")
+    shim_dir = a.shim_dir or os.path.dirname(shutil.which("pyrunc") or "")
+    pyrunc = os.path.join(shim_dir, "pyrunc")
+    if not os.path.exists(os.path.join(shim_dir, SHIM_NAME)) or not os.path.exists(pyrunc):
+        ap.error(f"no {SHIM_NAME} and pyrunc in {shim_dir or '(pyrunc not on PATH)'}: give --shim-dir")
+    names = [n for n in a.variants.split(",") if n]
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    d = None
+    out: dict[str, object] = {"shim_dir": shim_dir}
+    lines: list[str] = []
+    try:
+        d = Containerd(shim_dir, pyrunc, a.cri)
+        with tempfile.TemporaryDirectory() as tmp:
+            layer = _tar_tree(build_rootfs(tmp))
+        d.import_image(oci_archive(layer, IMAGE, ["sh"]))
+        opts = variants(pyrunc, f"{d.base}/pyrunc-root")
+        log(f"ctr run --rm {IMAGE} ID true: {a.runs} rounds of {','.join(names)}")
+        times = bench_run(d, names, opts, a.runs, a.warmup, ["true"])
+        out["run"] = {n: stats(t) for n, t in times.items()}
+        out["run_times"] = times
+        lines += table("ctr run --rm IMAGE ID true", times, "runc")
+        if not a.no_memory:
+            mem = shim_memory(d, names, opts)
+            out["memory_kib"] = mem
+            lines += ["", "shim memory while a container runs (KiB, smaps_rollup)",
+                      f"  {'':11} {'rss':>8} {'pss':>8} {'private':>8}"]
+            for n, m in mem.items():
+                lines.append(f"  {n:11} {m['rss']:8d} {m['pss']:8d} {m['private_dirty']:8d}")
+        if a.cri:
+            for name, cmd in ((IMAGE, ["sh"]), (PAUSE, ["sleep", "2147483647"])):
+                d.import_image(oci_archive(layer, name, cmd), ns=CRI_NS)
+            handlers = ["runc", "pyrunc", "pyrunc-shim"]
+            log(f"CRI: pod of {a.pod_size}, {a.cri_runs} rounds of {','.join(handlers)}")
+            pods = bench_cri(d, handlers, a.cri_runs, 1, a.pod_size)
+            out["cri"] = {h: stats(t) for h, t in pods.items()}
+            lines += [""] + table(f"CRI: RunPodSandbox + {a.pod_size}x (CreateContainer + StartContainer)",
+                                  pods, "runc")
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        if d is not None:
+            d.close()
+    if a.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
