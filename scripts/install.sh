@@ -95,8 +95,8 @@ import sys
 sys.path.append("$lib")
 from pyrunc import _boot
 _boot.install("$lib")
-from pyrunc.shim.main import main
-sys.exit(main(sys.argv))
+from pyrunc.shim.main import run_and_exit
+run_and_exit(sys.argv)
 LAUNCHER
 chmod 755 "$prefix/bin/containerd-shim-pyrunc-v1.new"
 mv "$prefix/bin/containerd-shim-pyrunc-v1.new" "$prefix/bin/containerd-shim-pyrunc-v1"

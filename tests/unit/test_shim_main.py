@@ -66,3 +66,15 @@ def test_grouping_key(tmp_path):
     with pytest.raises(P.ShimError) as ei:
         P.grouping_key(str(tmp_path), "c1")
     assert str(ei.value) == f"{tmp_path}/config.json: invalid JSON"
+
+
+@pytest.mark.parametrize("ns", [1_765_000_000_123_456_789, 1_765_000_000_000_000_000, 0])
+def test_delete_response_is_the_messages_encoding(ns):
+    """`delete` encodes its reply by hand (no message classes imported):
+    byte for byte what DeleteResponse.encode() gives, and it decodes back."""
+    from pyrunc.shim import messages as m
+    from pyrunc.shim.process import delete_response
+    want = m.DeleteResponse(exit_status=137, exited_at=m.Timestamp.from_ns(ns)).encode()
+    assert delete_response(137, ns) == want
+    got = m.DeleteResponse.decode(delete_response(137, ns))
+    assert (got.exit_status, got.exited_at.to_ns(), got.pid) == (137, ns, 0)

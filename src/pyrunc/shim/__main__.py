@@ -1,6 +1,6 @@
 """`python3 -m pyrunc.shim`: the shim from a checkout (as containerd-shim-pyrunc-v1)."""
 import sys
 
-from pyrunc.shim.main import main
+from pyrunc.shim.main import run_and_exit
 
-sys.exit(main(sys.argv))
+run_and_exit(sys.argv)

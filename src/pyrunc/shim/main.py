@@ -93,6 +93,19 @@ def _version() -> str:
     return f"{NAME}:\n  Version:  {version}\n  Revision: {commit}\n  Python:   {sys.version.split()[0]}\n"
 
 
+def run_and_exit(argv: list[str]) -> None:
+    """The launcher's entry: main(), then exit without interpreter teardown
+    (as pyrunc's CLI): `start` and `delete` are on containerd's critical
+    path, and the server has cleaned up before serve() returns."""
+    code = main(argv)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
+
+
 def main(argv: list[str]) -> int:
     try:
         flags, args = parse_flags(argv[1:])
