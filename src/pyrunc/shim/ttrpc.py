@@ -21,7 +21,10 @@ import selectors
 import socket
 import struct
 import threading
-from typing import Callable, Mapping
+
+TYPE_CHECKING = False  # typing: 4 ms of the server's start, before the first Create
+if TYPE_CHECKING:
+    from typing import Callable, Mapping
 
 from pyrunc.shim.protobuf import Any, DecodeError, Field, Message
 
@@ -34,7 +37,8 @@ REQUEST, RESPONSE = 1, 2
 OK, CANCELED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, ALREADY_EXISTS = range(7)
 RESOURCE_EXHAUSTED, FAILED_PRECONDITION, UNIMPLEMENTED, UNAVAILABLE = 8, 9, 12, 14
 
-Handler = Callable[[bytes], bytes]
+if TYPE_CHECKING:
+    Handler = Callable[[bytes], bytes]
 
 
 # -- messages (ttrpc's request.proto; google/rpc/status.proto) ---------------------
