@@ -470,3 +470,50 @@ def test_containers_of_a_group_share_one_shim(ctr):
             assert _alive(shim), "the shim went with the first of its tasks"
             assert _status(ctr, cids[1], "RUNNING") == "RUNNING"
     wait_until(lambda: not _alive(shim), 5, what="the shim to exit with its last task")
+
+
+# -- binary:// and file:// log URIs ---------------------------------------------------------
+
+def test_binary_log_uri_runs_the_logger_until_the_container_ends(ctr, tmp_path):
+    """containerd's contract for `binary://` stdio: the logger gets the query
+    as arguments, CONTAINER_ID and CONTAINER_NAMESPACE, stdout on fd 3 and
+    stderr on fd 4, and is gone once the task is."""
+    cid = _cid(ctr, "blog")
+    out = tmp_path / "log.txt"
+    logger = tmp_path / "logger"
+    logger.write_text(f"""#!/usr/bin/python3
+import os, sys
+with open("{out}.pid", "w") as f:
+    f.write(str(os.getpid()))
+os.close(5)
+data = os.read(3, 65536)
+chunks = [data]
+while data:
+    data = os.read(3, 65536)
+    chunks.append(data)
+err = b"".join(iter(lambda: os.read(4, 65536), b""))
+with open("{out}", "ab") as f:
+    f.write(("args=%s id=%s ns=%s\\n" % (sys.argv[1:], os.environ.get("CONTAINER_ID"),
+                                          os.environ.get("CONTAINER_NAMESPACE"))).encode())
+    f.write(b"".join(chunks) + err)
+""")
+    logger.chmod(0o755)
+    r = ctr.run(cid, "sh", "-c", "echo to-out; echo to-err >&2; exit 4",
+                opts=("--rm", "--log-uri", f"binary://{logger}?x=y"))
+    assert r.returncode == 4, r
+    assert r.stdout == "", r  # it went to the logger
+    pid = int((tmp_path / "log.txt.pid").read_text())
+    wait_until(lambda: not _alive(pid), 5, what="the logger to exit")
+    assert out.read_text() == f"args=['x', 'y'] id={cid} ns={NS}\nto-out\nto-err\n"
+
+
+def test_file_log_uri_appends_out_and_err(ctr, tmp_path):
+    cid = _cid(ctr, "flog")
+    log = tmp_path / "new" / "log.txt"
+    for i in range(2):
+        r = ctr.run(cid, "sh", "-c", f"echo out{i}; echo err{i} >&2",
+                    opts=("--rm", "--log-uri", f"file://{log}"))
+        assert r.returncode == 0, r
+    text = log.read_text()
+    assert sorted(text.split()) == ["err0", "err1", "out0", "out1"], text
+    assert text.index("out0") < text.index("out1"), text

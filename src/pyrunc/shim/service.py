@@ -25,6 +25,7 @@ from pyrunc.shim.ttrpc import (AlreadyExists, FailedPrecondition, Handler, Inval
                                Unimplemented)
 
 if TYPE_CHECKING:
+    from pyrunc.shim.logger import BinaryLogger
     from pyrunc.shim.stdio import Console
 
 DEFAULT_ROOT = "/run/containerd/pyrunc"
@@ -86,6 +87,7 @@ class TaskService:
         self.namespace = namespace
         self._lock = threading.RLock()  # the tasks, library calls and reaping
         self._pids: dict[int, tuple[Task, Proc]] = {}
+        self._loggers: dict[int, BinaryLogger] = {}  # binary:// stdio's, reaped here too
         self._children = threading.Event()
         self._on_shutdown = on_shutdown
         self._events: queue.Queue = queue.Queue()
@@ -153,6 +155,8 @@ class TaskService:
             entry = self._pids.pop(pid, None)
             if entry is not None:
                 self._exited(entry[0], entry[1], _status(code))
+            elif pid in self._loggers:
+                self._loggers.pop(pid).exited.set()
 
     def _exited(self, task: Task, p: Proc, status: int) -> None:
         if p.console is not None:
@@ -172,6 +176,20 @@ class TaskService:
         if p.pid in self._pids and not p.exited.is_set():
             del self._pids[p.pid]
             self._exited(task, p, status)
+
+    def _open_stdio(self, stdio, cid: str) -> tuple[int, int, int]:
+        """The fds for a process (with the lock held: a logger it starts is
+        known to the reaper before it can exit)."""
+        fds = stdio.open(cid, self.namespace)
+        if stdio.logger is not None:
+            self._loggers[stdio.logger.pid] = stdio.logger
+            self._children.set()
+        return fds
+
+    def _stop_logger(self, stdio) -> None:
+        if stdio.logger is not None:
+            stdio.logger.stop(self._reap)
+            self._loggers.pop(stdio.logger.pid, None)
 
     def _task(self, cid: str) -> Task:
         t = self.tasks.get(cid)
@@ -212,7 +230,7 @@ class TaskService:
                     csock = ConsoleSocket()
                     kw["console_socket"] = csock.path
                 else:
-                    kw["stdio"] = stdio.open()
+                    kw["stdio"] = self._open_stdio(stdio, req.id)
                 os.makedirs(root, mode=0o711, exist_ok=True)
                 try:
                     c = pyrunc.Container.create(req.id, req.bundle, root, **kw)
@@ -234,6 +252,7 @@ class TaskService:
                 if mounted:
                     mounts.unmount_all(rootfs)
                 stdio.close()
+                self._stop_logger(stdio)
                 raise
             finally:
                 if csock is not None:
@@ -282,7 +301,7 @@ class TaskService:
                 csock = ConsoleSocket()
                 kw["console_socket"] = csock.path
             else:
-                kw["stdio"] = p.stdio.open()
+                kw["stdio"] = self._open_stdio(p.stdio, p.exec_id)
             try:
                 task.container.exec(pyrunc.ExecOptions(process=p.spec, detach=True, pid_file=pid_file, **kw))
             except PyruncError as e:
@@ -510,6 +529,7 @@ class TaskService:
                     raise FailedPrecondition(f"cannot delete a running process")
             if p.exec_id:
                 del task.execs[p.exec_id]
+                self._stop_logger(p.stdio)
                 p.exited.set()  # a Wait on a process that never started ends with it
                 return m.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=p.exited_at)
             try:
@@ -522,7 +542,9 @@ class TaskService:
             self._gone(task, p)
             for ex in list(task.execs.values()):
                 self._pids.pop(ex.pid, None)
+                self._stop_logger(ex.stdio)
                 ex.exited.set()
+            self._stop_logger(p.stdio)
             task.oom_stop.set()
             if task.mounted:
                 mounts.unmount_all(os.path.join(task.bundle, "rootfs"))
