@@ -181,13 +181,17 @@ class TaskService:
         """The fds for a process (with the lock held: a logger it starts is
         known to the reaper before it can exit)."""
         fds = stdio.open(cid, self.namespace)
+        self._register_logger(stdio)
+        return fds
+
+    def _register_logger(self, stdio) -> None:
         if stdio.logger is not None:
             self._loggers[stdio.logger.pid] = stdio.logger
             self._children.set()
-        return fds
 
     def _stop_logger(self, stdio) -> None:
         if stdio.logger is not None:
+            self._register_logger(stdio)  # known to the reaper (again: a reaped one is `exited`)
             stdio.logger.stop(self._reap)
             self._loggers.pop(stdio.logger.pid, None)
 
@@ -241,7 +245,8 @@ class TaskService:
                 init = Proc("", stdio)
                 task = Task(req.id, req.bundle, root, init, mounted)
                 if csock is not None:
-                    init.console = Console(csock.receive(), stdio)
+                    init.console = Console(csock.receive(), stdio, req.id, self.namespace)
+                    self._register_logger(stdio)
                 init.pid = c.state().pid
             except BaseException:
                 if csock is not None:
@@ -309,7 +314,8 @@ class TaskService:
             with open(pid_file) as f:
                 p.pid = int(f.read().strip())
             if csock is not None:
-                p.console = Console(csock.receive(), p.stdio)
+                p.console = Console(csock.receive(), p.stdio, p.exec_id, self.namespace)
+                self._register_logger(p.stdio)
         finally:
             p.stdio.close()
             if csock is not None:

@@ -96,10 +96,21 @@ class Console:
     thread closes only its own fds, and the master goes once both are done
     (never an fd number another thread may still use)."""
 
-    def __init__(self, master: int, stdio: Stdio) -> None:
+    def __init__(self, master: int, stdio: Stdio, cid: str = "", namespace: str = "") -> None:
         self.master = master
         self.stdin_fd = _open_fifo(stdio.stdin, os.O_RDONLY) if stdio.stdin else -1
-        self.stdout_fd = _open_fifo(stdio.stdout, os.O_WRONLY) if stdio.stdout else -1
+        if stdio.stdout.startswith("binary://"):  # containerd's CopyConsole: the logger's fd 3
+            from pyrunc.shim.logger import BinaryLogger
+            try:
+                stdio.logger = logger = BinaryLogger(stdio.stdout, cid, namespace)
+            except BaseException:
+                if self.stdin_fd >= 0:
+                    os.close(self.stdin_fd)
+                raise
+            self.stdout_fd, logger.stdout = logger.stdout, -1
+            logger.close_pipes()  # stderr: a terminal has none
+        else:
+            self.stdout_fd = _open_fifo(stdio.stdout, os.O_WRONLY) if stdio.stdout else -1
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self.done = threading.Event()
         self.closed = False
