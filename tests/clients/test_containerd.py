@@ -666,3 +666,41 @@ def test_cri_oom_killed_container(pod):
     assert (first(st, STATUS_STATE), first(st, STATUS_EXIT_CODE, 0)) == (CONTAINER_EXITED, 137), st
     assert first(st, STATUS_REASON, b"") == b"OOMKilled", st
     assert first(pod.status(other), STATUS_STATE) == CONTAINER_RUNNING
+
+
+def test_cri_exec_timeout_stats_update_and_exit_reasons(pod):
+    """ExecSync past its timeout fails and its process is killed; stats
+    (CPU, memory working set); UpdateContainerResources reaches the cgroup;
+    the reasons Completed and Error with the exit codes of containers that
+    end by themselves."""
+    cid = pod.container("main", "sleep", "600")
+    t = time.monotonic()
+    with pytest.raises(CriError):
+        call(str(pod.ctr.sock), "ExecSync", msg((1, cid), (2, ["sh", "-c", "exec sleep 77"]), (3, 1)))
+    assert time.monotonic() - t < 10
+    deadline = time.monotonic() + 5
+    while b"77" in first(_call(pod.ctr, "ExecSync", msg((1, cid), (2, ["ps", "-o", "args"]), (3, 30))), 1, b"") \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    r = _call(pod.ctr, "ExecSync", msg((1, cid), (2, ["ps", "-o", "args"]), (3, 30)))
+    assert b"sleep 77" not in first(r, 1, b""), r
+
+    stats = parse(first(_call(pod.ctr, "ContainerStats", msg((1, cid))), 1))  # ContainerStats
+    memory, cpu = parse(first(stats, 3)), parse(first(stats, 2))
+    assert first(parse(first(memory, 2)), 1, 0) > 0, memory  # working_set_bytes
+    assert first(parse(first(cpu, 2)), 1, 0) > 0, cpu  # usage_core_nano_seconds
+
+    _call(pod.ctr, "UpdateContainerResources", msg((1, cid), (2, msg((4, 48 << 20)))))
+    limit = Path("/sys/fs/cgroup/memory") / pod.cgroup_parent.lstrip("/") / cid / "memory.limit_in_bytes"
+    if limit.parent.exists():  # cgroup v1
+        assert limit.read_text().strip() == str(48 << 20)
+    else:
+        v2 = Path("/sys/fs/cgroup") / pod.cgroup_parent.lstrip("/") / cid / "memory.max"
+        assert v2.read_text().strip() == str(48 << 20)
+
+    ok = pod.container("ok", "true")
+    bad = pod.container("bad", "sh", "-c", "exit 3")
+    for c, code, reason in ((ok, 0, b"Completed"), (bad, 3, b"Error")):
+        st = pod.wait_exited(c)
+        assert (first(st, STATUS_STATE), first(st, STATUS_EXIT_CODE, 0), first(st, STATUS_REASON)) == \
+            (CONTAINER_EXITED, code, reason), st

@@ -390,12 +390,13 @@ class TaskService:
             return m.PidsResponse(processes=out)
 
     def Stats(self, req: m.StatsRequest) -> m.StatsResponse:
+        from pyrunc.cgroups.stats import collect
         from pyrunc.shim.metrics import metrics
         with self._lock:
             task = self._task(req.id)
-            try:
-                stats = task.container.stats()
+            try:  # the library's own shape (Container.stats() is runc's JSON: cpu.usage.total, ...)
                 paths = _cgroup_paths(task)
+                stats = collect(paths)
             except Exception as e:  # noqa: BLE001
                 raise RuntimeError(f"failed to get stats: {e}") from None
         return m.StatsResponse(stats=metrics(stats, paths))
