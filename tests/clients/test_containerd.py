@@ -528,6 +528,7 @@ class Pod:
                           (8, msg((1, self.cgroup_parent), (2, msg((1, self.namespaces))))))
         self.id = first(_call(ctr, "RunPodSandbox", msg((1, self.config), (2, handler))), 1).decode()
         self.cids: list[str] = []
+        self.removed = False
 
     def container(self, name: str, *cmd: str, memory: int = 0) -> str:
         resources = msg((4, memory)) if memory else None
@@ -554,6 +555,8 @@ class Pod:
         return log
 
     def remove(self) -> None:
+        if self.removed:
+            return
         for cid in self.cids:
             _call(self.ctr, "StopContainer", msg((1, cid), (2, 0)))
             _call(self.ctr, "RemoveContainer", msg((1, cid)))
@@ -704,3 +707,27 @@ def test_cri_exec_timeout_stats_update_and_exit_reasons(pod):
         st = pod.wait_exited(c)
         assert (first(st, STATUS_STATE), first(st, STATUS_EXIT_CODE, 0), first(st, STATUS_REASON)) == \
             (CONTAINER_EXITED, code, reason), st
+
+
+def test_cri_tty_container_and_pod_removed_with_running_containers(pod):
+    """A container with a terminal (its log from the pty), then the pod
+    stopped and removed while its containers run, as kubelet does for a
+    forced deletion: StopPodSandbox stops them, RemovePodSandbox removes them."""
+    config = msg((1, msg((1, "tty"))), (2, msg((1, IMAGE))), (3, ["sh", "-c", "echo tty-out; exec sleep 600"]),
+                 (11, "tty.log"), (14, True),  # tty
+                 (15, msg((2, msg((3, pod.namespaces))))))
+    tty = first(_call(pod.ctr, "CreateContainer", msg((1, pod.id), (2, config), (3, pod.config))), 1).decode()
+    _call(pod.ctr, "StartContainer", msg((1, tty)))
+    assert " stdout F tty-out" in pod.log("tty", "tty-out")
+    r = _call(pod.ctr, "ExecSync", msg((1, tty), (2, ["readlink", "/proc/1/fd/1"]), (3, 30)))
+    assert first(r, 3, 0) == 0 and first(r, 1, b"").startswith(b"/dev/pts/"), r  # the init's: the pty
+    other = pod.container("other", "sleep", "600")
+    pod.cids = []  # removed with the pod below, not one by one
+    _call(pod.ctr, "StopPodSandbox", msg((1, pod.id)))
+    for cid in (tty, other):
+        assert first(pod.status(cid), STATUS_STATE) == CONTAINER_EXITED
+    pod.cids = [tty, other]  # for the leftover checks: RemovePodSandbox takes them
+    _call(pod.ctr, "RemovePodSandbox", msg((1, pod.id)))
+    with pytest.raises(CriError):
+        call(str(pod.ctr.sock), "ContainerStatus", msg((1, tty)))
+    pod.removed = True
