@@ -356,8 +356,12 @@ def test_oom_event_and_exit_status(ctr):
         time.sleep(0.3)
         # not --rm: the container stays while the event comes (the runc
         # shim's may come after the task's delete)
+        # dd is the one killed; the shell outlives it by a second, so that the
+        # runc shim, which reads its OOM eventfd only while the cgroup is
+        # there, reports it reliably too; it exits with dd's status (137)
         r = ctr("run", "--runtime", RUNTIMES[ctr.runtime], "--memory-limit", str(16 << 20),
-                "--snapshotter", "native", IMAGE, cid, "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
+                "--snapshotter", "native", IMAGE, cid, "sh", "-c",
+                "dd if=/dev/zero of=/dev/null bs=64M count=1; s=$?; sleep 1; exit $s")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and "/tasks/oom" not in _task_topics(ctr, list(seen), cid):
             time.sleep(0.05)
