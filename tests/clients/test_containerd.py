@@ -46,6 +46,10 @@ PAUSE_IMAGE = "docker.io/pyrunc-test/pause:latest"
 # runtime's state in the tests' dir), pods' images on the native snapshotter;
 # restrict_oom_score_adj: root may lack CAP_SYS_RESOURCE (this VM's does, as
 # CI sandboxes do), so the sandbox's oom_score_adj -998 could not be set
+# the tests' own addition: runc's shim with runc (the reference handler)
+RUNC_HANDLER = """    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+"""
 CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "docker.io/pyrunc-test/pause:latest"
   restrict_oom_score_adj = true
@@ -142,7 +146,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
   address = "{base}/containerd.sock.ttrpc"
 [debug]
   address = "{base}/debug.sock"
-""" + CRI_CONFIG.format(base=base, runtime=runtime))
+""" + CRI_CONFIG.format(base=base, runtime=runtime) + RUNC_HANDLER)
     log = open(base / "containerd.log", "w")
     # pyrunc's own shim (runtime `pyrunc-shim`), installed next to the runtime
     env = dict(os.environ, PATH=f"{os.path.dirname(runtime)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
@@ -498,3 +502,232 @@ def test_cri_runtime_registered_by_binary_name(ctr, cri, handler):
             os.rmdir(runtime_root)  # the namespace's root, made for the pod
         except OSError:
             pass
+
+
+# -- CRI pods: the same tests with runc's shim (and runc) and with pyrunc's shim ------------
+
+CRI_HANDLERS = ["runc", "pyrunc-shim"]
+RUNTIME_ROOTS = {"runc": "/run/containerd/runc", "pyrunc-shim": "/run/containerd/pyrunc"}
+# ContainerStatus fields (api.proto): state 3, exit_code 7, reason 10
+STATUS_STATE, STATUS_EXIT_CODE, STATUS_REASON = 3, 7, 10
+
+
+class Pod:
+    """A pod sandbox of one handler, its containers, and the check that
+    nothing of them is left once it is removed."""
+
+    def __init__(self, ctr: Ctr, handler: str, name: str) -> None:
+        if handler == "pyrunc-shim" and not (Path(ctr.runtime).parent / "containerd-shim-pyrunc-v1").exists():
+            pytest.skip("containerd-shim-pyrunc-v1 is not installed next to the runtime under test")
+        self.ctr, self.handler = ctr, handler
+        self.cgroup_parent = Ctr.cgroup(f"cri-{name}")
+        self.logs = ctr.base / f"logs-{name}-{handler}"
+        self.namespaces = msg((1, 2), (2, 1))  # network NODE, pid CONTAINER
+        self.config = msg((1, msg((1, f"{name}-{handler}"), (2, f"{name}-{handler}-uid"), (3, "default"))),
+                          (3, str(self.logs)),
+                          (8, msg((1, self.cgroup_parent), (2, msg((1, self.namespaces))))))
+        self.id = first(_call(ctr, "RunPodSandbox", msg((1, self.config), (2, handler))), 1).decode()
+        self.cids: list[str] = []
+        self.removed = False
+
+    def container(self, name: str, *cmd: str, memory: int = 0) -> str:
+        resources = msg((4, memory)) if memory else None
+        config = msg((1, msg((1, name))), (2, msg((1, IMAGE))), (3, list(cmd)), (11, f"{name}.log"),
+                     (15, msg((1, resources), (2, msg((3, self.namespaces))))))
+        cid = first(_call(self.ctr, "CreateContainer", msg((1, self.id), (2, config), (3, self.config))), 1).decode()
+        self.cids.append(cid)
+        _call(self.ctr, "StartContainer", msg((1, cid)))
+        return cid
+
+    def status(self, cid: str) -> dict[int, list]:
+        return parse(first(_call(self.ctr, "ContainerStatus", msg((1, cid))), 1))
+
+    def wait_exited(self, cid: str, timeout: float = 30) -> dict[int, list]:
+        deadline = time.monotonic() + timeout
+        while first(st := self.status(cid), STATUS_STATE, 0) != CONTAINER_EXITED and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return st
+
+    def log(self, name: str, text: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in (log := _read(self.logs / f"{name}.log")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return log
+
+    def remove(self) -> None:
+        if self.removed:
+            return
+        for cid in self.cids:
+            _call(self.ctr, "StopContainer", msg((1, cid), (2, 0)))
+            _call(self.ctr, "RemoveContainer", msg((1, cid)))
+        _call(self.ctr, "StopPodSandbox", msg((1, self.id)))
+        _call(self.ctr, "RemovePodSandbox", msg((1, self.id)))
+
+    def leftovers(self) -> list[str]:
+        ids = [self.id, *self.cids]
+        problems = []
+        deadline = time.monotonic() + 5
+        while (shims := _shims(ids)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if shims:
+            problems.append(f"shims left: {shims}")
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f if any(i in line for i in ids)]
+        if mounts:
+            problems.append(f"mounts left: {mounts}")
+        cgroups = [str(c) for ctrl in Path("/sys/fs/cgroup").iterdir()
+                   for c in (ctrl / self.cgroup_parent.lstrip("/")).glob("*") if c.name in ids]
+        if cgroups:
+            problems.append(f"cgroups left: {cgroups}")
+        states = [i for i in ids if os.path.exists(os.path.join(RUNTIME_ROOTS[self.handler], CRI_NS, i))]
+        if states:
+            problems.append(f"runtime state left: {states}")
+        return problems
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+def _shims(ids: list[str]) -> list[int]:
+    """The shim processes (containerd-shim-*, or a python running one: the
+    script after the interpreter and its flags) serving one of these ids."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(b"containerd-shim-" in arg for arg in argv[:3]) and any(
+                    argv[i] == b"-id" and argv[i + 1].decode() in ids for i in range(len(argv) - 1)):
+                out.append(int(d.name))
+    return out
+
+
+@pytest.fixture(params=CRI_HANDLERS)
+def pod(request, ctr, cri) -> Iterator[Pod]:
+    p = Pod(ctr, request.param, request.node.name.split("[")[0].removeprefix("test_cri_").replace("_", "-")[:20])
+    try:
+        yield p
+    finally:
+        p.remove()
+    assert ctr("container", "ls", "-q", namespace=CRI_NS).stdout.split() == []
+    assert not p.leftovers()
+    try:
+        os.rmdir(os.path.join(RUNTIME_ROOTS[p.handler], CRI_NS))
+    except OSError:
+        pass
+
+
+def test_cri_two_containers_one_shim_exec_logs_stop(pod):
+    """Two containers in one pod: one shim for the pod (the sandbox's),
+    ExecSync's output and exit code, the CRI log written from the stdio
+    FIFOs, and StopContainer: the exit code of a container that handles
+    SIGTERM, and a container that ignores it killed once the timeout is up."""
+    a = pod.container("a", "sh", "-c", "echo out-a; echo err-a >&2; trap 'exit 7' TERM; "
+                                       "while :; do sleep 0.1; done")
+    b = pod.container("b", "sh", "-c", "echo out-b; exec sleep 600")  # PID 1: SIGTERM ignored
+    shims = _shims([pod.id, a, b])
+    assert len(shims) == 1, shims
+    assert f"-id {pod.id}" in " ".join(Path(f"/proc/{shims[0]}/cmdline").read_text().split("\0"))
+
+    r = _call(pod.ctr, "ExecSync", msg((1, b), (2, ["sh", "-c", "echo in-b; echo to-err >&2; exit 5"]), (3, 30)))
+    assert (first(r, 1), first(r, 2), first(r, 3)) == (b"in-b\n", b"to-err\n", 5), r
+    r = _call(pod.ctr, "ExecSync", msg((1, a), (2, ["cat", "/proc/1/cmdline"]), (3, 30)))
+    assert first(r, 1, b"").startswith(b"sh\0-c\0echo out-a") and first(r, 3, 0) == 0, r
+
+    log = pod.log("a", "err-a")
+    lines = sorted(line.split(" ", 1)[1] for line in log.splitlines())
+    assert lines == ["stderr F err-a", "stdout F out-a"], log
+    assert " stdout F out-b\n" in pod.log("b", "out-b")
+
+    t = time.monotonic()
+    _call(pod.ctr, "StopContainer", msg((1, a), (2, 10)))
+    took = time.monotonic() - t
+    st = pod.status(a)
+    assert (first(st, STATUS_STATE), first(st, STATUS_EXIT_CODE, 0)) == (CONTAINER_EXITED, 7), st
+    assert took < 5, took
+    t = time.monotonic()
+    _call(pod.ctr, "StopContainer", msg((1, b), (2, 2)))
+    took = time.monotonic() - t
+    st = pod.status(b)
+    assert (first(st, STATUS_STATE), first(st, STATUS_EXIT_CODE, 0)) == (CONTAINER_EXITED, 137), st
+    assert 2 <= took < 8, took
+    assert _shims([pod.id, a, b]) == shims  # the pod's shim stays with its sandbox
+
+
+def test_cri_oom_killed_container(pod):
+    """A container over its memory limit: ContainerStatus says OOMKilled,
+    exit 137, and the pod's other container runs on."""
+    other = pod.container("other", "sleep", "600")
+    cid = pod.container("hog", "sh", "-c", MEMORY_HOG, memory=16 << 20)
+    st = pod.wait_exited(cid)
+    assert (first(st, STATUS_STATE), first(st, STATUS_EXIT_CODE, 0)) == (CONTAINER_EXITED, 137), st
+    assert first(st, STATUS_REASON, b"") == b"OOMKilled", st
+    assert first(pod.status(other), STATUS_STATE) == CONTAINER_RUNNING
+
+
+def test_cri_exec_timeout_stats_update_and_exit_reasons(pod):
+    """ExecSync past its timeout fails and its process is killed; stats
+    (CPU, memory working set); UpdateContainerResources reaches the cgroup;
+    the reasons Completed and Error with the exit codes of containers that
+    end by themselves."""
+    cid = pod.container("main", "sleep", "600")
+    t = time.monotonic()
+    with pytest.raises(CriError):
+        call(str(pod.ctr.sock), "ExecSync", msg((1, cid), (2, ["sh", "-c", "exec sleep 77"]), (3, 1)))
+    assert time.monotonic() - t < 10
+    deadline = time.monotonic() + 5
+    while b"77" in first(_call(pod.ctr, "ExecSync", msg((1, cid), (2, ["ps", "-o", "args"]), (3, 30))), 1, b"") \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    r = _call(pod.ctr, "ExecSync", msg((1, cid), (2, ["ps", "-o", "args"]), (3, 30)))
+    assert b"sleep 77" not in first(r, 1, b""), r
+
+    stats = parse(first(_call(pod.ctr, "ContainerStats", msg((1, cid))), 1))  # ContainerStats
+    memory, cpu = parse(first(stats, 3)), parse(first(stats, 2))
+    assert first(parse(first(memory, 2)), 1, 0) > 0, memory  # working_set_bytes
+    assert first(parse(first(cpu, 2)), 1, 0) > 0, cpu  # usage_core_nano_seconds
+
+    _call(pod.ctr, "UpdateContainerResources", msg((1, cid), (2, msg((4, 48 << 20)))))
+    limit = Path("/sys/fs/cgroup/memory") / pod.cgroup_parent.lstrip("/") / cid / "memory.limit_in_bytes"
+    if limit.parent.exists():  # cgroup v1
+        assert limit.read_text().strip() == str(48 << 20)
+    else:
+        v2 = Path("/sys/fs/cgroup") / pod.cgroup_parent.lstrip("/") / cid / "memory.max"
+        assert v2.read_text().strip() == str(48 << 20)
+
+    ok = pod.container("ok", "true")
+    bad = pod.container("bad", "sh", "-c", "exit 3")
+    for c, code, reason in ((ok, 0, b"Completed"), (bad, 3, b"Error")):
+        st = pod.wait_exited(c)
+        assert (first(st, STATUS_STATE), first(st, STATUS_EXIT_CODE, 0), first(st, STATUS_REASON)) == \
+            (CONTAINER_EXITED, code, reason), st
+
+
+def test_cri_tty_container_and_pod_removed_with_running_containers(pod):
+    """A container with a terminal (its log from the pty), then the pod
+    stopped and removed while its containers run, as kubelet does for a
+    forced deletion: StopPodSandbox stops them, RemovePodSandbox removes them."""
+    config = msg((1, msg((1, "tty"))), (2, msg((1, IMAGE))), (3, ["sh", "-c", "echo tty-out; exec sleep 600"]),
+                 (11, "tty.log"), (14, True),  # tty
+                 (15, msg((2, msg((3, pod.namespaces))))))
+    tty = first(_call(pod.ctr, "CreateContainer", msg((1, pod.id), (2, config), (3, pod.config))), 1).decode()
+    _call(pod.ctr, "StartContainer", msg((1, tty)))
+    assert " stdout F tty-out" in pod.log("tty", "tty-out")
+    r = _call(pod.ctr, "ExecSync", msg((1, tty), (2, ["readlink", "/proc/1/fd/1"]), (3, 30)))
+    assert first(r, 3, 0) == 0 and first(r, 1, b"").startswith(b"/dev/pts/"), r  # the init's: the pty
+    other = pod.container("other", "sleep", "600")
+    pod.cids = []  # removed with the pod below, not one by one
+    _call(pod.ctr, "StopPodSandbox", msg((1, pod.id)))
+    for cid in (tty, other):
+        assert first(pod.status(cid), STATUS_STATE) == CONTAINER_EXITED
+    pod.cids = [tty, other]  # for the leftover checks: RemovePodSandbox takes them
+    _call(pod.ctr, "RemovePodSandbox", msg((1, pod.id)))
+    with pytest.raises(CriError):
+        call(str(pod.ctr.sock), "ContainerStatus", msg((1, tty)))
+    pod.removed = True

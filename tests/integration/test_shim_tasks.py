@@ -232,6 +232,8 @@ def test_detached_exec_ps_pause_metrics_kill_delete(ctr):
     metrics = ctr.ok("task", "metrics", cid).stdout
     assert re.search(r"pids\.current\s+2\b", metrics), metrics
     assert re.search(r"memory\.usage_in_bytes\s+[1-9]", metrics), metrics
+    if "cpuacct.usage " in metrics:  # cgroup v1: the execs above took some CPU time
+        assert re.search(r"cpuacct\.usage\s+[1-9]", metrics), metrics
     r = ctr("task", "delete", cid)
     assert r.returncode != 0 and "running" in r.stderr, r
     ctr.ok("task", "kill", "-s", "SIGKILL", cid)
@@ -354,8 +356,12 @@ def test_oom_event_and_exit_status(ctr):
         time.sleep(0.3)
         # not --rm: the container stays while the event comes (the runc
         # shim's may come after the task's delete)
+        # dd is the one killed; the shell outlives it by a second, so that the
+        # runc shim, which reads its OOM eventfd only while the cgroup is
+        # there, reports it reliably too; it exits with dd's status (137)
         r = ctr("run", "--runtime", RUNTIMES[ctr.runtime], "--memory-limit", str(16 << 20),
-                "--snapshotter", "native", IMAGE, cid, "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1")
+                "--snapshotter", "native", IMAGE, cid, "sh", "-c",
+                "dd if=/dev/zero of=/dev/null bs=64M count=1; s=$?; sleep 1; exit $s")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and "/tasks/oom" not in _task_topics(ctr, list(seen), cid):
             time.sleep(0.05)
@@ -470,3 +476,86 @@ def test_containers_of_a_group_share_one_shim(ctr):
             assert _alive(shim), "the shim went with the first of its tasks"
             assert _status(ctr, cids[1], "RUNNING") == "RUNNING"
     wait_until(lambda: not _alive(shim), 5, what="the shim to exit with its last task")
+
+
+# -- binary:// and file:// log URIs ---------------------------------------------------------
+
+def _logger(tmp_path: Path, out: Path) -> Path:
+    """A logging binary: its pid to OUT.pid; its arguments, environment and
+    stdout (fd 3) to OUT at the stdout's EOF, then stderr (fd 4) at its EOF."""
+    logger = tmp_path / "logger"
+    logger.write_text(f"""#!/usr/bin/python3
+import os, signal, sys
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # runc's shim: SIGTERM with EOF, at Delete
+with open("{out}.pid", "w") as f:
+    f.write(str(os.getpid()))
+os.close(5)
+out = b"".join(iter(lambda: os.read(3, 65536), b""))
+with open("{out}", "ab") as f:
+    f.write(("args=%s id=%s ns=%s\\n" % (sys.argv[1:], os.environ.get("CONTAINER_ID"),
+                                          os.environ.get("CONTAINER_NAMESPACE"))).encode() + out)
+err = b"".join(iter(lambda: os.read(4, 65536), b""))
+with open("{out}", "ab") as f:
+    f.write(err)
+""")
+    logger.chmod(0o755)
+    return logger
+
+
+def test_binary_log_uri_runs_the_logger_until_the_container_ends(ctr, tmp_path):
+    """containerd's contract for `binary://` stdio: the logger gets the query
+    as arguments, CONTAINER_ID and CONTAINER_NAMESPACE, stdout on fd 3 and
+    stderr on fd 4, and is gone once the task is."""
+    cid = _cid(ctr, "blog")
+    out = tmp_path / "log.txt"
+    logger = _logger(tmp_path, out)
+    r = ctr.run(cid, "sh", "-c", "echo to-out; echo to-err >&2; exit 4",
+                opts=("--rm", "--log-uri", f"binary://{logger}?x=y"))
+    assert r.returncode == 4, r
+    assert r.stdout == "", r  # it went to the logger
+    pid = int((tmp_path / "log.txt.pid").read_text())
+    wait_until(lambda: not _alive(pid), 5, what="the logger to exit")
+    assert out.read_text() == f"args=['x', 'y'] id={cid} ns={NS}\nto-out\nto-err\n"
+
+
+def test_file_log_uri_appends_out_and_err(ctr, tmp_path):
+    cid = _cid(ctr, "flog")
+    log = tmp_path / "new" / "log.txt"
+    for i in range(2):
+        r = ctr.run(cid, "sh", "-c", f"echo out{i}; echo err{i} >&2",
+                    opts=("--rm", "--log-uri", f"file://{log}"))
+        assert r.returncode == 0, r
+    text = log.read_text()
+    assert sorted(text.split()) == ["err0", "err1", "out0", "out1"], text
+    assert text.index("out0") < text.index("out1"), text
+
+
+def test_binary_log_uri_of_a_terminal_exec(ctr, tmp_path):
+    """With a terminal, the pty's output goes to the logger's fd 3 (its fd 4
+    is at EOF at once); ctr ignores --log-uri with -t, so the exec is asked of
+    the shim directly."""
+    from pyrunc.shim import messages as m
+    cid = _cid(ctr, "tlog")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    out = tmp_path / "log.txt"
+    uri = f"binary://{_logger(tmp_path, out)}?k=v"
+    spec = m.Any(type_url="types.containerd.io/opencontainers/runtime-spec/1/Process",
+                 value=json.dumps({"args": ["sh", "-c", "tty; echo done"], "cwd": "/", "terminal": True,
+                                   "env": ["PATH=/bin:/usr/bin"]}).encode())
+    _shim_call(ctr, cid, "Exec", m.ExecProcessRequest(id=cid, exec_id="t1", terminal=True, stdout=uri,
+                                                       spec=spec))
+    _shim_call(ctr, cid, "Start", m.StartRequest(id=cid, exec_id="t1"))
+    assert m.WaitResponse.decode(_shim_call(ctr, cid, "Wait", m.WaitRequest(id=cid, exec_id="t1"))).exit_status == 0
+    _shim_call(ctr, cid, "Delete", m.DeleteRequest(id=cid, exec_id="t1"))
+    pid = int((tmp_path / "log.txt.pid").read_text())
+    wait_until(lambda: out.exists(), 5, what="the logger's output")
+    text = out.read_text()  # (runc clears the pty's ONLCR: \n as written)
+    assert text.startswith(f"args=['k', 'v'] id=t1 ns={NS}\n/dev/pts/") and text.endswith("\ndone\n"), text
+    if ctr.runtime == "pyrunc":  # ours is gone with the exec (runc's shim: not always, it is killed below)
+        wait_until(lambda: not _alive(pid), 5, what="the logger to exit")
+    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    ctr.ok("task", "delete", cid)
+    ctr.ok("container", "delete", cid)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)

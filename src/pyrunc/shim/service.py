@@ -27,6 +27,7 @@ from pyrunc.shim.ttrpc import AlreadyExists, FailedPrecondition, InvalidArgument
 if TYPE_CHECKING:
     from typing import Callable
 
+    from pyrunc.shim.logger import BinaryLogger
     from pyrunc.shim.ttrpc import Handler
     from pyrunc.shim.stdio import Console
 
@@ -89,6 +90,7 @@ class TaskService:
         self.namespace = namespace
         self._lock = threading.RLock()  # the tasks, library calls and reaping
         self._pids: dict[int, tuple[Task, Proc]] = {}
+        self._loggers: dict[int, BinaryLogger] = {}  # binary:// stdio's, reaped here too
         self._children = threading.Event()
         self._on_shutdown = on_shutdown
         self._events: queue.Queue = queue.Queue()
@@ -156,6 +158,8 @@ class TaskService:
             entry = self._pids.pop(pid, None)
             if entry is not None:
                 self._exited(entry[0], entry[1], _status(code))
+            elif pid in self._loggers:
+                self._loggers.pop(pid).exited.set()
 
     def _exited(self, task: Task, p: Proc, status: int) -> None:
         if p.console is not None:
@@ -175,6 +179,24 @@ class TaskService:
         if p.pid in self._pids and not p.exited.is_set():
             del self._pids[p.pid]
             self._exited(task, p, status)
+
+    def _open_stdio(self, stdio, cid: str) -> tuple[int, int, int]:
+        """The fds for a process (with the lock held: a logger it starts is
+        known to the reaper before it can exit)."""
+        fds = stdio.open(cid, self.namespace)
+        self._register_logger(stdio)
+        return fds
+
+    def _register_logger(self, stdio) -> None:
+        if stdio.logger is not None:
+            self._loggers[stdio.logger.pid] = stdio.logger
+            self._children.set()
+
+    def _stop_logger(self, stdio) -> None:
+        if stdio.logger is not None:
+            self._register_logger(stdio)  # known to the reaper (again: a reaped one is `exited`)
+            stdio.logger.stop(self._reap)
+            self._loggers.pop(stdio.logger.pid, None)
 
     def _task(self, cid: str) -> Task:
         t = self.tasks.get(cid)
@@ -215,7 +237,7 @@ class TaskService:
                     csock = ConsoleSocket()
                     kw["console_socket"] = csock.path
                 else:
-                    kw["stdio"] = stdio.open()
+                    kw["stdio"] = self._open_stdio(stdio, req.id)
                 os.makedirs(root, mode=0o711, exist_ok=True)
                 try:
                     c = pyrunc.Container.create(req.id, req.bundle, root, **kw)
@@ -226,7 +248,8 @@ class TaskService:
                 init = Proc("", stdio)
                 task = Task(req.id, req.bundle, root, init, mounted)
                 if csock is not None:
-                    init.console = Console(csock.receive(), stdio)
+                    init.console = Console(csock.receive(), stdio, req.id, self.namespace)
+                    self._register_logger(stdio)
                 init.pid = c.state().pid
             except BaseException:
                 if csock is not None:
@@ -237,6 +260,7 @@ class TaskService:
                 if mounted:
                     mounts.unmount_all(rootfs)
                 stdio.close()
+                self._stop_logger(stdio)
                 raise
             finally:
                 if csock is not None:
@@ -285,7 +309,7 @@ class TaskService:
                 csock = ConsoleSocket()
                 kw["console_socket"] = csock.path
             else:
-                kw["stdio"] = p.stdio.open()
+                kw["stdio"] = self._open_stdio(p.stdio, p.exec_id)
             try:
                 task.container.exec(pyrunc.ExecOptions(process=p.spec, detach=True, pid_file=pid_file, **kw))
             except PyruncError as e:
@@ -293,7 +317,8 @@ class TaskService:
             with open(pid_file) as f:
                 p.pid = int(f.read().strip())
             if csock is not None:
-                p.console = Console(csock.receive(), p.stdio)
+                p.console = Console(csock.receive(), p.stdio, p.exec_id, self.namespace)
+                self._register_logger(p.stdio)
         finally:
             p.stdio.close()
             if csock is not None:
@@ -368,12 +393,13 @@ class TaskService:
             return m.PidsResponse(processes=out)
 
     def Stats(self, req: m.StatsRequest) -> m.StatsResponse:
+        from pyrunc.cgroups.stats import collect
         from pyrunc.shim.metrics import metrics
         with self._lock:
             task = self._task(req.id)
-            try:
-                stats = task.container.stats()
+            try:  # the library's own shape (Container.stats() is runc's JSON: cpu.usage.total, ...)
                 paths = _cgroup_paths(task)
+                stats = collect(paths)
             except Exception as e:  # noqa: BLE001
                 raise RuntimeError(f"failed to get stats: {e}") from None
         return m.StatsResponse(stats=metrics(stats, paths))
@@ -513,6 +539,7 @@ class TaskService:
                     raise FailedPrecondition(f"cannot delete a running process")
             if p.exec_id:
                 del task.execs[p.exec_id]
+                self._stop_logger(p.stdio)
                 p.exited.set()  # a Wait on a process that never started ends with it
                 return m.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=p.exited_at)
             try:
@@ -525,7 +552,9 @@ class TaskService:
             self._gone(task, p)
             for ex in list(task.execs.values()):
                 self._pids.pop(ex.pid, None)
+                self._stop_logger(ex.stdio)
                 ex.exited.set()
+            self._stop_logger(p.stdio)
             task.oom_stop.set()
             if task.mounted:
                 mounts.unmount_all(os.path.join(task.bundle, "rootfs"))

@@ -8,7 +8,9 @@ container directly (pyrunc's library takes them as the container's 0, 1 and
 last writer closes. A FIFO is opened read-write first (which never blocks,
 whether or not the client has its end open yet) and reopened in its own
 direction through /proc/self/fd, so that the container holds a plain
-reader or writer. With a terminal, the pty's master is copied to and from
+reader or writer. `file://PATH` (containerd's createIO): stdout and stderr
+both appended to PATH (made 0644, its missing parents 0755). `binary://`
+(shim/logger.py): pipes to the user's logging binary. With a terminal, the pty's master is copied to and from
 the FIFOs by two threads (Console).
 """
 from __future__ import annotations
@@ -16,16 +18,21 @@ from __future__ import annotations
 import os
 import threading
 
+TYPE_CHECKING = False  # typing: 4 ms of the server's start (see ttrpc)
+
 from pyrunc.shim.ttrpc import InvalidArgument, Unimplemented
+
+if TYPE_CHECKING:
+    from pyrunc.shim.logger import BinaryLogger
 
 
 def _open_fifo(path: str, flags: int) -> int:
     if path.startswith("file://"):
         path = path[len("file://"):]
-        os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        os.makedirs(os.path.dirname(path) or "/", mode=0o755, exist_ok=True)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     if "://" in path and not path.startswith("fifo://"):
-        raise Unimplemented(f"{path}: only FIFOs and file:// stdio are supported")
+        raise Unimplemented(f"{path}: only FIFOs, file:// and binary:// stdio are supported")
     path = path[len("fifo://"):] if path.startswith("fifo://") else path
     try:
         rw = os.open(path, os.O_RDWR | os.O_CLOEXEC)
@@ -43,14 +50,19 @@ class Stdio:
     def __init__(self, stdin: str, stdout: str, stderr: str, terminal: bool) -> None:
         self.stdin, self.stdout, self.stderr, self.terminal = stdin, stdout, stderr, terminal
         self.fds: list[int] = []
+        self.logger: BinaryLogger | None = None
 
-    def open(self) -> tuple[int, int, int]:
+    def open(self, cid: str = "", namespace: str = "") -> tuple[int, int, int]:
         """(stdin, stdout, stderr) for the container: the FIFOs, /dev/null
-        for an absent one."""
+        for an absent one; a `binary://` stdout starts the logging binary
+        (for process `cid`), whose pipes take stdout and stderr."""
+        if self.stdout.startswith("binary://"):
+            return self._open_binary(cid, namespace)
+        stderr = self.stdout if self.stdout.startswith("file://") else self.stderr
         try:
             out = []
             for path, flags in ((self.stdin, os.O_RDONLY), (self.stdout, os.O_WRONLY),
-                                (self.stderr, os.O_WRONLY)):
+                                (stderr, os.O_WRONLY)):
                 fd = _open_fifo(path, flags) if path else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
                 self.fds.append(fd)
                 out.append(fd)
@@ -59,11 +71,24 @@ class Stdio:
             self.close()
             raise
 
+    def _open_binary(self, cid: str, namespace: str) -> tuple[int, int, int]:
+        from pyrunc.shim.logger import BinaryLogger
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)  # containerd: no stdin with a logger
+        try:
+            self.logger = BinaryLogger(self.stdout, cid, namespace)
+        except BaseException:
+            os.close(null)
+            raise
+        self.fds.append(null)
+        return null, self.logger.stdout, self.logger.stderr
+
     def close(self) -> None:
         """Our copies (the container keeps its own)."""
         for fd in self.fds:
             os.close(fd)
         self.fds = []
+        if self.logger is not None:
+            self.logger.close_pipes()
 
 
 class Console:
@@ -71,10 +96,21 @@ class Console:
     thread closes only its own fds, and the master goes once both are done
     (never an fd number another thread may still use)."""
 
-    def __init__(self, master: int, stdio: Stdio) -> None:
+    def __init__(self, master: int, stdio: Stdio, cid: str = "", namespace: str = "") -> None:
         self.master = master
         self.stdin_fd = _open_fifo(stdio.stdin, os.O_RDONLY) if stdio.stdin else -1
-        self.stdout_fd = _open_fifo(stdio.stdout, os.O_WRONLY) if stdio.stdout else -1
+        if stdio.stdout.startswith("binary://"):  # containerd's CopyConsole: the logger's fd 3
+            from pyrunc.shim.logger import BinaryLogger
+            try:
+                stdio.logger = logger = BinaryLogger(stdio.stdout, cid, namespace)
+            except BaseException:
+                if self.stdin_fd >= 0:
+                    os.close(self.stdin_fd)
+                raise
+            self.stdout_fd, logger.stdout = logger.stdout, -1
+            logger.close_pipes()  # stderr: a terminal has none
+        else:
+            self.stdout_fd = _open_fifo(stdio.stdout, os.O_WRONLY) if stdio.stdout else -1
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self.done = threading.Event()
         self.closed = False
