@@ -385,6 +385,7 @@ def main() -> int:
         ap.error(f"no {SHIM_NAME} and pyrunc in {shim_dir or '(pyrunc not on PATH)'}: give --shim-dir")
     names = [n for n in a.variants.split(",") if n]
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)  # also when started with SIGINT ignored (`&`)
     d = None
     out: dict[str, object] = {"shim_dir": shim_dir}
     lines: list[str] = []
