@@ -255,7 +255,26 @@ def delete(flags: dict[str, object] | None = None, bundle: str = "") -> bytes:
     DeleteResponse containerd reads from stdout (exit status 137, now)."""
     if flags and flags.get("id") and bundle:
         _cleanup(str(flags["id"]), str(flags.get("namespace") or "default"), bundle)
+    if bundle:
+        _remove_dead_socket(bundle)
     return delete_response(EXIT_STATUS_KILLED, time_ns())
+
+
+def _remove_dead_socket(bundle: str) -> None:
+    """A shim killed under its tasks leaves its socket in /run/containerd/s
+    (runc's shim too): removed once nothing listens on it. A group's shim
+    still serving other containers answers, and keeps it."""
+    try:
+        with open(os.path.join(bundle, "address")) as f:
+            address = f.read().strip()
+    except OSError:
+        return
+    if not address.startswith("unix://"):
+        return
+    path = socket_path(address)
+    if path.startswith("\0") or not os.path.exists(path) or _can_connect(path):
+        return
+    remove_socket(address)
 
 
 def _varint(n: int) -> bytes:
