@@ -18,9 +18,6 @@ temp dir are removed. Run as root.
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
-import io
 import json
 import os
 import shutil
@@ -28,12 +25,16 @@ import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the tests' private-containerd helpers (config, image archives) and CRI client
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from common import build_rootfs, log  # noqa: E402
+from containerd_env import daemon_config, oci_archive  # noqa: E402
+from oci_layout import tree_tar  # noqa: E402
 
 IMAGE = "docker.io/pyrunc-bench/busybox:latest"
 PAUSE = "docker.io/pyrunc-bench/pause:latest"
@@ -43,66 +44,8 @@ SHIM_NAME = "containerd-shim-pyrunc-v1"
 
 # -- the image ---------------------------------------------------------------------------
 
-def _tar_tree(root: str) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in sorted(os.listdir(root)):
-            tar.add(os.path.join(root, name), arcname=name)
-    return out.getvalue()
-
-
-def oci_archive(layer_tar: bytes, name: str, cmd: list[str]) -> bytes:
-    """An oci-archive (one gzip layer) that `ctr image import` names `name`."""
-    blobs: dict[str, bytes] = {}
-
-    def blob(data: bytes) -> dict:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return {"digest": digest, "size": len(data)}
-
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
-    layer = blob(gzip.compress(layer_tar, compresslevel=1, mtime=0))
-    config = blob(json.dumps({
-        "architecture": arch, "os": "linux",
-        "config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": cmd},
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]},
-    }).encode())
-    manifest = blob(json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **layer}],
-    }).encode())
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", **manifest,
-        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"}}]}
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        def add(path: str, data: bytes) -> None:
-            ti = tarfile.TarInfo(path)
-            ti.size, ti.mode = len(data), 0o644
-            tar.addfile(ti, io.BytesIO(data))
-        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-        add("index.json", json.dumps(index).encode())
-        for digest, data in blobs.items():
-            add("blobs/sha256/" + digest.split(":", 1)[1], data)
-    return out.getvalue()
-
-
 # -- the daemon ----------------------------------------------------------------------------
 
-CONFIG = """version = 2
-root = "{base}/root"
-state = "{base}/state"
-disabled_plugins = [{disabled}"io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{base}/containerd.sock"
-[ttrpc]
-  address = "{base}/containerd.sock.ttrpc"
-[debug]
-  address = "{base}/debug.sock"
-"""
 # the CRI plugin's handlers: runc's shim + runc, + pyrunc (BinaryName), pyrunc's shim
 CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
@@ -132,7 +75,7 @@ class Containerd:
         self.ns = f"pyrunc-bench-{os.getpid()}"
         self.sock = f"{self.base}/containerd.sock"
         self.cri = cri
-        text = CONFIG.format(base=self.base, disabled="" if cri else '"io.containerd.grpc.v1.cri", ')
+        text = daemon_config(self.base, cri)
         if cri:
             os.mkdir(f"{self.base}/cni")
             text += CRI_CONFIG.format(base=self.base, pause=PAUSE, pyrunc=pyrunc)
@@ -306,7 +249,6 @@ def shim_memory(d: Containerd, names: list[str], opts: dict[str, list[str]]) -> 
 # -- CRI: a pod of 5 containers ------------------------------------------------------------
 
 def bench_cri(d: Containerd, handlers: list[str], runs: int, warmup: int, size: int) -> dict[str, list[float]]:
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
     from cri import call, first, msg  # the tests' stdlib CRI client
 
     sock = d.sock
@@ -392,7 +334,7 @@ def main() -> int:
     try:
         d = Containerd(shim_dir, pyrunc, a.cri)
         with tempfile.TemporaryDirectory() as tmp:
-            layer = _tar_tree(build_rootfs(tmp))
+            layer = tree_tar(Path(build_rootfs(tmp)))
         d.import_image(oci_archive(layer, IMAGE, ["sh"]))
         opts = variants(pyrunc, f"{d.base}/pyrunc-root")
         log(f"ctr run --rm {IMAGE} ID true: {a.runs} rounds of {','.join(names)}")

@@ -17,8 +17,6 @@ here from the host's busybox-static (`ctr image import`).
 from __future__ import annotations
 
 import base64
-import gzip
-import hashlib
 import io
 import json
 import os
@@ -32,6 +30,7 @@ from typing import Iterator
 
 import pytest
 
+from containerd_env import daemon_config, oci_archive
 from cri import CriError, call, first, msg, parse
 from clients_conftest import (CGROUP_LIMITS, MEMORY_HOG, PROBE, PROBE_EXPECTED, _busybox_tar, cgroup_limits,
                               engine_runtime, probe_volume, run_on_pty, stop_daemon, wait_for_daemon)
@@ -68,44 +67,6 @@ CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
 """
 
 
-def oci_archive(rootfs_tar: bytes, name: str = IMAGE, cmd: tuple[str, ...] = ("sh",)) -> bytes:
-    """An OCI image layout (one gzip layer) as a tar, named `name`."""
-    blobs: dict[str, bytes] = {}
-
-    def blob(data: bytes) -> tuple[str, int]:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return digest, len(data)
-
-    layer = gzip.compress(rootfs_tar, mtime=0)
-    ldig, lsize = blob(layer)
-    config = {"architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
-              "os": "linux",
-              "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                         "Cmd": list(cmd)},
-              "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(rootfs_tar).hexdigest()]}}
-    cdig, csize = blob(json.dumps(config).encode())
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdig, "size": csize},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ldig,
-                            "size": lsize}]}
-    mdig, msize = blob(json.dumps(manifest).encode())
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdig, "size": msize,
-        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "latest"}}]}
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        def add(name: str, data: bytes) -> None:
-            ti = tarfile.TarInfo(name)
-            ti.size, ti.mode = len(data), 0o644
-            tar.addfile(ti, io.BytesIO(data))
-        add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-        add("index.json", json.dumps(index).encode())
-        for digest, data in blobs.items():
-            add("blobs/sha256/" + digest.split(":", 1)[1], data)
-    return out.getvalue()
-
-
 class Ctr:
     def __init__(self, base: Path, runtime: str) -> None:
         self.base = base
@@ -134,19 +95,8 @@ class Ctr:
 def ctr() -> Iterator[Ctr]:
     runtime = engine_runtime("containerd", "containerd", "ctr", "containerd-shim-runc-v2")
     base = Path(tempfile.mkdtemp(prefix="pyrunc-ctr-", dir="/tmp"))
-    (base / "config.toml").write_text(f"""version = 2
-root = "{base}/root"
-state = "{base}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{base}/containerd.sock"
-[ttrpc]
-  address = "{base}/containerd.sock.ttrpc"
-[debug]
-  address = "{base}/debug.sock"
-""" + CRI_CONFIG.format(base=base, runtime=runtime) + RUNC_HANDLER)
+    (base / "config.toml").write_text(daemon_config(str(base)) + CRI_CONFIG.format(base=base, runtime=runtime)
+                                      + RUNC_HANDLER)
     log = open(base / "containerd.log", "w")
     # pyrunc's own shim (runtime `pyrunc-shim`), installed next to the runtime
     env = dict(os.environ, PATH=f"{os.path.dirname(runtime)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
@@ -155,7 +105,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs",
     c = Ctr(base, runtime)
     try:
         wait_for_daemon(d, lambda: c("version").returncode == 0, base / "containerd.log", "containerd", 30)
-        (base / "image.tar").write_bytes(oci_archive(_busybox_tar()))
+        (base / "image.tar").write_bytes(oci_archive(_busybox_tar(), IMAGE))
         c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
         yield c
     finally:

@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -29,8 +28,9 @@ from typing import Iterator
 
 import pytest
 
+from containerd_env import daemon_config, oci_archive
 from integration_conftest import wait_until
-from oci_layout import LayoutBuilder, tree_tar
+from oci_layout import tree_tar
 from test_shim_process import SHIM, _cmdline, _pids_with
 
 IMAGE = "docker.io/pyrunc-test/busybox:latest"
@@ -62,18 +62,6 @@ class Ctr:
         return self("run", "--runtime", RUNTIMES[self.runtime], *opts, *src, cid, *cmd, **kw)
 
 
-def _oci_archive(rootfs: Path, dest: Path) -> None:
-    layout = dest.parent / "layout"
-    b = LayoutBuilder(layout)
-    desc = b.image([tree_tar(rootfs)], {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["sh"]})
-    index = {"schemaVersion": 2, "manifests": [{**desc, "annotations": {
-        "io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]}
-    (layout / "index.json").write_text(json.dumps(index))
-    with tarfile.open(dest, "w") as tar:
-        for name in ("oci-layout", "index.json", "blobs"):
-            tar.add(layout / name, arcname=name)
-
-
 @pytest.fixture(scope="module")
 def ctr_base(busybox_rootfs) -> Iterator[Ctr]:
     for tool in ("containerd", "ctr"):
@@ -82,19 +70,7 @@ def ctr_base(busybox_rootfs) -> Iterator[Ctr]:
     if SHIM[0] == sys.executable:
         pytest.skip("containerd needs the shim installed as an executable (run scripts/install.sh)")
     base = Path(tempfile.mkdtemp(prefix="pyrunc-shimtasks-", dir="/tmp"))
-    (base / "config.toml").write_text(f"""version = 2
-root = "{base}/root"
-state = "{base}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.internal.v1.tracing"]
-[grpc]
-  address = "{base}/containerd.sock"
-[ttrpc]
-  address = "{base}/containerd.sock.ttrpc"
-[debug]
-  address = "{base}/debug.sock"
-""")
+    (base / "config.toml").write_text(daemon_config(str(base), cri=False))
     env = dict(os.environ, PATH=f"{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     log = open(base / "containerd.log", "w")
     d = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log, stderr=log,
@@ -103,7 +79,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
     try:
         wait_until(lambda: d.poll() is not None or c("version").returncode == 0, 30, what="containerd")
         assert d.poll() is None, (base / "containerd.log").read_text()[-3000:]
-        _oci_archive(busybox_rootfs, base / "image.tar")
+        (base / "image.tar").write_bytes(oci_archive(tree_tar(busybox_rootfs), IMAGE))
         c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
         yield c
     finally:
