@@ -230,14 +230,15 @@ def test_upload_url_digest():
 
 
 def test_guess_media_type():
-    assert D.guess_media_type(b'{"schemaVersion": 1, "signatures": []}') == D.SCHEMA1_SIGNED
-    assert D.guess_media_type(b'{"schemaVersion": 1}') == D.SCHEMA1
-    assert D.guess_media_type(b'{"schemaVersion": 2, "manifests": []}') == D.OCI_INDEX
-    assert D.guess_media_type(json.dumps({"schemaVersion": 2, "config": {"mediaType": D.DOCKER_CONFIG}}).encode()) \
-        == D.DOCKER_MANIFEST
-    assert D.guess_media_type(b'{"schemaVersion": 2, "config": {}}') == D.OCI_MANIFEST
-    assert D.guess_media_type(json.dumps({"mediaType": D.DOCKER_LIST}).encode()) == D.DOCKER_LIST
-    assert D.guess_media_type(b"not json") == ""
+    from pyrunc.image import mediatypes as M
+    assert M.guess_media_type(b'{"schemaVersion": 1, "signatures": []}') == M.SCHEMA1_SIGNED
+    assert M.guess_media_type(b'{"schemaVersion": 1}') == M.SCHEMA1
+    assert M.guess_media_type(b'{"schemaVersion": 2, "manifests": []}') == M.OCI_INDEX
+    assert M.guess_media_type(json.dumps({"schemaVersion": 2, "config": {"mediaType": M.DOCKER_CONFIG}}).encode()) \
+        == M.DOCKER_MANIFEST
+    assert M.guess_media_type(b'{"schemaVersion": 2, "config": {}}') == M.OCI_MANIFEST
+    assert M.guess_media_type(json.dumps({"mediaType": M.DOCKER_LIST}).encode()) == M.DOCKER_LIST
+    assert M.guess_media_type(b"not json") == ""
     assert D.simplify_content_type("application/JSON; charset=utf-8") == "application/json"
 
 

@@ -16,7 +16,6 @@ import zlib
 
 from ..linux import consts as C
 from ..rootfs.paths import mkdir_all, open_in_root
-from .layerstream import GZIP_TYPES, TAR_TYPES, ZSTD_TYPES, decompressor  # noqa: F401 (image copy uses them)
 from .layout import ImageError, Layout
 
 WHITEOUT = ".wh."

@@ -20,18 +20,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import PyruncError
 from .. import digest as digests
+from ..mediatypes import (DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, SCHEMA1,
+                          SCHEMA1_SIGNED, guess_media_type)
 from ..reference import DockerReference
 from ..registry import auth
 from ..registry.client import BlobReader, Client, read_body
 from ..transport import BlobStream, ImageDestination, ImageSource, Options, VerifiedStream
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
 
 # manifest.DefaultRequestedManifestMIMETypes: what skopeo asks for (schema 1
 # included, so that a schema 1 image is told apart from a missing one)
@@ -53,31 +48,6 @@ _TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 def simplify_content_type(value: str) -> str:
     """The media type of a Content-Type header, parameters dropped."""
     return value.split(";", 1)[0].strip().lower() if value else ""
-
-
-def guess_media_type(raw: bytes) -> str:
-    """A manifest's media type from its content (containers/image
-    GuessMIMEType), for registries that answer without a useful Content-Type."""
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return ""
-    if not isinstance(doc, dict):
-        return ""
-    mt = doc.get("mediaType")
-    if mt in (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST, SCHEMA1, SCHEMA1_SIGNED):
-        return mt
-    version = doc.get("schemaVersion")
-    if version == 1:
-        return SCHEMA1_SIGNED if "signatures" in doc else SCHEMA1
-    if version == 2:
-        if "manifests" in doc:
-            return OCI_INDEX
-        config = doc.get("config")
-        if isinstance(config, dict) and config.get("mediaType") == DOCKER_CONFIG:
-            return DOCKER_MANIFEST
-        return OCI_MANIFEST
-    return ""
 
 
 def _check_digest(raw: bytes, want: str, what: str) -> None:

@@ -29,10 +29,9 @@ from ..compression import HEAD, decompressing, detect
 from ..gojson import field
 from ..reference import DockerArchiveReference, Named, go_quote, parse_normalized_named, validate_digest
 from ..transport import BlobStream, ImageSource, Options
+from ..mediatypes import DOCKER_CONFIG, DOCKER_MANIFEST
 
 MANIFEST_FILE = "manifest.json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 # What containers/image names every layer of the manifest it synthesizes
 # (the layers are in fact served uncompressed; consumers go by the diff_id).
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"

@@ -25,9 +25,9 @@ from ..reference import DockerArchiveReference, Named, go_quote, validate_digest
 from ..transport import ImageDestination, VerifiedStream
 from ..transport import Options
 from .dockerarchive import CHUNK, DOCKER_MANIFEST, MANIFEST_FILE, MAX_CONFIG, additional_tag, big_temp_dir, why
+from ..mediatypes import OCI_MANIFEST
 
 REPOSITORIES_FILE = "repositories"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 USTAR_MAX_SIZE = 0o77777777777   # 11 octal digits
 _LEGACY_ATTRS = ("architecture", "config", "container", "container_config",
                  "created", "docker_version", "os")

@@ -18,7 +18,6 @@ this destination created it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from typing import Optional
@@ -26,42 +25,13 @@ from typing import Optional
 from ..digest import VerifyingReader
 from ..digest import parse as parse_digest
 from ..layout import INDEX_TYPES, MANIFEST_TYPES, REF_NAME, ImageError, Layout, _loads
+from .. import gojson
+from ..mediatypes import guess_media_type
 from ..reference import OCIReference, go_quote
 from ..transport import BlobStream, ImageDestination, ImageSource, Options, VerifiedStream
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 LAYOUT_MARKER = b'{"imageLayoutVersion":"1.0.0"}'
 CHUNK = 1 << 20
-
-
-def guess_media_type(raw: bytes) -> str:
-    """manifest.GuessMIMEType for the JSON kinds a layout holds."""
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return ""
-    if not isinstance(obj, dict):
-        return ""
-    mt = obj.get("mediaType")
-    if isinstance(mt, str) and mt:
-        return mt
-    if "manifests" in obj:
-        return OCI_INDEX
-    config = obj.get("config")
-    if isinstance(config, dict) and config.get("mediaType") == "application/vnd.docker.container.image.v1+json":
-        return DOCKER_MANIFEST
-    return OCI_MANIFEST
-
-
-def go_json(obj) -> bytes:
-    """Compact JSON as Go's encoding/json writes it (<, >, & escaped)."""
-    s = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    s = s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    s = s.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return s.encode()
 
 
 def _dir(ref) -> str:
@@ -288,7 +258,7 @@ class OCIDestination(ImageDestination):
                 _atomic_write(marker, LAYOUT_MARKER)
                 with self._lock:
                     self._written.append(marker)
-            _atomic_write(os.path.join(self.path, "index.json"), go_json(self.index))
+            _atomic_write(os.path.join(self.path, "index.json"), gojson.marshal(self.index).encode())
         except OSError as e:
             raise ImageError(f"writing {e.filename or 'index.json'}: {e.strerror}") from None
         self._committed = True
