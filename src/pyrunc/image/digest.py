@@ -8,6 +8,7 @@ is never read twice.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 from ..errors import PyruncError
@@ -25,7 +26,8 @@ def parse(digest: object) -> tuple[str, str]:
     (for any value: descriptors come from untrusted JSON)."""
     m = _DIGEST.fullmatch(digest) if isinstance(digest, str) else None  # `$` would pass a final newline
     if not m:
-        raise DigestError(f"invalid digest {digest!r}")
+        shown = json.dumps(digest) if isinstance(digest, (str, int, float, bool, type(None))) else "(not a string)"
+        raise DigestError(f"invalid digest {shown}")
     alg, hexpart = m.groups()
     if alg not in _ALGS:
         raise DigestError(f"unsupported digest algorithm {alg!r} in {digest}")

@@ -11,7 +11,7 @@ import json
 import os
 
 from ..errors import PyruncError
-from .digest import VerifyingReader, parse
+from .digest import DigestError, VerifyingReader, parse
 
 REF_NAME = "org.opencontainers.image.ref.name"
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
@@ -55,7 +55,7 @@ class Layout:
 
     def open_blob(self, desc: dict, what: str = "blob") -> VerifyingReader:
         """A stream of the blob `desc` names, verified as it is read."""
-        digest, size = _digest_size(desc)
+        digest, size = _digest_size(desc, what)
         try:
             raw = open(self.blob_path(digest), "rb")
         except OSError as e:
@@ -66,7 +66,7 @@ class Layout:
         """A JSON blob (manifest, index, config), verified before it is parsed."""
         r = self.open_blob(desc, what)
         try:
-            _, size = _digest_size(desc)
+            _, size = _digest_size(desc, what)
             if size > MAX_JSON:
                 raise ImageError(f"{what} {desc['digest']}: too large ({size} bytes)")
             data = r.read(size + 1)
@@ -97,7 +97,7 @@ class Layout:
         if mt in MANIFEST_TYPES:
             return desc, self.read_json(desc, "manifest")
         if mt not in INDEX_TYPES:
-            raise ImageError(f"unsupported media type {mt!r} for {desc.get('digest')}")
+            raise ImageError(f"unsupported media type {json.dumps(mt)} for {json.dumps(desc.get('digest'))}")
         from .platform import DOCKER_LIST, OCI_INDEX, choose
         index = self.read_json(desc, "index")
         manifests = [d for d in _manifests(index, f"index {desc.get('digest')}") if isinstance(d, dict)]
@@ -112,13 +112,18 @@ def _manifests(index: dict, what: str) -> list:
     return m
 
 
-def _digest_size(desc: dict) -> tuple[str, int]:
+def _digest_size(desc: dict, what: str = "blob") -> tuple[str, int]:
+    """A descriptor's digest and size, checked; errors name the blob."""
+    if not isinstance(desc, dict):
+        raise ImageError(f"{what}: descriptor is not a JSON object")
     digest, size = desc.get("digest"), desc.get("size")
-    parse(digest)
-    assert isinstance(digest, str)  # parse() accepts only a str
+    try:
+        parse(digest)
+    except DigestError as e:
+        raise ImageError(f"{what} descriptor: {e}") from None
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ImageError(f"descriptor {digest}: invalid size {size!r}")
-    return digest, size
+        raise ImageError(f"{what} {digest}: invalid size {json.dumps(size)}")
+    return str(digest), size  # parse() passed: a str
 
 
 def _loads(data: bytes, what: str) -> dict:
