@@ -244,6 +244,10 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
         except OSError:
             pass
 
+    # containerd's Create comes next: the cgroup lock's grace period runs
+    # while it connects (pyrunc.cgroups.rearm_migration)
+    from pyrunc.cgroups import rearm_migration
+    rearm_migration()
     server = Server()
     publisher = None
     if os.environ.get("TTRPC_ADDRESS"):

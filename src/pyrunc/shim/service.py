@@ -212,6 +212,8 @@ class TaskService:
         if req.checkpoint:
             raise Unimplemented("Create: restore from a checkpoint is not supported")
         opts = _runc_options(req.options)
+        from pyrunc.cgroups import rearm_migration
+        rearm_migration(opts.systemd_cgroup)  # the cgroup lock's grace period runs while we mount
         root = os.path.join(opts.root or DEFAULT_ROOT, self.namespace or "default")
         if opts.root:  # for `delete` after this shim died (runc's shim keeps them so too)
             _write_options(req.bundle, opts)
