@@ -225,11 +225,10 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
     SIGINT); the socket file is removed on the way out."""
     import signal
     import socket as std_socket
-    import threading
 
     from pyrunc.shim import messages as m
     from pyrunc.shim.service import TaskService
-    from pyrunc.shim.ttrpc import Server
+    from pyrunc.shim.ttrpc import Server, spawn
 
     if not isinstance(listener, std_socket.socket):  # start's _socket.socket
         listener = std_socket.socket(fileno=listener.detach())
@@ -265,7 +264,7 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
     server.register(m.TASK_SERVICE, service.handlers())
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    threading.Thread(target=server.serve, args=(listener,), daemon=True).start()
+    spawn(server.serve, listener)
     os.read(stop_r, 1)  # retried after a signal's handler (PEP 475)
     try:
         server.shutdown()
