@@ -161,6 +161,17 @@ def _remove_dead_socket(bundle: str) -> None:
     remove_socket(address)
 
 
+def leave_session() -> None:
+    """A forked shim's own session, its stdio on /dev/null: containerd
+    reads `start`'s output until every copy of its stdout is closed."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while n > 0x7F:

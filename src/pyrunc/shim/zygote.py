@@ -32,7 +32,7 @@ TYPE_CHECKING = False  # typing's import would cost `start` a millisecond
 if TYPE_CHECKING:
     import socket as std_socket
 
-from pyrunc.shim.process import SOCKET_ROOT, ShimError, sha256
+from pyrunc.shim.process import SOCKET_ROOT, ShimError, leave_session, sha256
 
 DEFAULT_IDLE = 600.0
 IDLE_ENV = "PYRUNC_SHIM_ZYGOTE_IDLE"
@@ -434,12 +434,7 @@ def _detach(own: tuple) -> None:
             os.close(item if isinstance(item, int) else item.detach())
         except OSError:
             pass
-    os.setsid()
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    if null > 2:
-        os.close(null)
+    leave_session()
 
 
 def _serve_request(request: dict, listen_fd: int) -> None:
