@@ -31,6 +31,32 @@ assert open("/proc/self/cgroup").read() == before, "the no-op migration moved us
 cg.rearm_migration()            # again: the same fd, one thread at a time
 assert cg._prearm_fd == fd
 cg.rearm_migration()
+# moved elsewhere (as a shim_cgroup moves the shim): the next re-arm must
+# not move us back through the fd it opened before
+end = time.monotonic() + 10
+while cg._rearm_busy and time.monotonic() < end:
+    time.sleep(0.001)
+here = os.path.dirname(cg._own_procs_file())
+sub = os.path.join(here, f"pyrunc-rearm-test-{os.getpid()}")
+os.mkdir(sub)
+try:
+    with open(os.path.join(sub, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+    moved = open("/proc/self/cgroup").read()
+    assert moved != before
+    cg.rearm_migration()
+    while cg._rearm_busy and time.monotonic() < end:
+        time.sleep(0.001)
+    assert open("/proc/self/cgroup").read() == moved, "the re-arm moved us back"
+    assert os.readlink(f"/proc/self/fd/{cg._prearm_fd}") == os.path.join(sub, "cgroup.procs")
+finally:
+    with open(os.path.join(here, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+    cg.rearm_migration()    # back to the fd of our own cgroup, which frees the sub-cgroup
+    while cg._rearm_busy and time.monotonic() < end:
+        time.sleep(0.001)
+    os.rmdir(sub)
+fd = cg._prearm_fd
 pid = os.fork()
 if pid == 0:
     os._exit(0 if not os.path.exists(f"/proc/self/fd/{fd}")

@@ -522,6 +522,7 @@ def prearm_migration(command: str = "exec", systemd: bool = False) -> None:
 
 
 _rearm_busy = False
+_rearm_path = ""
 
 
 def rearm_migration(systemd: bool = False) -> None:
@@ -530,19 +531,24 @@ def rearm_migration(systemd: bool = False) -> None:
     which time the lock has cooled, and its grace period would fall inside
     the create. One no-op migration at a time, in a thread; the fd stays
     open for the next (closed in forked children, as the pre-arm's)."""
-    global _prearm_fd, _rearm_busy
+    global _prearm_fd, _rearm_busy, _rearm_path
     if _rearm_busy:
         return
     import _thread
     try:
         if not _needs_prearm("create", systemd):
             return
-        if _prearm_fd < 0:
-            path = _own_procs_file()
-            if path is None:
-                return
-            _prearm_fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-            os.register_at_fork(after_in_child=_close_prearm_fd)
+        # our cgroup now: moved since (a shim_cgroup), the old fd would move us back
+        path = _own_procs_file()
+        if path is None:
+            return
+        if path != _rearm_path or _prearm_fd < 0:
+            old, _prearm_fd = _prearm_fd, os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            _rearm_path = path
+            if old >= 0:
+                os.close(old)
+            else:
+                os.register_at_fork(after_in_child=_close_prearm_fd)
         _rearm_busy = True
         _thread.start_new_thread(_rearm, (_prearm_fd,))
     except (OSError, ValueError, RuntimeError):
