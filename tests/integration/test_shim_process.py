@@ -376,6 +376,8 @@ def test_a_zygote_forks_the_next_shims(ctx):
     wait_until(lambda: os.path.exists(zsock), 20, what="the zygote's socket")
     assert os.stat(zsock).st_mode & 0o777 == 0o600
     assert os.readlink(f"/proc/{z}/cwd") == "/"      # pins no bundle
+    ours = int(Path("/proc/self/oom_score_adj").read_text())  # the fake containerd's
+    assert int(Path(f"/proc/{z}/oom_score_adj").read_text()) == min(ours + 1, 1000)
     b2 = ctx.bundle("c2")
     args = ["-namespace", ctx.ns, "-address", ctx.address, "-publish-binary", "/usr/bin/containerd", "-id", "c2",
             "start"]

@@ -75,7 +75,9 @@ def _fork_server(listener: socket.socket, flags: dict[str, object], bundle: str,
     pid = zygote.fork_shim(path, listener, flags, bundle, address)
     if pid is None:
         pid = _spawn(listener, flags, bundle, address)
-        zygote.launch(path, idle)
+        zpid = zygote.launch(path, idle)
+        if zpid:
+            _adjust_oom_score(zpid)  # as its shims: the OOM killer takes it before containerd
     return pid
 
 

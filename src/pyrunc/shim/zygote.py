@@ -109,19 +109,21 @@ def _umask() -> int:
     return mask
 
 
-def launch(path: str, idle: float) -> None:
+def launch(path: str, idle: float) -> int:
     """Start a zygote in the background for the next `start`s (it binds
-    `path` once its imports are done; the loser of a race exits)."""
+    `path` once its imports are done; the loser of a race exits): its pid,
+    0 if it could not be started."""
     argv = [*launcher_argv(), "zygote", path, str(os.getppid()), f"{idle:g}"]
     pad = TITLE_ROOM - sum(len(a.encode()) + 1 for a in argv) - 1
     argv.append(" " * max(pad, 1))
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
-        os.posix_spawn(argv[0] if os.path.isabs(argv[0]) else sys.executable, argv, dict(os.environ),
-                       setsid=True, file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
-                                                  (os.POSIX_SPAWN_DUP2, null, 2)])
+        return os.posix_spawn(argv[0] if os.path.isabs(argv[0]) else sys.executable, argv, dict(os.environ),
+                              setsid=True, file_actions=[(os.POSIX_SPAWN_DUP2, null, 0),
+                                                         (os.POSIX_SPAWN_DUP2, null, 1),
+                                                         (os.POSIX_SPAWN_DUP2, null, 2)])
     except OSError:
-        pass  # no zygote: `start` forks its shims itself
+        return 0  # no zygote: `start` forks its shims itself
     finally:
         os.close(null)
 
