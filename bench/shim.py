@@ -40,6 +40,9 @@ IMAGE = "docker.io/pyrunc-bench/busybox:latest"
 PAUSE = "docker.io/pyrunc-bench/pause:latest"
 CRI_NS = "k8s.io"
 SHIM_NAME = "containerd-shim-pyrunc-v1"
+# containerd's default (Docker's and Kubernetes' too); --snapshotter native
+# copies the whole image per container, a cost that is no runtime's
+SNAPSHOTTER = "overlayfs"
 
 
 # -- the image ---------------------------------------------------------------------------
@@ -53,7 +56,7 @@ CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
   [plugins."io.containerd.grpc.v1.cri".cni]
     conf_dir = "{base}/cni"
   [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
+    snapshotter = "{snapshotter}"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
@@ -78,7 +81,7 @@ class Containerd:
         text = daemon_config(self.base, cri)
         if cri:
             os.mkdir(f"{self.base}/cni")
-            text += CRI_CONFIG.format(base=self.base, pause=PAUSE, pyrunc=pyrunc)
+            text += CRI_CONFIG.format(base=self.base, pause=PAUSE, pyrunc=pyrunc, snapshotter=SNAPSHOTTER)
         with open(f"{self.base}/config.toml", "w") as f:
             f.write(text)
         env = dict(os.environ, PATH=f"{shim_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}")
@@ -110,7 +113,7 @@ class Containerd:
         path = f"{self.base}/image.tar"
         with open(path, "wb") as f:
             f.write(archive)
-        self.ok("image", "import", "--snapshotter", "native", path, ns=ns)
+        self.ok("image", "import", "--snapshotter", SNAPSHOTTER, path, ns=ns)
         os.unlink(path)
 
     def close(self) -> None:
@@ -177,7 +180,7 @@ def bench_run(d: Containerd, names: list[str], opts: dict[str, list[str]], runs:
         for n in names:
             cid = f"b{i}-{n}"
             argv = ["ctr", "--address", d.sock, "--namespace", d.ns, "run", "--rm", *opts[n],
-                    "--snapshotter", "native", IMAGE, cid, *cmd]
+                    "--snapshotter", SNAPSHOTTER, IMAGE, cid, *cmd]
             secs, rc, err = timed(argv)
             if rc:
                 fails[n] += 1
@@ -233,7 +236,7 @@ def shim_memory(d: Containerd, names: list[str], opts: dict[str, list[str]]) -> 
     result = {}
     for n in names:
         cid = f"mem-{n}"
-        d.ok("run", "-d", *opts[n], "--snapshotter", "native", IMAGE, cid, "sleep", "600")
+        d.ok("run", "-d", *opts[n], "--snapshotter", SNAPSHOTTER, IMAGE, cid, "sleep", "600")
         try:
             pids = _pids_of(cid)
             if pids:
@@ -304,6 +307,7 @@ def _raise_interrupt(signum, frame):
 
 
 def main() -> int:
+    global SNAPSHOTTER
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=20, help="recorded rounds (default 20)")
     ap.add_argument("--warmup", type=int, default=2, help="rounds not recorded (default 2)")
@@ -314,8 +318,11 @@ def main() -> int:
     ap.add_argument("--cri", action="store_true", help="also a pod of --pod-size containers through CRI")
     ap.add_argument("--pod-size", type=int, default=5)
     ap.add_argument("--cri-runs", type=int, default=5, help="recorded pods per handler (default 5)")
+    ap.add_argument("--snapshotter", default=SNAPSHOTTER, choices=("overlayfs", "native"),
+                    help="containerd's snapshotter for the containers' rootfs (default overlayfs)")
     ap.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     a = ap.parse_args()
+    SNAPSHOTTER = a.snapshotter
     if os.geteuid() != 0:
         ap.error("must run as root")
     for tool in ("containerd", "ctr", "containerd-shim-runc-v2", "runc"):
@@ -329,7 +336,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)  # also when started with SIGINT ignored (`&`)
     d = None
-    out: dict[str, object] = {"shim_dir": shim_dir}
+    out: dict[str, object] = {"shim_dir": shim_dir, "snapshotter": SNAPSHOTTER}
     lines: list[str] = []
     try:
         d = Containerd(shim_dir, pyrunc, a.cri)

@@ -47,8 +47,11 @@ def shim_cmd() -> list[str]:
 SHIM = shim_cmd()
 
 
-def shim_env(ttrpc: str = "/run/nowhere.ttrpc") -> dict[str, str]:
-    env = dict(os.environ, TTRPC_ADDRESS=ttrpc, GOMAXPROCS="2")
+def shim_env(ttrpc: str = "/run/nowhere.ttrpc", zygote_idle: str = "0") -> dict[str, str]:
+    """containerd's environment for the shim. Each test's fake containerd
+    has its own address, so a zygote (shim/zygote.py) would be one per test:
+    off, but in the tests of the zygote."""
+    env = dict(os.environ, TTRPC_ADDRESS=ttrpc, GOMAXPROCS="2", PYRUNC_SHIM_ZYGOTE_IDLE=zygote_idle)
     if SHIM[0] == sys.executable:
         env["PYTHONPATH"] = str(SRC)
     return env
@@ -63,6 +66,7 @@ class Ctx:
         self.address = f"/run/pyrunc-shim-test-{uuid.uuid4().hex[:12]}/containerd.sock"
         self.ns = "shimtest"
         self.pids: set[int] = set()
+        self.env = shim_env()
 
     def bundle(self, cid: str, annotations: dict[str, str] | None = None) -> Path:
         b = self.tmp / cid
@@ -71,7 +75,7 @@ class Ctx:
         return b
 
     def run(self, bundle: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-        return subprocess.run([*SHIM, *args], cwd=bundle, env=shim_env(), input=stdin,
+        return subprocess.run([*SHIM, *args], cwd=bundle, env=self.env, input=stdin,
                               capture_output=True, timeout=20)
 
     def start(self, bundle: Path, cid: str, stdin: bytes = b"") -> str:
@@ -312,3 +316,117 @@ def test_serve_on_an_inherited_socket_or_a_path(ctx):
                        timeout=20)
     assert r.returncode == 1
     assert r.stderr == b"io.containerd.pyrunc.v1: no listening socket on fd 3 and no -socket: nothing to serve\n"
+
+
+# -- the zygote (shim/zygote.py) ----------------------------------------------------------
+
+def zygotes(watched: int) -> list[int]:
+    """Live zygotes watching process `watched` (argv: ... zygote PATH PID IDLE PAD)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"zygote" in argv[:6]:
+                i = argv.index(b"zygote")
+                if argv[i + 2:i + 3] == [str(watched).encode()] and alive(int(d.name)):
+                    out.append(int(d.name))
+    return out
+
+
+def zygote_socket(pid: int) -> str:
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return argv[argv.index(b"zygote") + 1].decode()
+
+
+def ppid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid for {pid}")
+
+
+def fd_kinds(pid: int) -> list[str]:
+    """The targets of a process's fds, inode numbers left out."""
+    import re
+    return sorted(re.sub(r"\d+", "N", os.readlink(f"/proc/{pid}/fd/{fd}")) for fd in os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_no_zygote_when_turned_off(ctx):
+    address = ctx.start(ctx.bundle("c1"), "c1")  # PYRUNC_SHIM_ZYGOTE_IDLE=0
+    (pid,) = ctx.pids
+    time.sleep(0.5)
+    assert zygotes(os.getpid()) == []
+    shutdown(address, pid)
+
+
+def test_a_zygote_forks_the_next_shims(ctx):
+    """The first start forks its shim and launches a zygote; the next one's
+    shim is forked by the zygote, and is the shim start would have made:
+    its own session, stdio on /dev/null, the bundle as cwd, containerd's
+    environment, start's command line, the same fds, and it serves."""
+    ctx.env = shim_env(zygote_idle="30")
+    a1 = ctx.start(ctx.bundle("c1"), "c1")
+    (p1,) = ctx.pids
+    (z,) = wait_until(lambda: zygotes(os.getpid()), 20, what="the zygote")
+    ctx.pids.add(z)
+    zsock = zygote_socket(z)
+    wait_until(lambda: os.path.exists(zsock), 20, what="the zygote's socket")
+    assert os.stat(zsock).st_mode & 0o777 == 0o600
+    assert os.readlink(f"/proc/{z}/cwd") == "/"      # pins no bundle
+    b2 = ctx.bundle("c2")
+    args = ["-namespace", ctx.ns, "-address", ctx.address, "-publish-binary", "/usr/bin/containerd", "-id", "c2",
+            "start"]
+    a2 = ctx.start(b2, "c2")
+    (p2,) = ctx.pids - {p1, z}
+    assert ppid(p2) == z and ppid(p1) != z
+    argv = [a.decode() for a in Path(f"/proc/{p2}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
+    assert argv[-len(args):] == args and any(NAME in a for a in argv[:3]), argv
+    assert os.getsid(p2) == p2
+    assert os.readlink(f"/proc/{p2}/cwd") == str(b2)
+    env = dict(e.split("=", 1) for e in Path(f"/proc/{p2}/environ").read_text().split("\0") if "=" in e)
+    assert env["TTRPC_ADDRESS"] == "/run/nowhere.ttrpc" and env["PYRUNC_SHIM_ZYGOTE_IDLE"] == "30"
+    assert fd_kinds(p2) == fd_kinds(p1), (fd_kinds(p1), fd_kinds(p2))
+    with T.Client.connect(a2) as c:
+        assert m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", m.ConnectRequest(id="c2"))).shim_pid == p2
+        with pytest.raises(T.RPCError) as ei:
+            c.call(m.TASK_SERVICE, "Create", m.CreateTaskRequest(id="c2", bundle=str(b2)))
+        assert str(ei.value).startswith("OCI runtime create failed: "), ei.value
+    shutdown(a2, p2)
+    shutdown(a1, p1)
+    assert alive(z)
+    os.kill(z, signal.SIGTERM)
+    wait_until(lambda: not alive(z), 10, what="the zygote to exit")
+    assert not os.path.exists(zsock)
+
+
+def test_the_zygote_ends_with_its_containerd_or_when_idle(ctx):
+    ctx.env = shim_env(zygote_idle="30")
+    b = ctx.bundle("c1")
+    argv = [*SHIM, "-namespace", ctx.ns, "-address", ctx.address, "-publish-binary", "/usr/bin/containerd",
+            "-id", "c1", "start"]
+    fake = subprocess.Popen(  # a containerd that runs `start` and stays until told
+        [sys.executable, "-c", "import subprocess, sys; r = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, capture_output=True, timeout=20); "
+         "sys.stdout.write(r.stdout.decode()); sys.stdout.flush(); sys.stdin.read()", *argv],
+        cwd=b, env=ctx.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        address = fake.stdout.read(len(ctx.expected_address("c1"))).decode()
+        assert address == ctx.expected_address("c1")
+        with T.Client.connect(address) as c:
+            pid = m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", b"")).shim_pid
+        ctx.pids.add(pid)
+        (z,) = wait_until(lambda: zygotes(fake.pid), 20, what="the zygote")
+        ctx.pids.add(z)
+        shutdown(address, pid)
+    finally:
+        fake.stdin.close()
+        fake.wait(10)
+    wait_until(lambda: not alive(z), 10, what="the zygote to follow its containerd")
+    ctx.env = shim_env(zygote_idle="1")
+    address = ctx.start(ctx.bundle("c2"), "c2")
+    (z2,) = wait_until(lambda: zygotes(os.getpid()), 20, what="the zygote")
+    ctx.pids.add(z2)
+    shutdown(address, max(ctx.pids - {pid, z, z2}))
+    wait_until(lambda: not alive(z2), 10, what="the idle zygote to exit")

@@ -129,6 +129,12 @@ def main(argv: list[str]) -> int:
 
 def _run(flags: dict[str, object], args: list[str], process) -> int:
     action = args[0] if args else ""
+    if action == "zygote" and len(args) >= 4:  # launched by `start` (shim/zygote.py)
+        from pyrunc.shim import zygote
+        try:
+            return zygote.serve_zygote(args[1], int(args[2]), float(args[3]))
+        except ValueError:
+            raise process.ShimError("zygote: bad arguments") from None
     if action not in ("", "start", "delete"):
         raise process.ShimError(f"unknown action {action!r} (want start or delete)")
     if not flags["namespace"]:
@@ -143,7 +149,8 @@ def _run(flags: dict[str, object], args: list[str], process) -> int:
     if action == "start":
         if not flags["address"]:
             raise process.ShimError("containerd address cannot be empty (-address)")
-        address = process.start(flags, bundle)
+        from pyrunc.shim.start import start
+        address = start(flags, bundle)
         sys.stdout.write(address)  # no newline, as Go shims (containerd trims it)
         sys.stdout.flush()
         return 0

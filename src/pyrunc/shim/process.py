@@ -1,23 +1,20 @@
 """The shim's process model, as containerd 1.6 expects of a v2 shim.
 
 containerd runs the shim binary twice per container group. `start` (cwd: the
-bundle; options Any on stdin) must print the ttrpc address of a shim for the
-container and return: it computes the socket address from containerd's
+bundle; options Any on stdin; shim/start.py) must print the ttrpc address of
+a shim for the container and return: the address comes from containerd's
 address, the namespace and the group (the container id, or the pod's sandbox
 id from the bundle's annotations, so that every container of a pod shares
-one shim), and if a shim already listens there it prints that address;
-otherwise it binds the socket, writes the bundle's `address` file and forks
-the server, which leaves the session and stdio of `start` (containerd reads
-start's output until every copy of its stdout is closed) and serves until a
-Shutdown finds no task left. `delete` is containerd's clean-up of a bundle
-whose shim is gone: it prints a DeleteResponse (exit status 137).
+one shim; socket_address here). The server it forks leaves the session and
+stdio of `start` (containerd reads start's output until every copy of its
+stdout is closed) and serves until a Shutdown finds no task left (serve
+here). `delete` is containerd's clean-up of a bundle whose shim is gone: it
+prints a DeleteResponse (exit status 137).
 """
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
-import sys
 from time import time_ns
 
 try:  # the builtin module: hashlib would load OpenSSL (3 ms of `start`)
@@ -130,119 +127,6 @@ def remove_socket(address: str) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
-
-
-# -- start -----------------------------------------------------------------------------
-
-def start(flags: dict[str, object], bundle: str) -> str:
-    """`start`: the address of the shim that serves this container (a
-    running one of its group, else a new one forked here)."""
-    address = socket_address(str(flags["address"]), str(flags["namespace"]),
-                             grouping_key(bundle, str(flags["id"])))
-    options = _read_options()
-    path = socket_path(address)
-    try:
-        listener = _listen(path)
-    except OSError as e:
-        if e.errno != errno.EADDRINUSE:
-            raise ShimError(f"create new shim socket: {path}: {os.strerror(e.errno or 0).lower()}") from None
-        if _can_connect(path):  # the group's shim is up: share it
-            write_address(bundle, address)
-            return address
-        remove_socket(address)  # a dead shim's socket
-        try:
-            listener = _listen(path)
-        except OSError as e2:
-            raise ShimError(f"create new shim socket: {path}: {os.strerror(e2.errno or 0).lower()}") from None
-    pid = 0
-    try:
-        write_address(bundle, address)
-        pid = _spawn(listener, flags, bundle, address)
-        listener.close()
-        _adjust_oom_score(pid)
-        if options is not None and options.shim_cgroup:
-            _join_cgroup(pid, options.shim_cgroup)
-    except BaseException:  # nothing left behind: no server, socket or address file
-        if pid:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-        listener.close()
-        remove_socket(address)
-        try:
-            os.unlink(os.path.join(bundle, "address"))
-        except OSError:
-            pass
-        raise
-    return address
-
-
-def _read_options():
-    """The runc Options containerd passes on stdin (an Any), if any."""
-    try:
-        if os.isatty(0):
-            return None
-        data = b""
-        while chunk := os.read(0, 1 << 16):
-            data += chunk
-    except OSError:
-        return None
-    if not data:
-        return None
-    from pyrunc.shim import messages as m
-    from pyrunc.shim.protobuf import Any, DecodeError
-    try:
-        any_ = Any.decode(data)
-        if any_.type_url.rpartition("/")[2] == m.Options.NAME:
-            return m.Options.decode(any_.value)
-    except DecodeError:
-        raise ShimError("invalid shim options on stdin") from None
-    return None
-
-
-def _spawn(listener: socket.socket, flags: dict[str, object], bundle: str, address: str) -> int:
-    """Fork the server: a new session, stdio on /dev/null, the listener
-    already bound (a client that connects before the server runs waits in
-    its backlog). The child never returns."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 1
-    try:
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        if null > 2:
-            os.close(null)
-        code = serve(listener, flags, bundle, address)
-    except BaseException:
-        code = 1
-    finally:
-        os._exit(code)
-
-
-def _adjust_oom_score(pid: int) -> None:
-    """The shim's oom_score_adj: containerd's plus one (shim.AdjustOOMScore),
-    so the OOM killer takes a shim before the daemon."""
-    try:
-        with open(f"/proc/{os.getppid()}/oom_score_adj") as f:
-            score = int(f.read().strip())
-        with open(f"/proc/{pid}/oom_score_adj", "w") as f:
-            f.write(str(min(score + 1, 1000)))
-    except (OSError, ValueError):
-        pass  # e.g. a parent already at the maximum, or a read-only /proc
-
-
-def _join_cgroup(pid: int, cgroup: str) -> None:
-    """Options.shim_cgroup (cgroup v2): move the shim there."""
-    path = os.path.join("/sys/fs/cgroup", cgroup.lstrip("/"), "cgroup.procs")
-    try:
-        with open(path, "w") as f:
-            f.write(str(pid))
-    except OSError as e:
-        raise ShimError(f"failed to join cgroup {cgroup}: {os.strerror(e.errno or 0).lower()}") from None
 
 
 # -- delete ----------------------------------------------------------------------------
@@ -381,6 +265,7 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
     os.read(stop_r, 1)  # retried after a signal's handler (PEP 475)
     try:
         server.shutdown()
+        service.flush_events()
     finally:
         if address:
             remove_socket(address)

@@ -128,10 +128,9 @@ class TaskService:
 
     def flush_events(self, timeout: float = 5.0) -> None:
         """Wait (a while) for the queued events to be forwarded."""
-        import time
-        end = time.monotonic() + timeout
-        while self._events.unfinished_tasks and time.monotonic() < end:
-            time.sleep(0.005)
+        q = self._events
+        with q.all_tasks_done:
+            q.all_tasks_done.wait_for(lambda: not q.unfinished_tasks, timeout)
 
     def _reap_loop(self) -> None:
         while True:
@@ -565,10 +564,12 @@ class TaskService:
 
     def Shutdown(self, req: m.ShutdownRequest) -> Empty:
         # as runc's shim: a shim that still serves tasks stays, `now` or not
+        # the events still queued are sent after this reply, before the
+        # process exits (serve), as runc's shim: containerd's next step, the
+        # `delete` it runs, need not wait for them
         with self._lock:
             if self.tasks:
                 return Empty()
-        self.flush_events()
         self._on_shutdown()
         return Empty()
 

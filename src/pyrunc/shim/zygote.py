@@ -1,0 +1,372 @@
+"""A warm fork server for new shims (the "zygote").
+
+containerd runs `<shim> start` for every new container group and then waits
+for the shim it names to answer Create. A Python shim pays its interpreter
+and its imports there (about 20 ms here before the server answers, and a
+first Create that finds half the library not yet imported), where Go's shim
+pays a few milliseconds. So the first `start` for a containerd also launches
+a zygote: a single-threaded process that imported the shim's server and the
+library's create path once, and waits on a socket. Later `start`s hand it
+their bound listening socket, bundle, flags and environment; it forks, and
+the child is the new shim, already warm (its pages shared with the zygote's
+until written).
+
+One zygote serves one containerd (keyed by containerd's address and the
+installed code, so an upgrade gets a new one). It exits when that containerd
+exits, after PYRUNC_SHIM_ZYGOTE_IDLE seconds without a request and without a
+live shim of its own (default 600), or on SIGTERM. PYRUNC_SHIM_ZYGOTE_IDLE=0
+in containerd's environment turns it off: every `start` then forks its
+server itself, as before. A shim forked here is the same as one forked by
+`start`: its own session, /dev/null stdio, the bundle as cwd, containerd's
+environment, and start's command line (written over the zygote's, which
+is padded for it), so `ps` and containerd's tooling see the usual shim.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import _socket as socket
+
+TYPE_CHECKING = False  # typing's import would cost `start` a millisecond
+if TYPE_CHECKING:
+    import socket as std_socket
+
+from pyrunc.shim.process import SOCKET_ROOT, ShimError, sha256
+
+DEFAULT_IDLE = 600.0
+IDLE_ENV = "PYRUNC_SHIM_ZYGOTE_IDLE"
+# room for a shim's command line (interpreter, launcher, containerd's
+# flags with ids and paths) over the zygote's: its argv is padded to this
+TITLE_ROOM = 2048
+MAX_REQUEST = 1 << 20
+
+
+def idle_seconds(env: dict[str, str] | os._Environ) -> float:
+    """The zygote's idle timeout from containerd's environment (0: none)."""
+    text = env.get(IDLE_ENV, "")
+    if not text:
+        return DEFAULT_IDLE
+    try:
+        value = float(text)
+    except ValueError:
+        return DEFAULT_IDLE
+    return value if value >= 0 else 0.0
+
+
+def launcher_argv() -> list[str]:
+    """How this process was started up to the shim's own flags: the
+    interpreter and its options and the launcher script (or -m module)."""
+    own = len(sys.argv) - 1
+    return list(sys.orig_argv[:len(sys.orig_argv) - own]) if own else list(sys.orig_argv)
+
+
+def zygote_path(containerd_address: str) -> str:
+    """The zygote's socket for this containerd and this installed code."""
+    try:
+        st = os.stat(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "__init__.py"))
+        code = f"{st.st_ino}:{st.st_mtime_ns}"
+    except OSError:
+        code = "?"
+    key = "\0".join([containerd_address, code, *launcher_argv()])
+    return f"{SOCKET_ROOT}/pyrunc-zygote-{sha256(key.encode()).hexdigest()[:32]}"
+
+
+# -- the client side (in `start`) -------------------------------------------------------
+
+def fork_shim(path: str, listener: socket.socket, flags: dict[str, object], bundle: str,
+              address: str) -> int | None:
+    """Ask the zygote at `path` for a shim serving `listener`: its pid, or
+    None when no zygote answers (the caller then forks one itself)."""
+    from pyrunc.fastjson import dumps
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        s.settimeout(5)
+        try:
+            s.connect(path)
+        except OSError:
+            return None
+        request = dumps({"flags": flags, "bundle": bundle, "address": address, "title": sys.orig_argv,
+                         "env": dict(os.environ), "umask": _umask()}).encode()
+        try:
+            s.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, listener.fileno().to_bytes(4, sys.byteorder))])
+            reply = s.recv(4096)
+        except OSError:
+            return None  # a zygote on its way out: fork here
+    finally:
+        s.close()
+    kind, _, text = reply.decode(errors="replace").partition(" ")
+    if kind == "pid" and text.isdigit():
+        return int(text)
+    if kind == "err":
+        raise ShimError(text)
+    return None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def launch(path: str, idle: float) -> None:
+    """Start a zygote in the background for the next `start`s (it binds
+    `path` once its imports are done; the loser of a race exits)."""
+    argv = [*launcher_argv(), "zygote", path, str(os.getppid()), f"{idle:g}"]
+    pad = TITLE_ROOM - sum(len(a.encode()) + 1 for a in argv) - 1
+    argv.append(" " * max(pad, 1))
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        os.posix_spawn(argv[0] if os.path.isabs(argv[0]) else sys.executable, argv, dict(os.environ),
+                       setsid=True, file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                                                  (os.POSIX_SPAWN_DUP2, null, 2)])
+    except OSError:
+        pass  # no zygote: `start` forks its shims itself
+    finally:
+        os.close(null)
+
+
+# -- the zygote ---------------------------------------------------------------------------
+
+def set_cmdline(argv: list[str]) -> bool:
+    """Write `argv` over this process's command line (/proc/self/cmdline:
+    the kernel reads it from the argv strings' memory), NUL-padded to the
+    original length; False (nothing written) if it does not fit."""
+    import ctypes
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48, 49)
+    except (OSError, IndexError, ValueError):
+        return False
+    data = b"\0".join(a.encode(errors="surrogateescape") for a in argv) + b"\0"
+    if not start or end - start < len(data):
+        return False
+    ctypes.memmove(start, data.ljust(end - start, b"\0"), end - start)
+    return True
+
+
+def preload() -> None:
+    """Everything a shim's server and its first Create import, once."""
+    import dataclasses  # noqa: F401
+    import gc
+    import queue  # noqa: F401
+    import signal  # noqa: F401
+    import socket as _  # noqa: F401
+    import threading  # noqa: F401
+
+    import pyrunc
+    import pyrunc.cgroups.devices  # noqa: F401
+    import pyrunc.cgroups.resources  # noqa: F401
+    import pyrunc.container.container  # noqa: F401
+    import pyrunc.container.exec  # noqa: F401
+    import pyrunc.linux.ffi  # noqa: F401
+    import pyrunc.rootfs.options  # noqa: F401
+    import pyrunc.rootfs.paths  # noqa: F401
+    import pyrunc.rootfs.setup  # noqa: F401
+    import pyrunc.security.capabilities  # noqa: F401
+    import pyrunc.security.process  # noqa: F401
+    import pyrunc.spec.schema  # noqa: F401
+    from pyrunc.shim import events, logger, messages, mounts, service, stdio, ttrpc  # noqa: F401
+    pyrunc.Container  # noqa: B018 - the lazy attribute's import
+    service._preload()
+    gc.collect()
+    gc.freeze()  # what is imported stays: no collector writes into shared pages
+
+
+def serve_zygote(path: str, watch_pid: int, idle: float) -> int:
+    """The zygote's loop: bind `path`, fork a shim per request, exit when
+    the watched containerd is gone or after `idle` seconds of nothing."""
+    import select
+    import signal
+    import time
+    preload()
+    os.chdir("/")
+    listener = _bind(path)
+    if listener is None:
+        return 0  # another zygote serves this containerd
+    try:
+        watch = os.pidfd_open(watch_pid)
+    except OSError:
+        listener.close()
+        _unlink(path)
+        return 0
+    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    children: set[int] = set()
+    ino = _inode(path)
+    last = time.monotonic()
+    own = (listener, watch, wake_r, wake_w)
+    try:
+        while not stop:
+            _reap(children)
+            timeout = None
+            if idle and not children:
+                timeout = max(0.0, last + idle - time.monotonic())
+                if timeout == 0:
+                    break
+            ready, _, _ = select.select([listener.fileno(), watch, wake_r], [], [], timeout)
+            if watch in ready or _inode(path) != ino:
+                break  # containerd is gone, or the socket was removed or taken over
+            if wake_r in ready:
+                try:
+                    os.read(wake_r, 512)
+                except BlockingIOError:
+                    pass
+            if listener.fileno() in ready:
+                last = time.monotonic()
+                pid = _serve_one(listener, own)
+                if pid:
+                    children.add(pid)
+    finally:
+        _unlink(path, ino)
+        listener.close()
+    return 0
+
+
+def _bind(path: str) -> "std_socket.socket | None":
+    """Bind the zygote's socket, replacing a dead zygote's; None when a
+    live one answers there (serialized: two zygotes racing over a stale
+    socket must not both unlink and bind). Never an abstract socket: any
+    root process in the host's network namespace, a host-network
+    container's too, could reach one (CVE-2020-15257)."""
+    import errno
+    import fcntl
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    # the sockets' directory is the lock: it stays, a lock file would not
+    lock = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        import socket as std_socket
+        s = std_socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        try:
+            s.bind(path)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or _answers(path):
+                s.close()
+                return None
+            _unlink(path)
+            s.bind(path)
+        os.chmod(path, 0o600)
+        s.listen(64)
+        return s
+    finally:
+        os.close(lock)
+
+
+def _answers(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    s.settimeout(2)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return 0
+
+
+def _unlink(path: str, ino: int = 0) -> None:
+    """Remove the socket file (only if it is still ours, when `ino` is given)."""
+    try:
+        if not ino or os.stat(path).st_ino == ino:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def _reap(children: set[int]) -> None:
+    while children:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            children.clear()
+            return
+        if not pid:
+            return
+        children.discard(pid)
+
+
+def _serve_one(listener: "std_socket.socket", own: tuple) -> int:
+    """Accept one request and fork its shim; the reply is the shim's pid
+    (or one line of error)."""
+    import array
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return 0
+    pid = 0
+    fds: list[int] = []
+    try:
+        conn.settimeout(5)
+        cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
+            return 0
+        data, ancdata, _flags, _ = conn.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(4 * 4))
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                a = array.array("i")
+                a.frombytes(payload[:len(payload) - len(payload) % a.itemsize])
+                fds.extend(a)
+        if len(fds) != 1 or not data:
+            conn.send(b"err bad request to the shim's zygote")
+            return 0
+        from pyrunc.fastjson import loads
+        request = loads(data)
+        pid = os.fork()
+        if pid == 0:
+            _become_shim(request, fds[0], (*own, conn.fileno()))
+        conn.send(f"pid {pid}".encode())
+        return pid
+    except OSError:
+        return pid
+    finally:
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+
+
+def _become_shim(request: dict, listen_fd: int, own: tuple) -> None:
+    """In the forked child: turn into the shim `start` would have forked,
+    serve, and never return."""
+    import signal
+    code = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        for item in own:
+            try:
+                os.close(item if isinstance(item, int) else item.detach())
+            except OSError:
+                pass
+        os.setsid()
+        set_cmdline([str(a) for a in request["title"]])
+        sys.argv = [str(a) for a in request["title"]]
+        os.chdir(request["bundle"])
+        os.umask(int(request["umask"]))
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        if null > 2:
+            os.close(null)
+        from pyrunc.shim import process
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, fileno=listen_fd)
+        code = process.serve(listener, request["flags"], request["bundle"], request["address"])
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
