@@ -576,3 +576,32 @@ def test_library_container_holds_none_of_the_callers_fds(rt, bundle, tmp_path, l
             os.close(fd)
     # ls's own directory fd (3) is the only one past stdio
     assert bundle.host("fds").read_text().split() == ["0", "1", "2", "3"]
+
+
+def _seccomp_no_mkdir(c: dict) -> None:
+    c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+
+
+def _user_namespace(c: dict) -> None:
+    from helpers_userns import userns_config
+    userns_config(c)
+
+
+@pytest.mark.parametrize("configure, script, status", [
+    # made before the arguments come, the filter built by the early stage child
+    (_seccomp_no_mkdir, "mkdir /x && exit 0 || exit 7", 7),
+    # the user namespace takes the command line's order (the parent writes its maps)
+    (_user_namespace, "grep -q 100000 /proc/self/uid_map && exit 5", 5),
+])
+def test_library_namespaces_early_and_not(rt, bundle, tmp_path, leakcheck, configure, script, status):
+    """Container.run through both orders of the stage child: the early one
+    (new namespaces only; here with a seccomp filter, whose builder is
+    forked before the unshare) and the command line's (a user namespace)."""
+    from helpers_userns import make_reachable
+    bundle.update(configure)
+    bundle.set_args("sh", "-c", script)
+    make_reachable(bundle.path)
+    root = str(tmp_path / "lib-root")
+    assert pyrunc.Container.run("lib-" + rt.new_id(), bundle=str(bundle.path), root=root) == status
+    assert pyrunc.Container.list(root) == []
