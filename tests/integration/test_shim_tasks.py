@@ -511,8 +511,8 @@ def test_file_log_uri_appends_out_and_err(ctr, tmp_path):
         assert r.returncode == 0, r
     # runc's shim copies into the file from a goroutine that may still be
     # at it when ctr returns (ours hands the file to the container itself)
-    text = wait_until(lambda: (t := log.read_text()) if len(t.split()) >= 4 else None, 5,
-                      what="the four lines in the log")
+    wait_until(lambda: len(log.read_text().split()) >= 4, 5, what="the four lines in the log")
+    text = log.read_text()
     assert sorted(text.split()) == ["err0", "err1", "out0", "out1"], text
     assert text.index("out0") < text.index("out1"), text
 

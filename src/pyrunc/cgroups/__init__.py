@@ -524,6 +524,44 @@ def prearm_migration(command: str = "exec", systemd: bool = False) -> None:
     started.acquire(True, 0.05)
 
 
+_rearm_busy = False
+
+
+def rearm_migration(systemd: bool = False) -> None:
+    """prearm_migration for a long-lived caller (the containerd shim), once
+    per container it is about to create: requests come seconds apart, by
+    which time the lock has cooled, and its grace period would fall inside
+    the create. One no-op migration at a time, in a thread; the fd stays
+    open for the next (closed in forked children, as the pre-arm's)."""
+    global _prearm_fd, _rearm_busy
+    if _rearm_busy:
+        return
+    import _thread
+    try:
+        if not _needs_prearm("create", systemd):
+            return
+        if _prearm_fd < 0:
+            path = _own_procs_file()
+            if path is None:
+                return
+            _prearm_fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            os.register_at_fork(after_in_child=_close_prearm_fd)
+        _rearm_busy = True
+        _thread.start_new_thread(_rearm, (_prearm_fd,))
+    except (OSError, ValueError, RuntimeError):
+        _rearm_busy = False  # an optimisation only
+
+
+def _rearm(fd: int) -> None:
+    global _rearm_busy
+    try:
+        os.write(fd, b"0")
+    except OSError:
+        pass  # an optimisation only
+    finally:
+        _rearm_busy = False
+
+
 def _close_prearm_fd() -> None:
     """In a forked child: our copy of the pre-arm's fd goes, and with -1
     the child's own children do not close that number again."""

@@ -161,6 +161,17 @@ def _remove_dead_socket(bundle: str) -> None:
     remove_socket(address)
 
 
+def leave_session() -> None:
+    """A forked shim's own session, its stdio on /dev/null: containerd
+    reads `start`'s output until every copy of its stdout is closed."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+
+
 def _varint(n: int) -> bytes:
     out = bytearray()
     while n > 0x7F:
@@ -225,11 +236,10 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
     SIGINT); the socket file is removed on the way out."""
     import signal
     import socket as std_socket
-    import threading
 
     from pyrunc.shim import messages as m
     from pyrunc.shim.service import TaskService
-    from pyrunc.shim.ttrpc import Server
+    from pyrunc.shim.ttrpc import Server, spawn
 
     if not isinstance(listener, std_socket.socket):  # start's _socket.socket
         listener = std_socket.socket(fileno=listener.detach())
@@ -244,6 +254,10 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
         except OSError:
             pass
 
+    # containerd's Create comes next: the cgroup lock's grace period runs
+    # while it connects (pyrunc.cgroups.rearm_migration)
+    from pyrunc.cgroups import rearm_migration
+    rearm_migration()
     server = Server()
     publisher = None
     if os.environ.get("TTRPC_ADDRESS"):
@@ -261,7 +275,7 @@ def serve(listener: socket.socket, flags: dict[str, object], bundle: str, addres
     server.register(m.TASK_SERVICE, service.handlers())
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    threading.Thread(target=server.serve, args=(listener,), daemon=True).start()
+    spawn(server.serve, listener)
     os.read(stop_r, 1)  # retried after a signal's handler (PEP 475)
     try:
         server.shutdown()

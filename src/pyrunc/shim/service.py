@@ -22,7 +22,7 @@ TYPE_CHECKING = False  # typing: 4 ms of the server's start (see ttrpc)
 
 from pyrunc.shim import messages as m
 from pyrunc.shim.protobuf import Any, Empty, Message, Timestamp
-from pyrunc.shim.ttrpc import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unimplemented
+from pyrunc.shim.ttrpc import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unimplemented, spawn
 
 if TYPE_CHECKING:
     from typing import Callable
@@ -95,14 +95,14 @@ class TaskService:
         self._on_shutdown = on_shutdown
         self._events: queue.Queue = queue.Queue()
         self._publisher = publisher
-        threading.Thread(target=self._forward_loop, daemon=True, name="events").start()
+        spawn(self._forward_loop)
 
     def start_reaper(self) -> None:
         """Become the subreaper of the containers' processes and reap them
         (the server's process only: waitpid(-1) takes every child)."""
         self._subreaper()
-        threading.Thread(target=_preload, daemon=True, name="preload").start()
-        threading.Thread(target=self._reap_loop, daemon=True, name="reaper").start()
+        spawn(_preload)
+        spawn(self._reap_loop)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -212,6 +212,8 @@ class TaskService:
         if req.checkpoint:
             raise Unimplemented("Create: restore from a checkpoint is not supported")
         opts = _runc_options(req.options)
+        from pyrunc.cgroups import rearm_migration
+        rearm_migration(opts.systemd_cgroup)  # the cgroup lock's grace period runs while we mount
         root = os.path.join(opts.root or DEFAULT_ROOT, self.namespace or "default")
         if opts.root:  # for `delete` after this shim died (runc's shim keeps them so too)
             _write_options(req.bundle, opts)
@@ -578,7 +580,7 @@ class TaskService:
     def _watch_oom(self, task: Task) -> None:
         """In a thread of its own from the start: its imports and the
         cgroup's files are not Create's business."""
-        threading.Thread(target=self._oom_setup, args=(task,), daemon=True).start()
+        spawn(self._oom_setup, task)
 
     def _oom_setup(self, task: Task) -> None:
         try:

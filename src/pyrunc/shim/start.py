@@ -15,7 +15,7 @@ import sys
 
 import _socket as socket  # `socket` imports enum: 2 ms of `start` for names
 
-from pyrunc.shim.process import (ShimError, _can_connect, _listen, grouping_key, remove_socket,
+from pyrunc.shim.process import (ShimError, _can_connect, _listen, grouping_key, leave_session, remove_socket,
                                  serve, socket_address, socket_path, write_address)
 
 
@@ -113,12 +113,7 @@ def _spawn(listener: socket.socket, flags: dict[str, object], bundle: str, addre
         return pid
     code = 1
     try:
-        os.setsid()
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        if null > 2:
-            os.close(null)
+        leave_session()
         code = serve(listener, flags, bundle, address)
     except BaseException:
         code = 1

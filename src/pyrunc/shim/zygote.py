@@ -32,7 +32,7 @@ TYPE_CHECKING = False  # typing's import would cost `start` a millisecond
 if TYPE_CHECKING:
     import socket as std_socket
 
-from pyrunc.shim.process import SOCKET_ROOT, ShimError, sha256
+from pyrunc.shim.process import SOCKET_ROOT, ShimError, leave_session, sha256
 
 DEFAULT_IDLE = 600.0
 IDLE_ENV = "PYRUNC_SHIM_ZYGOTE_IDLE"
@@ -201,9 +201,11 @@ def serve_zygote(path: str, watch_pid: int, idle: float) -> int:
     ino = _inode(path)
     last = time.monotonic()
     own = (listener, watch, wake_r, wake_w)
+    spare = _fork_spare(own)
     try:
         while not stop:
-            _reap(children)
+            if _reap(children, spare):
+                spare = None  # died unasked: the next request forks
             timeout = None
             if idle and not children:
                 timeout = max(0.0, last + idle - time.monotonic())
@@ -219,12 +221,17 @@ def serve_zygote(path: str, watch_pid: int, idle: float) -> int:
                     pass
             if listener.fileno() in ready:
                 last = time.monotonic()
-                pid = _serve_one(listener, own)
+                pid = _serve_one(listener, own, spare)
                 if pid:
                     children.add(pid)
+                    if spare is not None and pid == spare.pid:
+                        spare.sock.close()  # before the fork: the next spare must not inherit it
+                        spare = _fork_spare(own)  # after the reply: off start's path
     finally:
         _unlink(path, ino)
         listener.close()
+        if spare is not None:
+            spare.sock.close()  # it exits on the end of file
     return 0
 
 
@@ -286,83 +293,161 @@ def _unlink(path: str, ino: int = 0) -> None:
         pass
 
 
-def _reap(children: set[int]) -> None:
-    while children:
+def _reap(children: set[int], spare: "_Spare | None") -> bool:
+    """Collect exited shims; True if the spare was among them."""
+    spare_gone = False
+    while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             children.clear()
-            return
+            return spare_gone
         if not pid:
-            return
+            return spare_gone
         children.discard(pid)
+        if spare is not None and pid == spare.pid:
+            spare_gone = True
 
 
-def _serve_one(listener: "std_socket.socket", own: tuple) -> int:
-    """Accept one request and fork its shim; the reply is the shim's pid
-    (or one line of error)."""
-    import array
+class _Spare:
+    """A shim forked ahead of its request, waiting on a socket pair for it:
+    `start` then waits for neither the fork nor the child's first steps."""
+
+    def __init__(self, pid: int, sock: "std_socket.socket") -> None:
+        self.pid = pid
+        self.sock = sock
+
+
+def _fork_spare(own: tuple) -> _Spare | None:
+    import socket as std_socket
+    ours, theirs = std_socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        pid = os.fork()
+    except OSError:
+        ours.close()
+        theirs.close()
+        return None
+    if pid == 0:
+        _spare_wait(theirs, (*own, ours))
+    theirs.close()
+    return _Spare(pid, ours)
+
+
+def _spare_wait(sock: "std_socket.socket", own: tuple) -> None:
+    """In the spare: leave the zygote's session, fds and signals, then
+    wait for a request; the zygote's end closing ends it."""
+    code = 0
+    try:
+        _detach(own)
+        title = list(sys.orig_argv)
+        if "zygote" in title:  # room for the longer word: the padding is last
+            title[title.index("zygote")] = "zygote-spare"
+            title[-1] = title[-1][:-len("-spare")]
+            set_cmdline(title)
+        request, fd = _receive(sock)
+        sock.close()
+        if request is None or fd is None:
+            os._exit(0)
+        _serve_request(request, fd)  # never returns
+    except BaseException:
+        code = 1
+    os._exit(code)
+
+
+def _serve_one(listener: "std_socket.socket", own: tuple, spare: _Spare | None) -> int:
+    """Accept one request and hand it to the spare (or a shim forked for
+    it); the reply is the shim's pid (or one line of error)."""
     try:
         conn, _ = listener.accept()
     except OSError:
         return 0
     pid = 0
-    fds: list[int] = []
+    fd = None
     try:
         conn.settimeout(5)
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             return 0
-        data, ancdata, _flags, _ = conn.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(4 * 4))
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                a = array.array("i")
-                a.frombytes(payload[:len(payload) - len(payload) % a.itemsize])
-                fds.extend(a)
-        if len(fds) != 1 or not data:
+        request, fd = _receive(conn)
+        if request is None or fd is None:
             conn.send(b"err bad request to the shim's zygote")
             return 0
-        from pyrunc.fastjson import loads
-        request = loads(data)
-        pid = os.fork()
-        if pid == 0:
-            _become_shim(request, fds[0], (*own, conn.fileno()))
+        if spare is not None and _hand_over(spare, request, fd):
+            pid = spare.pid
+        else:
+            pid = os.fork()
+            if pid == 0:
+                _detach((*own, conn.fileno(), *((spare.sock,) if spare else ())))
+                _serve_request(request, fd)
         conn.send(f"pid {pid}".encode())
         return pid
     except OSError:
         return pid
     finally:
-        for fd in fds:
+        if fd is not None:
             os.close(fd)
         conn.close()
 
 
-def _become_shim(request: dict, listen_fd: int, own: tuple) -> None:
-    """In the forked child: turn into the shim `start` would have forked,
-    serve, and never return."""
+def _receive(sock) -> tuple[dict | None, int | None]:
+    """One request (JSON) and the listening socket's fd that came with it."""
+    import array
+
+    from pyrunc.fastjson import loads
+    data, ancdata, _flags, _ = sock.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(4 * 4))
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            a = array.array("i")
+            a.frombytes(payload[:len(payload) - len(payload) % a.itemsize])
+            fds.extend(a)
+    if len(fds) != 1 or not data:
+        for fd in fds:
+            os.close(fd)
+        return None, None
+    try:
+        request = loads(data)
+    except ValueError:
+        os.close(fds[0])
+        return None, None
+    return (request if isinstance(request, dict) else None), fds[0]
+
+
+def _hand_over(spare: _Spare, request: dict, fd: int) -> bool:
+    from pyrunc.fastjson import dumps
+    try:
+        spare.sock.sendmsg([dumps(request).encode()],
+                           [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+        return True
+    except OSError:
+        return False  # the spare died: fork one for this request
+
+
+def _detach(own: tuple) -> None:
+    """In a forked child: the zygote's signals, fds and session left."""
     import signal
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    for item in own:
+        try:
+            os.close(item if isinstance(item, int) else item.detach())
+        except OSError:
+            pass
+    leave_session()
+
+
+def _serve_request(request: dict, listen_fd: int) -> None:
+    """Turn into the shim `start` would have forked (its command line,
+    bundle, umask and environment), serve, and never return."""
     code = 1
     try:
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
-        for item in own:
-            try:
-                os.close(item if isinstance(item, int) else item.detach())
-            except OSError:
-                pass
-        os.setsid()
         set_cmdline([str(a) for a in request["title"]])
         sys.argv = [str(a) for a in request["title"]]
         os.chdir(request["bundle"])
         os.umask(int(request["umask"]))
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in request["env"].items()})
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        if null > 2:
-            os.close(null)
         from pyrunc.shim import process
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, fileno=listen_fd)
         code = process.serve(listener, request["flags"], request["bundle"], request["address"])
