@@ -511,3 +511,97 @@ def test_library_init_shows_nothing_of_the_caller(rt, bundle, tmp_path):
         assert "pyrunc" in seen, seen  # the init's own name is what shows
     finally:
         c.delete(force=True)
+
+
+def _children() -> list[int]:
+    """This process's children (live or zombie), from /proc."""
+    me = str(os.getpid())
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if stat[stat.rfind(b")") + 2:].split()[1].decode() == me:
+                kids.append(int(d))
+    return kids
+
+
+def test_create_failing_after_the_early_fork_leaves_no_process(rt, bundle, tmp_path, leakcheck, subreaper):
+    """The library forks the stage child once the config is checked, and
+    that child makes the namespaces and forks the init before the state
+    dir exists. A create that fails then (the id is taken) ends both: no
+    process is left, not even a zombie for this subreaper to reap."""
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    cid = "lib-" + rt.new_id()
+    c = pyrunc.Container.create(cid, bundle=str(bundle.path), root=root)
+    try:
+        before = _children()
+        for _ in range(3):
+            with pytest.raises(pyrunc.PyruncError, match="container with id exists"):
+                pyrunc.Container.create(cid, bundle=str(bundle.path), root=root)
+        assert _children() == before
+        assert c.status == "created"  # the first one is untouched
+    finally:
+        c.delete(force=True)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_library_container_holds_none_of_the_callers_fds(rt, bundle, tmp_path, leakcheck):
+    """The caller's descriptors, inheritable or not, open before and during
+    the create (the state dir's lock), stay out of the container: its
+    waiting init has stdio and the exec fifo, its process stdio only."""
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sh", "-c", "ls /proc/self/fd > /host/fds; ls /proc/1/fd > /host/fds1")
+    r, w = os.pipe()
+    os.set_inheritable(r, True)
+    extra = os.open("/", os.O_RDONLY | os.O_DIRECTORY)  # a host directory: CVE-2024-21626's kind
+    try:
+        c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root,
+                                    stdio=(r, w, w))
+        try:
+            fds = {int(x): os.readlink(f"/proc/{c.pid}/fd/{x}") for x in os.listdir(f"/proc/{c.pid}/fd")}
+            # stdio and the exec fifo it waits to open (an O_PATH fd, as runc's init)
+            assert sorted(fds) == [0, 1, 2, 3] and fds[3].endswith("/exec.fifo"), fds
+            c.start()
+            bundle.wait_host_file("fds1")
+        finally:
+            c.delete(force=True)
+    finally:
+        for fd in (r, w, extra):
+            os.close(fd)
+    # ls's own directory fd (3) is the only one past stdio
+    assert bundle.host("fds").read_text().split() == ["0", "1", "2", "3"]
+
+
+def _seccomp_no_mkdir(c: dict) -> None:
+    c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+
+
+def _user_namespace(c: dict) -> None:
+    from helpers_userns import userns_config
+    userns_config(c)
+
+
+@pytest.mark.parametrize("configure, script, status", [
+    # made before the arguments come, the filter built by the early stage child
+    (_seccomp_no_mkdir, "mkdir /x && exit 0 || exit 7", 7),
+    # the user namespace takes the command line's order (the parent writes its maps)
+    (_user_namespace, "grep -q 100000 /proc/self/uid_map && exit 5", 5),
+])
+def test_library_namespaces_early_and_not(rt, bundle, tmp_path, leakcheck, configure, script, status):
+    """Container.run through both orders of the stage child: the early one
+    (new namespaces only; here with a seccomp filter, whose builder is
+    forked before the unshare) and the command line's (a user namespace)."""
+    from helpers_userns import make_reachable
+    bundle.update(configure)
+    bundle.set_args("sh", "-c", script)
+    make_reachable(bundle.path)
+    root = str(tmp_path / "lib-root")
+    assert pyrunc.Container.run("lib-" + rt.new_id(), bundle=str(bundle.path), root=root) == status
+    assert pyrunc.Container.list(root) == []

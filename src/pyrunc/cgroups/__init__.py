@@ -40,9 +40,12 @@ def _own_cgroups() -> dict[str, str]:
 
 def running_in_userns() -> bool:
     """Whether this process is in a user namespace other than the host's."""
-    try:
-        with open("/proc/self/uid_map", "rb") as f:
-            fields = f.read().split()
+    try:  # os-level: asked on every create (is_rootless, the device rules, the init)
+        fd = os.open("/proc/self/uid_map", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fields = os.read(fd, 4096).split()
+        finally:
+            os.close(fd)
     except OSError:
         return False
     return fields != [b"0", b"0", b"4294967295"]

@@ -114,6 +114,7 @@ class _Create:
         self.host_bind = 0  # the rootfs bound onto itself: no mount namespace (rootfs/hostns.py)
         self.fifo_fd = -1
         # the children and the channel
+        self.stage: Stage | None = None  # the library's, forked by create() (_fork_stage)
         self.pid_s = 0
         self.init_pid = 0
         self.ch: Channel | None = None  # the stage child's start makes it
@@ -126,14 +127,17 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
     (Handshake), the finish; everything made is undone on any failure."""
     c = _Create(root, cid, o)
     validate(c)
-    if o.console_socket:  # connect first: a bad socket fails before anything exists
-        from ..terminal import connect_console_socket
-        c.console = connect_console_socket(o.console_socket)
-    c.sd = StateDir(root, cid)
+    if o.stage is None:  # the library: fork now (the command line did already)
+        _fork_stage(c)
     try:
+        if o.console_socket:  # connect first: a bad socket fails before anything exists
+            from ..terminal import connect_console_socket
+            c.console = connect_console_socket(o.console_socket)
+        c.sd = StateDir(root, cid)
         c.sd.create()
     except BaseException:
         _close_console(c)
+        _abandon_stage(c)
         raise
     try:
         prepare_host(c)
@@ -144,6 +148,7 @@ def create(root: str, cid: str, o: CreateOptions) -> Launched:
             log.debug(f"{o.mode}: container {cid} created, init pid {c.init_pid}")
         return Launched(c.sd, c.state, c.ch, c.master, c.cg)
     except BaseException as e:
+        _abandon_stage(c)  # not yet started (the undo ends a started one)
         _undo_create(c)
         if isinstance(e, OSError) and not isinstance(e, PyruncError):
             why = e.strerror or str(e)  # OSError("text") has no strerror
@@ -261,6 +266,31 @@ def _make_exec_fifo(sd: StateDir, linux: dict) -> int:
     return os.open(sd.fifo, os.O_PATH | os.O_CLOEXEC)
 
 
+def _fork_stage(c: _Create) -> None:
+    """The library's stage child, forked once the config is checked and
+    before the state dir, the console socket and the cgroup exist (none of
+    their fds is ours to hand it): its start (the fork's copy-on-write
+    faults, hiding the command line, the imports) runs on the other core
+    while we prepare the host, as the command line's early fork does."""
+    from ..init.child import can_start_early, preload
+    from ..init.stage import Stage
+    # what the init needs, imported here once for every later create,
+    # not in each stage child (0.3 ms of its start, on the create's path)
+    preload(c.terminal, bool(c.spec.get("hooks")), c.linux.get("memoryPolicy") is not None)
+    # the common case (new namespaces, no user or time namespace): the
+    # child makes them and forks the init before its arguments come
+    early = (c.nss, c.seccomp) if can_start_early(c.nss) else None
+    c.stage = Stage.fork(preserve_fds=c.o.preserve_fds, stdio=c.o.stdio, early=early)
+
+
+def _abandon_stage(c: _Create) -> None:
+    """create() failed before our stage child had its arguments: it exits
+    on EOF and is reaped (Stage.abandon; once they are sent, _undo_create
+    ends it). The command line's stage child is the command line's."""
+    if c.stage is not None:
+        c.stage.abandon()
+
+
 def _start_stage(c: _Create) -> None:
     """Send the stage child its arguments (forking it now for the library),
     then make the cgroup while it unshares and forks the init."""
@@ -272,16 +302,8 @@ def _start_stage(c: _Create) -> None:
                     preserve_fds=o.preserve_fds, terminal=c.terminal, cid=c.cid,
                     cgroup_mounts=cg.mount_sources(),  # the init mounts the cgroup tree from this
                     seccomp=c.seccomp, state_json=dumps(oci_state({**c.state, "pid": 0}, "creating")))
-    stage = o.stage
-    if stage is None:  # the library: fork now (the lock and console stay ours)
-        from ..init.child import preload
-        from ..init.stage import Stage
-        # what the init needs, imported here once for every later create,
-        # not in each stage child (0.3 ms of its start, on the create's path)
-        preload(c.terminal, bool(c.spec.get("hooks")), c.linux.get("memoryPolicy") is not None)
-        stage = Stage.fork(close=tuple(fd for fd in (sd.fd, c.console.fileno() if c.console is not None else None)
-                                       if fd is not None and fd >= 0), preserve_fds=o.preserve_fds,
-                           stdio=o.stdio)
+    stage = o.stage or c.stage
+    assert stage is not None  # the command line's, or create()'s _fork_stage
     c.pid_s, c.ch = stage.pid, stage.ch
     try:
         stage.start(args)
@@ -504,11 +526,35 @@ def _undo_create(c: _Create) -> None:
     _close_console(c)
     if c.fifo_fd >= 0:
         os.close(c.fifo_fd)
+    if not c.init_pid and c.ch is not None:
+        c.init_pid = _reported_init_pid(c.ch)  # an init not yet joined is ended too
     assert c.sd is not None  # create() made it before any undo
     _undo(c.sd, c.cg, c.init_pid, c.pid_s, c.ch, c.master)
     if c.host_bind:
         from ..rootfs import hostns
         hostns.release(c.state["rootfs"], c.host_bind)
+
+
+def _reported_init_pid(ch: Channel) -> int:
+    """The init's pid, if the stage child sent it and we have not read it
+    yet (a failure between the stage's start and the handshake): without
+    it the undo could neither kill it nor reap it."""
+    sock = ch.sock
+    sock.setblocking(False)
+    try:
+        while True:
+            try:
+                tag, payload, fds = ch.recv()
+            except (BlockingIOError, PyruncError):
+                return 0
+            for fd in fds:
+                os.close(fd)
+            if tag == Msg.INIT_PID:
+                return int(payload)
+            if tag == Msg.EOF:
+                return 0
+    finally:
+        sock.setblocking(True)
 
 
 def _record_plan(sd: StateDir, state: dict, cg, o: CreateOptions) -> None:

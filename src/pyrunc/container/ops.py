@@ -7,7 +7,7 @@ import os
 
 from .. import log
 from ..errors import InvalidState, PyruncError
-from .state import StateDir, load, oci_state, open_pidfd, proc_start_time, state_doc, status_of, wait_pidfd  # noqa: F401 - load, state_doc: ops' API
+from .state import StateDir, load, load_state, oci_state, open_pidfd, proc_start_time, state_doc, status_of, wait_pidfd  # noqa: F401 - load, state_doc: ops' API
 
 
 def start(root: str, cid: str) -> None:
@@ -243,7 +243,7 @@ def wait(root: str, cid: str, timeout: float | None = None) -> int | None:
     """Block until the container's init exits; its exit status (128+N for
     signal N) when this process reaps it (it is the init's parent: a child
     subreaper above the create, or the create was a `run`), else None."""
-    sd, st, status = load(root, cid, shared=True)
+    sd, st = load_state(root, cid, shared=True)  # no status: the pidfd says it
     sd.unlock()
     fd = open_pidfd(st.get("pid", 0), st.get("init_start"))
     if fd < 0:

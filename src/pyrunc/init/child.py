@@ -122,11 +122,14 @@ def fail(ch: Channel, e: BaseException) -> None:
     os._exit(1)
 
 
-def stage_entry(ch: Channel) -> None:
+def stage_entry(ch: Channel, early: tuple[dict[str, str], Seccomp | None] | None = None) -> None:
     """Entry of the stage child, forked before the parent reads the config
     (init/stage.py): it imports what the init will need while the parent
     validates, then waits for its arguments. EOF instead means the command
-    failed before a container existed: nothing to do. Never returns."""
+    failed before a container existed: nothing to do. Never returns.
+    `early`: the library's (namespaces, seccomp), known when it forks us:
+    the namespaces are made before the arguments come (early_namespaces)."""
+    nss = None
     try:
         from ..linux import sys as L
         L.prctl(C.PR_SET_DUMPABLE, 0)
@@ -135,15 +138,64 @@ def stage_entry(ch: Channel) -> None:
         # here, not in the init: this child never joins the container's
         # cgroup, so the memory the imports allocate is not charged to it
         preload(False, False)
+        if early is not None:
+            nss = early_namespaces(ch, *early)  # in the init from here on
         tag, payload, fds = ch.recv()
         if tag != Msg.ARGS:
             os._exit(0)
         if not payload and fds:  # too big for one packet: in a memfd
             payload = _read_all(fds.pop())
         a = InitArgs.from_wire(payload, fds)
+        if early is not None:
+            a.seccomp = early[1]  # the same profile, its builder started
     except BaseException as e:  # noqa: BLE001 - one line for the parent
         fail(ch, e)
-    stage_main(ch, a)
+    if nss is None:
+        stage_main(ch, a)
+        return
+    try:
+        init_main(ch, a, nss, lo_up=True)
+    except BaseException as e:  # noqa: BLE001 - every failure becomes one line for the parent
+        fail(ch, e)
+
+
+def can_start_early(nss: dict[str, str]) -> bool:
+    """Whether early_namespaces can make these namespaces: new ones only
+    (none joined by path) and neither a user namespace nor a time namespace,
+    whose set-up needs the parent (their maps and offsets)."""
+    return "user" not in nss and "time" not in nss and not any(nss.values())
+
+
+def early_namespaces(ch: Channel, nss: dict[str, str], sc: Seccomp | None) -> dict[str, str]:
+    """stage_main's namespace work for the library's stage child, done before
+    its arguments come, while the parent makes the state dir and checks the
+    cgroup (can_start_early says when): seccomp's builder (in the runtime's
+    namespaces), the unshare, the init's fork and its pid, the loopback.
+    Returns in the init, with the namespaces for init_main."""
+    from ..linux import sys as L
+    if _log.debug_enabled():
+        _log.debug("=> nsexec container setup")
+    if sc is not None:
+        sc.start_build()
+        sc.open_listener(connect=False)
+    flags = 0
+    for t in nss:
+        if t != "cgroup":  # unshared once the init is in its cgroup (rootfs/setup.py)
+            flags |= C.NAMESPACES[t][0]
+    if flags:
+        L.unshare(flags)
+    if _log.debug_enabled():
+        _log.debug(f"<= nsexec container setup (namespaces: {' '.join(nss) or 'none new'})")
+    if "pid" in nss:
+        pid = os.fork()
+        if pid:  # as stage_main: report it and exit at once
+            ch.send(Msg.INIT_PID, str(pid))
+            os._exit(0)
+    else:
+        ch.send(Msg.INIT_PID, str(os.getpid()))
+    if nss.get("network") == "":
+        loopback_up()
+    return nss
 
 
 def conceal_command_line() -> None:
@@ -333,13 +385,14 @@ def seal_imports() -> None:
     sys.path_importer_cache = {}
 
 
-def init_main(ch: Channel, a: InitArgs, nss: dict[str, str]) -> None:
-    """The container init: prepare everything, wait, then exec."""
+def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False) -> None:
+    """The container init: prepare everything, wait, then exec. `lo_up`:
+    the loopback is up already (early_namespaces)."""
     if _log.debug_enabled():
         _log.debug("child process in init()")
     from ..linux import sys as L
     spec = a.spec
-    if nss.get("network") == "":
+    if nss.get("network") == "" and not lo_up:
         loopback_up()
     process = spec["process"]
     if a.seccomp is not None:

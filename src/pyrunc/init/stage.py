@@ -8,8 +8,9 @@ then it waits for its arguments, which the parent sends as plain data
 (marshal) with their fds over the sync channel. Forking at the last moment
 instead left the imports on the critical path of every start.
 
-The library (pyrunc.Container) forks at the last moment; the protocol is the
-same.
+The library (pyrunc.Container) forks once the config is checked, before
+the state dir and the cgroup (container/launch.py: _fork_stage); the protocol
+is the same.
 """
 from __future__ import annotations
 
@@ -47,16 +48,18 @@ class Stage:
             from ..linux import sys  # noqa: F401
 
     @classmethod
-    def fork(cls, close: tuple[int, ...] = (), preserve_fds: int = 0,
-             stdio: tuple[int, int, int] | None = None) -> "Stage":
+    def fork(cls, preserve_fds: int = 0, stdio: tuple[int, int, int] | None = None,
+             early: tuple | None = None) -> "Stage":
         """Fork the stage child. It keeps only stdio, the caller's
         `preserve_fds` fds from 3 on (they become the container's), the
         channel and our log: the init it forks waits for `start` for as long
         as the container lives, and any other descriptor of the caller it
         held (a shell's `$(...)` pipe, an engine's) would stay open as long.
-        `close` are fds of ours inside the preserved range that it must not
-        keep (the state dir's lock, in the library). `stdio`: fds that
-        become the container's 0, 1 and 2 in place of ours (a shim's FIFOs)."""
+        Both callers fork before they take the state dir's lock, so none of
+        their own fds is among the preserved ones. `stdio`: fds that
+        become the container's 0, 1 and 2 in place of ours (a shim's FIFOs).
+        `early`: the library's (namespaces, seccomp) for init/child.py's
+        early_namespaces, or None."""
         import gc
         import _socket
         ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
@@ -68,8 +71,6 @@ class Stage:
                 if stdio is not None:
                     use_stdio(stdio)
                 ps.close()
-                for fd in close:
-                    os.close(fd)
                 if cs.fileno() < keep_below:  # not among the container's fds
                     import fcntl
                     moved = fcntl.fcntl(cs.fileno(), fcntl.F_DUPFD_CLOEXEC, keep_below)
@@ -78,7 +79,7 @@ class Stage:
                 from .. import log
                 close_fds_from(keep_below, (cs.fileno(), log.fd()))
                 from .child import stage_entry
-                stage_entry(Channel(cs))
+                stage_entry(Channel(cs), early)
             finally:
                 os._exit(1)
         # a long-lived caller (the library) would otherwise keep every object
@@ -106,14 +107,32 @@ class Stage:
 
     def abandon(self) -> None:
         """The command ended before it sent the arguments: EOF tells the child
-        to exit, and it is reaped. Once they are sent, create() owns it."""
+        to exit, and it is reaped. Once they are sent, create() owns it.
+        An init it forked already (the library's early namespaces) sees the
+        same EOF: its pid is read from the channel until that closes, and
+        it is reaped if it is ours (a subreaper's orphan)."""
         if self.sent:
             return
-        self.ch.close()
+        import _socket
         try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
+            self.ch.sock.shutdown(_socket.SHUT_WR)
+        except OSError:
             pass
+        init = 0
+        while True:  # until every holder of the other end is gone
+            tag, payload, fds = self.ch.recv()
+            for fd in fds:
+                os.close(fd)
+            if tag == Msg.EOF:
+                break
+            if tag == Msg.INIT_PID:
+                init = int(payload)
+        self.ch.close()
+        for pid in {self.pid, init} - {0}:  # the same pid without a pid namespace
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def use_stdio(stdio: tuple[int, int, int]) -> None:
