@@ -547,11 +547,11 @@ def rearm_migration(systemd: bool = False) -> None:
             return
         if path != _rearm_path or _prearm_fd < 0:
             old, _prearm_fd = _prearm_fd, os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            if not _rearm_path:  # once per process (a forked child inherits it)
+                os.register_at_fork(after_in_child=_close_prearm_fd)
             _rearm_path = path
             if old >= 0:
                 os.close(old)
-            else:
-                os.register_at_fork(after_in_child=_close_prearm_fd)
         _rearm_busy = True
         _thread.start_new_thread(_rearm, (_prearm_fd,))
     except (OSError, ValueError, RuntimeError):
@@ -570,8 +570,10 @@ def _rearm(fd: int) -> None:
 
 def _close_prearm_fd() -> None:
     """In a forked child: our copy of the pre-arm's fd goes, and with -1
-    the child's own children do not close that number again."""
-    global _prearm_fd
+    the child's own children do not close that number again; a re-arm
+    thread under way was the parent's (the child has none)."""
+    global _prearm_fd, _rearm_busy
+    _rearm_busy = False
     if _prearm_fd >= 0:
         try:
             os.close(_prearm_fd)

@@ -24,6 +24,18 @@ from pyrunc.shim.process import (ShimError, _can_connect, _listen, grouping_key,
 def start(flags: dict[str, object], bundle: str) -> str:
     """`start`: the address of the shim that serves this container (a
     running one of its group, else a new one forked here)."""
+    from pyrunc.shim import zygote
+    idle = zygote.idle_seconds(os.environ)
+    zpath = zygote.zygote_path(str(flags["address"])) if idle else ""
+    zconn = zygote.connect(zpath) if zpath else None  # first: it warms the cgroup lock
+    try:
+        return _start(flags, bundle, zpath, zconn, idle)
+    finally:
+        if zconn is not None:
+            zconn.close()  # (a shared shim: no request)
+
+
+def _start(flags: dict[str, object], bundle: str, zpath: str, zconn, idle: float) -> str:
     address = socket_address(str(flags["address"]), str(flags["namespace"]),
                              grouping_key(bundle, str(flags["id"])))
     options = _read_options()
@@ -44,7 +56,7 @@ def start(flags: dict[str, object], bundle: str) -> str:
     pid = 0
     try:
         write_address(bundle, address)
-        pid = _fork_server(listener, flags, bundle, address)
+        pid = _fork_server(listener, flags, bundle, address, zpath, zconn, idle)
         listener.close()
         _adjust_oom_score(pid)
         if options is not None and options.shim_cgroup:
@@ -63,19 +75,18 @@ def start(flags: dict[str, object], bundle: str) -> str:
     return address
 
 
-def _fork_server(listener: socket.socket, flags: dict[str, object], bundle: str, address: str) -> int:
+def _fork_server(listener: socket.socket, flags: dict[str, object], bundle: str, address: str,
+                 zpath: str, zconn, idle: float) -> int:
     """The new shim's pid: forked by this containerd's zygote when one
     answers (warm), else here, and then a zygote launched for the next
-    `start` (unless PYRUNC_SHIM_ZYGOTE_IDLE=0)."""
-    from pyrunc.shim import zygote
-    idle = zygote.idle_seconds(os.environ)
-    if not idle:
+    `start` (unless PYRUNC_SHIM_ZYGOTE_IDLE=0: no zpath)."""
+    if not zpath:
         return _spawn(listener, flags, bundle, address)
-    path = zygote.zygote_path(str(flags["address"]))
-    pid = zygote.fork_shim(path, listener, flags, bundle, address)
+    from pyrunc.shim import zygote
+    pid = zygote.fork_shim(zconn, listener, flags, bundle, address)
     if pid is None:
         pid = _spawn(listener, flags, bundle, address)
-        zpid = zygote.launch(path, idle)
+        zpid = zygote.launch(zpath, idle)
         if zpid:
             _adjust_oom_score(zpid)  # as its shims: the OOM killer takes it before containerd
     return pid

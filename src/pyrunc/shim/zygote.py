@@ -74,18 +74,32 @@ def zygote_path(containerd_address: str) -> str:
 
 # -- the client side (in `start`) -------------------------------------------------------
 
-def fork_shim(path: str, listener: socket.socket, flags: dict[str, object], bundle: str,
-              address: str) -> int | None:
-    """Ask the zygote at `path` for a shim serving `listener`: its pid, or
-    None when no zygote answers (the caller then forks one itself)."""
-    from pyrunc.fastjson import dumps
+def connect(path: str) -> socket.socket | None:
+    """A connection to the zygote at `path`, or None. Its first message
+    asks the zygote to warm the cgroup migration lock at once (see
+    pyrunc.cgroups.rearm_migration): `start` connects before its own work,
+    so that the lock's grace period, 8-16 ms here, is under way the
+    earliest we know a container is coming; the request follows."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    s.settimeout(5)
     try:
-        s.settimeout(5)
-        try:
-            s.connect(path)
-        except OSError:
-            return None
+        s.connect(path)
+        s.send(b"warm")
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
+def fork_shim(s: socket.socket | None, listener: socket.socket, flags: dict[str, object], bundle: str,
+              address: str) -> int | None:
+    """Ask the zygote on connection `s` (connect's) for a shim serving
+    `listener`: its pid, or None when no zygote answers (the caller then
+    forks one itself)."""
+    from pyrunc.fastjson import dumps
+    if s is None:
+        return None
+    try:
         request = dumps({"flags": flags, "bundle": bundle, "address": address, "title": sys.orig_argv,
                          "env": dict(os.environ), "umask": _umask()}).encode()
         try:
@@ -370,6 +384,9 @@ def _serve_one(listener: "std_socket.socket", own: tuple, spare: _Spare | None) 
         cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         if int.from_bytes(cred[4:8], sys.byteorder) != os.getuid():
             return 0
+        if conn.recv(16) == b"warm":  # start's first word, before its own work
+            from pyrunc.cgroups import rearm_migration
+            rearm_migration()
         request, fd = _receive(conn)
         if request is None or fd is None:
             conn.send(b"err bad request to the shim's zygote")
