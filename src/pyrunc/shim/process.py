@@ -221,12 +221,16 @@ def _options_root(bundle: str) -> str:
     """The runc options' root containerd stored with the bundle
     (options.json, as CRI gives it), if any."""
     try:
-        from pyrunc.fastjson import loads
         with open(os.path.join(bundle, "options.json"), "rb") as f:
-            d = loads(f.read())
-        return str(d.get("Root") or d.get("root") or "") if isinstance(d, dict) else ""
-    except (OSError, ValueError):
+            data = f.read()
+    except OSError:
+        return ""  # the usual case: no JSON parser imported for `delete`
+    from pyrunc.fastjson import loads
+    try:
+        d = loads(data)
+    except ValueError:
         return ""
+    return str(d.get("Root") or d.get("root") or "") if isinstance(d, dict) else ""
 
 
 # -- serve -----------------------------------------------------------------------------
