@@ -109,7 +109,7 @@ def ctx(tmp_path):
     for pid in leftovers:
         os.kill(pid, signal.SIGKILL)
     sockets = [p for p in (Path("/run/containerd/s").glob("*") if Path("/run/containerd/s").is_dir() else ())
-               if any(str(p) == c.expected_address(g)[len("unix://"):] for g in ("c1", "c2", "c3", "sb1", "sb2"))]
+               if any(str(p) == c.expected_address(g)[len("unix://"):] for g in ("c1", "c2", "c3", "c4", "sb1", "sb2"))]
     for p in sockets:
         p.unlink()
     assert not leftovers and not sockets, f"left behind: shims {leftovers}, sockets {sockets}"
@@ -336,6 +336,19 @@ def zygotes(watched: int) -> list[int]:
     return out
 
 
+def spares(zygote: int) -> list[int]:
+    """The zygote's spare shims (argv: ... zygote-spare ...)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and alive(int(d.name)):
+            try:
+                if b"zygote-spare" in (d / "cmdline").read_bytes().split(b"\0") and ppid(int(d.name)) == zygote:
+                    out.append(int(d.name))
+            except (OSError, AssertionError):
+                continue
+    return out
+
+
 def zygote_socket(pid: int) -> str:
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     return argv[argv.index(b"zygote") + 1].decode()
@@ -402,6 +415,20 @@ def test_a_zygote_forks_the_next_shims(ctx):
     (p3,) = ctx.pids - {p1, p2, z}
     assert ppid(p3) == z
     wait_until(lambda: fd_kinds(p3) == fd_kinds(p1), 5, what=f"the same fds: {fd_kinds(p1)} {fd_kinds(p3)}")
+    # the zygote warmed the cgroup migration lock at start's first word
+    # (where that lock is needed at all: cgroups.rearm_migration)
+    from pyrunc.cgroups import _needs_prearm
+    if _needs_prearm("create", False):
+        assert any(os.readlink(f"/proc/{z}/fd/{fd}").endswith("/cgroup.procs") for fd in os.listdir(f"/proc/{z}/fd"))
+    # a spare that died: the next start gets a shim all the same, and a spare is made again
+    (spare,) = [p for p in spares(z)]
+    os.kill(spare, signal.SIGKILL)
+    wait_until(lambda: not alive(spare), 5, what="the spare to die")
+    a4 = ctx.start(ctx.bundle("c4"), "c4")
+    (p4,) = ctx.pids - {p1, p2, p3, z}
+    assert ppid(p4) == z
+    wait_until(lambda: len(spares(z)) == 1, 5, what="a new spare")
+    shutdown(a4, p4)
     shutdown(a3, p3)
     shutdown(a2, p2)
     shutdown(a1, p1)

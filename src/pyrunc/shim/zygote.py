@@ -242,7 +242,9 @@ def serve_zygote(path: str, watch_pid: int, idle: float) -> int:
                     children.add(pid)
                     if spare is not None and pid == spare.pid:
                         spare.sock.close()  # before the fork: the next spare must not inherit it
-                        spare = _fork_spare(own)  # after the reply: off start's path
+                        spare = None
+                if spare is None:  # used, or died: the next one, after the reply (off start's path)
+                    spare = _fork_spare(own)
     finally:
         _unlink(path, ino)
         listener.close()
