@@ -6,10 +6,14 @@ and its imports there (about 20 ms here before the server answers, and a
 first Create that finds half the library not yet imported), where Go's shim
 pays a few milliseconds. So the first `start` for a containerd also launches
 a zygote: a single-threaded process that imported the shim's server and the
-library's create path once, and waits on a socket. Later `start`s hand it
-their bound listening socket, bundle, flags and environment; it forks, and
-the child is the new shim, already warm (its pages shared with the zygote's
-until written).
+library's create path once, and waits on a socket. Later `start`s connect to
+it first thing (its first word has the zygote warm the cgroup migration
+lock: pyrunc.cgroups.rearm_migration), then hand it their bound listening
+socket, bundle, flags and environment; the zygote passes them on to a spare,
+a shim it forked ahead of time that waits on a socket pair for exactly this,
+answers with the spare's pid, and forks the next spare. The new shim is
+warm: nothing to import, its pages shared with the zygote's until written
+(the zygote froze its objects for the collector, and they stay frozen).
 
 One zygote serves one containerd (keyed by containerd's address and the
 installed code, so an upgrade gets a new one). It exits when that containerd
