@@ -211,6 +211,10 @@ def test_delete_prints_a_delete_response(ctx):
     (["-nope", "start"], 2, "flag provided but not defined: -nope"),
     (["-namespace"], 2, "flag needs an argument: -namespace"),
     (["-debug=maybe", "start"], 2, 'invalid boolean value "maybe" for -debug'),
+    # the zygote binds nothing but a path of its own under /run/containerd/s
+    (["zygote", "/tmp/pyrunc-not-a-zygote/sock", "1", "5"], 1, "io.containerd.pyrunc.v1: zygote: bad arguments"),
+    (["zygote", "/run/containerd/s/pyrunc-zygote-" + "0" * 32, "x", "5"], 1,
+     "io.containerd.pyrunc.v1: zygote: bad arguments"),
 ])
 def test_bad_command_lines(ctx, args, rc, text):
     b = ctx.bundle("c1")

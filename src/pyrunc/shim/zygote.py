@@ -76,6 +76,13 @@ def zygote_path(containerd_address: str) -> str:
     return f"{SOCKET_ROOT}/pyrunc-zygote-{sha256(key.encode()).hexdigest()[:32]}"
 
 
+def is_zygote_path(path: str) -> bool:
+    """A path zygote_path could have made (the zygote binds nothing else)."""
+    name = path[len(SOCKET_ROOT) + 1:] if path.startswith(SOCKET_ROOT + "/") else ""
+    digest = name[len("pyrunc-zygote-"):] if name.startswith("pyrunc-zygote-") else ""
+    return len(digest) == 32 and all(c in "0123456789abcdef" for c in digest)
+
+
 # -- the client side (in `start`) -------------------------------------------------------
 
 def connect(path: str) -> socket.socket | None:
