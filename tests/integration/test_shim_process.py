@@ -425,7 +425,7 @@ def test_a_zygote_forks_the_next_shims(ctx):
     if _needs_prearm("create", False):
         assert any(os.readlink(f"/proc/{z}/fd/{fd}").endswith("/cgroup.procs") for fd in os.listdir(f"/proc/{z}/fd"))
     # a spare that died: the next start gets a shim all the same, and a spare is made again
-    (spare,) = [p for p in spares(z)]
+    (spare,) = wait_until(lambda: spares(z), 5, what="the zygote's next spare")  # forked a little later
     os.kill(spare, signal.SIGKILL)
     wait_until(lambda: not alive(spare), 5, what="the spare to die")
     a4 = ctx.start(ctx.bundle("c4"), "c4")
