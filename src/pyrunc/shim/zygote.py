@@ -484,8 +484,12 @@ def _serve_request(request: dict, listen_fd: int) -> None:
     bundle, umask and environment), serve, and never return."""
     code = 1
     try:
-        set_cmdline([str(a) for a in request["title"]])
-        sys.argv = [str(a) for a in request["title"]]
+        title = [str(a) for a in request["title"]]
+        if not set_cmdline(title):  # longer than the room: what tells shims apart
+            flags = request["flags"]
+            set_cmdline([*launcher_argv(), "-namespace", str(flags.get("namespace")),  # ours is start's
+                         "-id", str(flags.get("id")), "start"])
+        sys.argv = title
         os.chdir(request["bundle"])
         os.umask(int(request["umask"]))
         os.environ.clear()
