@@ -535,7 +535,9 @@ def test_binary_log_uri_of_a_terminal_exec(ctr, tmp_path):
     assert m.WaitResponse.decode(_shim_call(ctr, cid, "Wait", m.WaitRequest(id=cid, exec_id="t1"))).exit_status == 0
     _shim_call(ctr, cid, "Delete", m.DeleteRequest(id=cid, exec_id="t1"))
     pid = int((tmp_path / "log.txt.pid").read_text())
-    wait_until(lambda: out.exists(), 5, what="the logger's output")
+    # (runc's shim copies the pty into the logger from a goroutine that may
+    # still be at it: the whole output is waited for, in both)
+    wait_until(lambda: out.exists() and out.read_text().endswith("\ndone\n"), 5, what="the logger's output")
     text = out.read_text()  # (runc clears the pty's ONLCR: \n as written)
     assert text.startswith(f"args=['k', 'v'] id=t1 ns={NS}\n/dev/pts/") and text.endswith("\ndone\n"), text
     if ctr.runtime == "pyrunc":  # ours is gone with the exec (runc's shim: not always, it is killed below)
