@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 DEFAULT_ROOT = "/run/containerd/pyrunc"
 SPEC_PROCESS = "types.containerd.io/opencontainers/runtime-spec/1/Process"
+# how often an event that containerd did not take is tried again (runc's shim: maxRequeue)
+EVENT_RETRIES = 5
 
 
 class Proc:
@@ -119,12 +121,26 @@ class TaskService:
         while True:
             event = self._events.get()
             try:
-                if self._publisher is not None:
-                    self._publisher.publish(event)
-            except Exception as e:  # noqa: BLE001 - logged, the shim goes on
-                _log(f"publish {event.TOPIC}: {e}")
+                self._forward(event)
             finally:
                 self._events.task_done()
+
+    def _forward(self, event: Message) -> None:
+        """One event to containerd, tried again 1, 2, ... 5 s after each
+        failure (runc's shim requeues as often: containerd restarting comes
+        back on the same ttrpc socket), then dropped. The queue waits
+        meanwhile: what follows keeps containerd's order."""
+        import time
+        for attempt in range(1 + EVENT_RETRIES):
+            try:
+                if self._publisher is not None:
+                    self._publisher.publish(event)
+                return
+            except Exception as e:  # noqa: BLE001 - logged, the shim goes on
+                last = attempt == EVENT_RETRIES
+                _log(f"publish {event.TOPIC}: {e}" + ("" if not last else " (dropped)"))
+                if not last:
+                    time.sleep(attempt + 1)
 
     def flush_events(self, timeout: float = 5.0) -> None:
         """Wait (a while) for the queued events to be forwarded."""
