@@ -245,6 +245,22 @@ def _run_args(ctr: Ctr, cid: str, *opts: str) -> list[str]:
     return ["run", "--runtime", RUNTIMES[ctr.runtime], *opts, "--snapshotter", "native", IMAGE, cid]
 
 
+def test_detached_output_waits_for_a_reader(ctr):
+    """`ctr run -d` is gone once the task runs, and nothing reads its stdout
+    FIFO: the shim holds a read end (runc's shim does), so the container's
+    writes wait in the pipe instead of killing the writer with SIGPIPE (the
+    writer here is not the init, which the kernel spares)."""
+    cid = _cid(ctr, "nord")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sh", "-c", "(while :; do echo tick; sleep 0.05; done) & wait")
+    time.sleep(0.5)
+    r = ctr.ok("task", "exec", "--exec-id", "ps", cid, "ps", "-o", "args")
+    assert "while" in r.stdout or r.stdout.count("sh -c") >= 2, r.stdout
+    ctr.ok("task", "kill", "-a", "-s", "SIGKILL", cid)
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    ctr.ok("task", "delete", cid)
+    ctr.ok("container", "delete", cid)
+
+
 def test_kill_all_and_exec_in_a_stopped_task(ctr):
     cid = _cid(ctr, "all")
     ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")

@@ -207,7 +207,10 @@ class TaskService:
             self._loggers[stdio.logger.pid] = stdio.logger
             self._children.set()
 
-    def _stop_logger(self, stdio) -> None:
+    def _release_stdio(self, stdio) -> None:
+        """The process's stdio is done with (deleted, or never made): the
+        FIFOs' read ends closed, a logger stopped."""
+        stdio.release()
         if stdio.logger is not None:
             self._register_logger(stdio)  # known to the reaper (again: a reaped one is `exited`)
             stdio.logger.stop(self._reap)
@@ -277,7 +280,7 @@ class TaskService:
                 if mounted:
                     mounts.unmount_all(rootfs)
                 stdio.close()
-                self._stop_logger(stdio)
+                self._release_stdio(stdio)
                 raise
             finally:
                 if csock is not None:
@@ -556,7 +559,7 @@ class TaskService:
                     raise FailedPrecondition(f"cannot delete a running process")
             if p.exec_id:
                 del task.execs[p.exec_id]
-                self._stop_logger(p.stdio)
+                self._release_stdio(p.stdio)
                 p.exited.set()  # a Wait on a process that never started ends with it
                 return m.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=p.exited_at)
             try:
@@ -569,9 +572,9 @@ class TaskService:
             self._gone(task, p)
             for ex in list(task.execs.values()):
                 self._pids.pop(ex.pid, None)
-                self._stop_logger(ex.stdio)
+                self._release_stdio(ex.stdio)
                 ex.exited.set()
-            self._stop_logger(p.stdio)
+            self._release_stdio(p.stdio)
             task.oom_stop.set()
             if task.mounted:
                 mounts.unmount_all(os.path.join(task.bundle, "rootfs"))
