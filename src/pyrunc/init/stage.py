@@ -64,7 +64,12 @@ class Stage:
         import _socket
         ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         keep_below = 3 + max(0, preserve_fds)
-        gc.freeze()  # no copy-on-write of the objects a collection would touch
+        # no copy-on-write of the objects a collection would touch; a caller
+        # that froze its own (the shim's zygote: everything it imported, shared
+        # with the shims it forks) keeps them so, and we add nothing to them
+        ours = not gc.get_freeze_count()
+        if ours:
+            gc.freeze()
         pid = os.fork()
         if pid == 0:
             try:
@@ -84,7 +89,8 @@ class Stage:
                 os._exit(1)
         # a long-lived caller (the library) would otherwise keep every object
         # of this moment out of reach of the collector for good
-        gc.unfreeze()
+        if ours:
+            gc.unfreeze()
         cs.close()
         return cls(pid, Channel(ps))
 

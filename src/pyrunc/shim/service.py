@@ -263,8 +263,6 @@ class TaskService:
                     c = pyrunc.Container.create(req.id, req.bundle, root, **kw)
                 except PyruncError as e:
                     raise RuntimeError(f"OCI runtime create failed: {e}") from None
-                finally:
-                    _unfreeze()
                 init = Proc("", stdio)
                 task = Task(req.id, req.bundle, root, init, mounted)
                 if csock is not None:
@@ -634,14 +632,6 @@ class TaskService:
             impl = getattr(self, name, None)
             table[name] = _wrap(req_cls, impl) if impl is not None else _unimplemented(name)
         return table
-
-
-def _unfreeze() -> None:
-    """The library freezes the garbage collector's objects before it forks
-    (no copy-on-write of them in the child); a long-lived shim must not keep
-    every object alive that a create saw, so they go back to collection."""
-    import gc
-    gc.unfreeze()
 
 
 def _preload() -> None:
