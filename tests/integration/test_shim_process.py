@@ -106,10 +106,12 @@ def ctx(tmp_path):
     c = Ctx(tmp_path)
     yield c
     leftovers = [pid for pid in c.pids if alive(pid)]
+    zsocks = [zygote_socket(pid) for pid in leftovers if _is_zygote(pid)]
     for pid in leftovers:
         os.kill(pid, signal.SIGKILL)
     sockets = [p for p in (Path("/run/containerd/s").glob("*") if Path("/run/containerd/s").is_dir() else ())
-               if any(str(p) == c.expected_address(g)[len("unix://"):] for g in ("c1", "c2", "c3", "c4", "sb1", "sb2"))]
+               if any(str(p) == c.expected_address(g)[len("unix://"):] for g in ("c1", "c2", "c3", "c4", "sb1", "sb2"))
+               or str(p) in zsocks]  # a zygote killed here leaves its socket
     for p in sockets:
         p.unlink()
     assert not leftovers and not sockets, f"left behind: shims {leftovers}, sockets {sockets}"
@@ -351,6 +353,13 @@ def spares(zygote: int) -> list[int]:
             except (OSError, AssertionError):
                 continue
     return out
+
+
+def _is_zygote(pid: int) -> bool:
+    try:
+        return b"zygote" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:6]
+    except OSError:
+        return False
 
 
 def zygote_socket(pid: int) -> str:
