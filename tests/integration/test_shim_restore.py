@@ -28,7 +28,7 @@ from containerd_env import Daemon, oci_archive
 from integration_conftest import wait_until
 from oci_layout import tree_tar
 from test_shim_process import SHIM, _cmdline, _pids_with
-from test_shim_tasks import IMAGE, RUNTIMES, Ctr, _alive
+from test_shim_tasks import IMAGE, RUNTIMES, Ctr, _alive, _task_topics
 
 NS = "shimrestore"
 HERE = Path(__file__).resolve().parent
@@ -152,6 +152,23 @@ def _checkpointed(c: RestoreCtr, cid: str) -> str:
 
 def test_restore_runs_the_checkpointed_task_until_killed(ctr_criu, cid):
     c = ctr_criu
+    ev = subprocess.Popen(["ctr", "--address", str(c.sock), "events"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        _restored_task_runs_until_killed(c, cid)
+        time.sleep(0.5)
+    finally:
+        ev.terminate()
+        out = ev.communicate(timeout=10)[0].splitlines()
+    # runc's shim's order; a restored init has no pid before Start
+    assert _task_topics(c, out, cid) == [
+        "/tasks/create", "/tasks/start", "/tasks/paused", "/tasks/checkpointed", "/tasks/resumed", "/tasks/exit",
+        "/tasks/delete", "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"], out
+    create = [line for line in out if "/tasks/create" in line][-1]
+    assert '"checkpoint":"' in create.replace(" ", "") and '"pid"' not in create, create
+
+
+def _restored_task_runs_until_killed(c: RestoreCtr, cid: str) -> None:
     ref = _checkpointed(c, cid)
     r = c.ok("containers", "restore", "--live", cid, ref)
     assert r.stderr == "", r
