@@ -211,6 +211,10 @@ def test_delete_prints_a_delete_response(ctx):
     (["-nope", "start"], 2, "flag provided but not defined: -nope"),
     (["-namespace"], 2, "flag needs an argument: -namespace"),
     (["-debug=maybe", "start"], 2, 'invalid boolean value "maybe" for -debug'),
+    # the zygote binds nothing but a path of its own under /run/containerd/s
+    (["zygote", "/tmp/pyrunc-not-a-zygote/sock", "1", "5"], 1, "io.containerd.pyrunc.v1: zygote: bad arguments"),
+    (["zygote", "/run/containerd/s/pyrunc-zygote-" + "0" * 32, "x", "5"], 1,
+     "io.containerd.pyrunc.v1: zygote: bad arguments"),
 ])
 def test_bad_command_lines(ctx, args, rc, text):
     b = ctx.bundle("c1")
@@ -421,7 +425,7 @@ def test_a_zygote_forks_the_next_shims(ctx):
     if _needs_prearm("create", False):
         assert any(os.readlink(f"/proc/{z}/fd/{fd}").endswith("/cgroup.procs") for fd in os.listdir(f"/proc/{z}/fd"))
     # a spare that died: the next start gets a shim all the same, and a spare is made again
-    (spare,) = [p for p in spares(z)]
+    (spare,) = wait_until(lambda: spares(z), 5, what="the zygote's next spare")  # forked a little later
     os.kill(spare, signal.SIGKILL)
     wait_until(lambda: not alive(spare), 5, what="the spare to die")
     a4 = ctx.start(ctx.bundle("c4"), "c4")
@@ -466,3 +470,28 @@ def test_the_zygote_ends_with_its_containerd_or_when_idle(ctx):
     ctx.pids.add(z2)
     shutdown(address, max(ctx.pids - {pid, z, z2}))
     wait_until(lambda: not alive(z2), 10, what="the idle zygote to exit")
+
+
+def test_a_command_line_longer_than_the_zygotes_room(ctx):
+    """A start's command line that does not fit over the zygote's: the shim
+    still shows the launcher, its namespace, its id and `start`."""
+    ctx.env = shim_env(zygote_idle="30")
+    a1 = ctx.start(ctx.bundle("c1"), "c1")
+    (p1,) = ctx.pids
+    (z,) = wait_until(lambda: zygotes(os.getpid()), 20, what="the zygote")
+    ctx.pids.add(z)
+    wait_until(lambda: os.path.exists(zygote_socket(z)) and spares(z), 20, what="the zygote's spare")
+    b = ctx.bundle("c2")
+    r = ctx.run(b, "-namespace", ctx.ns, "-address", ctx.address, "-publish-binary", "/usr/bin/" + "x" * 3000,
+                "-id", "c2", "start")
+    assert r.returncode == 0, r
+    with T.Client.connect(r.stdout.decode()) as c:
+        p2 = m.ConnectResponse.decode(c.call(m.TASK_SERVICE, "Connect", b"")).shim_pid
+    ctx.pids.add(p2)
+    assert ppid(p2) == z
+    argv = [a.decode() for a in Path(f"/proc/{p2}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")]
+    assert argv[-5:] == ["-namespace", ctx.ns, "-id", "c2", "start"] and any(NAME in a for a in argv[:3]), argv
+    shutdown(r.stdout.decode(), p2)
+    shutdown(a1, p1)
+    os.kill(z, signal.SIGTERM)
+    wait_until(lambda: not alive(z), 10, what="the zygote to exit")

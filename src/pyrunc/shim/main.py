@@ -131,6 +131,8 @@ def _run(flags: dict[str, object], args: list[str], process) -> int:
     action = args[0] if args else ""
     if action == "zygote" and len(args) >= 4:  # launched by `start` (shim/zygote.py)
         from pyrunc.shim import zygote
+        if not zygote.is_zygote_path(args[1]):
+            raise process.ShimError("zygote: bad arguments")
         try:
             return zygote.serve_zygote(args[1], int(args[2]), float(args[3]))
         except ValueError:

@@ -44,6 +44,10 @@ IDLE_ENV = "PYRUNC_SHIM_ZYGOTE_IDLE"
 # flags with ids and paths) over the zygote's: its argv is padded to this
 TITLE_ROOM = 2048
 MAX_REQUEST = 1 << 20
+# the next spare is forked this long after a request took one (a request
+# in between gets a shim forked for it): not on the cores the container
+# just asked for is starting on
+SPARE_DELAY = 0.05
 
 
 def idle_seconds(env: dict[str, str] | os._Environ) -> float:
@@ -74,6 +78,13 @@ def zygote_path(containerd_address: str) -> str:
         code = "?"
     key = "\0".join([containerd_address, code, *launcher_argv()])
     return f"{SOCKET_ROOT}/pyrunc-zygote-{sha256(key.encode()).hexdigest()[:32]}"
+
+
+def is_zygote_path(path: str) -> bool:
+    """A path zygote_path could have made (the zygote binds nothing else)."""
+    name = path[len(SOCKET_ROOT) + 1:] if path.startswith(SOCKET_ROOT + "/") else ""
+    digest = name[len("pyrunc-zygote-"):] if name.startswith("pyrunc-zygote-") else ""
+    return len(digest) == 32 and all(c in "0123456789abcdef" for c in digest)
 
 
 # -- the client side (in `start`) -------------------------------------------------------
@@ -222,15 +233,21 @@ def serve_zygote(path: str, watch_pid: int, idle: float) -> int:
     last = time.monotonic()
     own = (listener, watch, wake_r, wake_w)
     spare = _fork_spare(own)
+    spare_due = 0.0  # when to fork the next spare (0: none due)
     try:
         while not stop:
+            now = time.monotonic()
             if _reap(children, spare):
-                spare = None  # died unasked: the next request forks
+                spare, spare_due = None, now + SPARE_DELAY  # died unasked
+            if spare is None and spare_due and now >= spare_due:
+                spare, spare_due = _fork_spare(own), 0.0
             timeout = None
             if idle and not children:
-                timeout = max(0.0, last + idle - time.monotonic())
+                timeout = max(0.0, last + idle - now)
                 if timeout == 0:
                     break
+            if spare_due:
+                timeout = max(0.0, spare_due - now) if timeout is None else min(timeout, max(0.0, spare_due - now))
             ready, _, _ = select.select([listener.fileno(), watch, wake_r], [], [], timeout)
             if watch in ready or _inode(path) != ino:
                 break  # containerd is gone, or the socket was removed or taken over
@@ -247,8 +264,8 @@ def serve_zygote(path: str, watch_pid: int, idle: float) -> int:
                     if spare is not None and pid == spare.pid:
                         spare.sock.close()  # before the fork: the next spare must not inherit it
                         spare = None
-                if spare is None:  # used, or died: the next one, after the reply (off start's path)
-                    spare = _fork_spare(own)
+                if spare is None and not spare_due:  # used, or died: the next one a little later
+                    spare_due = time.monotonic() + SPARE_DELAY
     finally:
         _unlink(path, ino)
         listener.close()
@@ -467,8 +484,12 @@ def _serve_request(request: dict, listen_fd: int) -> None:
     bundle, umask and environment), serve, and never return."""
     code = 1
     try:
-        set_cmdline([str(a) for a in request["title"]])
-        sys.argv = [str(a) for a in request["title"]]
+        title = [str(a) for a in request["title"]]
+        if not set_cmdline(title):  # longer than the room: what tells shims apart
+            flags = request["flags"]
+            set_cmdline([*launcher_argv(), "-namespace", str(flags.get("namespace")),  # ours is start's
+                         "-id", str(flags.get("id")), "start"])
+        sys.argv = title
         os.chdir(request["bundle"])
         os.umask(int(request["umask"]))
         os.environ.clear()
