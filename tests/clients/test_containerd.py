@@ -72,6 +72,16 @@ class Ctr:
         self.base = base
         self.sock = base / "containerd.sock"
         self.runtime = runtime
+        self.daemon: subprocess.Popen | None = None
+
+    def start_daemon(self) -> None:
+        """containerd on the module's root, state and config, pyrunc's shim
+        (runtime `pyrunc-shim`, installed next to the runtime) on its PATH."""
+        env = dict(os.environ, PATH=f"{os.path.dirname(self.runtime)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        with open(self.base / "containerd.log", "a") as log:
+            self.daemon = d = subprocess.Popen(["containerd", "--config", str(self.base / "config.toml")],
+                                               stdout=log, stderr=log, start_new_session=True, env=env)
+        wait_for_daemon(d, lambda: self("version").returncode == 0, self.base / "containerd.log", "containerd", 30)
 
     def __call__(self, *args: str, timeout: float = 60, input: str | None = None,
                  namespace: str = NS) -> subprocess.CompletedProcess:
@@ -97,14 +107,9 @@ def ctr() -> Iterator[Ctr]:
     base = Path(tempfile.mkdtemp(prefix="pyrunc-ctr-", dir="/tmp"))
     (base / "config.toml").write_text(daemon_config(str(base)) + CRI_CONFIG.format(base=base, runtime=runtime)
                                       + RUNC_HANDLER)
-    log = open(base / "containerd.log", "w")
-    # pyrunc's own shim (runtime `pyrunc-shim`), installed next to the runtime
-    env = dict(os.environ, PATH=f"{os.path.dirname(runtime)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
-    d = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log, stderr=log,
-                         start_new_session=True, env=env)
     c = Ctr(base, runtime)
     try:
-        wait_for_daemon(d, lambda: c("version").returncode == 0, base / "containerd.log", "containerd", 30)
+        c.start_daemon()
         (base / "image.tar").write_bytes(oci_archive(_busybox_tar(), IMAGE))
         c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
         yield c
@@ -116,8 +121,8 @@ def ctr() -> Iterator[Ctr]:
             for cont in c("container", "ls", "-q", namespace=ns).stdout.split():
                 c("task", "delete", "-f", cont, namespace=ns)
                 c("container", "delete", cont, namespace=ns)
-        log.close()
-        stop_daemon(d, base, f"/pyrunc-ctr-{os.getpid()}")
+        if c.daemon is not None:
+            stop_daemon(c.daemon, base, f"/pyrunc-ctr-{os.getpid()}")
 
 
 def _run(ctr: Ctr, cid: str, *cmd: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
@@ -681,3 +686,47 @@ def test_cri_tty_container_and_pod_removed_with_running_containers(pod):
     with pytest.raises(CriError):
         call(str(pod.ctr.sock), "ContainerStatus", msg((1, tty)))
     pod.removed = True
+
+
+def test_cri_pod_survives_a_containerd_restart(pod):
+    """containerd killed (a crash; an upgrade's restart too) with a pod
+    running: its shim and container run on, the new containerd's CRI plugin
+    reconnects to the shim and lists the container RUNNING, ExecSync works,
+    the container's log has every line (those written while nothing read
+    waited in the FIFO), and the pod is removed cleanly (the fixture's
+    leftover checks)."""
+    # it writes to its log all along: while no containerd reads the stdout
+    # FIFO, the write must neither fail (SIGPIPE) nor be lost
+    cid = pod.container("main", "sh", "-c", "i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.05; done")
+    assert "tick3" in pod.log("main", "tick3")
+    (shim,) = _shims([pod.id, cid])
+    ctr = pod.ctr
+    assert ctr.daemon is not None
+    ctr.daemon.kill()
+    ctr.daemon.wait()
+    try:
+        assert _shims([pod.id, cid]) == [shim]  # (a zombie has no command line)
+        time.sleep(0.3)  # a few lines written while nothing reads
+    finally:
+        ctr.start_daemon()
+    deadline = time.monotonic() + 30  # the CRI plugin answers a little after containerd
+    while True:
+        try:
+            listed = call(str(ctr.sock), "ListContainers", b"")
+            break
+        except CriError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    states = {first(c, 1).decode(): first(c, 6, 0) for c in map(parse, listed.get(1, []))}  # id: state
+    assert states.get(cid) == CONTAINER_RUNNING, states
+    assert first(pod.status(cid), STATUS_STATE) == CONTAINER_RUNNING
+    r = _call(ctr, "ExecSync", msg((1, cid), (2, ["sh", "-c", "echo in"]), (3, 30)))
+    assert (first(r, 1), first(r, 3, 0)) == (b"in\n", 0), r
+    assert _shims([pod.id, cid]) == [shim]
+    # the log goes on, without a gap: what was written while containerd was down is in it
+    last = int(re.findall(r"tick(\d+)", pod.log("main", ""))[-1])
+    log = pod.log("main", f"tick{last + 5}\n")
+    ticks = [int(n) for n in re.findall(r"tick(\d+)", log)]
+    assert ticks == list(range(len(ticks))) and ticks[-1] >= last + 5, log
+

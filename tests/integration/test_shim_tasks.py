@@ -46,6 +46,7 @@ class Ctr:
         self.sock = base / "containerd.sock"
         self.rootfs = rootfs
         self.runtime = "pyrunc"
+        self.daemon: subprocess.Popen | None = None
 
     def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
@@ -55,6 +56,26 @@ class Ctr:
         r = self(*args, **kw)
         assert r.returncode == 0, f"ctr {' '.join(args)}: rc={r.returncode}\n{r.stdout}\n{r.stderr}"
         return r
+
+    def start_daemon(self, *args: str) -> None:
+        """containerd on the module's root, state and config (the shim's
+        directory first on its PATH), answering once this returns."""
+        env = dict(os.environ, PATH=f"{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        with open(self.base / "containerd.log", "a") as log:
+            self.daemon = subprocess.Popen(["containerd", "--config", str(self.base / "config.toml"), *args],
+                                           stdout=log, stderr=log, env=env, start_new_session=True)
+        d = self.daemon
+        wait_until(lambda: d.poll() is not None or self("version").returncode == 0, 30, what="containerd")
+        assert d.poll() is None, (self.base / "containerd.log").read_text()[-3000:]
+
+    def stop_daemon(self, sig: int = signal.SIGTERM) -> None:
+        """containerd ended by `sig` (SIGKILL after 15 s); its shims run on."""
+        self.daemon.send_signal(sig)
+        try:
+            self.daemon.wait(15)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
 
     def run(self, cid: str, *cmd: str, opts: tuple[str, ...] = ("--rm",), image: bool = True,
             **kw) -> subprocess.CompletedProcess:
@@ -71,14 +92,9 @@ def ctr_base(busybox_rootfs) -> Iterator[Ctr]:
         pytest.skip("containerd needs the shim installed as an executable (run scripts/install.sh)")
     base = Path(tempfile.mkdtemp(prefix="pyrunc-shimtasks-", dir="/tmp"))
     (base / "config.toml").write_text(daemon_config(str(base), cri=False))
-    env = dict(os.environ, PATH=f"{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
-    log = open(base / "containerd.log", "w")
-    d = subprocess.Popen(["containerd", "--config", str(base / "config.toml")], stdout=log, stderr=log,
-                         env=env, start_new_session=True)
     c = Ctr(base, busybox_rootfs)
     try:
-        wait_until(lambda: d.poll() is not None or c("version").returncode == 0, 30, what="containerd")
-        assert d.poll() is None, (base / "containerd.log").read_text()[-3000:]
+        c.start_daemon()
         (base / "image.tar").write_bytes(oci_archive(tree_tar(busybox_rootfs), IMAGE))
         c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
         yield c
@@ -89,13 +105,8 @@ def ctr_base(busybox_rootfs) -> Iterator[Ctr]:
         for cont in c("container", "ls", "-q").stdout.split():
             c("task", "delete", "-f", cont)
             c("container", "delete", cont)
-        d.terminate()
-        try:
-            d.wait(15)
-        except subprocess.TimeoutExpired:
-            d.kill()
-            d.wait()
-        log.close()
+        if c.daemon is not None:
+            c.stop_daemon()
         subprocess.run(["umount", "-R", str(base)], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
         for parent in [*Path("/sys/fs/cgroup").glob(f"*/{NS}"), Path("/sys/fs/cgroup") / NS,
@@ -151,6 +162,17 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _zygotes(containerd: int, kind: str = "zygote") -> list[int]:
+    """The shim zygotes (or their spares) that watch the containerd `containerd`."""
+    return [p for p in _pids_with(f" {kind} /run/containerd/s/pyrunc-zygote-")
+            if _cmdline(p).split()[-2:-1] == [str(containerd)]]
 
 
 def _cid(ctr: Ctr, what: str) -> str:
@@ -221,6 +243,22 @@ def test_detached_exec_ps_pause_metrics_kill_delete(ctr):
 
 def _run_args(ctr: Ctr, cid: str, *opts: str) -> list[str]:
     return ["run", "--runtime", RUNTIMES[ctr.runtime], *opts, "--snapshotter", "native", IMAGE, cid]
+
+
+def test_detached_output_waits_for_a_reader(ctr):
+    """`ctr run -d` is gone once the task runs, and nothing reads its stdout
+    FIFO: the shim holds a read end (runc's shim does), so the container's
+    writes wait in the pipe instead of killing the writer with SIGPIPE (the
+    writer here is not the init, which the kernel spares)."""
+    cid = _cid(ctr, "nord")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sh", "-c", "(while :; do echo tick; sleep 0.05; done) & wait")
+    time.sleep(0.5)
+    r = ctr.ok("task", "exec", "--exec-id", "ps", cid, "ps", "-o", "args")
+    assert "while" in r.stdout or r.stdout.count("sh -c") >= 2, r.stdout
+    ctr.ok("task", "kill", "-a", "-s", "SIGKILL", cid)
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    ctr.ok("task", "delete", cid)
+    ctr.ok("container", "delete", cid)
 
 
 def test_kill_all_and_exec_in_a_stopped_task(ctr):
@@ -297,6 +335,84 @@ def test_dead_shim_is_cleaned_up(ctr):
         wait_until(lambda: not sock.exists(), 5, what="the dead shim's socket to go")
     else:
         sock.unlink(missing_ok=True)  # runc's shim leaves it in /run/containerd/s
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_containerd_restarted_while_a_task_runs(ctr, sig):
+    """containerd ends (an upgrade, a crash) under a running task: the shim
+    and the container run on; the new containerd reconnects through the
+    bundle's `address` and serves the task as before (state, exec, kill,
+    wait, delete), the shim's events reach it, and new tasks start."""
+    cid = _cid(ctr, "rst")
+    old = ctr.daemon.pid
+    if ctr.runtime == "pyrunc":  # the task's shim one forked by this containerd's zygote
+        ctr.ok("run", "--rm", "--runtime", RUNTIMES[ctr.runtime], "--rootfs", str(ctr.rootfs), _cid(ctr, "warm"),
+               "/bin/true")
+        wait_until(lambda: _zygotes(old, "zygote-spare"), 10, what="the zygote's spare")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    init = int(ctr.ok("task", "ls").stdout.split(cid, 1)[1].split()[0])
+    (shim,) = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+    if ctr.runtime == "pyrunc":
+        assert _ppid(shim) in _zygotes(old), _cmdline(_ppid(shim))
+    try:
+        ctr.stop_daemon(getattr(signal, sig))
+        assert _alive(init) and _alive(shim)
+        # the zygote (and its spare) went with their containerd
+        wait_until(lambda: not _zygotes(old, "zygote") and not _zygotes(old, "zygote-spare"), 10,
+                   what="the zygote to exit")
+    finally:
+        ctr.start_daemon()
+    assert ctr.ok("task", "ls").stdout.split(cid, 1)[1].split()[:2] == [str(init), "RUNNING"]
+    ev = subprocess.Popen(["ctr", "--address", str(ctr.sock), "events"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        r = ctr("task", "exec", "--exec-id", "x1", cid, "sh", "-c", "echo in $(cat /proc/1/cmdline); exit 4")
+        assert (r.returncode, r.stdout) == (4, "in sleep300\n"), r
+        ctr.ok("task", "kill", "-s", "SIGKILL", cid)  # (ctr 1.6 has no `task wait`: exec's exit above is one)
+        assert _status(ctr, cid, "STOPPED") == "STOPPED"
+        r = ctr.ok("task", "delete", cid)
+        assert "exit code 137" in r.stderr, r
+        ctr.ok("container", "delete", cid)
+        time.sleep(0.5)
+    finally:
+        ev.terminate()
+        out = ev.communicate(timeout=10)[0]
+    assert _task_topics(ctr, out.splitlines(), cid) == [
+        "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit", "/tasks/exit", "/tasks/delete"], out
+    wait_until(lambda: not _alive(shim), 5, what="the shim to exit with its task")
+    new = _cid(ctr, "rst-new")
+    r = ctr.run(new, "sh", "-c", "exit 6")
+    assert r.returncode == 6, r
+    if ctr.runtime == "pyrunc":  # the new containerd's first `start` launched its own zygote
+        wait_until(lambda: _zygotes(ctr.daemon.pid), 10, what="a zygote for the new containerd")
+
+
+def test_a_task_that_exits_while_containerd_is_down(ctr):
+    """The exit comes while no containerd listens: the shim keeps the
+    TaskExit and sends it again until the new containerd takes it (runc's
+    shim requeues it 1, 2, ... 5 s later), and the task reads STOPPED with
+    its status."""
+    cid = _cid(ctr, "down")
+    ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
+    init = int(ctr.ok("task", "ls").stdout.split(cid, 1)[1].split()[0])
+    log = ctr.base / "containerd.log"
+    try:
+        ctr.stop_daemon()
+        os.kill(init, signal.SIGKILL)
+        wait_until(lambda: not _alive(init), 5, what="the shim to reap the container")
+        offset = log.stat().st_size
+    finally:
+        ctr.start_daemon("--log-level", "debug")  # it logs each event forwarded to it
+    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+
+    def forwarded() -> bool:
+        with open(log) as f:
+            f.seek(offset)
+            return any("event forwarded" in ln and "topic=/tasks/exit" in ln and f"ns={NS}" in ln for ln in f)
+    wait_until(forwarded, 20, what="the TaskExit to reach containerd")
+    r = ctr.ok("task", "delete", cid)
+    assert "exit code 137" in r.stderr, r
+    ctr.ok("container", "delete", cid)
 
 
 # -- events, OOM, Update, Checkpoint ------------------------------------------------------
@@ -535,7 +651,9 @@ def test_binary_log_uri_of_a_terminal_exec(ctr, tmp_path):
     assert m.WaitResponse.decode(_shim_call(ctr, cid, "Wait", m.WaitRequest(id=cid, exec_id="t1"))).exit_status == 0
     _shim_call(ctr, cid, "Delete", m.DeleteRequest(id=cid, exec_id="t1"))
     pid = int((tmp_path / "log.txt.pid").read_text())
-    wait_until(lambda: out.exists(), 5, what="the logger's output")
+    # (runc's shim copies the pty into the logger from a goroutine that may
+    # still be at it: the whole output is waited for, in both)
+    wait_until(lambda: out.exists() and out.read_text().endswith("\ndone\n"), 5, what="the logger's output")
     text = out.read_text()  # (runc clears the pty's ONLCR: \n as written)
     assert text.startswith(f"args=['k', 'v'] id=t1 ns={NS}\n/dev/pts/") and text.endswith("\ndone\n"), text
     if ctr.runtime == "pyrunc":  # ours is gone with the exec (runc's shim: not always, it is killed below)

@@ -5,7 +5,7 @@ containerd.services.events.ttrpc.v1.Events/Forward on containerd's ttrpc
 socket, whose address containerd gives the shim in TTRPC_ADDRESS. The
 connection is made on the first event and made again once if it broke
 (containerd restarted); an event that still cannot be sent raises the
-call's error for the caller to log.
+call's error for the caller (the service's queue sends it again later).
 """
 from __future__ import annotations
 

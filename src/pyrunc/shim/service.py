@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 DEFAULT_ROOT = "/run/containerd/pyrunc"
 SPEC_PROCESS = "types.containerd.io/opencontainers/runtime-spec/1/Process"
+# how often an event that containerd did not take is tried again (runc's shim: maxRequeue)
+EVENT_RETRIES = 5
 
 
 class Proc:
@@ -120,12 +122,26 @@ class TaskService:
         while True:
             event = self._events.get()
             try:
-                if self._publisher is not None:
-                    self._publisher.publish(event)
-            except Exception as e:  # noqa: BLE001 - logged, the shim goes on
-                _log(f"publish {event.TOPIC}: {e}")
+                self._forward(event)
             finally:
                 self._events.task_done()
+
+    def _forward(self, event: Message) -> None:
+        """One event to containerd, tried again 1, 2, ... 5 s after each
+        failure (runc's shim requeues as often: containerd restarting comes
+        back on the same ttrpc socket), then dropped. The queue waits
+        meanwhile: what follows keeps containerd's order."""
+        import time
+        for attempt in range(1 + EVENT_RETRIES):
+            try:
+                if self._publisher is not None:
+                    self._publisher.publish(event)
+                return
+            except Exception as e:  # noqa: BLE001 - logged, the shim goes on
+                last = attempt == EVENT_RETRIES
+                _log(f"publish {event.TOPIC}: {e}" + ("" if not last else " (dropped)"))
+                if not last:
+                    time.sleep(attempt + 1)
 
     def flush_events(self, timeout: float = 5.0) -> None:
         """Wait (a while) for the queued events to be forwarded."""
@@ -192,7 +208,10 @@ class TaskService:
             self._loggers[stdio.logger.pid] = stdio.logger
             self._children.set()
 
-    def _stop_logger(self, stdio) -> None:
+    def _release_stdio(self, stdio) -> None:
+        """The process's stdio is done with (deleted, or never made): the
+        FIFOs' read ends closed, a logger stopped."""
+        stdio.release()
         if stdio.logger is not None:
             self._register_logger(stdio)  # known to the reaper (again: a reaped one is `exited`)
             stdio.logger.stop(self._reap)
@@ -267,7 +286,7 @@ class TaskService:
                 if mounted:
                     mounts.unmount_all(rootfs)
                 stdio.close()
-                self._stop_logger(stdio)
+                self._release_stdio(stdio)
                 raise
             finally:
                 if csock is not None:
@@ -330,7 +349,7 @@ class TaskService:
             try:
                 restore(task.root, task.id, {"image-path": r["image-path"], "work-path": r["work-path"]}, ro)
             except PyruncError as e:
-                self._stop_logger(p.stdio)
+                self._release_stdio(p.stdio)  # a later Start opens them again
                 raise RuntimeError(f"OCI runtime restore failed: {e}") from None
             with open(pid_file) as f:
                 p.pid = int(f.read().strip())
@@ -591,7 +610,7 @@ class TaskService:
                     raise FailedPrecondition(f"cannot delete a running process")
             if p.exec_id:
                 del task.execs[p.exec_id]
-                self._stop_logger(p.stdio)
+                self._release_stdio(p.stdio)
                 p.exited.set()  # a Wait on a process that never started ends with it
                 return m.DeleteResponse(pid=p.pid, exit_status=p.exit_status, exited_at=p.exited_at)
             try:
@@ -604,9 +623,9 @@ class TaskService:
             self._gone(task, p)
             for ex in list(task.execs.values()):
                 self._pids.pop(ex.pid, None)
-                self._stop_logger(ex.stdio)
+                self._release_stdio(ex.stdio)
                 ex.exited.set()
-            self._stop_logger(p.stdio)
+            self._release_stdio(p.stdio)
             task.oom_stop.set()
             if task.mounted:
                 mounts.unmount_all(os.path.join(task.bundle, "rootfs"))

@@ -12,6 +12,12 @@ reader or writer. `file://PATH` (containerd's createIO): stdout and stderr
 both appended to PATH (made 0644, its missing parents 0755). `binary://`
 (shim/logger.py): pipes to the user's logging binary. With a terminal, the pty's master is copied to and from
 the FIFOs by two threads (Console).
+
+The shim also holds a read end of each stdout and stderr FIFO, never read,
+until the process is deleted (runc's shim does the same): while no client
+reads (containerd restarting, `ctr run -d` gone), what the container writes
+waits in the pipe for the next reader instead of failing with EPIPE (or
+killing the writer with SIGPIPE).
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ def _open_fifo(path: str, flags: int) -> int:
         return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     if "://" in path and not path.startswith("fifo://"):
         raise Unimplemented(f"{path}: only FIFOs, file:// and binary:// stdio are supported")
-    path = path[len("fifo://"):] if path.startswith("fifo://") else path
+    path = _fifo_path(path)
     try:
         rw = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError as e:
@@ -44,12 +50,31 @@ def _open_fifo(path: str, flags: int) -> int:
         os.close(rw)
 
 
+def _fifo_path(path: str) -> str:
+    """The FIFO of a stdio URI ("" for none, a file:// or binary:// one)."""
+    if not path or ("://" in path and not path.startswith("fifo://")):
+        return ""
+    return path[len("fifo://"):] if path.startswith("fifo://") else path
+
+
+def hold_reader(path: str, readers: list[int]) -> None:
+    """A read end of the FIFO `path` kept in `readers` (see the module's
+    docstring); none for another kind of stdio."""
+    fifo = _fifo_path(path)
+    if fifo:
+        try:
+            readers.append(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+        except OSError:
+            pass  # the writer's own open reports a missing FIFO
+
+
 class Stdio:
     """The paths containerd gave, and the fds the shim opened for them."""
 
     def __init__(self, stdin: str, stdout: str, stderr: str, terminal: bool) -> None:
         self.stdin, self.stdout, self.stderr, self.terminal = stdin, stdout, stderr, terminal
         self.fds: list[int] = []
+        self.readers: list[int] = []  # held until release()
         self.logger: BinaryLogger | None = None
 
     def open(self, cid: str = "", namespace: str = "") -> tuple[int, int, int]:
@@ -66,6 +91,8 @@ class Stdio:
                 fd = _open_fifo(path, flags) if path else os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
                 self.fds.append(fd)
                 out.append(fd)
+                if flags == os.O_WRONLY:
+                    hold_reader(path, self.readers)
             return out[0], out[1], out[2]
         except BaseException:
             self.close()
@@ -90,6 +117,12 @@ class Stdio:
         if self.logger is not None:
             self.logger.close_pipes()
 
+    def release(self) -> None:
+        """The process is deleted: the FIFOs' read ends go too."""
+        readers, self.readers = self.readers, []
+        for fd in readers:
+            os.close(fd)
+
 
 class Console:
     """A pty master copied to the stdout FIFO and from the stdin FIFO. Each
@@ -111,6 +144,7 @@ class Console:
             logger.close_pipes()  # stderr: a terminal has none
         else:
             self.stdout_fd = _open_fifo(stdio.stdout, os.O_WRONLY) if stdio.stdout else -1
+            hold_reader(stdio.stdout, stdio.readers)
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC)
         self.done = threading.Event()
         self.closed = False
