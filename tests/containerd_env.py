@@ -65,3 +65,47 @@ def oci_archive(rootfs_tar: bytes, name: str, cmd: tuple[str, ...] | list[str] =
         for digest, data in blobs.items():
             add("blobs/sha256/" + digest.split(":", 1)[1], data)
     return out.getvalue()
+
+
+class Daemon:
+    """A running private containerd in `base` (daemon_config, CRI off), its
+    log in base/containerd.log; `ctl(*args)` runs ctr against it (a
+    CompletedProcess). stop() removes every task and container, ends it and
+    removes `base`."""
+
+    def __init__(self, base: str, env: dict, ctl) -> None:
+        import subprocess
+        with open(os.path.join(base, "config.toml"), "w") as f:
+            f.write(daemon_config(base, cri=False))
+        self.base, self.ctl = base, ctl
+        self.log = open(os.path.join(base, "containerd.log"), "w")
+        self.proc = subprocess.Popen(["containerd", "--config", os.path.join(base, "config.toml")],
+                                     stdout=self.log, stderr=self.log, env=env, start_new_session=True)
+
+    def started(self, wait_until) -> bool:
+        wait_until(lambda: self.proc.poll() is not None or self.ctl("version").returncode == 0, 30,
+                   what="containerd")
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        import shutil
+        import subprocess
+        import time
+        try:  # a hung call must not keep containerd running
+            for task in self.ctl("task", "ls", "-q").stdout.split():
+                self.ctl("task", "kill", "-s", "SIGKILL", task, timeout=20)
+            time.sleep(0.2)
+            for cont in self.ctl("container", "ls", "-q").stdout.split():
+                self.ctl("task", "delete", "-f", cont, timeout=20)
+                self.ctl("container", "delete", cont, timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        subprocess.run(["umount", "-R", self.base], capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)

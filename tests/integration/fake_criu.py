@@ -14,7 +14,11 @@ but checkpoints nothing real:
   notifies post-restore with its pid, answers RESTORE.
 
 FAKE_CRIU_FAIL=<TYPE> makes that request fail (success false, cr_errno 5),
-after writing a log line as CRIU does.
+after writing a log line as CRIU does; so does a file named by
+FAKE_CRIU_FAIL_FILE that holds <TYPE> (for a CRIU started by a long-lived
+caller, such as a shim under containerd, whose environment is fixed).
+The restored process's fds 0-2 are /dev/null, except those that the request's
+inherit_fd names (CRIU's own fd, inherited from its caller, as CRIU does).
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ def images_dir(sock: socket.socket, opts: dict) -> str:
     return os.readlink(f"/proc/{peer_pid(sock)}/fd/{opts['images_dir_fd']}")
 
 
-def clone_sibling(argv: list[str]) -> int:
+def clone_sibling(argv: list[str], keep: set[int] = frozenset()) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     CLONE_PARENT = 0x00008000
     pid = libc.syscall(56, CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0)  # x86_64 clone
@@ -59,7 +63,7 @@ def clone_sibling(argv: list[str]) -> int:
         try:
             os.setsid()
             null = os.open("/dev/null", os.O_RDWR)
-            for fd in (0, 1, 2):
+            for fd in {0, 1, 2} - keep:
                 os.dup2(null, fd)
             os.execvp(argv[0], argv)
         finally:
@@ -71,7 +75,14 @@ def main() -> None:
     sock = socket.socket(fileno=3)
     req = P.decode("criu_req", sock.recv(1 << 20))
     t, opts = req["type"], req.get("opts") or {}
-    if os.environ.get("FAKE_CRIU_FAIL") == P.REQ_TYPE_NAMES[t]:
+    fail = os.environ.get("FAKE_CRIU_FAIL", "")
+    if os.environ.get("FAKE_CRIU_FAIL_FILE"):
+        try:
+            with open(os.environ["FAKE_CRIU_FAIL_FILE"]) as f:
+                fail = f.read().strip()
+        except FileNotFoundError:
+            pass
+    if fail == P.REQ_TYPE_NAMES[t]:
         d = images_dir(sock, opts)
         with open(os.path.join(d, opts.get("log_file", "x.log")), "w") as f:
             f.write("(00.000001) Error (criu/fake.c:1): fake: refused as asked\n")
@@ -100,7 +111,8 @@ def main() -> None:
         with open(os.path.join(d, "fake-criu-restore.json"), "w") as f:
             json.dump({"opts": opts}, f)
         notify(sock, "setup-namespaces")
-        pid = clone_sibling(dumped["argv"])
+        keep = {e["fd"] for e in opts.get("inherit_fd") or [] if e.get("fd", -1) in (0, 1, 2)}
+        pid = clone_sibling(dumped["argv"], keep)
         notify(sock, "post-restore", pid)
         send(sock, {"type": t, "success": True, "restore": {"pid": pid}})
     else:

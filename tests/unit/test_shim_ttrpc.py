@@ -261,6 +261,16 @@ def test_task_service_over_ttrpc(tmp_path):
     c.close()
 
 
+def test_a_restore_with_a_terminal_is_refused_before_anything(tmp_path):
+    """Create with a checkpoint and a terminal: Unimplemented, nothing mounted or made."""
+    service = TaskService(on_shutdown=lambda: None)
+    req = m.CreateTaskRequest(id="c1", bundle=str(tmp_path), terminal=True, checkpoint=str(tmp_path / "ck"),
+                              rootfs=[m.Mount(type="bind", source="/nonexistent", options=["rbind"])])
+    with pytest.raises(T.Unimplemented, match="restore from a checkpoint with a terminal is not supported"):
+        service.Create(req)
+    assert service.tasks == {} and os.listdir(tmp_path) == []
+
+
 # -- events to containerd -----------------------------------------------------------------
 
 def test_publisher_forwards_events_and_reconnects(tmp_path):

@@ -30,14 +30,17 @@ LOG_FILE = "restore.log"
 
 class RestoreOptions:
     __slots__ = ("bundle", "detach", "pid_file", "console_socket", "no_subreaper", "no_pivot", "rootless",
-                 "systemd_cgroup")
+                 "systemd_cgroup", "stdio")
 
     def __init__(self, bundle: str = "", detach: bool = False, pid_file: str = "", console_socket: str = "",
                  no_subreaper: bool = False, no_pivot: bool = False, rootless: str = "auto",
-                 systemd_cgroup: bool = False) -> None:
+                 systemd_cgroup: bool = False, stdio: tuple[int, int, int] | None = None) -> None:
         self.bundle, self.detach, self.pid_file = bundle, detach, pid_file
         self.console_socket, self.no_subreaper, self.no_pivot = console_socket, no_subreaper, no_pivot
         self.rootless, self.systemd_cgroup = rootless, systemd_cgroup
+        # the library's callers (the shim): the restored process's fds 0-2,
+        # given to CRIU for every stdio descriptor of the dump, not only pipes
+        self.stdio = stdio
 
 
 def read_descriptors(images_dir: str) -> list[str]:
@@ -195,7 +198,7 @@ def _restore(root: str, cid: str, spec: dict, bundle: str, o: CriuOpts, ro: Rest
         namespaces(opts, spec, version, extra)
         opts["ext_mnt"] = restore_mounts(spec)
         for i, s in enumerate(descriptors):
-            if "pipe:" in s:
+            if "pipe:" in s or (ro.stdio is not None and i < 3 and s):
                 opts.setdefault("inherit_fd", []).append({"key": s, "fd": i})
         req = {"type": P.REQ_TYPES["RESTORE"], "opts": opts}
 
@@ -233,7 +236,7 @@ def _restore(root: str, cid: str, spec: dict, bundle: str, o: CriuOpts, ro: Rest
                 terminal.send_to_console_socket(console, fds[0])
 
         try:
-            swrk.call(req, notify, tuple(extra), inherit_stdio=True, on_start=on_start)
+            swrk.call(req, notify, tuple(extra), inherit_stdio=True, on_start=on_start, stdio=ro.stdio)
         except swrk.CriuError as e:
             raise swrk.CriuError(with_log(str(e), o.work_dir or o.images_dir, LOG_FILE)) from None
         if not init_pid:

@@ -32,7 +32,8 @@ def find_criu() -> str:
 class Swrk:
     """One `criu swrk` process and its socket."""
 
-    def __init__(self, extra_fds: tuple[int, ...] = (), inherit_stdio: bool = False) -> None:
+    def __init__(self, extra_fds: tuple[int, ...] = (), inherit_stdio: bool = False,
+                 stdio: tuple[int, int, int] | None = None) -> None:
         criu = find_criu()
         self.sock, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
@@ -44,11 +45,13 @@ class Swrk:
         if self.pid == 0:  # pragma: no cover - the child execs criu
             try:
                 fds = [server.fileno(), *extra_fds]
-                moved = [os.dup(fd) for fd in fds]  # above every target number
-                for i, fd in enumerate(moved):
+                moved = [os.dup(fd) for fd in [*fds, *(stdio or ())]]  # above every target number
+                for n, fd in enumerate(moved[len(fds):]):  # a restore's process stdio (the shim's)
+                    os.dup2(fd, n, inheritable=True)
+                for i, fd in enumerate(moved[:len(fds)]):
                     os.dup2(fd, 3 + i, inheritable=True)
-                os.closerange(3 + len(moved), 1 << 20)
-                if not inherit_stdio:
+                os.closerange(3 + len(fds), 1 << 20)
+                if not inherit_stdio and stdio is None:
                     null = os.open("/dev/null", os.O_RDWR)
                     for n in (0, 1, 2):
                         os.dup2(null, n)
@@ -100,12 +103,13 @@ def _type_name(t: int) -> str:
 
 
 def call(req: dict, notify=None, extra_fds: tuple[int, ...] = (), inherit_stdio: bool = False,
-         on_start=None) -> dict:
+         on_start=None, stdio: tuple[int, int, int] | None = None) -> dict:
     """Send one request to a new `criu swrk`, serve its notifications
     (notify(resp, fds) -> None; raising aborts), return the final response.
     `on_start(pid)` runs once CRIU is started (runc applies the cgroups of a
-    restore to CRIU there)."""
-    s = Swrk(extra_fds, inherit_stdio)
+    restore to CRIU there). `stdio`: CRIU's fds 0, 1, 2 (what a restore's
+    inherit_fd entries for the process's stdio refer to) instead of ours."""
+    s = Swrk(extra_fds, inherit_stdio, stdio)
     want = req["type"]
     try:
         if on_start is not None:

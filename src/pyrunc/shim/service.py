@@ -50,6 +50,7 @@ class Proc:
         self.exited_at: Timestamp | None = None
         self.exited = threading.Event()
         self.console: Console | None = None
+        self.restore: dict | None = None  # an init from a checkpoint: restored at Start (runc's shim)
 
     def set_exited(self, status: int) -> None:
         self.exit_status = status
@@ -228,9 +229,9 @@ class TaskService:
         from pyrunc.errors import PyruncError
         from pyrunc.shim import mounts
         from pyrunc.shim.stdio import ConsoleSocket, Console, Stdio
-        if req.checkpoint:
-            raise Unimplemented("Create: restore from a checkpoint is not supported")
         opts = _runc_options(req.options)
+        if req.checkpoint and req.terminal:
+            raise Unimplemented("Create: restore from a checkpoint with a terminal is not supported")
         from pyrunc.cgroups import rearm_migration
         rearm_migration(opts.systemd_cgroup)  # the cgroup lock's grace period runs while we mount
         root = os.path.join(opts.root or DEFAULT_ROOT, self.namespace or "default")
@@ -251,6 +252,14 @@ class TaskService:
                     except OSError as e:
                         raise InvalidArgument(f"failed to mount rootfs component: {e.strerror or e}") from None
                     mounted = True
+                init = Proc("", stdio)
+                if req.checkpoint:  # as runc's shim: `runc restore --detach` at Start
+                    init.restore = {"image-path": req.checkpoint, "parent": req.parent_checkpoint,
+                                    "work-path": opts.criu_work_path or os.path.join(req.bundle, "work"),
+                                    "no-pivot": opts.no_pivot_root, "systemd-cgroup": opts.systemd_cgroup}
+                    os.makedirs(root, mode=0o711, exist_ok=True)
+                    task = Task(req.id, req.bundle, root, init, mounted)
+                    return self._created(req, task)
                 kw: dict = dict(no_pivot=opts.no_pivot_root, no_new_keyring=opts.no_new_keyring,
                                 systemd_cgroup=opts.systemd_cgroup)
                 if req.terminal:
@@ -263,7 +272,6 @@ class TaskService:
                     c = pyrunc.Container.create(req.id, req.bundle, root, **kw)
                 except PyruncError as e:
                     raise RuntimeError(f"OCI runtime create failed: {e}") from None
-                init = Proc("", stdio)
                 task = Task(req.id, req.bundle, root, init, mounted)
                 if csock is not None:
                     init.console = Console(csock.receive(), stdio, req.id, self.namespace)
@@ -284,13 +292,18 @@ class TaskService:
                 if csock is not None:
                     csock.close()
             stdio.close()
-            self.tasks[req.id] = task
             self._track(task, init)
-            self._send(m.TaskCreate(container_id=req.id, bundle=req.bundle, rootfs=list(req.rootfs),
-                                    io=m.TaskIO(stdin=req.stdin, stdout=req.stdout, stderr=req.stderr,
-                                                terminal=req.terminal), pid=init.pid))
             self._watch_oom(task)
-            return m.CreateTaskResponse(pid=init.pid)
+            return self._created(req, task)
+
+    def _created(self, req: m.CreateTaskRequest, task: Task) -> m.CreateTaskResponse:
+        """A new task (with the lock held); a restored one has no pid until Start."""
+        self.tasks[req.id] = task
+        self._send(m.TaskCreate(container_id=req.id, bundle=req.bundle, rootfs=list(req.rootfs),
+                                io=m.TaskIO(stdin=req.stdin, stdout=req.stdout, stderr=req.stderr,
+                                            terminal=req.terminal), checkpoint=req.checkpoint,
+                                pid=task.init.pid))
+        return m.CreateTaskResponse(pid=task.init.pid)
 
     def Start(self, req: m.StartRequest) -> m.StartResponse:
         from pyrunc.errors import PyruncError
@@ -301,16 +314,52 @@ class TaskService:
                 raise FailedPrecondition(f"process {p.exec_id or task.id}: cannot start a process that is "
                                          + ("stopped" if p.status == m.STOPPED else "running"))
             if not req.exec_id:
-                try:
-                    task.container.start()
-                except PyruncError as e:
-                    raise RuntimeError(f"OCI runtime start failed: {e}") from None
+                if p.restore is not None:
+                    self._restore(task, p)
+                else:
+                    try:
+                        task.container.start()
+                    except PyruncError as e:
+                        raise RuntimeError(f"OCI runtime start failed: {e}") from None
                 p.status = m.RUNNING
                 self._send(m.TaskStart(container_id=task.id, pid=p.pid))
                 return m.StartResponse(pid=p.pid)
             self._start_exec(task, p)
             self._send(m.TaskExecStarted(container_id=task.id, exec_id=p.exec_id, pid=p.pid))
             return m.StartResponse(pid=p.pid)
+
+    def _restore(self, task: Task, p: Proc) -> None:
+        """The init from its checkpoint: the code of `pyrunc restore --detach`,
+        with the stdio FIFOs as the restored process's fds 0-2 (CRIU's
+        inherit_fd for the dump's stdio). Its process is our child (CRIU's
+        sibling), reaped as a started init's."""
+        import tempfile
+
+        from pyrunc.criu.restore import RestoreOptions, restore
+        from pyrunc.errors import PyruncError
+        r = p.restore or {}
+        if r["parent"]:
+            raise InvalidArgument("restore: a parent checkpoint is not supported")
+        tmp = tempfile.mkdtemp(prefix="pyrunc-shim-restore")
+        pid_file = os.path.join(tmp, "pid")
+        try:
+            fds = self._open_stdio(p.stdio, task.id)
+            ro = RestoreOptions(bundle=task.bundle, detach=True, pid_file=pid_file, no_subreaper=True,
+                                no_pivot=r["no-pivot"], systemd_cgroup=r["systemd-cgroup"], stdio=fds)
+            try:
+                restore(task.root, task.id, {"image-path": r["image-path"], "work-path": r["work-path"]}, ro)
+            except PyruncError as e:
+                self._release_stdio(p.stdio)  # a later Start opens them again
+                raise RuntimeError(f"OCI runtime restore failed: {e}") from None
+            with open(pid_file) as f:
+                p.pid = int(f.read().strip())
+        finally:
+            p.stdio.close()
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+        p.restore = None
+        self._track(task, p)
+        self._watch_oom(task)
 
     def _start_exec(self, task: Task, p: Proc) -> None:
         import tempfile
@@ -446,6 +495,10 @@ class TaskService:
                 return Empty()
             if p.status == m.STOPPED and not req.all:
                 raise NotFound(f"process {task.id} not found")
+            if p.restore is not None:  # never restored: no process, gone as if killed (`ctr task rm -f`)
+                p.restore = None
+                self._exited(task, p, 128 + req.signal)
+                return Empty()
             try:
                 task.container.kill(req.signal, all_processes=req.all)
             except PyruncError as e:

@@ -1,0 +1,210 @@
+"""containerd 1.6 restoring a checkpointed container through
+containerd-shim-pyrunc-v1: `ctr containers checkpoint --task`, then `ctr
+containers restore --live` (CreateTaskRequest.checkpoint; the shim restores
+at Start, as runc's shim does).
+
+CRIU cannot run on the test kernel, so containerd (and the shims, which
+inherit its environment) finds fake_criu.py as `criu` first on its PATH:
+its DUMP records the process's command line, its RESTORE starts that command
+again as the shim's child, inside the container's cgroup (where the shim
+puts CRIU) but not in its namespaces or rootfs. runc's shim cannot be run
+the same way (runc needs the real CRIU), so these tests are ours only.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from containerd_env import Daemon, oci_archive
+from integration_conftest import wait_until
+from oci_layout import tree_tar
+from test_shim_process import SHIM, _cmdline, _pids_with
+from test_shim_tasks import IMAGE, RUNTIMES, Ctr, _alive, _task_topics
+
+NS = "shimrestore"
+HERE = Path(__file__).resolve().parent
+PYRUNC = os.environ.get("PYRUNC_TEST_RUNTIME") or shutil.which("pyrunc") or "pyrunc"
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(os.uname().machine != "x86_64",
+                                 reason="the fake CRIU clones with x86_64's syscall number")]
+
+
+class RestoreCtr(Ctr):
+    def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
+                              capture_output=True, text=True, timeout=timeout, input=input)
+
+
+@pytest.fixture(scope="module")
+def ctr_criu(busybox_rootfs) -> Iterator[RestoreCtr]:
+    """A private containerd whose PATH has the fake CRIU, then the shim."""
+    for tool in ("containerd", "ctr"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    if SHIM[0] == sys.executable:
+        pytest.skip("containerd needs the shim installed as an executable (run scripts/install.sh)")
+    base = Path(tempfile.mkdtemp(prefix="pyrunc-shimrestore-", dir="/tmp"))
+    fakebin = base / "fakebin"
+    fakebin.mkdir()
+    (fakebin / "criu").write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_criu.py"} "$@"\n')
+    (fakebin / "criu").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fakebin}:{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+               FAKE_CRIU_SRC=str(HERE.parent.parent / "src"), FAKE_CRIU_FAIL_FILE=str(base / "criu-fail"),
+               TMPDIR=str(base))  # containerd's checkpoint dirs (it leaves a restore's)
+    c = RestoreCtr(base, busybox_rootfs)
+    d = Daemon(str(base), env, c)
+    try:
+        assert d.started(wait_until), (base / "containerd.log").read_text()[-3000:]
+        (base / "image.tar").write_bytes(oci_archive(tree_tar(busybox_rootfs), IMAGE))
+        c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
+        yield c
+    finally:
+        d.stop()
+        for parent in [*Path("/sys/fs/cgroup").glob(f"*/{NS}"), Path("/sys/fs/cgroup") / NS,
+                       Path("/run/containerd/pyrunc") / NS]:
+            try:
+                parent.rmdir()
+            except OSError:
+                pass
+
+
+def _cgroups(cid: str) -> list[str]:
+    return [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{NS}/{cid}")] + \
+        [str(p) for p in Path("/sys/fs/cgroup").glob(f"{NS}/{cid}")]
+
+
+def _leftovers(c: RestoreCtr, cid: str) -> list[str]:
+    """What of container `cid` is still there (shim, mount, cgroup, state)."""
+    problems = []
+    shims = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+    end = time.monotonic() + 5
+    while [p for p in shims if _alive(p)] and time.monotonic() < end:
+        time.sleep(0.05)
+    if [p for p in shims if _alive(p)]:
+        problems.append(f"shim of {cid} left")
+    with open("/proc/self/mountinfo") as f:
+        if [line for line in f if f"/{cid}/" in line.split()[4] + "/"]:
+            problems.append(f"mounts of {cid} left")
+    if _cgroups(cid):
+        problems.append(f"cgroups of {cid} left: {_cgroups(cid)}")
+    if (Path("/run/containerd/pyrunc") / NS / cid).exists():
+        problems.append(f"pyrunc state of {cid} left")
+    return problems
+
+
+@pytest.fixture
+def cid(ctr_criu) -> Iterator[str]:
+    cid = f"rst-{uuid.uuid4().hex[:6]}"
+    yield cid
+    (ctr_criu.base / "criu-fail").unlink(missing_ok=True)
+    problems = []
+    if cid in ctr_criu("task", "ls", "-q").stdout.split():
+        ctr_criu("task", "kill", "-s", "SIGKILL", cid)
+        time.sleep(0.2)
+        ctr_criu("task", "delete", "-f", cid)
+        problems.append(f"task {cid} left")
+    if cid in ctr_criu("container", "ls", "-q").stdout.split():
+        ctr_criu("container", "delete", cid)
+        problems.append(f"container {cid} left")
+    ctr_criu("image", "rm", f"pyrunc-test/ck-{cid}:1")
+    problems += _leftovers(ctr_criu, cid)
+    assert not problems, "\n".join(problems)
+
+
+def _task_row(c: RestoreCtr, cid: str) -> list[str]:
+    return next((row.split() for row in c.ok("task", "ls").stdout.splitlines()[1:] if row.split()[0] == cid), [])
+
+
+def _wait_status(c: RestoreCtr, cid: str, want: str) -> list[str]:
+    row: list[str] = []
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        row = _task_row(c, cid)
+        if row and row[2] == want:
+            break
+        time.sleep(0.05)
+    return row
+
+
+def _checkpointed(c: RestoreCtr, cid: str) -> str:
+    """Run `cid`, checkpoint it (left running) into an image, remove it: the
+    checkpoint's reference."""
+    ref = f"pyrunc-test/ck-{cid}:1"
+    c.ok("run", "-d", "--runtime", RUNTIMES["pyrunc"], "--snapshotter", "native", IMAGE, cid, "sleep", "301")
+    c.ok("containers", "checkpoint", "--task", cid, ref)
+    assert _wait_status(c, cid, "RUNNING")[2] == "RUNNING"  # left running, resumed
+    c.ok("task", "kill", "-s", "SIGKILL", cid)
+    assert _wait_status(c, cid, "STOPPED")[2] == "STOPPED"
+    c.ok("task", "delete", cid)
+    c.ok("container", "delete", cid)
+    return ref
+
+
+def test_restore_runs_the_checkpointed_task_until_killed(ctr_criu, cid):
+    c = ctr_criu
+    ev = subprocess.Popen(["ctr", "--address", str(c.sock), "events"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        _restored_task_runs_until_killed(c, cid)
+        time.sleep(0.5)
+    finally:
+        ev.terminate()
+        out = ev.communicate(timeout=10)[0].splitlines()
+    # runc's shim's order; a restored init has no pid before Start
+    assert _task_topics(c, out, cid) == [
+        "/tasks/create", "/tasks/start", "/tasks/paused", "/tasks/checkpointed", "/tasks/resumed", "/tasks/exit",
+        "/tasks/delete", "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete"], out
+    create = [line for line in out if "/tasks/create" in line][-1]
+    assert '"checkpoint":"' in create.replace(" ", "") and '"pid"' not in create, create
+
+
+def _restored_task_runs_until_killed(c: RestoreCtr, cid: str) -> None:
+    ref = _checkpointed(c, cid)
+    r = c.ok("containers", "restore", "--live", cid, ref)
+    assert r.stderr == "", r
+    row = _wait_status(c, cid, "RUNNING")
+    assert row[2] == "RUNNING", row
+    pid = int(row[1])
+    assert _cmdline(pid) == "sleep 301 "  # the fake CRIU's restore: the dumped command
+    shim = [p for p in _pids_with("containerd-shim-pyrunc-v1") if f"-id {cid} " in _cmdline(p) + " "]
+    with open(f"/proc/{pid}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) in shim  # the shim's child: it reaps it
+    with open(f"/proc/{pid}/cgroup") as f:
+        assert f"/{NS}/{cid}" in f.read()  # CRIU was put in the container's cgroup
+    # the restore's stdio FIFOs (ctr's), the process's fds 1 and 2 (CRIU's inherit_fd)
+    assert os.readlink(f"/proc/{pid}/fd/1").endswith(f"{cid}-stdout")
+    assert os.readlink(f"/proc/{pid}/fd/2").endswith(f"{cid}-stderr")
+    st = subprocess.run([PYRUNC, "--root", f"/run/containerd/pyrunc/{NS}", "state", cid],
+                        capture_output=True, text=True)
+    assert st.returncode == 0 and f'"pid": {pid}' in st.stdout and '"running"' in st.stdout, st
+    c.ok("task", "kill", "-s", "SIGKILL", cid)
+    assert _wait_status(c, cid, "STOPPED")[2] == "STOPPED"
+    assert not _alive(pid)
+    c.ok("task", "delete", cid)
+    c.ok("container", "delete", cid)
+
+
+def test_a_refused_restore_is_one_line_and_leaves_nothing(ctr_criu, cid):
+    c = ctr_criu
+    ref = _checkpointed(c, cid)
+    (c.base / "criu-fail").write_text("RESTORE")
+    r = c("containers", "restore", "--live", cid, ref)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "OCI runtime restore failed: criu failed: type RESTORE errno 5" in lines[0], r
+    # the task stays created (as runc's shim's), with no container behind it yet
+    assert _task_row(c, cid)[2] == "CREATED"
+    assert not _cgroups(cid) and not (Path("/run/containerd/pyrunc") / NS / cid).exists()
+    # it has no process: killed, it ends (`ctr task delete -f` waits for that)
+    c.ok("task", "delete", "-f", cid, timeout=20)
+    c.ok("container", "delete", cid)
