@@ -339,7 +339,15 @@ def zygotes(watched: int) -> list[int]:
                 i = argv.index(b"zygote")
                 if argv[i + 2:i + 3] == [str(watched).encode()] and alive(int(d.name)):
                     out.append(int(d.name))
-    return out
+    # a spare just forked shows its zygote's command line for a moment
+    return [pid for pid in out if _ppid_or_0(pid) not in out]
+
+
+def _ppid_or_0(pid: int) -> int:
+    try:
+        return ppid(pid)
+    except (OSError, AssertionError):
+        return 0
 
 
 def spares(zygote: int) -> list[int]:
