@@ -80,8 +80,10 @@ def grouping_key(bundle: str, container_id: str) -> str:
     return container_id
 
 
-def _can_connect(path: str) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+def can_connect(path: str, kind: int = socket.SOCK_STREAM) -> bool:
+    """Something listens on the unix socket at `path` (a shim, or with
+    SOCK_SEQPACKET a zygote)."""
+    s = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
     s.settimeout(2)
     try:
         s.connect(path)
@@ -156,7 +158,7 @@ def _remove_dead_socket(bundle: str) -> None:
     if not address.startswith("unix://"):
         return
     path = socket_path(address)
-    if path.startswith("\0") or not os.path.exists(path) or _can_connect(path):
+    if path.startswith("\0") or not os.path.exists(path) or can_connect(path):
         return
     remove_socket(address)
 

@@ -15,7 +15,7 @@ import sys
 
 import _socket as socket  # `socket` imports enum: 2 ms of `start` for names
 
-from pyrunc.shim.process import (ShimError, _can_connect, _listen, grouping_key, leave_session, remove_socket,
+from pyrunc.shim.process import (ShimError, can_connect, _listen, grouping_key, leave_session, remove_socket,
                                  serve, socket_address, socket_path, write_address)
 
 
@@ -45,7 +45,7 @@ def _start(flags: dict[str, object], bundle: str, zpath: str, zconn, idle: float
     except OSError as e:
         if e.errno != errno.EADDRINUSE:
             raise ShimError(f"create new shim socket: {path}: {os.strerror(e.errno or 0).lower()}") from None
-        if _can_connect(path):  # the group's shim is up: share it
+        if can_connect(path):  # the group's shim is up: share it
             write_address(bundle, address)
             return address
         remove_socket(address)  # a dead shim's socket

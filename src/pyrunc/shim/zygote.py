@@ -36,7 +36,7 @@ TYPE_CHECKING = False  # typing's import would cost `start` a millisecond
 if TYPE_CHECKING:
     import socket as std_socket
 
-from pyrunc.shim.process import SOCKET_ROOT, ShimError, leave_session, sha256
+from pyrunc.shim.process import SOCKET_ROOT, ShimError, can_connect, leave_session, sha256
 
 DEFAULT_IDLE = 600.0
 IDLE_ENV = "PYRUNC_SHIM_ZYGOTE_IDLE"
@@ -292,7 +292,7 @@ def _bind(path: str) -> "std_socket.socket | None":
         try:
             s.bind(path)
         except OSError as e:
-            if e.errno != errno.EADDRINUSE or _answers(path):
+            if e.errno != errno.EADDRINUSE or can_connect(path, socket.SOCK_SEQPACKET):
                 s.close()
                 return None
             _unlink(path)
@@ -302,18 +302,6 @@ def _bind(path: str) -> "std_socket.socket | None":
         return s
     finally:
         os.close(lock)
-
-
-def _answers(path: str) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    s.settimeout(2)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def _inode(path: str) -> int:
