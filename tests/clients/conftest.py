@@ -443,6 +443,13 @@ def _teardown(pm: Podman, host_before: dict[Path, bool]) -> list[str]:
                 os.rmdir(dirpath)
             except OSError as e:
                 problems.append(f"cannot remove cgroup {dirpath}: {e.strerror}")
+    # podman also makes the parent (conmon's, with a `tasks` file) under
+    # /sys/fs/cgroup/<c> for a controller this host does not mount as v1
+    # (hugetlb: cgroup2 only here): plain files of the tmpfs, no cgroup
+    cgroupfs = set(_cgroup_mounts())
+    for top in Path("/sys/fs/cgroup").glob(f"*/{pm.cgroup_parent.lstrip('/')}"):
+        if top.parent not in cgroupfs:
+            shutil.rmtree(top, ignore_errors=True)
     stale = pm.runtime_state_ids()
     if stale:
         # only ids podman used in this session
