@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # the tests' private-containerd helpers (config, image archives) and CRI client
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from common import build_rootfs, log  # noqa: E402
-from containerd_env import daemon_config, oci_archive  # noqa: E402
+from containerd_env import Daemon, cri_config, daemon_config, oci_archive  # noqa: E402
 from oci_layout import tree_tar  # noqa: E402
 
 IMAGE = "docker.io/pyrunc-bench/busybox:latest"
@@ -45,33 +45,9 @@ SHIM_NAME = "containerd-shim-pyrunc-v1"
 SNAPSHOTTER = "overlayfs"
 
 
-# -- the image ---------------------------------------------------------------------------
-
-# -- the daemon ----------------------------------------------------------------------------
-
-# the CRI plugin's handlers: runc's shim + runc, + pyrunc (BinaryName), pyrunc's shim
-CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{pause}"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    conf_dir = "{base}/cni"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "{snapshotter}"
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
-        BinaryName = "{pyrunc}"
-        Root = "{base}/pyrunc-root"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim]
-      runtime_type = "io.containerd.pyrunc.v1"
-"""
-
-
 class Containerd:
-    """A private containerd; close() leaves nothing behind."""
+    """A private containerd (tests/containerd_env.py's Daemon); close()
+    leaves nothing behind."""
 
     def __init__(self, shim_dir: str, pyrunc: str, cri: bool) -> None:
         self.base = tempfile.mkdtemp(prefix="pyrunc-shimbench-", dir="/tmp")
@@ -81,23 +57,13 @@ class Containerd:
         text = daemon_config(self.base, cri)
         if cri:
             os.mkdir(f"{self.base}/cni")
-            text += CRI_CONFIG.format(base=self.base, pause=PAUSE, pyrunc=pyrunc, snapshotter=SNAPSHOTTER)
-        with open(f"{self.base}/config.toml", "w") as f:
-            f.write(text)
+            text += cri_config(self.base, PAUSE, pyrunc, f"{self.base}/pyrunc-root", SNAPSHOTTER, "runc")
         env = dict(os.environ, PATH=f"{shim_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}")
-        self.log = open(f"{self.base}/containerd.log", "w")
-        self.proc: subprocess.Popen | None = subprocess.Popen(
-            ["containerd", "--config", f"{self.base}/config.toml"], stdout=self.log, stderr=self.log,
-            env=env, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while self.ctr("version").returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("containerd did not start:\n" + self.log_tail())
-            time.sleep(0.1)
-
-    def log_tail(self) -> str:
-        with open(f"{self.base}/containerd.log") as f:
-            return f.read()[-3000:]
+        self.d: Daemon | None = Daemon(self.base, env, self.ctr, config=text)
+        if not self.d.start():
+            tail = self.d.log_tail()
+            self.close()
+            raise RuntimeError("containerd did not start:\n" + tail)
 
     def ctr(self, *args: str, ns: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(["ctr", "--address", self.sock, "--namespace", ns or self.ns, *args],
@@ -117,37 +83,11 @@ class Containerd:
         os.unlink(path)
 
     def close(self) -> None:
-        if self.proc is None:
+        if self.d is None:
             return
-        try:
-            for ns in (self.ns, CRI_NS) if self.cri else (self.ns,):
-                tasks = self.ctr("task", "ls", "-q", ns=ns).stdout.split()
-                for task in tasks:
-                    self.ctr("task", "kill", "-s", "SIGKILL", task, ns=ns)
-                if tasks:
-                    time.sleep(0.3)
-                for cont in self.ctr("container", "ls", "-q", ns=ns).stdout.split():
-                    self.ctr("task", "delete", "-f", cont, ns=ns)
-                    self.ctr("container", "delete", cont, ns=ns)
-        finally:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-            self.log.close()
-            subprocess.run(["umount", "-R", self.base], capture_output=True)
-            shutil.rmtree(self.base, ignore_errors=True)
-            # what the containers' runtimes made per namespace (empty now)
-            for ns in (self.ns, CRI_NS) if self.cri else (self.ns,):
-                for d in [*(f"/sys/fs/cgroup/{c}/{ns}" for c in os.listdir("/sys/fs/cgroup")),
-                          f"/run/containerd/pyrunc/{ns}", f"/run/containerd/runc/{ns}"]:
-                    try:
-                        os.rmdir(d)
-                    except OSError:
-                        pass
+        namespaces = (self.ns, CRI_NS) if self.cri else (self.ns,)
+        d, self.d = self.d, None
+        d.stop([lambda *a, ns=ns, **kw: self.ctr(*a, ns=ns, **kw) for ns in namespaces], namespaces)
 
 
 # -- measurements --------------------------------------------------------------------------

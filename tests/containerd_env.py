@@ -29,6 +29,33 @@ disabled_plugins = [{cri_off}"io.containerd.snapshotter.v1.aufs",
 """
 
 
+def cri_config(base: str, pause: str, pyrunc: str, root: str, snapshotter: str, default: str) -> str:
+    """The CRI plugin's section: its handlers `runc` (runc's shim + runc),
+    `pyrunc` (runc's shim + pyrunc as its BinaryName, its state under
+    `root`) and `pyrunc-shim` (pyrunc's own shim), `default` the default.
+    restrict_oom_score_adj: root may lack CAP_SYS_RESOURCE (this VM's does,
+    as CI sandboxes do), and the sandbox's oom_score_adj -998 could not be
+    set; no CNI config (pods use the host's network)."""
+    return f"""[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "{base}/cni"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "{snapshotter}"
+    default_runtime_name = "{default}"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
+        BinaryName = "{pyrunc}"
+        Root = "{root}"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim]
+      runtime_type = "io.containerd.pyrunc.v1"
+"""
+
+
 def oci_archive(rootfs_tar: bytes, name: str, cmd: tuple[str, ...] | list[str] = ("sh",)) -> bytes:
     """An OCI image layout (one gzip layer) as a tar, named `name`."""
     blobs: dict[str, bytes] = {}
@@ -68,44 +95,134 @@ def oci_archive(rootfs_tar: bytes, name: str, cmd: tuple[str, ...] | list[str] =
 
 
 class Daemon:
-    """A running private containerd in `base` (daemon_config, CRI off), its
-    log in base/containerd.log; `ctl(*args)` runs ctr against it (a
-    CompletedProcess). stop() removes every task and container, ends it and
-    removes `base`."""
+    """A private containerd in `base`: its config.toml (daemon_config with
+    the CRI plugin off, or `config`), its log appended to
+    base/containerd.log, `ctl(*args, timeout=...)` running ctr against it.
+    start() and kill(sig) end and start it again on the same root and state
+    (its shims run on); stop() removes every task and container (through
+    each of `ctls`), ends it, and removes `base` and what the runtimes made
+    for the `namespaces` (their empty cgroup parents and state roots)."""
 
-    def __init__(self, base: str, env: dict, ctl) -> None:
-        import subprocess
+    def __init__(self, base: str, env: dict, ctl, config: str | None = None) -> None:
         with open(os.path.join(base, "config.toml"), "w") as f:
-            f.write(daemon_config(base, cri=False))
-        self.base, self.ctl = base, ctl
-        self.log = open(os.path.join(base, "containerd.log"), "w")
-        self.proc = subprocess.Popen(["containerd", "--config", os.path.join(base, "config.toml")],
-                                     stdout=self.log, stderr=self.log, env=env, start_new_session=True)
+            f.write(daemon_config(base, cri=False) if config is None else config)
+        self.base, self.env, self.ctl = base, env, ctl
+        self.proc = None
 
-    def started(self, wait_until) -> bool:
-        wait_until(lambda: self.proc.poll() is not None or self.ctl("version").returncode == 0, 30,
-                   what="containerd")
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        import shutil
+    def start(self, *args: str) -> bool:
+        """Start it and wait (30 s at most) until it answers: False if it
+        exited (log_tail says why)."""
         import subprocess
         import time
-        try:  # a hung call must not keep containerd running
-            for task in self.ctl("task", "ls", "-q").stdout.split():
-                self.ctl("task", "kill", "-s", "SIGKILL", task, timeout=20)
-            time.sleep(0.2)
-            for cont in self.ctl("container", "ls", "-q").stdout.split():
-                self.ctl("task", "delete", "-f", cont, timeout=20)
-                self.ctl("container", "delete", cont, timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        self.proc.terminate()
+        with open(os.path.join(self.base, "containerd.log"), "a") as log:
+            self.proc = p = subprocess.Popen(["containerd", "--config", os.path.join(self.base, "config.toml"), *args],
+                                             stdout=log, stderr=log, env=self.env, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while p.poll() is None and self.ctl("version").returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return p.poll() is None
+
+    def log_tail(self) -> str:
+        with open(os.path.join(self.base, "containerd.log"), errors="replace") as f:
+            return f.read()[-3000:]
+
+    def kill(self, sig: int = 15) -> None:
+        """containerd ended by `sig` (SIGKILL after 15 s); its shims run on."""
+        import subprocess
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self.log.close()
-        subprocess.run(["umount", "-R", self.base], capture_output=True)
-        shutil.rmtree(self.base, ignore_errors=True)
+        self.proc = None
+
+    def stop(self, ctls=None, namespaces=(), cgroup_parents=()) -> None:
+        """`cgroup_parents`: the cgroup parents the tests gave their
+        containers (ctr --cgroup), removed with their empty children."""
+        import shutil
+        import subprocess
+        import time
+        try:  # a hung call must not keep containerd running
+            for ctl in ctls or [self.ctl]:
+                if self.proc is None:
+                    break
+                tasks = ctl("task", "ls", "-q").stdout.split()
+                for task in tasks:
+                    ctl("task", "kill", "-s", "SIGKILL", task, timeout=20)
+                if tasks:
+                    time.sleep(0.2)
+                for cont in ctl("container", "ls", "-q").stdout.split():
+                    ctl("task", "delete", "-f", cont, timeout=20)
+                    ctl("container", "delete", cont, timeout=20)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            self.kill()
+            subprocess.run(["umount", "-R", self.base], capture_output=True)
+            shutil.rmtree(self.base, ignore_errors=True)
+            for parent in cgroup_parents:
+                for top in [os.path.join("/sys/fs/cgroup", c, parent.lstrip("/")) for c in os.listdir("/sys/fs/cgroup")]:
+                    for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+                        try:
+                            os.rmdir(dirpath)
+                        except OSError:
+                            pass
+            for ns in namespaces:
+                for d in [*(os.path.join("/sys/fs/cgroup", c, ns) for c in os.listdir("/sys/fs/cgroup")),
+                          f"/sys/fs/cgroup/{ns}",  # cgroup v2 only
+                          f"/run/containerd/pyrunc/{ns}", f"/run/containerd/runc/{ns}"]:
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        pass
+
+
+# -- processes and tasks, as the tests and the bench look at them --------------------------
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def argv_of(pid: int) -> list[bytes]:
+    """The process's command line (its trailing padding dropped), [] if it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            data = f.read().rstrip(b"\0")
+    except OSError:
+        return []
+    return data.split(b"\0") if data else []
+
+
+def processes() -> list[tuple[int, list[bytes]]]:
+    """(pid, argv) of every live process."""
+    return [(int(name), argv) for name in os.listdir("/proc")
+            if name.isdigit() and (argv := argv_of(int(name))) and alive(int(name))]
+
+
+def shims_of(ids) -> list[int]:
+    """The live shim processes (containerd-shim-*, or a python running one:
+    the script after the interpreter and its flags) serving one of `ids`."""
+    ids = {i.encode() for i in ids}
+    return [pid for pid, argv in processes() if any(b"containerd-shim-" in arg for arg in argv[:3])
+            and any(argv[i] == b"-id" and argv[i + 1] in ids for i in range(len(argv) - 1))]
+
+
+def task_status(ctl, cid: str, want: str, timeout: float = 10) -> str:
+    """The task's status (`ctr task ls`: TASK PID STATUS) once it is `want`,
+    or what it is after `timeout` seconds; `ctl` runs ctr, checked."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = [line.split() for line in ctl("task", "ls").stdout.splitlines()[1:]]
+        status = next((row[2] for row in rows if row[0] == cid), "")
+        if status == want or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)

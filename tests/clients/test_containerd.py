@@ -1,7 +1,7 @@
 """containerd 1.6 driving the runtime under test through its runc shim
 (containerd-shim-runc-v2), with `ctr run --runc-binary`, and through the CRI
 plugin, where config.toml registers the runtime with the shim's BinaryName
-(CRI_CONFIG) and the test speaks the CRI API as kubelet does (tests/cri.py).
+(containerd_env.cri_config) and the test speaks the CRI API as kubelet does (tests/cri.py).
 
 The shim calls the runtime the way it calls runc: `create --bundle B
 --pid-file P [--console-socket S] ID` with `--log B/log.json --log-format
@@ -17,10 +17,12 @@ here from the host's busybox-static (`ctr image import`).
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
 import re
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -30,41 +32,16 @@ from typing import Iterator
 
 import pytest
 
-from containerd_env import daemon_config, oci_archive
+from containerd_env import Daemon, cri_config, daemon_config, oci_archive, shims_of, task_status
 from cri import CriError, call, first, msg, parse
 from clients_conftest import (CGROUP_LIMITS, MEMORY_HOG, PROBE, PROBE_EXPECTED, _busybox_tar, cgroup_limits,
-                              engine_runtime, probe_volume, run_on_pty, stop_daemon, wait_for_daemon)
+                              engine_runtime, probe_volume, run_on_pty)
 
 IMAGE = "docker.io/pyrunc-test/busybox:latest"
 NS = "pyrunc-test"
 # the CRI plugin's: its images and containers live in containerd's k8s.io namespace
 CRI_NS = "k8s.io"
 PAUSE_IMAGE = "docker.io/pyrunc-test/pause:latest"
-# what docs/engines.md shows: the CRI plugin with the runtime `pyrunc`
-# registered through the runc shim's options (BinaryName; Root keeps the
-# runtime's state in the tests' dir), pods' images on the native snapshotter;
-# restrict_oom_score_adj: root may lack CAP_SYS_RESOURCE (this VM's does, as
-# CI sandboxes do), so the sandbox's oom_score_adj -998 could not be set
-# the tests' own addition: runc's shim with runc (the reference handler)
-RUNC_HANDLER = """    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-"""
-CRI_CONFIG = """[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "docker.io/pyrunc-test/pause:latest"
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    conf_dir = "{base}/cni"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "native"
-    default_runtime_name = "pyrunc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc.options]
-        BinaryName = "{runtime}"
-        Root = "{base}/runtime-root"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.pyrunc-shim]
-      runtime_type = "io.containerd.pyrunc.v1"
-"""
 
 
 class Ctr:
@@ -72,16 +49,18 @@ class Ctr:
         self.base = base
         self.sock = base / "containerd.sock"
         self.runtime = runtime
-        self.daemon: subprocess.Popen | None = None
+        # pyrunc's shim (runtime `pyrunc-shim`, installed next to the runtime) first on containerd's PATH
+        env = dict(os.environ, PATH=f"{os.path.dirname(runtime)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        self.d = Daemon(str(base), env, self, config=daemon_config(str(base)) + cri_config(
+            str(base), PAUSE_IMAGE, runtime, f"{base}/runtime-root", "native", "pyrunc"))
+
+    @property
+    def daemon(self) -> subprocess.Popen | None:
+        return self.d.proc
 
     def start_daemon(self) -> None:
-        """containerd on the module's root, state and config, pyrunc's shim
-        (runtime `pyrunc-shim`, installed next to the runtime) on its PATH."""
-        env = dict(os.environ, PATH=f"{os.path.dirname(self.runtime)}:{os.environ.get('PATH', '/usr/bin:/bin')}")
-        with open(self.base / "containerd.log", "a") as log:
-            self.daemon = d = subprocess.Popen(["containerd", "--config", str(self.base / "config.toml")],
-                                               stdout=log, stderr=log, start_new_session=True, env=env)
-        wait_for_daemon(d, lambda: self("version").returncode == 0, self.base / "containerd.log", "containerd", 30)
+        """containerd on the module's root, state and config, answering."""
+        assert self.d.start(), self.d.log_tail()
 
     def __call__(self, *args: str, timeout: float = 60, input: str | None = None,
                  namespace: str = NS) -> subprocess.CompletedProcess:
@@ -105,8 +84,6 @@ class Ctr:
 def ctr() -> Iterator[Ctr]:
     runtime = engine_runtime("containerd", "containerd", "ctr", "containerd-shim-runc-v2")
     base = Path(tempfile.mkdtemp(prefix="pyrunc-ctr-", dir="/tmp"))
-    (base / "config.toml").write_text(daemon_config(str(base)) + CRI_CONFIG.format(base=base, runtime=runtime)
-                                      + RUNC_HANDLER)
     c = Ctr(base, runtime)
     try:
         c.start_daemon()
@@ -114,15 +91,8 @@ def ctr() -> Iterator[Ctr]:
         c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
         yield c
     finally:
-        for ns in (NS, CRI_NS):
-            for task in c("task", "ls", "-q", namespace=ns).stdout.split():
-                c("task", "kill", "-s", "SIGKILL", task, namespace=ns)
-            time.sleep(0.2)
-            for cont in c("container", "ls", "-q", namespace=ns).stdout.split():
-                c("task", "delete", "-f", cont, namespace=ns)
-                c("container", "delete", cont, namespace=ns)
-        if c.daemon is not None:
-            stop_daemon(c.daemon, base, f"/pyrunc-ctr-{os.getpid()}")
+        c.d.stop([functools.partial(c, namespace=ns) for ns in (NS, CRI_NS)],
+                 cgroup_parents=[f"/pyrunc-ctr-{os.getpid()}"])
 
 
 def _run(ctr: Ctr, cid: str, *cmd: str, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
@@ -140,18 +110,6 @@ def _remove(ctr: Ctr, cid: str) -> None:
     time.sleep(0.2)
     ctr("task", "delete", "-f", cid)
     ctr("container", "delete", cid)
-
-
-def _task_status(ctr: Ctr, cid: str, want: str, timeout: float = 10) -> str:
-    """The task's status (`ctr task ls`: TASK PID STATUS) once it is `want`,
-    or what it is after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = [line.split() for line in ctr.ok("task", "ls").stdout.splitlines()[1:]]
-        status = next((row[2] for row in rows if row[0] == cid), "")
-        if status == want or time.monotonic() > deadline:
-            return status
-        time.sleep(0.1)
 
 
 def _delete_task(ctr: Ctr, cid: str) -> int:
@@ -199,11 +157,11 @@ def test_detached_exec_pause_kill(ctr):
         procs = ctr.ok("task", "ps", cid).stdout
         assert len(procs.strip().splitlines()) >= 2  # header and PID 1 (and the sleeps)
         ctr.ok("task", "pause", cid)
-        assert _task_status(ctr, cid, "PAUSED") == "PAUSED"
+        assert task_status(ctr, cid, "PAUSED") == "PAUSED"
         ctr.ok("task", "resume", cid)
-        assert _task_status(ctr, cid, "RUNNING") == "RUNNING"
+        assert task_status(ctr, cid, "RUNNING") == "RUNNING"
         ctr.ok("task", "kill", cid)  # SIGTERM, trapped: exit 0
-        assert _task_status(ctr, cid, "STOPPED") == "STOPPED"
+        assert task_status(ctr, cid, "STOPPED") == "STOPPED"
         assert _delete_task(ctr, cid) == 0
     finally:
         _remove(ctr, cid)
@@ -301,13 +259,13 @@ def test_log_stop_escalation_restart(ctr):
         assert _wait_for_log(log, "started") == "started\n"
         ctr.ok("task", "kill", cid)  # SIGTERM: ignored
         time.sleep(1)  # the grace period
-        assert _task_status(ctr, cid, "RUNNING", 0) == "RUNNING"
+        assert task_status(ctr, cid, "RUNNING", 0) == "RUNNING"
         ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-        assert _task_status(ctr, cid, "STOPPED") == "STOPPED"
+        assert task_status(ctr, cid, "STOPPED") == "STOPPED"
         assert _delete_task(ctr, cid) == 137
 
         ctr.ok("task", "start", "-d", "--log-uri", f"file://{log}", cid)
-        assert _task_status(ctr, cid, "RUNNING") == "RUNNING"
+        assert task_status(ctr, cid, "RUNNING") == "RUNNING"
         assert _wait_for_log(log, "started", 2) == "started\nstarted\n"
     finally:
         _remove(ctr, cid)
@@ -352,7 +310,7 @@ def test_exec_with_a_tty(ctr):
         _remove(ctr, cid)
 
 
-# CRI: the runtime registered in config.toml (CRI_CONFIG), driven as kubelet drives it
+# CRI: the runtime registered in config.toml (cri_config), driven as kubelet drives it
 CONTAINER_RUNNING, CONTAINER_EXITED = 1, 2
 
 
@@ -522,7 +480,7 @@ class Pod:
         ids = [self.id, *self.cids]
         problems = []
         deadline = time.monotonic() + 5
-        while (shims := _shims(ids)) and time.monotonic() < deadline:
+        while (shims := shims_of(ids)) and time.monotonic() < deadline:
             time.sleep(0.05)
         if shims:
             problems.append(f"shims left: {shims}")
@@ -545,22 +503,6 @@ def _read(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
-
-
-def _shims(ids: list[str]) -> list[int]:
-    """The shim processes (containerd-shim-*, or a python running one: the
-    script after the interpreter and its flags) serving one of these ids."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                argv = (d / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(b"containerd-shim-" in arg for arg in argv[:3]) and any(
-                    argv[i] == b"-id" and argv[i + 1].decode() in ids for i in range(len(argv) - 1)):
-                out.append(int(d.name))
-    return out
 
 
 @pytest.fixture(params=CRI_HANDLERS)
@@ -586,7 +528,7 @@ def test_cri_two_containers_one_shim_exec_logs_stop(pod):
     a = pod.container("a", "sh", "-c", "echo out-a; echo err-a >&2; trap 'exit 7' TERM; "
                                        "while :; do sleep 0.1; done")
     b = pod.container("b", "sh", "-c", "echo out-b; exec sleep 600")  # PID 1: SIGTERM ignored
-    shims = _shims([pod.id, a, b])
+    shims = shims_of([pod.id, a, b])
     assert len(shims) == 1, shims
     assert f"-id {pod.id}" in " ".join(Path(f"/proc/{shims[0]}/cmdline").read_text().split("\0"))
 
@@ -612,7 +554,7 @@ def test_cri_two_containers_one_shim_exec_logs_stop(pod):
     st = pod.status(b)
     assert (first(st, STATUS_STATE), first(st, STATUS_EXIT_CODE, 0)) == (CONTAINER_EXITED, 137), st
     assert 2 <= took < 8, took
-    assert _shims([pod.id, a, b]) == shims  # the pod's shim stays with its sandbox
+    assert shims_of([pod.id, a, b]) == shims  # the pod's shim stays with its sandbox
 
 
 def test_cri_oom_killed_container(pod):
@@ -699,13 +641,12 @@ def test_cri_pod_survives_a_containerd_restart(pod):
     # FIFO, the write must neither fail (SIGPIPE) nor be lost
     cid = pod.container("main", "sh", "-c", "i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.05; done")
     assert "tick3" in pod.log("main", "tick3")
-    (shim,) = _shims([pod.id, cid])
+    (shim,) = shims_of([pod.id, cid])
     ctr = pod.ctr
     assert ctr.daemon is not None
-    ctr.daemon.kill()
-    ctr.daemon.wait()
+    ctr.d.kill(signal.SIGKILL)
     try:
-        assert _shims([pod.id, cid]) == [shim]  # (a zombie has no command line)
+        assert shims_of([pod.id, cid]) == [shim]  # (a zombie has no command line)
         time.sleep(0.3)  # a few lines written while nothing reads
     finally:
         ctr.start_daemon()
@@ -723,7 +664,7 @@ def test_cri_pod_survives_a_containerd_restart(pod):
     assert first(pod.status(cid), STATUS_STATE) == CONTAINER_RUNNING
     r = _call(ctr, "ExecSync", msg((1, cid), (2, ["sh", "-c", "echo in"]), (3, 30)))
     assert (first(r, 1), first(r, 3, 0)) == (b"in\n", 0), r
-    assert _shims([pod.id, cid]) == [shim]
+    assert shims_of([pod.id, cid]) == [shim]
     # the log goes on, without a gap: what was written while containerd was down is in it
     last = int(re.findall(r"tick(\d+)", pod.log("main", ""))[-1])
     log = pod.log("main", f"tick{last + 5}\n")

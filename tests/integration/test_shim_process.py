@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from integration_conftest import wait_until
+from containerd_env import alive, argv_of, processes
+from integration_conftest import processes_mentioning, wait_until
 from pyrunc.shim import messages as m
 from pyrunc.shim import ttrpc as T
 
@@ -91,14 +92,6 @@ class Ctx:
     def expected_address(self, group: str) -> str:
         d = hashlib.sha256(f"{self.address}/{self.ns}/{group}".encode()).hexdigest()
         return f"unix:///run/containerd/s/{d}"
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -244,7 +237,7 @@ def test_start_latency_and_rss(ctx, capsys):
     for i in range(3):
         b = ctx.bundle(f"c{i + 1}")
         t0 = time.perf_counter()
-        address = ctx.start(b, f"c{i + 1}")
+        ctx.start(b, f"c{i + 1}")
         times.append(time.perf_counter() - t0)
     pids = sorted(ctx.pids)
     rss = []
@@ -261,18 +254,6 @@ def test_start_latency_and_rss(ctx, capsys):
     assert min(times) < 5
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _pids_with(text: str) -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and text in _cmdline(int(p)) and alive(int(p))]
-
-
 @pytest.mark.parametrize("stdin, text", [
     (b"\x0a\x05ab", "io.containerd.pyrunc.v1: invalid shim options on stdin"),
     (m.Any.pack(m.Options(shim_cgroup="/pyrunc-shim-test-nonexistent/x")).encode(),
@@ -285,7 +266,7 @@ def test_start_failures_leave_nothing(ctx, stdin, text):
     assert r.stderr.decode().startswith(text) and r.stderr.decode().count("\n") == 1, r.stderr
     assert not os.path.exists(ctx.expected_address("c1")[len("unix://"):])
     assert sorted(p.name for p in b.iterdir()) == ["config.json"]
-    assert not [p for p in _pids_with(NAME) if ctx.address in _cmdline(p)]
+    assert not [p for p, cmd in processes_mentioning(NAME) if ctx.address in cmd]
 
 
 def test_serve_on_an_inherited_socket_or_a_path(ctx):
@@ -328,17 +309,8 @@ def test_serve_on_an_inherited_socket_or_a_path(ctx):
 
 def zygotes(watched: int) -> list[int]:
     """Live zygotes watching process `watched` (argv: ... zygote PATH PID IDLE PAD)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                argv = (d / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"zygote" in argv[:6]:
-                i = argv.index(b"zygote")
-                if argv[i + 2:i + 3] == [str(watched).encode()] and alive(int(d.name)):
-                    out.append(int(d.name))
+    out = [pid for pid, argv in processes() if b"zygote" in argv[:6]
+           and argv[argv.index(b"zygote") + 2:argv.index(b"zygote") + 3] == [str(watched).encode()]]
     # a spare just forked shows its zygote's command line for a moment
     return [pid for pid in out if _ppid_or_0(pid) not in out]
 
@@ -352,26 +324,15 @@ def _ppid_or_0(pid: int) -> int:
 
 def spares(zygote: int) -> list[int]:
     """The zygote's spare shims (argv: ... zygote-spare ...)."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit() and alive(int(d.name)):
-            try:
-                if b"zygote-spare" in (d / "cmdline").read_bytes().split(b"\0") and ppid(int(d.name)) == zygote:
-                    out.append(int(d.name))
-            except (OSError, AssertionError):
-                continue
-    return out
+    return [pid for pid, argv in processes() if b"zygote-spare" in argv and _ppid_or_0(pid) == zygote]
 
 
 def _is_zygote(pid: int) -> bool:
-    try:
-        return b"zygote" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:6]
-    except OSError:
-        return False
+    return b"zygote" in argv_of(pid)[:6]
 
 
 def zygote_socket(pid: int) -> str:
-    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    argv = argv_of(pid)
     return argv[argv.index(b"zygote") + 1].decode()
 
 

@@ -16,7 +16,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,11 +23,10 @@ from typing import Iterator
 
 import pytest
 
-from containerd_env import Daemon, oci_archive
-from integration_conftest import wait_until
-from oci_layout import tree_tar
-from test_shim_process import SHIM, _cmdline, _pids_with
-from test_shim_tasks import IMAGE, RUNTIMES, Ctr, _alive, _task_topics
+from containerd_env import alive, shims_of
+from integration_conftest import proc_cmdline
+from test_shim_process import SHIM
+from test_shim_tasks import IMAGE, RUNTIMES, Ctr, _task_topics, module_containerd
 
 NS = "shimrestore"
 HERE = Path(__file__).resolve().parent
@@ -39,43 +37,18 @@ pytestmark = [pytest.mark.slow,
                                  reason="the fake CRIU clones with x86_64's syscall number")]
 
 
-class RestoreCtr(Ctr):
-    def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
-                              capture_output=True, text=True, timeout=timeout, input=input)
-
-
 @pytest.fixture(scope="module")
-def ctr_criu(busybox_rootfs) -> Iterator[RestoreCtr]:
+def ctr_criu(busybox_rootfs) -> Iterator[Ctr]:
     """A private containerd whose PATH has the fake CRIU, then the shim."""
-    for tool in ("containerd", "ctr"):
-        if not shutil.which(tool):
-            pytest.skip(f"{tool} is not installed")
-    if SHIM[0] == sys.executable:
-        pytest.skip("containerd needs the shim installed as an executable (run scripts/install.sh)")
-    base = Path(tempfile.mkdtemp(prefix="pyrunc-shimrestore-", dir="/tmp"))
-    fakebin = base / "fakebin"
-    fakebin.mkdir()
-    (fakebin / "criu").write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_criu.py"} "$@"\n')
-    (fakebin / "criu").chmod(0o755)
-    env = dict(os.environ, PATH=f"{fakebin}:{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-               FAKE_CRIU_SRC=str(HERE.parent.parent / "src"), FAKE_CRIU_FAIL_FILE=str(base / "criu-fail"),
-               TMPDIR=str(base))  # containerd's checkpoint dirs (it leaves a restore's)
-    c = RestoreCtr(base, busybox_rootfs)
-    d = Daemon(str(base), env, c)
-    try:
-        assert d.started(wait_until), (base / "containerd.log").read_text()[-3000:]
-        (base / "image.tar").write_bytes(oci_archive(tree_tar(busybox_rootfs), IMAGE))
-        c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
-        yield c
-    finally:
-        d.stop()
-        for parent in [*Path("/sys/fs/cgroup").glob(f"*/{NS}"), Path("/sys/fs/cgroup") / NS,
-                       Path("/run/containerd/pyrunc") / NS]:
-            try:
-                parent.rmdir()
-            except OSError:
-                pass
+    def env_for(base: Path) -> dict:
+        fakebin = base / "fakebin"
+        fakebin.mkdir()
+        (fakebin / "criu").write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "fake_criu.py"} "$@"\n')
+        (fakebin / "criu").chmod(0o755)
+        return dict(os.environ, PATH=f"{fakebin}:{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                    FAKE_CRIU_SRC=str(HERE.parent.parent / "src"), FAKE_CRIU_FAIL_FILE=str(base / "criu-fail"),
+                    TMPDIR=str(base))  # containerd's checkpoint dirs (it leaves a restore's)
+    yield from module_containerd(busybox_rootfs, "pyrunc-shimrestore-", env_for, NS)
 
 
 def _cgroups(cid: str) -> list[str]:
@@ -83,14 +56,14 @@ def _cgroups(cid: str) -> list[str]:
         [str(p) for p in Path("/sys/fs/cgroup").glob(f"{NS}/{cid}")]
 
 
-def _leftovers(c: RestoreCtr, cid: str) -> list[str]:
+def _leftovers(c: Ctr, cid: str) -> list[str]:
     """What of container `cid` is still there (shim, mount, cgroup, state)."""
     problems = []
-    shims = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+    shims = shims_of([cid])
     end = time.monotonic() + 5
-    while [p for p in shims if _alive(p)] and time.monotonic() < end:
+    while [p for p in shims if alive(p)] and time.monotonic() < end:
         time.sleep(0.05)
-    if [p for p in shims if _alive(p)]:
+    if [p for p in shims if alive(p)]:
         problems.append(f"shim of {cid} left")
     with open("/proc/self/mountinfo") as f:
         if [line for line in f if f"/{cid}/" in line.split()[4] + "/"]:
@@ -121,11 +94,11 @@ def cid(ctr_criu) -> Iterator[str]:
     assert not problems, "\n".join(problems)
 
 
-def _task_row(c: RestoreCtr, cid: str) -> list[str]:
+def _task_row(c: Ctr, cid: str) -> list[str]:
     return next((row.split() for row in c.ok("task", "ls").stdout.splitlines()[1:] if row.split()[0] == cid), [])
 
 
-def _wait_status(c: RestoreCtr, cid: str, want: str) -> list[str]:
+def _wait_status(c: Ctr, cid: str, want: str) -> list[str]:
     row: list[str] = []
     end = time.monotonic() + 10
     while time.monotonic() < end:
@@ -136,7 +109,7 @@ def _wait_status(c: RestoreCtr, cid: str, want: str) -> list[str]:
     return row
 
 
-def _checkpointed(c: RestoreCtr, cid: str) -> str:
+def _checkpointed(c: Ctr, cid: str) -> str:
     """Run `cid`, checkpoint it (left running) into an image, remove it: the
     checkpoint's reference."""
     ref = f"pyrunc-test/ck-{cid}:1"
@@ -168,15 +141,15 @@ def test_restore_runs_the_checkpointed_task_until_killed(ctr_criu, cid):
     assert '"checkpoint":"' in create.replace(" ", "") and '"pid"' not in create, create
 
 
-def _restored_task_runs_until_killed(c: RestoreCtr, cid: str) -> None:
+def _restored_task_runs_until_killed(c: Ctr, cid: str) -> None:
     ref = _checkpointed(c, cid)
     r = c.ok("containers", "restore", "--live", cid, ref)
     assert r.stderr == "", r
     row = _wait_status(c, cid, "RUNNING")
     assert row[2] == "RUNNING", row
     pid = int(row[1])
-    assert _cmdline(pid) == "sleep 301 "  # the fake CRIU's restore: the dumped command
-    shim = [p for p in _pids_with("containerd-shim-pyrunc-v1") if f"-id {cid} " in _cmdline(p) + " "]
+    assert proc_cmdline(pid) == "sleep 301"  # the fake CRIU's restore: the dumped command
+    shim = shims_of([cid])
     with open(f"/proc/{pid}/stat") as f:
         assert int(f.read().rsplit(")", 1)[1].split()[1]) in shim  # the shim's child: it reaps it
     with open(f"/proc/{pid}/cgroup") as f:
@@ -189,7 +162,7 @@ def _restored_task_runs_until_killed(c: RestoreCtr, cid: str) -> None:
     assert st.returncode == 0 and f'"pid": {pid}' in st.stdout and '"running"' in st.stdout, st
     c.ok("task", "kill", "-s", "SIGKILL", cid)
     assert _wait_status(c, cid, "STOPPED")[2] == "STOPPED"
-    assert not _alive(pid)
+    assert not alive(pid)
     c.ok("task", "delete", cid)
     c.ok("container", "delete", cid)
 

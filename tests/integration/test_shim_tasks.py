@@ -28,10 +28,10 @@ from typing import Iterator
 
 import pytest
 
-from containerd_env import daemon_config, oci_archive
-from integration_conftest import wait_until
+from containerd_env import Daemon, alive, oci_archive, shims_of, task_status
+from integration_conftest import proc_cmdline, processes_mentioning, wait_until
 from oci_layout import tree_tar
-from test_shim_process import SHIM, _cmdline, _pids_with
+from test_shim_process import SHIM
 
 IMAGE = "docker.io/pyrunc-test/busybox:latest"
 NS = "shimtasks"
@@ -41,15 +41,25 @@ pytestmark = pytest.mark.slow
 
 
 class Ctr:
-    def __init__(self, base: Path, rootfs: Path) -> None:
+    """ctr against the module's private containerd (`d`: start_daemon and
+    stop_daemon end it and start it again on the same root and state)."""
+
+    def __init__(self, base: Path, rootfs: Path, env: dict | None = None, ns: str = NS) -> None:
         self.base = base
+        self.ns = ns
         self.sock = base / "containerd.sock"
         self.rootfs = rootfs
         self.runtime = "pyrunc"
-        self.daemon: subprocess.Popen | None = None
+        # containerd finds the shim under test first on its PATH
+        env = env or dict(os.environ, PATH=f"{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        self.d = Daemon(str(base), env, self)
+
+    @property
+    def daemon(self) -> subprocess.Popen | None:
+        return self.d.proc
 
     def __call__(self, *args: str, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", NS, *args],
+        return subprocess.run(["ctr", "--address", str(self.sock), "--namespace", self.ns, *args],
                               capture_output=True, text=True, timeout=timeout, input=input)
 
     def ok(self, *args: str, **kw) -> subprocess.CompletedProcess:
@@ -58,24 +68,12 @@ class Ctr:
         return r
 
     def start_daemon(self, *args: str) -> None:
-        """containerd on the module's root, state and config (the shim's
-        directory first on its PATH), answering once this returns."""
-        env = dict(os.environ, PATH=f"{Path(SHIM[0]).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
-        with open(self.base / "containerd.log", "a") as log:
-            self.daemon = subprocess.Popen(["containerd", "--config", str(self.base / "config.toml"), *args],
-                                           stdout=log, stderr=log, env=env, start_new_session=True)
-        d = self.daemon
-        wait_until(lambda: d.poll() is not None or self("version").returncode == 0, 30, what="containerd")
-        assert d.poll() is None, (self.base / "containerd.log").read_text()[-3000:]
+        """containerd on the module's root, state and config, answering."""
+        assert self.d.start(*args), self.d.log_tail()
 
     def stop_daemon(self, sig: int = signal.SIGTERM) -> None:
         """containerd ended by `sig` (SIGKILL after 15 s); its shims run on."""
-        self.daemon.send_signal(sig)
-        try:
-            self.daemon.wait(15)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
+        self.d.kill(sig)
 
     def run(self, cid: str, *cmd: str, opts: tuple[str, ...] = ("--rm",), image: bool = True,
             **kw) -> subprocess.CompletedProcess:
@@ -83,38 +81,30 @@ class Ctr:
         return self("run", "--runtime", RUNTIMES[self.runtime], *opts, *src, cid, *cmd, **kw)
 
 
-@pytest.fixture(scope="module")
-def ctr_base(busybox_rootfs) -> Iterator[Ctr]:
+def module_containerd(rootfs: Path, prefix: str, env_for=None, ns: str = NS) -> Iterator[Ctr]:
+    """A module's private containerd in a new temp dir, the busybox image
+    imported into namespace `ns` (`env_for(base)`: its environment, else the
+    shim first on the PATH); afterwards every task, container and dir of it
+    is gone."""
     for tool in ("containerd", "ctr"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} is not installed")
     if SHIM[0] == sys.executable:
         pytest.skip("containerd needs the shim installed as an executable (run scripts/install.sh)")
-    base = Path(tempfile.mkdtemp(prefix="pyrunc-shimtasks-", dir="/tmp"))
-    (base / "config.toml").write_text(daemon_config(str(base), cri=False))
-    c = Ctr(base, busybox_rootfs)
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    c = Ctr(base, rootfs, env_for(base) if env_for else None, ns)
     try:
         c.start_daemon()
-        (base / "image.tar").write_bytes(oci_archive(tree_tar(busybox_rootfs), IMAGE))
+        (base / "image.tar").write_bytes(oci_archive(tree_tar(rootfs), IMAGE))
         c.ok("image", "import", "--snapshotter", "native", str(base / "image.tar"))
         yield c
     finally:
-        for task in c("task", "ls", "-q").stdout.split():
-            c("task", "kill", "-s", "SIGKILL", task)
-        time.sleep(0.2)
-        for cont in c("container", "ls", "-q").stdout.split():
-            c("task", "delete", "-f", cont)
-            c("container", "delete", cont)
-        if c.daemon is not None:
-            c.stop_daemon()
-        subprocess.run(["umount", "-R", str(base)], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
-        for parent in [*Path("/sys/fs/cgroup").glob(f"*/{NS}"), Path("/sys/fs/cgroup") / NS,
-                       Path("/run/containerd/pyrunc") / NS]:  # the namespace's, made for our containers
-            try:
-                parent.rmdir()
-            except OSError:
-                pass
+        c.d.stop(namespaces=[ns])  # and the namespace's dirs, made for our containers
+
+
+@pytest.fixture(scope="module")
+def ctr_base(busybox_rootfs) -> Iterator[Ctr]:
+    yield from module_containerd(busybox_rootfs, "pyrunc-shimtasks-")
 
 
 @pytest.fixture(params=list(RUNTIMES))
@@ -133,11 +123,11 @@ def ctr(request, ctr_base) -> Iterator[Ctr]:
             problems.append(f"task {cid} left")
         if cid in ctr_base("container", "ls", "-q").stdout.split():
             ctr_base("container", "delete", cid)
-        shims = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+        shims = shims_of([cid])
         end = time.monotonic() + 5
-        while [p for p in shims if _alive(p)] and time.monotonic() < end:
+        while [p for p in shims if alive(p)] and time.monotonic() < end:
             time.sleep(0.05)
-        shims = [p for p in shims if _alive(p)]
+        shims = [p for p in shims if alive(p)]
         if shims:
             problems.append(f"shim of {cid} left: {shims}")
             for p in shims:
@@ -156,14 +146,6 @@ def ctr(request, ctr_base) -> Iterator[Ctr]:
     assert not problems, "\n".join(problems)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _ppid(pid: int) -> int:
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[1])
@@ -171,24 +153,14 @@ def _ppid(pid: int) -> int:
 
 def _zygotes(containerd: int, kind: str = "zygote") -> list[int]:
     """The shim zygotes (or their spares) that watch the containerd `containerd`."""
-    return [p for p in _pids_with(f" {kind} /run/containerd/s/pyrunc-zygote-")
-            if _cmdline(p).split()[-2:-1] == [str(containerd)]]
+    return [p for p, cmd in processes_mentioning(f" {kind} /run/containerd/s/pyrunc-zygote-")
+            if cmd.split()[-2:-1] == [str(containerd)]]
 
 
 def _cid(ctr: Ctr, what: str) -> str:
     cid = f"{what}-{ctr.runtime}-{uuid.uuid4().hex[:6]}"
     ctr.cids.append(cid)
     return cid
-
-
-def _status(ctr: Ctr, cid: str, want: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = [line.split() for line in ctr.ok("task", "ls").stdout.splitlines()[1:]]
-        status = next((row[2] for row in rows if row[0] == cid), "")
-        if status == want or time.monotonic() > deadline:
-            return status
-        time.sleep(0.05)
 
 
 # -- run ------------------------------------------------------------------------------
@@ -212,7 +184,7 @@ def test_run_rootfs_dir_and_stdin(ctr):
 def test_detached_exec_ps_pause_metrics_kill_delete(ctr):
     cid = _cid(ctr, "det")
     ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
-    assert _status(ctr, cid, "RUNNING") == "RUNNING"
+    assert task_status(ctr, cid, "RUNNING") == "RUNNING"
     r = ctr("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo in $(cat /proc/1/cmdline); exit 4")
     assert (r.returncode, r.stdout) == (4, "in sleep300\n"), r
     r = ctr("task", "exec", "--exec-id", "e2", cid, "sh", "-c", "exit 5")
@@ -224,9 +196,9 @@ def test_detached_exec_ps_pause_metrics_kill_delete(ctr):
     rows = [line.split() for line in ps.splitlines()[1:]]
     assert len(rows) == 2 and any("e3" in row[1] for row in rows), ps
     ctr.ok("task", "pause", cid)
-    assert _status(ctr, cid, "PAUSED") == "PAUSED"
+    assert task_status(ctr, cid, "PAUSED") == "PAUSED"
     ctr.ok("task", "resume", cid)
-    assert _status(ctr, cid, "RUNNING") == "RUNNING"
+    assert task_status(ctr, cid, "RUNNING") == "RUNNING"
     metrics = ctr.ok("task", "metrics", cid).stdout
     assert re.search(r"pids\.current\s+2\b", metrics), metrics
     assert re.search(r"memory\.usage_in_bytes\s+[1-9]", metrics), metrics
@@ -235,9 +207,18 @@ def test_detached_exec_ps_pause_metrics_kill_delete(ctr):
     r = ctr("task", "delete", cid)
     assert r.returncode != 0 and "running" in r.stderr, r
     ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    assert task_status(ctr, cid, "STOPPED") == "STOPPED"
     r = ctr.ok("task", "delete", cid)
     assert "exit code 137" in r.stderr, r
+    ctr.ok("container", "delete", cid)
+
+
+def _remove(ctr: Ctr, cid: str, *kill_args: str) -> None:
+    """`ctr task kill KILL_ARGS`, the task seen STOPPED, then it and its
+    container deleted."""
+    ctr.ok("task", "kill", *kill_args, cid)
+    assert task_status(ctr, cid, "STOPPED") == "STOPPED"
+    ctr.ok("task", "delete", cid)
     ctr.ok("container", "delete", cid)
 
 
@@ -255,10 +236,7 @@ def test_detached_output_waits_for_a_reader(ctr):
     time.sleep(0.5)
     r = ctr.ok("task", "exec", "--exec-id", "ps", cid, "ps", "-o", "args")
     assert "while" in r.stdout or r.stdout.count("sh -c") >= 2, r.stdout
-    ctr.ok("task", "kill", "-a", "-s", "SIGKILL", cid)
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
-    ctr.ok("task", "delete", cid)
-    ctr.ok("container", "delete", cid)
+    _remove(ctr, cid, "-a", "-s", "SIGKILL")
 
 
 def test_kill_all_and_exec_in_a_stopped_task(ctr):
@@ -266,7 +244,7 @@ def test_kill_all_and_exec_in_a_stopped_task(ctr):
     ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
     ctr.ok("task", "exec", "-d", "--exec-id", "bg", cid, "sleep", "300")
     ctr.ok("task", "kill", "-a", "-s", "SIGKILL", cid)
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    assert task_status(ctr, cid, "STOPPED") == "STOPPED"
     r = ctr("task", "exec", "--exec-id", "late", cid, "true")
     assert r.returncode != 0, r
     r = ctr("task", "kill", cid)
@@ -279,7 +257,7 @@ def test_tty_run(ctr):
     if not shutil.which("script"):
         pytest.skip("script (util-linux) is not installed")
     cid = _cid(ctr, "tty")
-    cmd = " ".join(["ctr", "--address", str(ctr.sock), "--namespace", NS, *_run_args(ctr, cid, "--rm", "-t"),
+    cmd = " ".join(["ctr", "--address", str(ctr.sock), "--namespace", ctr.ns, *_run_args(ctr, cid, "--rm", "-t"),
                     "sh", "-c", "'tty; sleep 0.5; stty size; exit 7'"])
     r = subprocess.run(["script", "-qec", f"stty cols 91 rows 31; {cmd}", "/dev/null"], capture_output=True,
                        text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -293,10 +271,10 @@ def test_tty_exec(ctr):
         pytest.skip("script (util-linux) is not installed")
     cid = _cid(ctr, "ttyx")
     ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
-    (shim,) = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+    (shim,) = shims_of([cid])
     fds = len(os.listdir(f"/proc/{shim}/fd"))
     for i in range(3):
-        cmd = " ".join(["ctr", "--address", str(ctr.sock), "--namespace", NS, "task", "exec", "-t", "--exec-id",
+        cmd = " ".join(["ctr", "--address", str(ctr.sock), "--namespace", ctr.ns, "task", "exec", "-t", "--exec-id",
                         f"t{i}", cid, "sh", "-c", "'tty; sleep 0.5; stty size; exit 6'"])
         r = subprocess.run(["script", "-qec", f"stty cols 77 rows 22; {cmd}", "/dev/null"], capture_output=True,
                            text=True, timeout=60, stdin=subprocess.DEVNULL)
@@ -306,10 +284,7 @@ def test_tty_exec(ctr):
     # runc shim keeps a few fds of its runtime open: ours only)
     if ctr.runtime == "pyrunc":
         wait_until(lambda: len(os.listdir(f"/proc/{shim}/fd")) <= fds, 5, what="the shim's fds to be closed")
-    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
-    ctr.ok("task", "delete", cid)
-    ctr.ok("container", "delete", cid)
+    _remove(ctr, cid, "-s", "SIGKILL")
 
 
 def test_dead_shim_is_cleaned_up(ctr):
@@ -318,14 +293,14 @@ def test_dead_shim_is_cleaned_up(ctr):
     fixture checks that nothing is left)."""
     cid = _cid(ctr, "dead")
     ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
-    (shim,) = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+    (shim,) = shims_of([cid])
     init = int(ctr.ok("task", "ls").stdout.split(cid, 1)[1].split()[0])
     address = (ctr.base / "state" / "io.containerd.runtime.v2.task" / NS / cid / "address").read_text()
     sock = Path(address.removeprefix("unix://"))
     assert sock.exists()
     os.kill(shim, signal.SIGKILL)
-    wait_until(lambda: not _alive(init), 10, what="the container to be killed")
-    wait_until(lambda: _status(ctr, cid, "STOPPED", 0) in ("STOPPED", ""), 10, what="the task to stop")
+    wait_until(lambda: not alive(init), 10, what="the container to be killed")
+    wait_until(lambda: task_status(ctr, cid, "STOPPED", 0) in ("STOPPED", ""), 10, what="the task to stop")
     ctr("task", "delete", cid)
     ctr.ok("container", "delete", cid)
     log = (ctr.base / "containerd.log").read_text()
@@ -351,12 +326,12 @@ def test_containerd_restarted_while_a_task_runs(ctr, sig):
         wait_until(lambda: _zygotes(old, "zygote-spare"), 10, what="the zygote's spare")
     ctr.ok(*_run_args(ctr, cid, "-d"), "sleep", "300")
     init = int(ctr.ok("task", "ls").stdout.split(cid, 1)[1].split()[0])
-    (shim,) = [p for p in _pids_with("containerd-shim-") if f"-id {cid} " in _cmdline(p) + " "]
+    (shim,) = shims_of([cid])
     if ctr.runtime == "pyrunc":
-        assert _ppid(shim) in _zygotes(old), _cmdline(_ppid(shim))
+        assert _ppid(shim) in _zygotes(old), proc_cmdline(_ppid(shim))
     try:
         ctr.stop_daemon(getattr(signal, sig))
-        assert _alive(init) and _alive(shim)
+        assert alive(init) and alive(shim)
         # the zygote (and its spare) went with their containerd
         wait_until(lambda: not _zygotes(old, "zygote") and not _zygotes(old, "zygote-spare"), 10,
                    what="the zygote to exit")
@@ -369,7 +344,7 @@ def test_containerd_restarted_while_a_task_runs(ctr, sig):
         r = ctr("task", "exec", "--exec-id", "x1", cid, "sh", "-c", "echo in $(cat /proc/1/cmdline); exit 4")
         assert (r.returncode, r.stdout) == (4, "in sleep300\n"), r
         ctr.ok("task", "kill", "-s", "SIGKILL", cid)  # (ctr 1.6 has no `task wait`: exec's exit above is one)
-        assert _status(ctr, cid, "STOPPED") == "STOPPED"
+        assert task_status(ctr, cid, "STOPPED") == "STOPPED"
         r = ctr.ok("task", "delete", cid)
         assert "exit code 137" in r.stderr, r
         ctr.ok("container", "delete", cid)
@@ -379,7 +354,7 @@ def test_containerd_restarted_while_a_task_runs(ctr, sig):
         out = ev.communicate(timeout=10)[0]
     assert _task_topics(ctr, out.splitlines(), cid) == [
         "/tasks/exec-added", "/tasks/exec-started", "/tasks/exit", "/tasks/exit", "/tasks/delete"], out
-    wait_until(lambda: not _alive(shim), 5, what="the shim to exit with its task")
+    wait_until(lambda: not alive(shim), 5, what="the shim to exit with its task")
     new = _cid(ctr, "rst-new")
     r = ctr.run(new, "sh", "-c", "exit 6")
     assert r.returncode == 6, r
@@ -399,11 +374,11 @@ def test_a_task_that_exits_while_containerd_is_down(ctr):
     try:
         ctr.stop_daemon()
         os.kill(init, signal.SIGKILL)
-        wait_until(lambda: not _alive(init), 5, what="the shim to reap the container")
+        wait_until(lambda: not alive(init), 5, what="the shim to reap the container")
         offset = log.stat().st_size
     finally:
         ctr.start_daemon("--log-level", "debug")  # it logs each event forwarded to it
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
+    assert task_status(ctr, cid, "STOPPED") == "STOPPED"
 
     def forwarded() -> bool:
         with open(log) as f:
@@ -431,10 +406,7 @@ def test_events_in_containerds_order(ctr):
         ctr("task", "exec", "--exec-id", "x1", cid, "true")
         ctr.ok("task", "pause", cid)
         ctr.ok("task", "resume", cid)
-        ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-        assert _status(ctr, cid, "STOPPED") == "STOPPED"
-        ctr.ok("task", "delete", cid)
-        ctr.ok("container", "delete", cid)
+        _remove(ctr, cid, "-s", "SIGKILL")
         time.sleep(0.5)
     finally:
         ev.terminate()
@@ -499,10 +471,7 @@ def test_update_resources_reach_the_cgroup(ctr):
         files = (f"/sys/fs/cgroup/memory{groups['memory']}/memory.limit_in_bytes",
                  f"/sys/fs/cgroup/pids{groups['pids']}/pids.max")
     assert [Path(f).read_text().strip() for f in files] == [str(limit), "42"]
-    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
-    ctr.ok("task", "delete", cid)
-    ctr.ok("container", "delete", cid)
+    _remove(ctr, cid, "-s", "SIGKILL")
 
 
 def test_checkpoint_fails_cleanly_and_the_task_runs_on(ctr):
@@ -516,11 +485,8 @@ def test_checkpoint_fails_cleanly_and_the_task_runs_on(ctr):
     if ctr.runtime == "pyrunc" and "criu failed" in r.stderr:  # as runc's shim: CRIU's log kept, its work dir gone
         assert str(bundle / "criu-dump.log") in r.stderr, r
         assert (bundle / "criu-dump.log").exists() and not (bundle / "criu-work").exists()
-    assert _status(ctr, cid, "RUNNING") == "RUNNING"
-    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
-    ctr.ok("task", "delete", cid)
-    ctr.ok("container", "delete", cid)
+    assert task_status(ctr, cid, "RUNNING") == "RUNNING"
+    _remove(ctr, cid, "-s", "SIGKILL")
 
 
 def test_a_failed_create_leaves_nothing(ctr):
@@ -548,10 +514,7 @@ def test_a_failed_exec_is_reported_and_forgotten(ctr):
     assert 'exec: "/no/such": stat /no/such: no such file or directory' in r.stderr, r
     r = ctr("task", "exec", "--exec-id", "x", cid, "sh", "-c", "exit 2", timeout=20)  # the id is free again
     assert r.returncode == 2, r
-    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
-    ctr.ok("task", "delete", cid)
-    ctr.ok("container", "delete", cid)
+    _remove(ctr, cid, "-s", "SIGKILL")
 
 
 def test_containers_of_a_group_share_one_shim(ctr):
@@ -563,19 +526,16 @@ def test_containers_of_a_group_share_one_shim(ctr):
         ctr.ok(*_run_args(ctr, cid, "-d", "--annotation", f"io.kubernetes.cri.sandbox-id={group}"), "sleep", "300")
 
     def shims() -> list[int]:
-        return [p for p in _pids_with("containerd-shim-") if any(f"-id {c} " in _cmdline(p) + " " for c in cids)]
+        return shims_of(cids)
     (shim,) = shims()
     r = ctr.ok("task", "exec", "--exec-id", "x", cids[1], "sh", "-c", "echo in two")
     assert r.stdout == "in two\n"
     for i, cid in enumerate(cids):
-        ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-        assert _status(ctr, cid, "STOPPED") == "STOPPED"
-        ctr.ok("task", "delete", cid)
-        ctr.ok("container", "delete", cid)
+        _remove(ctr, cid, "-s", "SIGKILL")
         if i == 0:
-            assert _alive(shim), "the shim went with the first of its tasks"
-            assert _status(ctr, cids[1], "RUNNING") == "RUNNING"
-    wait_until(lambda: not _alive(shim), 5, what="the shim to exit with its last task")
+            assert alive(shim), "the shim went with the first of its tasks"
+            assert task_status(ctr, cids[1], "RUNNING") == "RUNNING"
+    wait_until(lambda: not alive(shim), 5, what="the shim to exit with its last task")
 
 
 # -- binary:// and file:// log URIs ---------------------------------------------------------
@@ -614,7 +574,7 @@ def test_binary_log_uri_runs_the_logger_until_the_container_ends(ctr, tmp_path):
     assert r.returncode == 4, r
     assert r.stdout == "", r  # it went to the logger
     pid = int((tmp_path / "log.txt.pid").read_text())
-    wait_until(lambda: not _alive(pid), 5, what="the logger to exit")
+    wait_until(lambda: not alive(pid), 5, what="the logger to exit")
     assert out.read_text() == f"args=['x', 'y'] id={cid} ns={NS}\nto-out\nto-err\n"
 
 
@@ -657,10 +617,7 @@ def test_binary_log_uri_of_a_terminal_exec(ctr, tmp_path):
     text = out.read_text()  # (runc clears the pty's ONLCR: \n as written)
     assert text.startswith(f"args=['k', 'v'] id=t1 ns={NS}\n/dev/pts/") and text.endswith("\ndone\n"), text
     if ctr.runtime == "pyrunc":  # ours is gone with the exec (runc's shim: not always, it is killed below)
-        wait_until(lambda: not _alive(pid), 5, what="the logger to exit")
-    ctr.ok("task", "kill", "-s", "SIGKILL", cid)
-    assert _status(ctr, cid, "STOPPED") == "STOPPED"
-    ctr.ok("task", "delete", cid)
-    ctr.ok("container", "delete", cid)
-    if _alive(pid):
+        wait_until(lambda: not alive(pid), 5, what="the logger to exit")
+    _remove(ctr, cid, "-s", "SIGKILL")
+    if alive(pid):
         os.kill(pid, signal.SIGKILL)
