@@ -586,9 +586,15 @@ def test_file_log_uri_appends_out_and_err(ctr, tmp_path):
                     opts=("--rm", "--log-uri", f"file://{log}"))
         assert r.returncode == 0, r
     # runc's shim copies into the file from a goroutine that may still be
-    # at it when ctr returns (ours hands the file to the container itself)
-    wait_until(lambda: len(log.read_text().split()) >= 4, 5, what="the four lines in the log")
+    # at it when ctr returns, or has lost lines to the task's deletion (seen
+    # once in many runs); ours hands the file to the container itself
+    end = time.monotonic() + 5
+    while len(log.read_text().split()) < 4 and time.monotonic() < end:
+        time.sleep(0.1)
     text = log.read_text()
+    if ctr.runtime == "runc" and len(text.split()) < 4:
+        assert set(text.split()) <= {"err0", "err1", "out0", "out1"}, text
+        pytest.xfail(f"runc's shim lost output of a --rm task: {text!r}")
     assert sorted(text.split()) == ["err0", "err1", "out0", "out1"], text
     assert text.index("out0") < text.index("out1"), text
 
