@@ -459,16 +459,23 @@ def test_wait_returns_the_exit_status(rt, bundle, tmp_path, leakcheck, subreaper
 
 
 def test_wait_without_being_the_parent(rt, bundle, tmp_path, leakcheck):
-    """Not the init's reaper: wait() returns None once the init has exited."""
+    """Not the init's reaper: wait() returns None once the init has exited.
+    A user namespace takes the command line's order: the stage child forks
+    the init and exits, and the init goes to the host's init, as we are
+    no subreaper."""
+    from helpers_userns import make_reachable
     from pyrunc.container.foreground import become_subreaper, restore_subreaper
     prev = become_subreaper()
     restore_subreaper(0)  # certainly not a subreaper
     root = str(tmp_path / "lib-root")
+    bundle.update(_user_namespace)
     bundle.set_args("sleep", "3600")
+    make_reachable(bundle.path)
     c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
     try:
         c.start()
         pid = c.pid
+        assert _parent_of(pid) != os.getpid()
         c.kill("KILL")
         assert c.wait(timeout=10) is None
         assert not os.path.exists(f"/proc/{pid}/stat") or c.status == "stopped"
@@ -476,6 +483,75 @@ def test_wait_without_being_the_parent(rt, bundle, tmp_path, leakcheck):
         c.delete(force=True)
         if prev:
             become_subreaper()
+
+
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[1])
+
+
+def test_library_forks_the_init_into_its_pid_namespace(rt, bundle, tmp_path, leakcheck):
+    """With a new pid namespace (and no user or time namespace) the library
+    forks the init itself, straight into the namespace (unshare of this
+    thread's pid_for_children, then back): no stage child in between, so
+    the init is this process's child even though it is no subreaper.
+    wait() collects its status; a container never waited for is reaped by
+    delete (no zombie left); this thread's later children are in our own
+    pid namespace again; and the init's CPU mask, narrowed at its fork to
+    the CPUs beside ours, is every CPU again, as runc leaves it."""
+    from pyrunc.container.foreground import become_subreaper, restore_subreaper
+    prev = become_subreaper()
+    restore_subreaper(0)
+    root = str(tmp_path / "lib-root")
+    bundle.set_args("sleep", "3600")
+    try:
+        c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+        try:
+            pid = c.pid
+            assert _parent_of(pid) == os.getpid()
+            assert os.sched_getaffinity(pid) == set(range(os.cpu_count() or 1)) & os.sched_getaffinity(0) \
+                or os.sched_getaffinity(pid) == set(range(os.cpu_count() or 1))
+            with open(f"/proc/{pid}/status") as f:
+                nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")][0]
+            assert nspid == [str(pid), "1"]  # its namespace's PID 1
+            assert os.readlink(f"/proc/{pid}/ns/pid") != os.readlink("/proc/self/ns/pid")
+            assert os.readlink("/proc/thread-self/ns/pid_for_children") == os.readlink("/proc/self/ns/pid")
+            c.start()
+            c.kill("KILL")
+            assert c.wait(timeout=10) == 137
+        finally:
+            c.delete(force=True)
+        c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+        pid = c.pid
+        try:
+            c.start()
+            c.kill("KILL")
+        finally:
+            c.delete(force=True)  # never waited for: delete reaps it
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        assert not os.path.exists(f"/proc/{pid}")
+    finally:
+        if prev:
+            become_subreaper()
+
+
+def test_library_seccomp_builder_leaves_no_zombie(rt, bundle, tmp_path, leakcheck, capfd):
+    """The seccomp builder is forked by the init, inside the new pid
+    namespace: it is reaped before the exec, so the container's PID 1 has
+    no zombie child. Its SIGCHLD reaches the init, which must not inherit
+    Container.run's signal wakeup fd (closed there): Python would print
+    its failed write, a traceback, on the container's stderr."""
+    from helpers_userns import make_reachable
+    bundle.update(_seccomp_no_mkdir)
+    # the builder is the namespace's pid 2; `exec test`: no fork, so the
+    # shell never waits (which would reap any zombie child it inherited)
+    bundle.set_args("sh", "-c", "exec test ! -e /proc/2")
+    make_reachable(bundle.path)
+    root = str(tmp_path / "lib-root")
+    assert pyrunc.Container.run("lib-" + rt.new_id(), bundle=str(bundle.path), root=root) == 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "wakeup" not in err, err
 
 
 def test_library_init_shows_nothing_of_the_caller(rt, bundle, tmp_path):

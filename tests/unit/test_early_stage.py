@@ -1,5 +1,7 @@
 """The library's early stage child (init/child.py: early_namespaces): which
-configs it serves, and the undo's look for an init pid not yet read."""
+configs it serves, the undo's look for an init pid not yet read, and the
+parent's side of its fork (init/stage.py): the pid namespace made for this
+thread's next child only, and the child started beside us."""
 from __future__ import annotations
 
 import os
@@ -9,7 +11,10 @@ import pytest
 
 from pyrunc.container.launch import _reported_init_pid
 from pyrunc.init.child import can_start_early
+from pyrunc.init.stage import enter_pid_ns_for_children, leave_pid_ns_for_children, run_beside
 from pyrunc.init.sync import Channel, Msg
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_SYS_ADMIN)")
 
 
 @pytest.mark.parametrize("nss, ok", [
@@ -37,7 +42,7 @@ def test_reported_init_pid_reads_a_pending_pid_and_closes_passed_fds():
         before = set(os.listdir("/proc/self/fd"))
         child.send(Msg.CONSOLE, fds=[r])
         child.send(Msg.INIT_PID, "4242")
-        assert _reported_init_pid(parent) == 4242
+        assert _reported_init_pid(parent, 77) == 4242
         assert parent.sock.getblocking()  # as it was
         # the fd that came with the message before it is closed, not kept
         assert set(os.listdir("/proc/self/fd")) == before
@@ -51,8 +56,74 @@ def test_reported_init_pid_reads_a_pending_pid_and_closes_passed_fds():
 def test_reported_init_pid_does_not_wait():
     parent, child = _pair()
     try:
-        assert _reported_init_pid(parent) == 0  # nothing sent: no block
+        assert _reported_init_pid(parent, 77) == 0  # nothing sent: no block
         child.close()
-        assert _reported_init_pid(parent) == 0  # EOF
+        assert _reported_init_pid(parent, 77) == 0  # EOF
     finally:
         parent.close()
+
+
+def test_reported_init_pid_zero_is_the_stage_child_itself():
+    """"0": the stage child is the init (no pid namespace, or the parent
+    forked it into the new one): its pid is the stage child's."""
+    parent, child = _pair()
+    try:
+        child.send(Msg.INIT_PID, "0")
+        assert _reported_init_pid(parent, 77) == 77
+    finally:
+        parent.close()
+        child.close()
+
+
+@needs_root
+def test_pid_namespace_for_the_next_child_only():
+    """After enter: the next child is PID 1 of a new pid namespace, we stay
+    in ours; after leave: children are in ours again."""
+    ours = os.readlink("/proc/self/ns/pid")
+    own = enter_pid_ns_for_children()
+    assert own >= 0
+    try:
+        assert os.readlink("/proc/thread-self/ns/pid") == ours
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.write(w, str(os.getpid()).encode())
+            os._exit(0)
+        # (the link reads only once the namespace has a process)
+        assert os.readlink("/proc/thread-self/ns/pid_for_children") != ours
+    finally:
+        leave_pid_ns_for_children(own)
+    os.close(w)
+    assert os.read(r, 16) == b"1"
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == ours
+    with pytest.raises(OSError):
+        os.fstat(own)  # closed
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_run_beside_leaves_out_our_cpu():
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.read(r, 1)
+        os._exit(0)
+    try:
+        with open("/proc/thread-self/stat", "rb") as f:
+            here = int(f.read().rsplit(b")", 1)[1].split()[36])
+        run_beside(pid)
+        mask = os.sched_getaffinity(pid)
+        # we may have moved between our read and its: the mask is every CPU
+        # we may use but one
+        assert mask and len(mask) == len(os.sched_getaffinity(0)) - 1 and mask < os.sched_getaffinity(0)
+        assert here not in mask or len(mask) > 1
+    finally:
+        os.write(w, b"x")
+        os.waitpid(pid, 0)
+        os.close(r)
+        os.close(w)
+
+
+def test_run_beside_ignores_a_gone_child():
+    run_beside(2 ** 22 + 12345)  # no such process: nothing raised

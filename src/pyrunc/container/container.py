@@ -133,10 +133,12 @@ class Container:
     def wait(self, timeout: float | None = None) -> int | None:
         """Block until the container's init exits (on a pidfd: no polling)
         and return its exit status, 128+N for signal N, reaping it. That
-        needs this process to be the init's parent: a child subreaper
-        (prctl PR_SET_CHILD_SUBREAPER, as a shim is) that created it; else
-        the init is someone else's to reap and this returns None once it
-        has exited (also when it was gone already). TimeoutError after
+        needs this process to be the init's parent: the one that created
+        it with a new pid namespace and no user or time namespace (the
+        library forks such an init itself), or a child subreaper (prctl
+        PR_SET_CHILD_SUBREAPER, as a shim is) that created it; else the
+        init is someone else's to reap and this returns None once it has
+        exited (also when it was gone already). TimeoutError after
         `timeout` seconds."""
         return ops.wait(self.root, self.id, timeout)
 

@@ -272,8 +272,9 @@ def _spawn(st: dict, process: dict, terminal: bool, preserve_fds: int, keyring: 
     pid1 = attrs.fork_with_affinity(initial)  # execCPUAffinity.initial, inherited
     if pid1 == 0:
         ps.close()
+        from ..init.stage import forget_wakeup_fd, use_stdio
+        forget_wakeup_fd()
         if stdio is not None:
-            from ..init.stage import use_stdio
             use_stdio(stdio)
         # no mount namespace to join (the container shares the host's): the
         # init's root instead, where runc would leave us in the host's

@@ -280,7 +280,7 @@ def _fork_stage(c: _Create) -> None:
     # the common case (new namespaces, no user or time namespace): the
     # child makes them and forks the init before its arguments come
     early = (c.nss, c.seccomp) if can_start_early(c.nss) else None
-    c.stage = Stage.fork(preserve_fds=c.o.preserve_fds, stdio=c.o.stdio, early=early)
+    c.stage = Stage.fork(preserve_fds=c.o.preserve_fds, stdio=c.o.stdio, early=early, pidns="pid" in c.nss)
 
 
 def _abandon_stage(c: _Create) -> None:
@@ -396,7 +396,7 @@ class Handshake:
         c = self.c
         if c.init_pid:  # one init per create: never join another pid
             raise PyruncError(_creation_error(c.o.mode, "unexpected second init pid from the stage child"))
-        c.init_pid = int(payload)
+        c.init_pid = int(payload) or c.pid_s  # 0: the stage child is the init
         try:
             assert c.cg is not None  # the host preparation made it
             join, files = c.cg.join_fds(c.init_pid)
@@ -527,7 +527,7 @@ def _undo_create(c: _Create) -> None:
     if c.fifo_fd >= 0:
         os.close(c.fifo_fd)
     if not c.init_pid and c.ch is not None:
-        c.init_pid = _reported_init_pid(c.ch)  # an init not yet joined is ended too
+        c.init_pid = _reported_init_pid(c.ch, c.pid_s)  # an init not yet joined is ended too
     assert c.sd is not None  # create() made it before any undo
     _undo(c.sd, c.cg, c.init_pid, c.pid_s, c.ch, c.master)
     if c.host_bind:
@@ -535,7 +535,7 @@ def _undo_create(c: _Create) -> None:
         hostns.release(c.state["rootfs"], c.host_bind)
 
 
-def _reported_init_pid(ch: Channel) -> int:
+def _reported_init_pid(ch: Channel, pid_s: int) -> int:
     """The init's pid, if the stage child sent it and we have not read it
     yet (a failure between the stage's start and the handshake): without
     it the undo could neither kill it nor reap it."""
@@ -550,7 +550,7 @@ def _reported_init_pid(ch: Channel) -> int:
             for fd in fds:
                 os.close(fd)
             if tag == Msg.INIT_PID:
-                return int(payload)
+                return int(payload) or pid_s  # 0: the stage child is the init
             if tag == Msg.EOF:
                 return 0
     finally:

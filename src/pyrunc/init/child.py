@@ -5,7 +5,9 @@ end, becomes the user's process.
 stage (S): joins namespaces given by path (user first, mount last), creates
 the user namespace and waits while the parent writes its maps, unshares the
 rest, forks the init so a new pid namespace takes effect, reports the init's
-pid and exits. When no pid namespace is involved, S is the init itself.
+pid and exits. When no pid namespace is involved, S is the init itself;
+so it is when the library's parent forked S into the new pid namespace
+already (init/stage.py: enter_pid_ns_for_children).
 
 init (I): rootfs, devices, hooks, pivot_root, hostname, sysctl, console,
 masked/read-only paths; then it waits (exec fifo for `create`, a message for
@@ -122,13 +124,14 @@ def fail(ch: Channel, e: BaseException) -> None:
     os._exit(1)
 
 
-def stage_entry(ch: Channel, early: tuple[dict[str, str], Seccomp | None] | None = None) -> None:
+def stage_entry(ch: Channel, early: tuple[dict[str, str], Seccomp | None, bool] | None = None) -> None:
     """Entry of the stage child, forked before the parent reads the config
     (init/stage.py): it imports what the init will need while the parent
     validates, then waits for its arguments. EOF instead means the command
     failed before a container existed: nothing to do. Never returns.
-    `early`: the library's (namespaces, seccomp), known when it forks us:
-    the namespaces are made before the arguments come (early_namespaces)."""
+    `early`: the library's (namespaces, seccomp, pid namespace made),
+    known when it forks us: the namespaces are made before the arguments
+    come (early_namespaces)."""
     nss = None
     try:
         from ..linux import sys as L
@@ -166,33 +169,38 @@ def can_start_early(nss: dict[str, str]) -> bool:
     return "user" not in nss and "time" not in nss and not any(nss.values())
 
 
-def early_namespaces(ch: Channel, nss: dict[str, str], sc: Seccomp | None) -> dict[str, str]:
+def early_namespaces(ch: Channel, nss: dict[str, str], sc: Seccomp | None,
+                     in_pidns: bool = False) -> dict[str, str]:
     """stage_main's namespace work for the library's stage child, done before
     its arguments come, while the parent makes the state dir and checks the
     cgroup (can_start_early says when): seccomp's builder (in the runtime's
-    namespaces), the unshare, the init's fork and its pid, the loopback.
-    Returns in the init, with the namespaces for init_main."""
+    namespaces but the pid one), the unshare, the init's fork and its pid,
+    the loopback. Returns in the init, with the namespaces for init_main.
+    `in_pidns`: the parent forked us into the container's new pid namespace
+    (init/stage.py: enter_pid_ns_for_children): we are its PID 1, the init
+    already, and the parent knows our pid."""
     from ..linux import sys as L
     if _log.debug_enabled():
         _log.debug("=> nsexec container setup")
     if sc is not None:
-        sc.start_build()
+        sc.start_build()  # our child: reaped when the program is collected
         sc.open_listener(connect=False)
     flags = 0
     for t in nss:
-        if t != "cgroup":  # unshared once the init is in its cgroup (rootfs/setup.py)
+        # cgroup: unshared once the init is in its cgroup (rootfs/setup.py)
+        if t != "cgroup" and not (in_pidns and t == "pid"):
             flags |= C.NAMESPACES[t][0]
     if flags:
         L.unshare(flags)
     if _log.debug_enabled():
         _log.debug(f"<= nsexec container setup (namespaces: {' '.join(nss) or 'none new'})")
-    if "pid" in nss:
+    if "pid" in nss and not in_pidns:
         pid = os.fork()
         if pid:  # as stage_main: report it and exit at once
             ch.send(Msg.INIT_PID, str(pid))
             os._exit(0)
     else:
-        ch.send(Msg.INIT_PID, str(os.getpid()))
+        ch.send(Msg.INIT_PID, "0")  # this process is the init: the parent knows its pid
     if nss.get("network") == "":
         loopback_up()
     return nss

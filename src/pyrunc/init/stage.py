@@ -49,7 +49,7 @@ class Stage:
 
     @classmethod
     def fork(cls, preserve_fds: int = 0, stdio: tuple[int, int, int] | None = None,
-             early: tuple | None = None) -> "Stage":
+             early: tuple | None = None, pidns: bool = False) -> "Stage":
         """Fork the stage child. It keeps only stdio, the caller's
         `preserve_fds` fds from 3 on (they become the container's), the
         channel and our log: the init it forks waits for `start` for as long
@@ -59,7 +59,11 @@ class Stage:
         their own fds is among the preserved ones. `stdio`: fds that
         become the container's 0, 1 and 2 in place of ours (a shim's FIFOs).
         `early`: the library's (namespaces, seccomp) for init/child.py's
-        early_namespaces, or None."""
+        early_namespaces, or None. `pidns` (with `early`): the container
+        gets a new pid namespace; we try to fork the child into it
+        ourselves (enter_pid_ns_for_children), so that the child is the
+        init, its PID 1, and no second fork is needed; the child learns
+        whether that worked from `early`'s third item."""
         import gc
         import _socket
         ps, cs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
@@ -68,11 +72,20 @@ class Stage:
         # that froze its own (the shim's zygote: everything it imported, shared
         # with the shims it forks) keeps them so, and we add nothing to them
         ours = not gc.get_freeze_count()
+        own = enter_pid_ns_for_children() if pidns and early is not None else -1
+        if early is not None:
+            early = (*early, own >= 0)
         if ours:
             gc.freeze()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            if own >= 0:
+                leave_pid_ns_for_children(own)
+            raise
         if pid == 0:
             try:
+                forget_wakeup_fd()
                 if stdio is not None:
                     use_stdio(stdio)
                 ps.close()
@@ -92,7 +105,16 @@ class Stage:
         if ours:
             gc.unfreeze()
         cs.close()
-        return cls(pid, Channel(ps))
+        stage = cls(pid, Channel(ps))
+        if own >= 0:
+            try:
+                leave_pid_ns_for_children(own)
+            except OSError as e:  # never seen: setns to one's own namespace
+                stage.abandon()
+                from ..errors import PyruncError
+                raise PyruncError(f"cannot return to pyrunc's pid namespace: {os.strerror(e.errno or 0)}") from None
+        run_beside(pid)
+        return stage
 
     def start(self, args) -> None:
         """Send the child its InitArgs. OSError if it is gone (it reported
@@ -132,13 +154,75 @@ class Stage:
             if tag == Msg.EOF:
                 break
             if tag == Msg.INIT_PID:
-                init = int(payload)
+                init = int(payload) or self.pid  # 0: we forked the init itself
         self.ch.close()
         for pid in {self.pid, init} - {0}:  # the same pid without a pid namespace
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+
+
+def enter_pid_ns_for_children() -> int:
+    """Make a new pid namespace for the next child of this thread only
+    (unshare(CLONE_NEWPID) changes this thread's pid_for_children, no other
+    thread's, and never our own pid namespace). Returns an fd on our own
+    pid namespace to come back to, or -1: refused (no privilege, an old
+    kernel), the stage child makes it then, as for the command line."""
+    from ..linux import consts as LC, sys as L
+    try:
+        own = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        L.unshare(LC.CLONE_NEWPID)
+    except OSError:
+        os.close(own)
+        return -1
+    return own
+
+
+def leave_pid_ns_for_children(own: int) -> None:
+    """This thread's later children in our own pid namespace again."""
+    from ..linux import consts as LC, sys as L
+    try:
+        L.setns(own, LC.CLONE_NEWPID)
+    finally:
+        os.close(own)
+
+
+def run_beside(pid: int) -> None:
+    """Start the child on another CPU than the one we run on. The parent
+    and the stage child work at the same time (our host preparation, its
+    start and namespaces), but a scheduler that packs tasks onto few CPUs
+    (as virtual machines' kernels may: sched_vcpu_pack) runs the new child
+    on our CPU after us, in series. The init's own mask is reset to every
+    CPU once it joins its cgroup (container/launch.py: on_init_pid, runc's
+    tryResetCPUAffinity), so the container inherits nothing of this; the
+    kernel picks among the other CPUs. A failure changes nothing."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        if len(cpus) < 2:
+            return
+        with open("/proc/thread-self/stat", "rb") as f:
+            here = int(f.read().rsplit(b")", 1)[1].split()[36])  # field 39: the CPU
+        cpus.discard(here)
+        os.sched_setaffinity(pid, cpus)
+    except (OSError, ValueError, IndexError):
+        pass
+
+
+def forget_wakeup_fd() -> None:
+    """In a forked child: no signal wakeup fd. A caller's (Container.run's
+    signal forwarder, an event loop's) is closed here with every other fd
+    of the caller, and the SIGCHLD of our own children (the seccomp
+    builder) would make Python print its failed write on the container's
+    stderr."""
+    import _signal
+    try:
+        _signal.set_wakeup_fd(-1)
+    except ValueError:  # not the main thread: cannot happen after fork
+        pass
 
 
 def use_stdio(stdio: tuple[int, int, int]) -> None:

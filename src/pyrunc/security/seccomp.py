@@ -462,7 +462,7 @@ class Seccomp:
     execve."""
 
     __slots__ = ("profile", "program", "flags", "state", "pid", "listener_path", "metadata",
-                 "nr_seccomp", "builder", "_path_fd", "_sock", "_msg", "_pipe_r")
+                 "nr_seccomp", "builder", "_path_fd", "_sock", "_msg", "_pipe_r", "_builder_parent")
 
     def __init__(self, profile: Profile, state: dict) -> None:
         self.profile = profile
@@ -473,7 +473,8 @@ class Seccomp:
         self.listener_path = profile.listener_path if profile.notify else ""
         self.metadata = profile.listener_metadata
         self.nr_seccomp = -1
-        self.builder = 0  # the builder's pid (nobody waits for it: it exits at once)
+        self.builder = 0  # the builder's pid (it exits at once: see _collect)
+        self._builder_parent = 0
         self._path_fd = -1
         self._sock = None
         self._msg = b""
@@ -620,6 +621,7 @@ class Seccomp:
         os.close(w)
         self._pipe_r = r
         self.builder = pid
+        self._builder_parent = os.getpid()
 
     def _collect(self) -> None:
         chunks = []
@@ -630,6 +632,15 @@ class Seccomp:
             chunks.append(b)
         os.close(self._pipe_r)
         self._pipe_r = -1
+        if self.builder and self._builder_parent == os.getpid():
+            # ours to reap (forked by an init that is its pid namespace's
+            # PID 1: a zombie there would outlive the exec); the stage
+            # child that forked it elsewhere exited, and our caller, or the
+            # host's init, reaps it
+            try:
+                os.waitpid(self.builder, 0)
+            except ChildProcessError:
+                pass
         data = b"".join(chunks)
         if data[:1] == b"E":
             raise PyruncError(data[1:].decode(errors="replace"))
