@@ -12,11 +12,7 @@ from pyrunc.security import process as P
 def passwd(tmp_path, monkeypatch):
     f = tmp_path / "passwd"
     f.write_text("root:x:0:0:root:/root:/bin/sh\n\n  user:x:1000:1000::/home/user:/bin/sh  \nshort:x:7\n")
-    real_open = open
-
-    def fake_open(path, *a, **kw):
-        return real_open(f if path == "/etc/passwd" else path, *a, **kw)
-    monkeypatch.setattr(P, "open", fake_open, raising=False)
+    monkeypatch.setattr(P, "PASSWD", str(f))
     return f
 
 
@@ -44,8 +40,15 @@ def test_prepare_env_errors(passwd, env, msg):
         P.prepare_env(env, 0)
 
 
-def test_no_passwd_file(monkeypatch):
-    def no_file(*a, **kw):
-        raise FileNotFoundError(2, "No such file or directory")
-    monkeypatch.setattr(P, "open", no_file, raising=False)
+def test_no_passwd_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(P, "PASSWD", str(tmp_path / "none"))
     assert P.prepare_env([], 0) == ["HOME=/"]
+
+
+def test_passwd_bytes_that_are_not_utf8_elsewhere(monkeypatch, tmp_path):
+    """Only the matching entry is decoded: a Latin-1 name on another line
+    does not cost the user their home."""
+    f = tmp_path / "passwd"
+    f.write_bytes(b"m\xfcller:x:1001:1001::/home/m:/bin/sh\nroot:x:0:0:root:/root:/bin/sh\n")
+    monkeypatch.setattr(P, "PASSWD", str(f))
+    assert P.prepare_env([], 0) == ["HOME=/root"]

@@ -272,11 +272,12 @@ def _fork_stage(c: _Create) -> None:
     their fds is ours to hand it): its start (the fork's copy-on-write
     faults, hiding the command line, the imports) runs on the other core
     while we prepare the host, as the command line's early fork does."""
-    from ..init.child import can_start_early, preload
+    from ..init.child import can_start_early, command_line_area, preload
     from ..init.stage import Stage
     # what the init needs, imported here once for every later create,
     # not in each stage child (0.3 ms of its start, on the create's path)
     preload(c.terminal, bool(c.spec.get("hooks")), c.linux.get("memoryPolicy") is not None)
+    command_line_area()  # read once per process, not by each stage child
     # the common case (new namespaces, no user or time namespace): the
     # child makes them and forks the init before its arguments come
     early = (c.nss, c.seccomp) if can_start_early(c.nss) else None

@@ -215,12 +215,29 @@ def conceal_command_line() -> None:
     copy-on-write copy: "pyrunc init" and zeroes, as runc's init shows only
     its own name. Python read them at start-up and never again."""
     from ..linux import sys as L
-    with open("/proc/self/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    # fields from the state (field 3) on: arg_start..env_end are fields 48-51
-    arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
+    arg_start, arg_end, env_start, env_end = command_line_area()
     L.overwrite_memory(env_start, env_end - env_start)
     L.overwrite_memory(arg_start, arg_end - arg_start, b"pyrunc\0init\0")
+
+
+_AREA: tuple[int, int, int, int] | None = None
+
+
+def command_line_area() -> tuple[int, int, int, int]:
+    """(arg_start, arg_end, env_start, env_end) of this process, fixed at
+    its exec: read once, so a long-lived library caller that asks before
+    it forks spares every stage child the read."""
+    global _AREA
+    if _AREA is None:
+        fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
+        finally:
+            os.close(fd)
+        # fields from the state (field 3) on: arg_start..env_end are fields 48-51
+        a, b, c, d = (int(x) for x in fields[45:49])
+        _AREA = (a, b, c, d)
+    return _AREA
 
 
 def _read_all(fd: int) -> bytes:
@@ -371,6 +388,7 @@ def preload(terminal: bool, hooks: bool = True, mempolicy: bool = False) -> None
         from .. import hooks as _h  # noqa: F401
     from ..rootfs import setup  # noqa: F401
     from ..security import attrs, capabilities, process  # noqa: F401
+    capabilities.last_cap()  # read from the runtime's /proc once, and cached
     from ..spec import config  # noqa: F401
     if terminal:
         from .. import terminal as _t  # noqa: F401

@@ -83,7 +83,9 @@ class Stage:
             if own >= 0:
                 leave_pid_ns_for_children(own)
             raise
-        if pid == 0:
+        if pid:
+            run_beside(pid)  # first: until then it waits for our CPU
+        else:
             try:
                 forget_wakeup_fd()
                 if stdio is not None:
@@ -113,7 +115,6 @@ class Stage:
                 stage.abandon()
                 from ..errors import PyruncError
                 raise PyruncError(f"cannot return to pyrunc's pid namespace: {os.strerror(e.errno or 0)}") from None
-        run_beside(pid)
         return stage
 
     def start(self, args) -> None:
@@ -204,8 +205,11 @@ def run_beside(pid: int) -> None:
         cpus = os.sched_getaffinity(0)
         if len(cpus) < 2:
             return
-        with open("/proc/thread-self/stat", "rb") as f:
-            here = int(f.read().rsplit(b")", 1)[1].split()[36])  # field 39: the CPU
+        fd = os.open("/proc/thread-self/stat", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            here = int(os.read(fd, 4096).rsplit(b")", 1)[1].split()[36])  # field 39: the CPU
+        finally:
+            os.close(fd)
         cpus.discard(here)
         os.sched_setaffinity(pid, cpus)
     except (OSError, ValueError, IndexError):

@@ -146,12 +146,15 @@ class _CapData(ffi.Structure):
 
 
 _CAP_V3 = 0x20080522
+# made here, at import: a ctypes array type made on first use costs a new
+# class (0.2 ms), and the first capget is the init's, on every create's path
+_CapData2 = _CapData * 2
 
 
 def capget() -> tuple[int, int, int]:
     """(effective, permitted, inheritable) of the calling thread as 64-bit masks."""
     hdr = _CapHeader(_CAP_V3, 0)
-    data = (_CapData * 2)()
+    data = _CapData2()
     sys_call("capget", ffi.byref(hdr), data)
     return tuple((data[1].__getattribute__(f) << 32) | data[0].__getattribute__(f)
                  for f in ("effective", "permitted", "inheritable"))
@@ -159,7 +162,7 @@ def capget() -> tuple[int, int, int]:
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
     hdr = _CapHeader(_CAP_V3, 0)
-    data = (_CapData * 2)()
+    data = _CapData2()
     m = 0xFFFFFFFF
     data[0].effective, data[1].effective = effective & m, effective >> 32
     data[0].permitted, data[1].permitted = permitted & m, permitted >> 32

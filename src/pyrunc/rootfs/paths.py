@@ -41,6 +41,9 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
         return open_in_root(rootfd, path, C.O_PATH | os.O_DIRECTORY)
     except FileNotFoundError:
         pass
+    fd = _mkdir_last(rootfd, path, mode)
+    if fd >= 0:
+        return fd
     parts = [p for p in path.split("/") if p]
     parts.reverse()
     stack: list[int] = []
@@ -89,6 +92,31 @@ def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
     finally:
         for fd in stack:
             os.close(fd)
+
+
+def _mkdir_last(rootfd: int, path: str, mode: int) -> int:
+    """mkdir_all's common case in five system calls instead of a walk:
+    only the last component is missing. Its parent is resolved inside the
+    root; the new directory is opened with O_NOFOLLOW. -1 when that is not
+    the case (a missing parent, a symlink or a file in the last place, a
+    race): the walk decides then."""
+    head, _, name = path.rstrip("/").rpartition("/")
+    if name in ("", ".", ".."):
+        return -1
+    try:
+        parent = open_in_root(rootfd, head or "/", C.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return -1
+    try:
+        try:
+            os.mkdir(name, mode, dir_fd=parent)
+        except FileExistsError:
+            pass
+        return os.open(name, C.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except OSError:
+        return -1
+    finally:
+        os.close(parent)
 
 
 def strip_root(root: str, path: str) -> str:

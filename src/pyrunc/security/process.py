@@ -19,16 +19,28 @@ if TYPE_CHECKING:
 
 
 
+PASSWD = "/etc/passwd"  # the container's: read after pivot_root
+
+
 def _passwd_home(uid: int) -> str:
     """The home directory of `uid` in the container's /etc/passwd (runc reads
     it inside the container's root); "/" without an entry or a file."""
-    want = str(uid)
+    want = str(uid).encode()
     try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                p = line.strip().split(":")
-                if len(p) >= 3 and p[2] == want:
-                    return p[5] if len(p) > 5 else ""
+        fd = os.open(PASSWD, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while True:
+                b = os.read(fd, 65536)
+                if not b:
+                    break
+                chunks.append(b)
+        finally:
+            os.close(fd)
+        for line in b"".join(chunks).split(b"\n"):
+            p = line.strip().split(b":")
+            if len(p) >= 3 and p[2] == want:
+                return p[5].decode() if len(p) > 5 else ""
     except (OSError, UnicodeDecodeError):
         pass
     return "/"
