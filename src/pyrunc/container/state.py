@@ -12,6 +12,7 @@ import time
 
 from ..errors import ContainerNotFound, PyruncError
 from ..fastjson import dumps, loads
+from ..linux.fdio import read_all
 
 STATE_FILE = "state.json"
 # what create is about to make, before it makes it (StateDir.record_plan)
@@ -140,14 +141,12 @@ class StateDir:
             fd = os.open(os.path.join(self.path, STATE_FILE), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError as e:
             raise ContainerNotFound(self.id) from e
-        try:  # os-level reads: a buffered open() adds four calls per load
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
+        try:
+            data = read_all(fd)
         finally:
             os.close(fd)
         try:
-            return loads(b"".join(chunks))
+            return loads(data)
         except ValueError:
             raise PyruncError(f"container {self.id}: corrupt state file") from None
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 
+from .fdio import read_all
+
 _PROC_USERNS = re.compile(r"/proc/([1-9][0-9]*)/ns/user")
 
 
@@ -62,19 +64,14 @@ def _read_by_joining(path: str) -> tuple[list[dict], list[dict]]:
                 os._exit(code)
         os.close(w)
         w = -1
-        chunks = []
-        while True:
-            b = os.read(r, 65536)
-            if not b:
-                break
-            chunks.append(b)
+        data = read_all(r)
         os.waitpid(pid, 0)
     finally:
         os.close(fd)
         os.close(r)
         if w >= 0:
             os.close(w)
-    text = b"".join(chunks).decode()
+    text = data.decode()
     if text.startswith("E") or text.count("--\n") != 2:
         err = int(text[1:]) if text[1:].isdigit() else 5  # EIO: the child died
         raise OSError(err, os.strerror(err))

@@ -12,6 +12,7 @@ import os
 
 from ..errors import ExecveError, PyruncError
 from ..linux import consts as C
+from ..linux.fdio import read_all  # the init reads /etc/passwd after its imports are sealed
 
 TYPE_CHECKING = False  # typing is not imported on the start-up path
 if TYPE_CHECKING:
@@ -29,15 +30,10 @@ def _passwd_home(uid: int) -> str:
     try:
         fd = os.open(PASSWD, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            chunks = []
-            while True:
-                b = os.read(fd, 65536)
-                if not b:
-                    break
-                chunks.append(b)
+            data = read_all(fd)
         finally:
             os.close(fd)
-        for line in b"".join(chunks).split(b"\n"):
+        for line in data.split(b"\n"):
             p = line.strip().split(b":")
             if len(p) >= 3 and p[2] == want:
                 return p[5].decode() if len(p) > 5 else ""

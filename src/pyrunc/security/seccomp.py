@@ -71,6 +71,7 @@ import struct
 from ..errors import ConfigError, PyruncError
 from ..fastjson import dumps
 from ..linux import seccomp as L
+from ..linux.fdio import read_all  # _collect runs in the init, its imports sealed
 
 # spec name -> runc's action kind
 ACTIONS = {
@@ -624,12 +625,7 @@ class Seccomp:
         self._builder_parent = os.getpid()
 
     def _collect(self) -> None:
-        chunks = []
-        while True:
-            b = os.read(self._pipe_r, 65536)
-            if not b:
-                break
-            chunks.append(b)
+        data = read_all(self._pipe_r)
         os.close(self._pipe_r)
         self._pipe_r = -1
         if self.builder and self._builder_parent == os.getpid():
@@ -641,7 +637,6 @@ class Seccomp:
                 os.waitpid(self.builder, 0)
             except ChildProcessError:
                 pass
-        data = b"".join(chunks)
         if data[:1] == b"E":
             raise PyruncError(data[1:].decode(errors="replace"))
         if data[:1] != b"K" or len(data) < 5 + L.SOCK_FILTER_SIZE:
