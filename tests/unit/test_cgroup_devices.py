@@ -302,6 +302,29 @@ def test_v1_first_apply_from_allow_all(tmp_path, no_userns):
     assert len(_writes(fs)) == 1 + len(defaults())
 
 
+def test_v1_plan_made_ahead_writes_the_same(tmp_path, no_userns):
+    """plan_v1 reads the list and computes the transition before any write
+    (a create: while the init mounts); set_v1 with it then only writes and
+    checks, the same writes as without a plan."""
+    fs, d = _devices_cgroup(tmp_path, D.Emulator(True))
+    plan = D.plan_v1(d, CONFIG_RULES)
+    assert _writes(fs) == []
+    D.set_v1(d, CONFIG_RULES, fs.write, plan)
+    planned = _writes(fs)
+    fs2, d2 = _devices_cgroup(tmp_path / "again", D.Emulator(True))
+    D.set_v1(d2, CONFIG_RULES, fs2.write)
+    assert planned == _writes(fs2) and planned[0] == ("devices.deny", "a *:* rwm")
+    assert _state(d) == D.Emulator.from_rules(CONFIG_RULES)
+
+
+def test_v1_plan_in_a_user_namespace_is_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "running_in_userns", lambda: True)
+    fs, d = _devices_cgroup(tmp_path, D.Emulator(True))
+    assert D.plan_v1(d, CONFIG_RULES) == ()
+    D.set_v1(d, CONFIG_RULES, fs.write, ())
+    assert _writes(fs) == []
+
+
 def test_v1_black_list_target(tmp_path, no_userns):
     fs, d = _devices_cgroup(tmp_path, D.Emulator.from_rules(CONFIG_RULES))
     D.set_v1(d, [("a", -1, -1, "rwm", True), ("b", 8, 0, "w", False)], fs.write)

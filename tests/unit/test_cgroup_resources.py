@@ -484,8 +484,20 @@ def test_v1_devices_skipped_in_user_namespace(v1, fake, monkeypatch):
 @pytest.fixture
 def no_bpf(monkeypatch):
     got = []
-    monkeypatch.setattr(D, "set_v2", lambda path, rules: got.append((path, rules)))
+    monkeypatch.setattr(D, "set_v2", lambda path, rules, program=None: got.append((path, rules)))
     return got
+
+
+def test_v2_device_program_planned_ahead(v2, fake, monkeypatch):
+    """plan_devices makes the device program before the init waits for it;
+    apply_resources then loads that one."""
+    got = []
+    monkeypatch.setattr(D, "set_v2", lambda path, rules, program=None: got.append(program))
+    plan = R.plan_devices(v2, {}, None)
+    assert plan[1] == D.device_filter(plan[0]) and plan[1][1] == "Apache"
+    R.apply_resources(v2, {}, devices_plan=plan)
+    assert got == [plan[1]]
+    assert fake.writes == []  # planning wrote nothing
 
 
 def test_v2_memory(v2, fake, no_bpf):

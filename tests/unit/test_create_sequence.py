@@ -52,6 +52,9 @@ class FakeCgroup:
         self.events.append(("join cgroup", pid))
         return [], ["cgroup.procs"]
 
+    def plan(self, resources, devices):
+        self.events.append(("plan resources", resources))
+
     def apply(self, resources, devices):
         self.events.append(("apply resources", resources))
 
@@ -113,6 +116,7 @@ def test_the_full_sequence_in_order(events):
         ("join cgroup", 1234),
         ("reply", Msg.CGROUP_JOINED, "1234\ncgroup.procs"),
         ("save state", 1234),
+        ("plan resources", {"pids": {"limit": 10}}),  # while the init mounts
         ("apply resources", {"pids": {"limit": 10}}),
         ("run hooks", "prestart", 1234),
         ("run hooks", "createRuntime", 1234),
@@ -127,7 +131,7 @@ def test_time_offsets_then_ready_applies_the_resources_once(events):
     c = _create(events, [(Msg.TIMENS, b""), (Msg.INIT_PID, b"1234"), (Msg.READY, b"")])
     launch.Handshake(c).serve()
     assert [e[0] for e in events] == ["write time offsets", "reply", "join cgroup", "reply", "save state",
-                                      "apply resources", "set rlimits"]
+                                      "plan resources", "apply resources", "set rlimits"]
     assert events[1] == ("reply", Msg.TIMENS_DONE, "")
 
 

@@ -115,6 +115,7 @@ class Manager:
         # asked for in a dropped hierarchy is an error when it is written
         self.rootless = rootless
         self.explicit = explicit
+        self._devices_plan: tuple | None = None  # plan()'s, for the next apply()
 
     @classmethod
     def for_container(cls, cgroups_path: str, cid: str, rootless: bool = False) -> "Manager":
@@ -271,12 +272,29 @@ class Manager:
         for path in self.paths.values():
             _rmtree_cgroup(path)
 
+    def plan(self, resources: dict, linux_devices: list | None = None) -> None:
+        """Compute ahead what apply() with the same arguments can (the device
+        rules, and on v1 the writes that get there from what the new cgroup
+        inherited), so that apply() only writes: a create calls this while
+        the init mounts, and apply() while the init waits for it. A failure
+        here is apply()'s to report, as without a plan."""
+        if type(self) is not Manager:
+            return
+        from ..errors import PyruncError
+        from .resources import plan_devices
+        try:
+            self._devices_plan = plan_devices(self.paths, resources or {}, linux_devices)
+        except (PyruncError, OSError):
+            self._devices_plan = None
+
     def apply(self, resources: dict, linux_devices: list | None = None) -> None:
         """Write linux.resources (and the device rules) into the cgroup; pass
         linux.devices so that a device the config defines replaces runc's
-        default rule for it, as runc does."""
+        default rule for it, as runc does. Uses, once, what plan() computed
+        for the same arguments."""
         from .resources import apply_resources
-        apply_resources(self.paths, resources or {}, linux_devices)
+        plan, self._devices_plan = self._devices_plan, None
+        apply_resources(self.paths, resources or {}, linux_devices, devices_plan=plan)
 
     def check(self, resources: dict, linux_devices: list | None = None) -> None:
         """Validate linux.resources for this host without touching the

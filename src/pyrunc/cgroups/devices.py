@@ -211,14 +211,27 @@ def _meta_str(meta: tuple) -> str:
 
 # -- v1 ---------------------------------------------------------------------------
 
-def set_v1(path: str, rules: list[tuple], write) -> None:
-    """Write the transition to the rules into a v1 devices cgroup, then check
-    that devices.list shows exactly the result (runc's setV1)."""
+def plan_v1(path: str, rules: list[tuple]) -> tuple:
+    """(target, the writes that take the v1 devices cgroup at `path` from what
+    it lists now to the rules): set_v1's work before its first write, which
+    a create does while the init mounts (nothing else writes the new
+    cgroup's list meanwhile). () in a user namespace: nothing to write."""
     if running_in_userns():
-        return
+        return ()
     target = Emulator.from_rules(rules)
-    current = _load_list(path)
-    for rule in current.transition(target):
+    return target, list(_load_list(path).transition(target))
+
+
+def set_v1(path: str, rules: list[tuple], write, plan: tuple | None = None) -> None:
+    """Write the transition to the rules into a v1 devices cgroup, then check
+    that devices.list shows exactly the result (runc's setV1). `plan`:
+    plan_v1's, made earlier for the same path and rules."""
+    if plan is None:
+        plan = plan_v1(path, rules)
+    if not plan:
+        return
+    target, writes = plan
+    for rule in writes:
         write(path, "devices.allow" if rule[4] else "devices.deny", cgroup_string(rule))
     after = _load_list(path)
     if not target.is_blacklist() and after != target:
@@ -317,10 +330,11 @@ def _is_rwm(perms: str) -> bool:
     return _perm_set(perms) == 7
 
 
-def set_v2(path: str, rules: list[tuple]) -> None:
+def set_v2(path: str, rules: list[tuple], program: tuple | None = None) -> None:
     """Load the device program and attach it to the cgroup directory,
-    replacing any program attached before (runc's setV2)."""
-    prog, lic = device_filter(rules)
+    replacing any program attached before (runc's setV2). `program`:
+    device_filter(rules), made earlier."""
+    prog, lic = program or device_filter(rules)
     from . import ebpf
     try:
         dirfd = os.open(path, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)

@@ -323,9 +323,25 @@ def check(paths: dict[str, str], r: dict, linux_devices: list | None = None) -> 
 
 # -- the entry point ----------------------------------------------------------------
 
+def plan_devices(paths: dict[str, str], r: dict, linux_devices: list | None) -> tuple:
+    """What apply_resources computes for the device rules before it writes:
+    (the rules, on v1 devices.plan_v1's transition, on v2 the device
+    program). A create makes it while the init mounts, so that the write
+    the init waits for is only writes."""
+    from .devices import plan_v1, spec_rules
+    rules = spec_rules(r or {}, linux_devices)
+    if is_v2(paths):
+        from .devices import device_filter
+        from . import ebpf  # noqa: F401 - ctypes' import (2 ms), off the init's wait too
+        return rules, device_filter(rules)
+    ddir = controller_dir(paths, "devices")
+    return rules, (plan_v1(ddir, rules) if ddir else None)
+
+
 def apply_resources(paths: dict[str, str], r: dict, linux_devices: list | None = None,
-                    skip_devices: bool = False, warn=None) -> None:
-    """Write linux.resources into the container's cgroup (see the module doc)."""
+                    skip_devices: bool = False, warn=None, devices_plan: tuple | None = None) -> None:
+    """Write linux.resources into the container's cgroup (see the module doc).
+    `devices_plan`: plan_devices' for the same arguments."""
     if r is None:
         r = {}
     v2 = is_v2(paths)
@@ -333,19 +349,21 @@ def apply_resources(paths: dict[str, str], r: dict, linux_devices: list | None =
         from .. import log
         warn = log.warn
     validate(r, v2, warn)
-    rules = None
-    if not skip_devices:
+    rules, planned = None, None
+    if devices_plan is not None and not skip_devices:
+        rules, planned = devices_plan
+    elif not skip_devices:
         from .devices import spec_rules
         rules = spec_rules(r, linux_devices)
     if v2:
-        _apply_v2(paths[""], r, rules)
+        _apply_v2(paths[""], r, rules, planned)
     else:
-        _apply_v1(paths, r, rules)
+        _apply_v1(paths, r, rules, planned)
 
 
 # -- cgroup v1 (runc's fs driver, subsystem order) -----------------------------------------
 
-def _apply_v1(paths: dict[str, str], r: dict, rules: list | None) -> None:
+def _apply_v1(paths: dict[str, str], r: dict, rules: list | None, plan: tuple | None = None) -> None:
     cpu = r.get("cpu") or {}
     if cpu.get("cpus") or cpu.get("mems"):
         d = _v1_dir(paths, "cpuset")
@@ -358,7 +376,7 @@ def _apply_v1(paths: dict[str, str], r: dict, rules: list | None) -> None:
         if ddir:
             from .devices import set_v1
             try:
-                set_v1(ddir, rules, write)
+                set_v1(ddir, rules, write, plan)
             except CgroupFileError as e:
                 # as runc: a rootless container's device rules are best effort
                 if not is_rootless() or e.errno not in (errno.EPERM, errno.EACCES, errno.EROFS):
@@ -644,7 +662,7 @@ def enable_controllers(d: str, need: list[str], strict: bool = True) -> None:
                                   f"{_strerror(e)}") from None
 
 
-def _apply_v2(d: str, r: dict, rules: list | None) -> None:
+def _apply_v2(d: str, r: dict, rules: list | None, program: tuple | None = None) -> None:
     need = _v2_needed(r)
     if need:
         uni_only = _unified_only(r)
@@ -667,7 +685,7 @@ def _apply_v2(d: str, r: dict, rules: list | None) -> None:
         _v2_cpu(d, cpu)
     if rules is not None:
         from .devices import set_v2
-        set_v2(d, rules)
+        set_v2(d, rules, program)
     if cpu.get("cpus"):
         write(d, "cpuset.cpus", cpu["cpus"])
     if cpu.get("mems"):

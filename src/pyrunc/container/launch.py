@@ -426,6 +426,8 @@ class Handshake:
         _complete_state(c.state, c.init_pid, c.cg, c.nss, c.spec, c.o)
         assert c.sd is not None  # create() made it
         c.sd.save(c.state)
+        # the device rules' transition, ready before the init asks for them
+        c.cg.plan(c.linux.get("resources") or {}, c.linux.get("devices"))
         return False
 
     def apply_resources(self) -> None:
