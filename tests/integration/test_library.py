@@ -681,3 +681,30 @@ def test_library_namespaces_early_and_not(rt, bundle, tmp_path, leakcheck, confi
     root = str(tmp_path / "lib-root")
     assert pyrunc.Container.run("lib-" + rt.new_id(), bundle=str(bundle.path), root=root) == status
     assert pyrunc.Container.list(root) == []
+
+
+def test_library_callers_sigchld_handler_stays_in_the_caller(rt, bundle, tmp_path, leakcheck):
+    """A caller's Python SIGCHLD handler runs in the caller only: not in the
+    init, which gets the seccomp builder's SIGCHLD while it sets up."""
+    import signal
+    mark = tmp_path / "sigchld"
+
+    def handler(signum, frame):
+        with open(mark, "a") as f:
+            f.write(f"{os.getpid()}\n")
+    bundle.update(_seccomp_no_mkdir)
+    bundle.set_args("true")
+    root = str(tmp_path / "lib-root")
+    old = signal.signal(signal.SIGCHLD, handler)
+    try:
+        c = pyrunc.Container.create("lib-" + rt.new_id(), bundle=str(bundle.path), root=root)
+        try:
+            c.start()
+            c.wait(timeout=10)
+        finally:
+            c.delete(force=True)
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+    pids = set(mark.read_text().split()) if mark.exists() else set()
+    assert pids <= {str(os.getpid())}, pids
+

@@ -127,3 +127,49 @@ def test_run_beside_leaves_out_our_cpu():
 
 def test_run_beside_ignores_a_gone_child():
     run_beside(2 ** 22 + 12345)  # no such process: nothing raised
+
+
+def _in_child(fn) -> str:
+    """fn()'s string result, run in a forked child (namespace changes stay there)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            out = fn()
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            out = f"error: {e!r}"
+        os.write(w, out.encode())
+        os._exit(0)
+    os.close(w)
+    try:
+        return os.read(r, 4096).decode()
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+
+
+@needs_root
+def test_pid_namespace_of_the_callers_own_is_left_alone():
+    """A caller whose thread forks into a pid namespace of its own already
+    (with a process in it, or none yet): the kernel refuses a second
+    unshare there, so -1 (the stage child does the work) and the thread's
+    children stay in the caller's namespace."""
+    from pyrunc.linux import consts as LC, sys as L
+
+    def with_process() -> str:
+        L.unshare(LC.CLONE_NEWPID)
+        pid = os.fork()  # the namespace's first process
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+        theirs = os.readlink("/proc/thread-self/ns/pid_for_children")
+        got = enter_pid_ns_for_children()
+        same = os.readlink("/proc/thread-self/ns/pid_for_children") == theirs
+        return f"{got} {same}"
+
+    def without() -> str:
+        L.unshare(LC.CLONE_NEWPID)
+        return str(enter_pid_ns_for_children())
+
+    assert _in_child(with_process) == "-1 True"
+    assert _in_child(without) == "-1"

@@ -167,12 +167,14 @@ class Stage:
 def enter_pid_ns_for_children() -> int:
     """Make a new pid namespace for the next child of this thread only
     (unshare(CLONE_NEWPID) changes this thread's pid_for_children, no other
-    thread's, and never our own pid namespace). Returns an fd on our own
-    pid namespace to come back to, or -1: refused (no privilege, an old
-    kernel), the stage child makes it then, as for the command line."""
+    thread's, and never our own pid namespace). Returns an fd on the pid
+    namespace this thread's children were in, to come back to, or -1:
+    refused (no privilege; or a caller whose thread has unshared a pid
+    namespace of its own, which the kernel does not nest this way), and
+    the stage child makes it then, as for the command line."""
     from ..linux import consts as LC, sys as L
     try:
-        own = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        own = os.open("/proc/thread-self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return -1
     try:
@@ -217,14 +219,16 @@ def run_beside(pid: int) -> None:
 
 
 def forget_wakeup_fd() -> None:
-    """In a forked child: no signal wakeup fd. A caller's (Container.run's
-    signal forwarder, an event loop's) is closed here with every other fd
-    of the caller, and the SIGCHLD of our own children (the seccomp
-    builder) would make Python print its failed write on the container's
-    stderr."""
+    """In a forked child: no signal wakeup fd, and no SIGCHLD handler of the
+    caller's. Its wakeup fd (Container.run's signal forwarder, an event
+    loop's) is closed here with every other fd of the caller, and the
+    SIGCHLD of our own children (the seccomp builder) would make Python
+    print its failed write on the container's stderr, or run the caller's
+    handler, with the caller's fd numbers, in the container's init."""
     import _signal
     try:
         _signal.set_wakeup_fd(-1)
+        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
     except ValueError:  # not the main thread: cannot happen after fork
         pass
 
