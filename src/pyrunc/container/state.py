@@ -239,13 +239,18 @@ def status_of(state: dict, fifo_path: str) -> str:
 
 
 def _frozen(path: str) -> bool:
-    for name in ("cgroup.freeze", "freezer.state"):
+    for name in ("cgroup.freeze", "freezer.state"):  # v2, v1
         try:
-            with open(os.path.join(path, name)) as f:
-                v = f.read().strip()
-            return v in ("1", "FROZEN", "FREEZING")
+            fd = os.open(os.path.join(path, name), os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             continue
+        try:
+            v = read_all(fd).strip()
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        return v in (b"1", b"FROZEN", b"FREEZING")
     return False
 
 
