@@ -173,3 +173,35 @@ def test_pid_namespace_of_the_callers_own_is_left_alone():
 
     assert _in_child(with_process) == "-1 True"
     assert _in_child(without) == "-1"
+
+
+@needs_root
+def test_a_failed_fork_leaves_nothing_changed(monkeypatch):
+    """fork fails (EAGAIN): the collector is not left frozen, the thread's
+    children are in our pid namespace again, and no fd of the attempt stays."""
+    import errno
+    import gc
+
+    from pyrunc.init.stage import Stage
+
+    def no_fork():
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+    ours = os.readlink("/proc/self/ns/pid")
+    fds = set(os.listdir("/proc/self/fd"))
+    frozen = gc.get_freeze_count()
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(OSError):
+        Stage.fork(early=({"pid": ""}, None), pidns=True)
+    monkeypatch.undo()
+    assert gc.get_freeze_count() == frozen
+    assert set(os.listdir("/proc/self/fd")) == fds
+    r, w = os.pipe()
+    pid = os.fork()  # the thread's next child: in our namespace, not a new one
+    if pid == 0:
+        os.write(w, os.readlink("/proc/self/ns/pid").encode())
+        os._exit(0)
+    os.close(w)
+    got = os.read(r, 100).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert got == ours

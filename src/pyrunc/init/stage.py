@@ -79,7 +79,11 @@ class Stage:
             gc.freeze()
         try:
             pid = os.fork()
-        except BaseException:
+        except BaseException:  # EAGAIN, ENOMEM: nothing of ours left changed
+            if ours:
+                gc.unfreeze()
+            ps.close()
+            cs.close()
             if own >= 0:
                 leave_pid_ns_for_children(own)
             raise
