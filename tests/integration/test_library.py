@@ -708,3 +708,41 @@ def test_library_callers_sigchld_handler_stays_in_the_caller(rt, bundle, tmp_pat
     pids = set(mark.read_text().split()) if mark.exists() else set()
     assert pids <= {str(os.getpid())}, pids
 
+
+def test_library_creates_from_several_threads_at_once(rt, bundle, tmp_path, leakcheck):
+    """The pid namespace is made per thread (this thread's pid_for_children)
+    and the init forked by that thread: three threads creating, starting,
+    killing and deleting containers at once each get their own init, its
+    status, and leave every thread's children in our pid namespace."""
+    import threading
+    bundle.update(_seccomp_no_mkdir)  # a builder child in each init too
+    bundle.set_args("sleep", "3600")
+    root = str(tmp_path / "lib-root")
+    ours = os.readlink("/proc/self/ns/pid")
+    errors: list[str] = []
+    seen: list[tuple[str, str]] = []
+
+    def worker(t: int) -> None:
+        try:
+            for i in range(4):
+                c = pyrunc.Container.create(f"lib-{rt.new_id()}-t{t}-{i}", bundle=str(bundle.path), root=root)
+                try:
+                    c.start()
+                    seen.append((os.readlink(f"/proc/{c.pid}/ns/pid"),
+                                 os.readlink("/proc/thread-self/ns/pid_for_children")))
+                    c.kill("KILL")
+                    assert c.wait(timeout=10) == 137
+                finally:
+                    c.delete(force=True)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(f"thread {t}: {e!r}")
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert errors == []
+    assert len(seen) == 12
+    assert all(init_ns != ours and children == ours for init_ns, children in seen)
+    assert pyrunc.Container.list(root) == []
+
