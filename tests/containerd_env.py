@@ -226,3 +226,49 @@ def task_status(ctl, cid: str, want: str, timeout: float = 10) -> str:
         if status == want or time.monotonic() > deadline:
             return status
         time.sleep(0.05)
+
+
+def cgroups_of(ns: str, cid: str) -> list[str]:
+    """Container `cid`'s cgroups under containerd namespace `ns` (its
+    cgroup parent), in every v1 hierarchy and on a v2-only host."""
+    import glob
+    return glob.glob(f"/sys/fs/cgroup/*/{ns}/{cid}") + glob.glob(f"/sys/fs/cgroup/{ns}/{cid}")
+
+
+def leftovers(ctl, ns: str, cid: str, container_counts: bool = False) -> list[str]:
+    """What a test left of container `cid` in namespace `ns`, removed where
+    it can be (a task, the container, a shim) and said: problems for the
+    test's teardown to report. A container left is reported only if
+    `container_counts`; mounts, cgroups and pyrunc's state are only said."""
+    import signal
+    import time
+    problems = []
+    if cid in ctl("task", "ls", "-q").stdout.split():
+        ctl("task", "kill", "-s", "SIGKILL", cid)
+        time.sleep(0.2)
+        ctl("task", "delete", "-f", cid)
+        problems.append(f"task {cid} left")
+    if cid in ctl("container", "ls", "-q").stdout.split():
+        ctl("container", "delete", cid)
+        if container_counts:
+            problems.append(f"container {cid} left")
+    shims = shims_of([cid])
+    end = time.monotonic() + 5
+    while [p for p in shims if alive(p)] and time.monotonic() < end:
+        time.sleep(0.05)
+    shims = [p for p in shims if alive(p)]
+    if shims:
+        problems.append(f"shim of {cid} left: {shims}")
+        for p in shims:
+            os.kill(p, signal.SIGKILL)
+    with open("/proc/self/mountinfo") as f:
+        mounts = [line.split()[4] for line in f if f"/{cid}/" in line.split()[4] + "/"]
+    if mounts:
+        problems.append(f"mounts of {cid} left: {mounts}")
+    cgroups = cgroups_of(ns, cid)
+    if cgroups:
+        problems.append(f"cgroups of {cid} left: {cgroups}")
+    state = os.path.join("/run/containerd/pyrunc", ns, cid)
+    if os.path.exists(state):
+        problems.append(f"pyrunc state of {cid} left: {state}")
+    return problems

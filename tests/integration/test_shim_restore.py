@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 
-from containerd_env import alive, shims_of
+from containerd_env import alive, cgroups_of, leftovers, shims_of
 from integration_conftest import proc_cmdline
 from test_shim_process import SHIM
 from test_shim_tasks import IMAGE, RUNTIMES, Ctr, _task_topics, module_containerd
@@ -51,46 +51,13 @@ def ctr_criu(busybox_rootfs) -> Iterator[Ctr]:
     yield from module_containerd(busybox_rootfs, "pyrunc-shimrestore-", env_for, NS)
 
 
-def _cgroups(cid: str) -> list[str]:
-    return [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{NS}/{cid}")] + \
-        [str(p) for p in Path("/sys/fs/cgroup").glob(f"{NS}/{cid}")]
-
-
-def _leftovers(c: Ctr, cid: str) -> list[str]:
-    """What of container `cid` is still there (shim, mount, cgroup, state)."""
-    problems = []
-    shims = shims_of([cid])
-    end = time.monotonic() + 5
-    while [p for p in shims if alive(p)] and time.monotonic() < end:
-        time.sleep(0.05)
-    if [p for p in shims if alive(p)]:
-        problems.append(f"shim of {cid} left")
-    with open("/proc/self/mountinfo") as f:
-        if [line for line in f if f"/{cid}/" in line.split()[4] + "/"]:
-            problems.append(f"mounts of {cid} left")
-    if _cgroups(cid):
-        problems.append(f"cgroups of {cid} left: {_cgroups(cid)}")
-    if (Path("/run/containerd/pyrunc") / NS / cid).exists():
-        problems.append(f"pyrunc state of {cid} left")
-    return problems
-
-
 @pytest.fixture
 def cid(ctr_criu) -> Iterator[str]:
     cid = f"rst-{uuid.uuid4().hex[:6]}"
     yield cid
     (ctr_criu.base / "criu-fail").unlink(missing_ok=True)
-    problems = []
-    if cid in ctr_criu("task", "ls", "-q").stdout.split():
-        ctr_criu("task", "kill", "-s", "SIGKILL", cid)
-        time.sleep(0.2)
-        ctr_criu("task", "delete", "-f", cid)
-        problems.append(f"task {cid} left")
-    if cid in ctr_criu("container", "ls", "-q").stdout.split():
-        ctr_criu("container", "delete", cid)
-        problems.append(f"container {cid} left")
+    problems = leftovers(ctr_criu, NS, cid, container_counts=True)
     ctr_criu("image", "rm", f"pyrunc-test/ck-{cid}:1")
-    problems += _leftovers(ctr_criu, cid)
     assert not problems, "\n".join(problems)
 
 
@@ -177,7 +144,7 @@ def test_a_refused_restore_is_one_line_and_leaves_nothing(ctr_criu, cid):
     assert len(lines) == 1 and "OCI runtime restore failed: criu failed: type RESTORE errno 5" in lines[0], r
     # the task stays created (as runc's shim's), with no container behind it yet
     assert _task_row(c, cid)[2] == "CREATED"
-    assert not _cgroups(cid) and not (Path("/run/containerd/pyrunc") / NS / cid).exists()
+    assert not cgroups_of(NS, cid) and not (Path("/run/containerd/pyrunc") / NS / cid).exists()
     # it has no process: killed, it ends (`ctr task delete -f` waits for that)
     c.ok("task", "delete", "-f", cid, timeout=20)
     c.ok("container", "delete", cid)

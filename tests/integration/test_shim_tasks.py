@@ -28,7 +28,7 @@ from typing import Iterator
 
 import pytest
 
-from containerd_env import Daemon, alive, oci_archive, shims_of, task_status
+from containerd_env import Daemon, alive, leftovers, oci_archive, shims_of, task_status
 from integration_conftest import proc_cmdline, processes_mentioning, wait_until
 from oci_layout import tree_tar
 from test_shim_process import SHIM
@@ -116,33 +116,7 @@ def ctr(request, ctr_base) -> Iterator[Ctr]:
     yield ctr_base
     problems = []
     for cid in ctr_base.cids:
-        if ctr_base("task", "ls", "-q").stdout.split().count(cid):
-            ctr_base("task", "kill", "-s", "SIGKILL", cid)
-            time.sleep(0.2)
-            ctr_base("task", "delete", "-f", cid)
-            problems.append(f"task {cid} left")
-        if cid in ctr_base("container", "ls", "-q").stdout.split():
-            ctr_base("container", "delete", cid)
-        shims = shims_of([cid])
-        end = time.monotonic() + 5
-        while [p for p in shims if alive(p)] and time.monotonic() < end:
-            time.sleep(0.05)
-        shims = [p for p in shims if alive(p)]
-        if shims:
-            problems.append(f"shim of {cid} left: {shims}")
-            for p in shims:
-                os.kill(p, signal.SIGKILL)
-        with open("/proc/self/mountinfo") as f:
-            mounts = [line.split()[4] for line in f if f"/{cid}/" in line.split()[4] + "/"]
-        if mounts:
-            problems.append(f"mounts of {cid} left: {mounts}")
-        cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{NS}/{cid}")] + \
-            [str(p) for p in Path("/sys/fs/cgroup").glob(f"{NS}/{cid}")]
-        if cgroups:
-            problems.append(f"cgroups of {cid} left: {cgroups}")
-        state = Path("/run/containerd/pyrunc") / NS / cid
-        if state.exists():
-            problems.append(f"pyrunc state of {cid} left: {state}")
+        problems += leftovers(ctr_base, NS, cid)
     assert not problems, "\n".join(problems)
 
 
