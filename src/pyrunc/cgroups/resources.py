@@ -350,11 +350,9 @@ def apply_resources(paths: dict[str, str], r: dict, linux_devices: list | None =
         warn = log.warn
     validate(r, v2, warn)
     rules, planned = None, None
-    if devices_plan is not None and not skip_devices:
-        rules, planned = devices_plan
-    elif not skip_devices:
+    if not skip_devices:
         from .devices import spec_rules
-        rules = spec_rules(r, linux_devices)
+        rules, planned = devices_plan or (spec_rules(r, linux_devices), None)
     if v2:
         _apply_v2(paths[""], r, rules, planned)
     else:

@@ -12,7 +12,6 @@ import time
 
 from ..errors import ContainerNotFound, PyruncError
 from ..fastjson import dumps, loads
-from ..linux.fdio import read_all
 
 STATE_FILE = "state.json"
 # what create is about to make, before it makes it (StateDir.record_plan)
@@ -141,12 +140,14 @@ class StateDir:
             fd = os.open(os.path.join(self.path, STATE_FILE), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError as e:
             raise ContainerNotFound(self.id) from e
-        try:
-            data = read_all(fd)
+        try:  # os-level reads: a buffered open() adds four calls per load
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
         finally:
             os.close(fd)
         try:
-            return loads(data)
+            return loads(b"".join(chunks))
         except ValueError:
             raise PyruncError(f"container {self.id}: corrupt state file") from None
 
@@ -245,7 +246,7 @@ def _frozen(path: str) -> bool:
         except OSError:
             continue
         try:
-            v = read_all(fd).strip()
+            v = os.read(fd, 64).strip()  # one word
         except OSError:
             continue
         finally:

@@ -229,13 +229,8 @@ def command_line_area() -> tuple[int, int, int, int]:
     it forks spares every stage child the read."""
     global _AREA
     if _AREA is None:
-        fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
-        finally:
-            os.close(fd)
-        # fields from the state (field 3) on: arg_start..env_end are fields 48-51
-        a, b, c, d = (int(x) for x in fields[45:49])
+        from ..linux.fdio import stat_fields
+        a, b, c, d = (int(x) for x in stat_fields("/proc/self/stat")[45:49])  # fields 48-51
         _AREA = (a, b, c, d)
     return _AREA
 

@@ -211,6 +211,8 @@ def run_beside(pid: int) -> None:
         cpus = os.sched_getaffinity(0)
         if len(cpus) < 2:
             return
+        # os calls, not linux/fdio.stat_fields: the command line's parent runs
+        # this first thing, before it has imported any of pyrunc.linux
         fd = os.open("/proc/thread-self/stat", os.O_RDONLY | os.O_CLOEXEC)
         try:
             here = int(os.read(fd, 4096).rsplit(b")", 1)[1].split()[36])  # field 39: the CPU
