@@ -509,8 +509,9 @@ def test_library_forks_the_init_into_its_pid_namespace(rt, bundle, tmp_path, lea
         try:
             pid = c.pid
             assert _parent_of(pid) == os.getpid()
-            assert os.sched_getaffinity(pid) == set(range(os.cpu_count() or 1)) & os.sched_getaffinity(0) \
-                or os.sched_getaffinity(pid) == set(range(os.cpu_count() or 1))
+            # every CPU its cpuset allows: at least ours, where the fork's
+            # narrowing (ours but one) would be less
+            assert os.sched_getaffinity(pid) >= os.sched_getaffinity(0)
             with open(f"/proc/{pid}/status") as f:
                 nspid = [ln.split()[1:] for ln in f if ln.startswith("NSpid:")][0]
             assert nspid == [str(pid), "1"]  # its namespace's PID 1
