@@ -324,6 +324,11 @@ def test_killed_create_leaves_no_unit_after_delete(srt, sd_hybrid, bundle):
         srt.run("delete", "--force", cid).expect_ok()
         prefix = "runc" if srt.is_runc else "pyrunc"
         assert sd_hybrid.show(f"{prefix}-{cid}.scope", "LoadState")["LoadState"] == "not-found", i
+        # systemd removes a stopped scope's directory on its own time: a
+        # directory still there after 2 s is one left for good (seen once
+        # in nine full runs without this wait; the cause is not known)
+        with contextlib.suppress(pytest.fail.Exception):
+            wait_until(lambda: not sd_hybrid.dirs_named(cid), timeout=2, what="the scope's directories to go")
         assert sd_hybrid.dirs_named(cid) == [], i
 
 
