@@ -29,8 +29,8 @@ class FakeChannel:
     def recv(self):
         if not self.script:
             return Msg.EOF, b"", []
-        tag, payload = self.script.pop(0)
-        return tag, payload, []
+        tag, payload, *fds = self.script.pop(0)
+        return tag, payload, list(fds)
 
     def send(self, tag, payload=b"", fds=None):
         if tag == self.fail_send_at:
@@ -166,6 +166,33 @@ def test_an_unknown_message_is_one_line(events, tag):
     assert not isinstance(e.value, InitError)
     assert str(e.value) == f"pyrunc create failed: unexpected sync message {tag!r} from the container's init"
     assert "\n" not in str(e.value) and events == []
+
+
+def test_the_inits_requests_before_its_pid_wait_for_it(events, monkeypatch):
+    """The init runs on while the stage child reports its pid: its mount
+    source request may come first, and is served once the pid is known."""
+    from pyrunc.rootfs import idmap
+    monkeypatch.setattr(idmap, "mount_source", lambda m, bundle, pid, kind: events.append(("mount source", pid)) or -1)
+    monkeypatch.setattr(launch.os, "waitpid", lambda pid, flags: events.append(("reap", pid)) or (pid, 0))
+    spec = dict(SPEC, mounts=[{"destination": "/m", "source": "/s", "type": "bind"}])
+    c = _create(events, [(Msg.USERNS, b""), (Msg.MOUNT_SOURCE, b"0 idmap"), (Msg.INIT_PID, b"1235"),
+                         (Msg.READY, b"")])
+    c.spec = spec
+    launch.Handshake(c).serve()
+    assert [e[:2] for e in events] == [
+        ("write id maps", 1234), ("reply", Msg.USERNS_DONE), ("join cgroup", 1235), ("reply", Msg.CGROUP_JOINED),
+        ("reap", 1234), ("save state", 1235), ("plan resources", {"pids": {"limit": 10}}), ("mount source", 1235),
+        ("reply", Msg.MOUNT_SOURCE_FD), ("apply resources", {"pids": {"limit": 10}}), ("set rlimits", 1235)]
+
+
+def test_an_fd_held_for_the_init_pid_is_closed_on_failure(events):
+    r, w = os.pipe()
+    os.close(w)
+    c = _create(events, [(Msg.CONSOLE, b"", r), (Msg.ERROR, b"boom")])
+    with pytest.raises(InitError):
+        launch.Handshake(c).serve()
+    with pytest.raises(OSError):
+        os.fstat(r)
 
 
 def test_a_second_init_pid_is_refused(events):

@@ -346,6 +346,10 @@ def _child_died(c: _Create) -> None:
 
 # -- phase 3: the handshake ----------------------------------------------------------
 
+# what the stage child sends, or what ends the handshake: taken as it comes
+_BEFORE_INIT_PID = frozenset({Msg.USERNS, Msg.TIMENS, Msg.INIT_PID, Msg.ERROR, Msg.EOF})
+
+
 class Handshake:
     """The parent's side of the set-up: it serves the children's messages
     (init/sync.py's Msg), one handler per type, until the init is READY. A
@@ -361,18 +365,33 @@ class Handshake:
         }
 
     def serve(self) -> None:
+        """The stage child reports the init's pid after its fork, and the
+        init runs on meanwhile: its own requests (a mount source, which
+        needs its pid) can come first. They wait for INIT_PID, in order."""
         ch = self.c.ch
         assert ch is not None  # the stage child's start made it
-        while True:
-            tag, payload, fds = ch.recv()
-            handler = self.handlers.get(tag)
-            if handler is None:
+        held: list[tuple[str, bytes, list[int]]] = []
+        try:
+            while True:
+                if held and self.c.init_pid:
+                    tag, payload, fds = held.pop(0)
+                else:
+                    tag, payload, fds = ch.recv()
+                    if not self.c.init_pid and tag not in _BEFORE_INIT_PID and tag in self.handlers:
+                        held.append((tag, payload, fds))
+                        continue
+                handler = self.handlers.get(tag)
+                if handler is None:
+                    for fd in fds:
+                        os.close(fd)
+                    raise PyruncError(_creation_error(self.c.o.mode, f"unexpected sync message {tag!r} "
+                                                                      "from the container's init"))
+                if handler(payload, fds):
+                    return
+        finally:
+            for _, _, fds in held:  # a failure before the init's pid: nothing kept open
                 for fd in fds:
                     os.close(fd)
-                raise PyruncError(_creation_error(self.c.o.mode, f"unexpected sync message {tag!r} "
-                                                                  "from the container's init"))
-            if handler(payload, fds):
-                return
 
     def reply(self, tag: str, payload: bytes | str = b"", fds: list[int] | None = None) -> None:
         _reply(self.c, tag, payload, fds)
