@@ -88,8 +88,15 @@ chmod 755 "$prefix/bin/pyrunc.new"
 mv "$prefix/bin/pyrunc.new" "$prefix/bin/pyrunc"
 ln -sf "$prefix/bin/pyrunc" "$bindir/pyrunc"
 # containerd's v2 shim for the runtime io.containerd.pyrunc.v1 (docs/shim.md):
-# containerd finds it on its PATH by that name; same interpreter and finder
-cat > "$prefix/bin/containerd-shim-pyrunc-v1.new" <<LAUNCHER
+# the Python shim goes next to the interpreter; containerd finds the sh
+# launcher (scripts/shim-launcher.sh) on its PATH by the shim's name. The
+# launcher answers the `delete` that follows every shim's end itself when the
+# shim left nothing to clean up, and runs the Python shim for the rest.
+shim="$interp_dir/containerd-shim-pyrunc-v1"
+case $shim in
+*[\|\&]*) echo "pyrunc: install prefix $prefix: '|' and '&' are not supported" >&2; exit 1 ;;
+esac
+cat > "$shim.new" <<LAUNCHER
 #!$runtime_python -IS
 import sys
 sys.path.append("$lib")
@@ -98,6 +105,9 @@ _boot.install("$lib")
 from pyrunc.shim.main import run_and_exit
 run_and_exit(sys.argv)
 LAUNCHER
+chmod 755 "$shim.new"
+mv "$shim.new" "$shim"
+sed "s|@SHIM@|$shim|g" "$here/scripts/shim-launcher.sh" > "$prefix/bin/containerd-shim-pyrunc-v1.new"
 chmod 755 "$prefix/bin/containerd-shim-pyrunc-v1.new"
 mv "$prefix/bin/containerd-shim-pyrunc-v1.new" "$prefix/bin/containerd-shim-pyrunc-v1"
 ln -sf "$prefix/bin/containerd-shim-pyrunc-v1" "$bindir/containerd-shim-pyrunc-v1"

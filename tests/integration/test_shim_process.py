@@ -143,6 +143,25 @@ def test_start_serves_connect_and_shutdown(ctx):
     assert time.monotonic() - t0 < 10
 
 
+def test_create_removes_an_earlier_tasks_delete_record(ctx):
+    """The record a Delete leaves for containerd's `delete` answers for that
+    task alone: a Create in the bundle removes it first, failed or not."""
+    from pyrunc.shim.process import DELETE_RECORD
+    b = ctx.bundle("c1")
+    (b / DELETE_RECORD).write_text("\\020\\211\\001\n")
+    address = ctx.start(b, "c1")
+    (pid,) = ctx.pids
+    with T.Client.connect(address) as c:
+        with pytest.raises(T.RPCError):  # a config.json that is no container's
+            c.call(m.TASK_SERVICE, "Create", m.CreateTaskRequest(id="c1", bundle=str(b)))
+    assert not (b / DELETE_RECORD).exists()
+    try:
+        os.rmdir(f"/run/containerd/pyrunc/{ctx.ns}")
+    except OSError:
+        pass
+    shutdown(address, pid)
+
+
 def test_go_flag_syntax_and_options_on_stdin(ctx):
     b = ctx.bundle("c1")
     opts = m.Any.pack(m.Options(binary_name="pyrunc", root="/run/pyrunc-x", systemd_cgroup=False)).encode()

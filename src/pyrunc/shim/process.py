@@ -146,6 +146,35 @@ def delete(flags: dict[str, object] | None = None, bundle: str = "") -> bytes:
     return delete_response(EXIT_STATUS_KILLED, time_ns())
 
 
+# the answer to the `delete` containerd runs once this shim has ended, left in
+# the bundle by the shim's own Delete of the task (record_deleted): the
+# installed launcher (scripts/shim-launcher.sh) prints it without starting
+# an interpreter when nothing is left to clean up
+DELETE_RECORD = ".pyrunc-delete-response"
+
+
+def record_deleted(bundle: str, exited_ns: int) -> None:
+    """The task of `bundle` is deleted and its rootfs unmounted: `delete`'s
+    answer, as printf(1) escapes (the launcher is a POSIX sh script)."""
+    text = "".join(f"\\{b:03o}" for b in delete_response(EXIT_STATUS_KILLED, exited_ns)) + "\n"
+    tmp = os.path.join(bundle, DELETE_RECORD + ".new")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, os.path.join(bundle, DELETE_RECORD))
+
+
+def forget_deleted(bundle: str) -> None:
+    """A task is being made in `bundle`: an earlier task's record must not
+    answer for it."""
+    try:
+        os.unlink(os.path.join(bundle, DELETE_RECORD))
+    except FileNotFoundError:
+        pass
+
+
 def _remove_dead_socket(bundle: str) -> None:
     """A shim killed under its tasks leaves its socket in /run/containerd/s
     (runc's shim too): removed once nothing listens on it. A group's shim

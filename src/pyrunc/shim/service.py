@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from time import time_ns
 
 TYPE_CHECKING = False  # typing: 4 ms of the server's start (see ttrpc)
 
@@ -240,6 +241,8 @@ class TaskService:
         with self._lock:
             if req.id in self.tasks:
                 raise AlreadyExists(f"container {req.id}: already exists")
+            from pyrunc.shim.process import forget_deleted
+            forget_deleted(req.bundle)  # before anything of this task exists
             rootfs = os.path.join(req.bundle, "rootfs")
             mounted = False
             stdio = Stdio(req.stdin, req.stdout, req.stderr, req.terminal)
@@ -629,6 +632,14 @@ class TaskService:
             task.oom_stop.set()
             if task.mounted:
                 mounts.unmount_all(os.path.join(task.bundle, "rootfs"))
+            # nothing of the task is left (a rootfs mounted by another, which
+            # `delete` unmounts, is): containerd's `delete` need not look
+            if not os.path.ismount(os.path.join(task.bundle, "rootfs")):
+                from pyrunc.shim.process import record_deleted
+                try:
+                    record_deleted(task.bundle, time_ns())
+                except OSError as e:
+                    _log(f"delete {task.id}: no record for `delete`: {e.strerror}")
             del self.tasks[task.id]
             self._send(m.TaskDelete(container_id=task.id, pid=p.pid, exit_status=p.exit_status,
                                     exited_at=p.exited_at))
