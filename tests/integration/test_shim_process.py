@@ -146,7 +146,7 @@ def test_start_serves_connect_and_shutdown(ctx):
 def test_create_removes_an_earlier_tasks_delete_record(ctx):
     """The record a Delete leaves for containerd's `delete` answers for that
     task alone: a Create in the bundle removes it first, failed or not."""
-    from pyrunc.shim.process import DELETE_RECORD
+    from pyrunc.shim.deleted import DELETE_RECORD
     b = ctx.bundle("c1")
     (b / DELETE_RECORD).write_text("\\020\\211\\001\n")
     address = ctx.start(b, "c1")

@@ -1,6 +1,6 @@
 """scripts/shim-launcher.sh, the sh front of containerd-shim-pyrunc-v1: it
 answers containerd's `delete` from the record the shim's Delete left
-(shim/process.py: record_deleted) when nothing is left to clean up, and
+(shim/deleted.py: record_deleted) when nothing is left to clean up, and
 hands everything else to the Python shim (here a fake that says it ran)."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pyrunc.shim import messages as m
-from pyrunc.shim.process import DELETE_RECORD, delete_response, forget_deleted, record_deleted
+from pyrunc.shim.deleted import DELETE_RECORD, delete_response, forget_deleted, record_deleted
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "scripts" / "shim-launcher.sh"
 SH = shutil.which("dash") or "/bin/sh"  # containerd runs it through its #!/bin/sh

@@ -73,7 +73,7 @@ def test_delete_response_is_the_messages_encoding(ns):
     """`delete` encodes its reply by hand (no message classes imported):
     byte for byte what DeleteResponse.encode() gives, and it decodes back."""
     from pyrunc.shim import messages as m
-    from pyrunc.shim.process import delete_response
+    from pyrunc.shim.deleted import delete_response
     want = m.DeleteResponse(exit_status=137, exited_at=m.Timestamp.from_ns(ns)).encode()
     assert delete_response(137, ns) == want
     got = m.DeleteResponse.decode(delete_response(137, ns))

@@ -32,7 +32,6 @@ SOCKET_ROOT = "/run/containerd/s"
 # annotations that group containers into one shim, first found wins:
 # ours, and the CRI plugin's sandbox id (all containers of a pod)
 GROUP_ANNOTATIONS = ("io.containerd.pyrunc.v1.group", "io.kubernetes.cri.sandbox-id")
-EXIT_STATUS_KILLED = 128 + 9  # what runc's shim reports from `delete`
 
 
 class ShimError(Exception):
@@ -143,36 +142,8 @@ def delete(flags: dict[str, object] | None = None, bundle: str = "") -> bytes:
         _cleanup(str(flags["id"]), str(flags.get("namespace") or "default"), bundle)
     if bundle:
         _remove_dead_socket(bundle)
+    from pyrunc.shim.deleted import EXIT_STATUS_KILLED, delete_response
     return delete_response(EXIT_STATUS_KILLED, time_ns())
-
-
-# the answer to the `delete` containerd runs once this shim has ended, left in
-# the bundle by the shim's own Delete of the task (record_deleted): the
-# installed launcher (scripts/shim-launcher.sh) prints it without starting
-# an interpreter when nothing is left to clean up
-DELETE_RECORD = ".pyrunc-delete-response"
-
-
-def record_deleted(bundle: str, exited_ns: int) -> None:
-    """The task of `bundle` is deleted and its rootfs unmounted: `delete`'s
-    answer, as printf(1) escapes (the launcher is a POSIX sh script)."""
-    text = "".join(f"\\{b:03o}" for b in delete_response(EXIT_STATUS_KILLED, exited_ns)) + "\n"
-    tmp = os.path.join(bundle, DELETE_RECORD + ".new")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, os.path.join(bundle, DELETE_RECORD))
-
-
-def forget_deleted(bundle: str) -> None:
-    """A task is being made in `bundle`: an earlier task's record must not
-    answer for it."""
-    try:
-        os.unlink(os.path.join(bundle, DELETE_RECORD))
-    except FileNotFoundError:
-        pass
 
 
 def _remove_dead_socket(bundle: str) -> None:
@@ -201,24 +172,6 @@ def leave_session() -> None:
         os.dup2(null, fd)
     if null > 2:
         os.close(null)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def delete_response(exit_status: int, exited_ns: int) -> bytes:
-    """DeleteResponse{exit_status, exited_at} encoded by hand: containerd
-    runs `delete` after every shim's Shutdown and waits for it, and the
-    message classes cost a millisecond and a half of imports."""
-    secs, nanos = divmod(exited_ns, 1_000_000_000)
-    stamp = (b"\x08" + _varint(secs) if secs else b"") + (b"\x10" + _varint(nanos) if nanos else b"")
-    return b"\x10" + _varint(exit_status) + b"\x1a" + _varint(len(stamp)) + stamp
 
 
 def _cleanup(cid: str, namespace: str, bundle: str) -> None:

@@ -241,7 +241,7 @@ class TaskService:
         with self._lock:
             if req.id in self.tasks:
                 raise AlreadyExists(f"container {req.id}: already exists")
-            from pyrunc.shim.process import forget_deleted
+            from pyrunc.shim.deleted import forget_deleted
             forget_deleted(req.bundle)  # before anything of this task exists
             rootfs = os.path.join(req.bundle, "rootfs")
             mounted = False
@@ -635,7 +635,7 @@ class TaskService:
             # nothing of the task is left (a rootfs mounted by another, which
             # `delete` unmounts, is): containerd's `delete` need not look
             if not os.path.ismount(os.path.join(task.bundle, "rootfs")):
-                from pyrunc.shim.process import record_deleted
+                from pyrunc.shim.deleted import record_deleted
                 try:
                     record_deleted(task.bundle, time_ns())
                 except OSError as e:
