@@ -375,3 +375,33 @@ def test_connection_call_signal_and_error():
     assert e.value.name == "org.freedesktop.systemd1.NoSuchUnit" and e.value.message == "nope"
     assert conn.wait_signal(lambda m: True, 0.05) is None
     conn.close()
+
+
+def test_a_late_start_of_a_killed_creates_unit_is_stopped(monkeypatch):
+    """delete --force of a create killed as it asked for its unit: the unit
+    that systemd starts after our stop (the dead create's connection was
+    served later) is stopped too, as long as the window lasts."""
+    seen = iter([False, False, True, False, False, False, False, False, False, False, False, False, False])
+    calls = []
+
+    def call(member, sig="", *args):
+        calls.append(member)
+        if member == "GetUnit" and not next(seen):
+            raise B.DBusError("org.freedesktop.systemd1.NoSuchUnit", "Unit x.scope not loaded.")
+        return ["/org/freedesktop/systemd1/unit/x_2escope"]
+
+    stopped = []
+    monkeypatch.setattr(S, "call", call)
+    monkeypatch.setattr(S, "stop_unit", lambda unit: stopped.append(unit))
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    ticks = iter(range(100))
+    monkeypatch.setattr("time.monotonic", lambda: next(ticks) * 0.01)
+    S.stop_late_start("x.scope", window=0.1)
+    assert stopped == ["x.scope"]  # the third look found it
+    assert calls.count("GetUnit") == 10  # a look per tick until the window has passed, not just the first absence
+
+
+def test_a_late_start_check_that_systemd_cannot_answer_ends(monkeypatch):
+    monkeypatch.setattr(S, "call", lambda *a: (_ for _ in ()).throw(B.DBusError("", "D-Bus connection to systemd failed")))
+    monkeypatch.setattr(S, "stop_unit", lambda unit: pytest.fail("stopped"))
+    S.stop_late_start("x.scope", window=10)  # returns at once

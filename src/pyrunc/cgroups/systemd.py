@@ -512,6 +512,28 @@ def stop_unit(unit: str) -> None:
     reset_failed(unit)
 
 
+def stop_late_start(unit: str, window: float = 0.25) -> None:
+    """After the unit of a create killed while it asked for it is stopped:
+    that StartTransientUnit came on the dead create's own connection, which
+    systemd may serve after ours, so the unit can appear after our stop.
+    Look for it for `window` seconds, and stop it each time it is there."""
+    import time
+    end = time.monotonic() + window
+    while True:
+        try:
+            call("GetUnit", "s", unit)
+            stop_unit(unit)
+        except DBusError as e:
+            if "NoSuchUnit" not in e.name:
+                return  # systemd cannot say: the stop already done stands
+        except PyruncError as e:
+            log.warn(str(e))
+            return
+        if time.monotonic() >= end:
+            return
+        time.sleep(0.025)
+
+
 def reset_failed(unit: str) -> None:
     try:
         call("ResetFailedUnit", "s", unit)

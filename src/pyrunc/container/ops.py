@@ -165,6 +165,10 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             plan = sd.load_plan()
             if plan:
                 destroy(sd, plan, "stopped")
+                unit = (plan.get("systemd") or {}).get("unit")
+                if unit:
+                    from ..cgroups.systemd import stop_late_start
+                    stop_late_start(unit)
             else:
                 sd.remove()
         if force:
