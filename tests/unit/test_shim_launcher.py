@@ -17,18 +17,27 @@ from pyrunc.shim import messages as m
 from pyrunc.shim.deleted import DELETE_RECORD, delete_response, forget_deleted, record_deleted
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "scripts" / "shim-launcher.sh"
-SH = shutil.which("dash") or "/bin/sh"  # containerd runs it through its #!/bin/sh
+# containerd runs it through its #!/bin/sh: dash on Debian, bash or
+# busybox's ash elsewhere
+SHELLS = [[p] for p in (shutil.which("dash"), shutil.which("bash")) if p]
+if shutil.which("busybox"):
+    SHELLS.append([str(shutil.which("busybox")), "sh"])
+
+
+@pytest.fixture(params=SHELLS or [["/bin/sh"]], ids=lambda sh: sh[-1].rsplit("/", 1)[-1])
+def sh(request) -> list[str]:
+    return request.param
 
 
 @pytest.fixture
-def launcher(tmp_path):
+def launcher(tmp_path, sh):
     fake = tmp_path / "python-shim"
     fake.write_text("#!/bin/sh\nprintf 'python shim:'; for a; do printf ' %s' \"$a\"; done; echo\n")
     fake.chmod(0o755)
     script = tmp_path / "containerd-shim-pyrunc-v1"
     script.write_text(TEMPLATE.read_text().replace("@SHIM@", str(fake)))
     script.chmod(0o755)
-    return script
+    return [*sh, str(script)]
 
 
 @pytest.fixture
@@ -38,8 +47,8 @@ def bundle(tmp_path):
     return b
 
 
-def run(launcher: Path, bundle: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SH, str(launcher), *args], cwd=bundle, capture_output=True, timeout=10)
+def run(launcher: list[str], bundle: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*launcher, *args], cwd=bundle, capture_output=True, timeout=10)
 
 
 DELETE = ("-namespace", "ns1", "-address", "/run/containerd/containerd.sock", "-publish-binary",
