@@ -378,3 +378,32 @@ def test_hooks_working_directory(rt, bundle):
         assert bundle.host(f"{name}.pwd").read_text() == f"{bundle.path}\n", name
     assert bundle.host("createContainer.pwd").read_text() == f"{bundle.rootfs}\n"
     assert bundle.host("startContainer.pwd").read_text() == "/tmp\n"
+
+
+_READ_PIDS_MAX = """
+import json, os, sys
+pid = json.load(sys.stdin)["pid"]
+if sys.argv[2] == "rootfs":  # createContainer: from the rootfs (its cwd), as the container will see it
+    where = "sys/fs/cgroup/pids" if os.path.exists("sys/fs/cgroup/pids") else "sys/fs/cgroup"
+else:
+    lines = [ln.rstrip("\\n").split(":", 2) for ln in open(f"/proc/{pid}/cgroup")]
+    v1 = [path for _, ctrls, path in lines if "pids" in ctrls.split(",")]
+    where = f"/sys/fs/cgroup/pids{v1[0]}" if v1 else "/sys/fs/cgroup" + next(p for n, c, p in lines if n == "0")
+open(sys.argv[1], "w").write(open(where + "/pids.max").read().strip())
+"""
+
+
+@pytest.mark.parametrize("hook", ["prestart", "createRuntime", "createContainer"])
+def test_the_resources_are_written_before_the_hooks_run(rt, bundle, hook):
+    """As runc's procHooks: the cgroup limits are in place when the prestart,
+    createRuntime and createContainer hooks run (the init waits for them
+    only when there are such hooks)."""
+    import sys
+    out = bundle.hostdir / f"{hook}.pids"
+    where = "rootfs" if hook == "createContainer" else "host"
+    with bundle.edit() as cfg:
+        cfg.setdefault("linux", {}).setdefault("resources", {})["pids"] = {"limit": 42}
+        cfg["hooks"] = {hook: [{"path": sys.executable, "args": ["python3", "-c", _READ_PIDS_MAX, str(out), where]}]}
+    bundle.set_args("true")
+    rt.run_fg(rt.new_id(), bundle).expect_ok()
+    assert out.read_text() == "42"

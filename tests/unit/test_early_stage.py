@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from pyrunc.container.launch import _reported_init_pid
-from pyrunc.init.child import can_start_early
+from pyrunc.init.child import can_start_early, waits_at_hooks
 from pyrunc.init.stage import enter_pid_ns_for_children, leave_pid_ns_for_children, run_beside
 from pyrunc.init.sync import Channel, Msg
 
@@ -28,6 +28,20 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (CAP_SYS_A
 ])
 def test_can_start_early(nss, ok):
     assert can_start_early(nss) is ok
+
+
+@pytest.mark.parametrize("hooks, waits", [
+    ({}, False),
+    ({"prestart": []}, False),  # an empty list is no hook
+    ({"poststart": [{"path": "/x"}], "poststop": [{"path": "/x"}], "startContainer": [{"path": "/x"}]}, False),
+    ({"prestart": [{"path": "/x"}]}, True),
+    ({"createRuntime": [{"path": "/x"}]}, True),
+    ({"createContainer": [{"path": "/x"}]}, True),
+])
+def test_the_init_waits_at_hooks_only_for_hooks_that_follow_them(hooks, waits):
+    """The init runs on past its HOOKS message (the resources written
+    meanwhile) unless a hook must come after the parent's procHooks work."""
+    assert waits_at_hooks(hooks) is waits
 
 
 def _pair() -> tuple[Channel, Channel]:

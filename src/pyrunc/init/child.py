@@ -406,6 +406,16 @@ def seal_imports() -> None:
     sys.path_importer_cache = {}
 
 
+def waits_at_hooks(hooks: dict) -> bool:
+    """Whether the init waits at its HOOKS message for the parent's procHooks
+    work (the cgroup resources, then the prestart and createRuntime hooks):
+    only when a hook must follow it in runc's order (those two, then our
+    createContainer). Otherwise the pivot, sysctls and masked paths, which
+    open no device, overlap the resources' writes, and the wait comes
+    before the console and the process's attributes."""
+    return bool(hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"))
+
+
 def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False) -> None:
     """The container init: prepare everything, wait, then exec. `lo_up`:
     the loopback is up already (early_namespaces)."""
@@ -444,13 +454,25 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
             names = payload.decode(errors="replace").split("\n")
             raise join_error(int(names[0]), names[bad + 1] if bad + 1 < len(names) else "tasks", err)
 
+    hooks = spec.get("hooks") or {}
+    wait_for_hooks = waits_at_hooks(hooks)
+    hooks_pending = [False]
+
     def runtime_hooks() -> None:
         """runc's procHooks: the parent writes the cgroup resources, then runs
-        the prestart/createRuntime hooks. We wait: writing v1 device rules
-        passes through deny-all, and the console and /dev opens that follow
-        must not fall into that window."""
+        the prestart/createRuntime hooks."""
         ch.send(Msg.HOOKS)
-        ch.expect(Msg.HOOKS_DONE)
+        hooks_pending[0] = True
+        if wait_for_hooks:
+            resources_written()
+
+    def resources_written() -> None:
+        """Wait for HOOKS_DONE: writing v1 device rules passes through
+        deny-all, and the console, /dev opens, the scheduler policy (a
+        realtime cgroup runtime) must not come before it is over."""
+        if hooks_pending[0]:
+            ch.expect(Msg.HOOKS_DONE)
+            hooks_pending[0] = False
 
     def mount_source(index: int, kind: str) -> int:
         """An fd for mounts[index]'s source from the parent ("idmap": an
@@ -460,10 +482,9 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
         return fds[0] if fds else -1
 
     def container_hooks() -> None:
-        hooks = (spec.get("hooks") or {}).get("createContainer")
-        if hooks:
+        if hooks.get("createContainer"):
             from .. import hooks as H
-            H.run_hooks("createContainer", hooks, _state_for_hooks(a, "creating"))
+            H.run_hooks("createContainer", hooks["createContainer"], _state_for_hooks(a, "creating"))
 
     from ..rootfs.setup import Rootfs, finalize
     from ..cgroups import running_in_userns  # a rootless engine's namespace too: no mknod there
@@ -473,6 +494,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
            cgroup_mounts=a.cgroup_mounts, hostns="mount" not in nss).prepare()
     seal_imports()
     if a.terminal:
+        resources_written()
         _setup_console(ch, process)
     if spec.get("hostname"):
         L.sethostname(spec["hostname"])
@@ -480,6 +502,7 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
         L.setdomainname(spec["domainname"])
     _sysctl((spec.get("linux") or {}).get("sysctl") or {})
     finalize(spec, a.rootfs)
+    resources_written()
     os.umask(0o022)
     from ..security.process import prepare_exec
     final = prepare_exec(process, rlimits_set=True)  # the parent sets them (prlimit)
@@ -508,14 +531,14 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
         os.close(a.fifo_fd)
     # in `run` the channel stays open (close-on-exec): a failure from here to
     # execve reaches the parent as an error, a successful exec as EOF
-    hooks = (spec.get("hooks") or {}).get("startContainer")
-    if hooks:
+    if hooks.get("startContainer"):
         # as runc: the hooks run under the container's seccomp filter (with
         # no_new_privs it is otherwise loaded last, right before execve) and,
         # without an env of their own, with the process's environment
         final.seccomp_now()
         from .. import hooks as H
-        H.run_hooks("startContainer", hooks, _state_for_hooks(a, "created"), default_env=final.env)
+        H.run_hooks("startContainer", hooks["startContainer"], _state_for_hooks(a, "created"),
+                    default_env=final.env)
     final.exec_now(a.preserve_fds or 0)
 
 
