@@ -181,6 +181,7 @@ def main(argv=None) -> int:
         bundle = common.write_bundle(os.path.join(s.workdir, "bundle-sleep"), base, rootfs, ["/bin/sleep", "1000"])
         wait, needs_pid = waiter(Container)
         log(f"cgroups: {s.ns}")
+        log(f"files (state roots among them): {s.workdir}")
         log(f"pyrunc {pyrunc.__version__} from {lib}; wait: "
             f"{'pidfd on Container.pid + reap' if needs_pid else 'Container.wait()'}")
 
