@@ -90,3 +90,29 @@ def test_a_task_deleted_and_made_again_under_one_id(ctr_logged, cid):
         assert ctr_logged.run(cid, "sh", "-c", f"exit {code}").returncode == code
     assert calls(ctr_logged, "python.log", cid) == ["start"] * 3
     assert calls(ctr_logged, "launcher.log", cid) == ["start", "delete"] * 3
+
+
+def test_a_pods_containers_need_no_interpreter_for_delete(ctr_logged):
+    """containerd lets go of each task's shim when the task is deleted, and
+    runs `delete`: for all but the last of a pod the shim still serves the
+    others, its socket is there, and the record names the shim, which
+    still runs."""
+    group = f"grp-{uuid.uuid4().hex[:6]}"
+    cids = [f"del-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    try:
+        for cid in cids:
+            ctr_logged.ok(*_run_args(ctr_logged, cid, "-d", "--annotation", f"io.kubernetes.cri.sandbox-id={group}"),
+                          "sleep", "300")
+        (shim,) = shims_of(cids)
+        for cid in cids:
+            ctr_logged.ok("task", "kill", "-s", "SIGKILL", cid)
+            assert task_status(ctr_logged, cid, "STOPPED") == "STOPPED"
+            ctr_logged.ok("task", "delete", cid)
+            ctr_logged.ok("container", "delete", cid)
+        wait_until(lambda: not alive(shim), 5, what="the shim to exit with its last task")
+        for cid in cids:
+            assert calls(ctr_logged, "launcher.log", cid) == ["start", "delete"]
+            assert calls(ctr_logged, "python.log", cid) == ["start"], cid
+    finally:
+        problems = [p for cid in cids for p in leftovers(ctr_logged, NS, cid)]
+        assert not problems, "\n".join(problems)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pyrunc.shim import messages as m
-from pyrunc.shim.deleted import DELETE_RECORD, delete_response, forget_deleted, record_deleted
+from pyrunc.shim.deleted import DELETE_RECORD, delete_response, forget_deleted, own_start_time, record_deleted
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "scripts" / "shim-launcher.sh"
 # containerd runs it through its #!/bin/sh: dash on Debian, bash or
@@ -140,3 +140,52 @@ def test_the_record_is_private_and_whole(bundle):
     assert st.st_mode & 0o777 == 0o600
     text = (bundle / DELETE_RECORD).read_text()
     assert text.endswith("\n") and set(text[:-1]) <= set("\\01234567")
+
+
+def _start_time(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[19])
+
+
+@pytest.fixture
+def live_socket(bundle, tmp_path):
+    """The shim's socket, still there (the address file names it)."""
+    path = tmp_path / "s.sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    (bundle / "address").write_text(f"unix://{path}")
+    yield path
+    s.close()
+
+
+def test_a_pods_shim_that_still_runs_lets_the_record_answer(launcher, bundle, live_socket):
+    """The shim serves the pod's other containers, so its socket stays: the
+    record names it (pid, start time), and it still runs."""
+    record_deleted(str(bundle), 7_000_000_000, (os.getpid(), own_start_time()))
+    assert run(launcher, bundle, *DELETE).stdout == delete_response(137, 7_000_000_000)
+
+
+def test_a_dead_shim_or_another_process_lets_the_shim_look(launcher, bundle, live_socket):
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        started = _start_time(p.pid)
+    finally:
+        p.kill()
+        p.wait()
+    for shim in ((p.pid, started),                      # gone
+                 (os.getpid(), own_start_time() + 1),   # the pid, reused by another
+                 (1, own_start_time())):                # a live pid that is not the shim
+        record_deleted(str(bundle), 1, shim)
+        assert run(launcher, bundle, *DELETE).stdout.startswith(b"python shim:"), shim
+
+
+@pytest.mark.parametrize("line", ["", "abc 12\n", "12\n", " 12\n", "12 x\n", "-1 5\n", "1:2 3\n"])
+def test_a_record_without_a_shim_it_can_check_lets_the_shim_look(launcher, bundle, live_socket, line):
+    record_deleted(str(bundle), 1)
+    with open(bundle / DELETE_RECORD, "a") as f:
+        f.write(line)
+    assert run(launcher, bundle, *DELETE).stdout.startswith(b"python shim:")
+
+
+def test_own_start_time_is_the_stat_field():
+    assert own_start_time() == _start_time(os.getpid())

@@ -33,10 +33,15 @@ def delete_response(exit_status: int, exited_ns: int) -> bytes:
 DELETE_RECORD = ".pyrunc-delete-response"
 
 
-def record_deleted(bundle: str, exited_ns: int) -> None:
+def record_deleted(bundle: str, exited_ns: int, shim: tuple[int, int] | None = None) -> None:
     """The task of `bundle` is deleted and its rootfs unmounted: `delete`'s
-    answer, as printf(1) escapes (the launcher is a POSIX sh script)."""
+    answer, as printf(1) escapes (the launcher is a POSIX sh script), then
+    the shim that serves on: its pid and start time (/proc/<pid>/stat's
+    22nd field), by which the launcher tells the shim's socket, still there
+    while the shim serves a pod's other containers, from a dead shim's."""
     text = "".join(f"\\{b:03o}" for b in delete_response(EXIT_STATUS_KILLED, exited_ns)) + "\n"
+    if shim is not None:
+        text += f"{shim[0]} {shim[1]}\n"
     tmp = os.path.join(bundle, DELETE_RECORD + ".new")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -53,3 +58,10 @@ def forget_deleted(bundle: str) -> None:
         os.unlink(os.path.join(bundle, DELETE_RECORD))
     except FileNotFoundError:
         pass
+
+
+def own_start_time() -> int:
+    """This process's start time in clock ticks since boot (/proc/self/stat's
+    22nd field: with the pid, it names the process for good)."""
+    with open("/proc/self/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[19])

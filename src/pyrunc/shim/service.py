@@ -635,9 +635,9 @@ class TaskService:
             # nothing of the task is left (a rootfs mounted by another, which
             # `delete` unmounts, is): containerd's `delete` need not look
             if not os.path.ismount(os.path.join(task.bundle, "rootfs")):
-                from pyrunc.shim.deleted import record_deleted
+                from pyrunc.shim.deleted import own_start_time, record_deleted
                 try:
-                    record_deleted(task.bundle, time_ns())
+                    record_deleted(task.bundle, time_ns(), (os.getpid(), own_start_time()))
                 except OSError as e:
                     _log(f"delete {task.id}: no record for `delete`: {e.strerror}")
             del self.tasks[task.id]
