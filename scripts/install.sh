@@ -18,6 +18,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 prefix=${PYRUNC_PREFIX:-/opt/pyrunc}
 bindir=${PYRUNC_BINDIR:-/usr/local/bin}
 python=${PYTHON:-python3}
+# the shim's launcher gets the prefix by sed: checked before anything is made
+case $prefix in
+*[\|\&\\]*) echo "pyrunc: install prefix $prefix: '|', '&' and '\\' are not supported" >&2; exit 1 ;;
+esac
 
 is_ok() { "$1" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null; }
 is_ok "$python" || { echo "pyrunc needs Python >= 3.11 (with pip) to install" >&2; exit 1; }
@@ -93,9 +97,6 @@ ln -sf "$prefix/bin/pyrunc" "$bindir/pyrunc"
 # launcher answers the `delete` that follows every shim's end itself when the
 # shim left nothing to clean up, and runs the Python shim for the rest.
 shim="$interp_dir/containerd-shim-pyrunc-v1"
-case $shim in
-*[\|\&]*) echo "pyrunc: install prefix $prefix: '|' and '&' are not supported" >&2; exit 1 ;;
-esac
 cat > "$shim.new" <<LAUNCHER
 #!$runtime_python -IS
 import sys

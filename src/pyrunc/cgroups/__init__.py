@@ -278,8 +278,6 @@ class Manager:
         inherited), so that apply() only writes: a create calls this while
         the init mounts, and apply() while the init waits for it. A failure
         here is apply()'s to report, as without a plan."""
-        if type(self) is not Manager:
-            return
         from ..errors import PyruncError
         from .resources import plan_devices
         try:

@@ -629,6 +629,9 @@ class SystemdManager(Manager):
         props += self.extra_props
         start_unit(self.unit, props)
 
+    def plan(self, resources: dict, linux_devices: list | None = None) -> None:
+        """Nothing ahead: the unit's properties go first, when applied."""
+
     def apply(self, resources: dict, linux_devices: list | None = None) -> None:
         self._set(resources or {}, linux_devices, skip_devices=False)
 

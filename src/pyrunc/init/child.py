@@ -455,24 +455,25 @@ def init_main(ch: Channel, a: InitArgs, nss: dict[str, str], lo_up: bool = False
             raise join_error(int(names[0]), names[bad + 1] if bad + 1 < len(names) else "tasks", err)
 
     hooks = spec.get("hooks") or {}
-    wait_for_hooks = waits_at_hooks(hooks)
-    hooks_pending = [False]
+    hooks_pending = False
 
     def runtime_hooks() -> None:
         """runc's procHooks: the parent writes the cgroup resources, then runs
         the prestart/createRuntime hooks."""
+        nonlocal hooks_pending
         ch.send(Msg.HOOKS)
-        hooks_pending[0] = True
-        if wait_for_hooks:
+        hooks_pending = True
+        if waits_at_hooks(hooks):
             resources_written()
 
     def resources_written() -> None:
         """Wait for HOOKS_DONE: writing v1 device rules passes through
         deny-all, and the console, /dev opens, the scheduler policy (a
         realtime cgroup runtime) must not come before it is over."""
-        if hooks_pending[0]:
+        nonlocal hooks_pending
+        if hooks_pending:
             ch.expect(Msg.HOOKS_DONE)
-            hooks_pending[0] = False
+            hooks_pending = False
 
     def mount_source(index: int, kind: str) -> int:
         """An fd for mounts[index]'s source from the parent ("idmap": an
