@@ -60,17 +60,28 @@ def _timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + tz
 
 
+# Go's %q (logrus quotes with it): a control character never reaches the
+# line raw, so a message (a config's string in it) stays one line
+_GO_ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
+_GO_ESCAPES.update({0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f",
+                    0x0D: "\\r", 0x22: '\\"', 0x5C: "\\\\"})
+
+
 def _quote(s: str) -> str:
     # logrus quotes a value when it holds anything outside [A-Za-z0-9-._/@^+]
     if s and all(c.isalnum() or c in "-._/@^+" for c in s):
         return s
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    q = s.translate(_GO_ESCAPES)
+    if not q.isprintable():  # beyond ASCII: U+0085, U+2028 and the like
+        q = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+                    for c in q)
+    return '"' + q + '"'
 
 
 def format_line(level: str, msg: str) -> str:
     if _fmt == "json":
-        from .fastjson import dumps
-        return dumps({"level": level, "msg": msg, "time": _timestamp()}, ascii=False) + "\n"
+        from .fastjson import dumps, go_escape  # logrus's JSON: encoding/json's escapes
+        return go_escape(dumps({"level": level, "msg": msg, "time": _timestamp()}, ascii=False)) + "\n"
     return f"time={_quote(_timestamp())} level={level} msg={_quote(msg)}\n"
 
 
